@@ -1,0 +1,43 @@
+# solgate — see README.md. `make help` lists the targets.
+GO        ?= go
+BIN       := bin/solgate
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FUZZTIME  ?= 20s
+BENCHTIME ?= 1x
+TESTFLAGS ?=
+
+.PHONY: all build test bench fuzz lint demo check help clean
+
+all: build
+
+build: ## build bin/solgate
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/solgate
+
+test: ## run all tests with -race, interop tests against ipmi_sim/ipmitool/FreeIPMI/zstd included
+	$(GO) test -race -count=1 -timeout 9m $(TESTFLAGS) ./...
+
+bench: build ## run benchmarks (go test -bench) and the scale scripts under test/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	SOLGATE_BENCH=1 $(GO) test -run 'Bench' -v -count=1 -timeout 20m ./test/
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+lint: ## go vet, gofmt, and staticcheck when installed
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed; skipped"; fi
+
+demo: build ## run solgate against a built-in simulated fleet of BMCs (no hardware)
+	./test/demo.sh
+
+check: lint test ## everything CI runs
+
+help: ## list targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+clean: ## remove build output
+	rm -rf bin
