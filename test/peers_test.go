@@ -1,0 +1,32 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// needTool returns the path of a peer program, skipping the test when it
+// is missing, or failing it when SOLGATE_REQUIRE_INTEROP is set.
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		if p := dir + "/" + name; isExec(p) {
+			return p
+		}
+	}
+	if os.Getenv("SOLGATE_REQUIRE_INTEROP") != "" {
+		t.Fatalf("%s not installed and SOLGATE_REQUIRE_INTEROP is set (install it: see .ci/run)", name)
+	}
+	t.Skipf("%s not installed; skipping interop test (set SOLGATE_REQUIRE_INTEROP=1 to fail instead)", name)
+	return ""
+}
+
+func isExec(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
