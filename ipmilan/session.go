@@ -1,0 +1,618 @@
+package ipmilan
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/solgate/solgate/ipmilan/internal/wire"
+)
+
+// Session is an authenticated IPMI session with one BMC.
+type Session struct {
+	cfg  Config
+	conn *net.UDPConn
+	log  *slog.Logger
+
+	// Set during setup, read-only once Dial returns.
+	v2       bool
+	suite    wire.CipherSuite
+	keys     *wire.Keys // v2.0
+	authType wire.AuthType
+	pw16     [16]byte
+
+	// mu guards the fields below it.
+	mu      sync.Mutex
+	phase   phase
+	sid     uint32 // the BMC's session ID (v2.0: SIDc; v1.5: the one ID)
+	sidm    uint32 // our session ID (v2.0 only)
+	outSeq  uint32
+	rqSeq   uint8
+	calls   map[uint8]*call
+	inWin   window
+	refused bool // the last write or read saw ICMP port unreachable
+
+	setup chan setupMsg // v2.0 session-setup payloads from the reader
+	// payloads receives non-IPMI payloads of the established session
+	// (SOL); nil drops them.
+	payloads atomic.Pointer[func(wire.PayloadType, []byte)]
+
+	lastRecv  atomic.Int64 // unix nanos of the last valid packet
+	done      chan struct{}
+	closeOnce sync.Once
+	errMu     sync.Mutex
+	err       error // why the session ended
+	wg        sync.WaitGroup
+}
+
+type phase uint8
+
+const (
+	phasePre      phase = iota // no session: auth type none, IDs 0
+	phaseActivate              // v1.5 Activate Session in flight
+	phaseActive                // session established
+	phasePreRMCPP              // pre-session IPMI request in RMCP+ format
+	phaseClosed
+)
+
+type call struct {
+	netFn wire.NetFn
+	cmd   uint8
+	ch    chan wire.Response
+}
+
+type setupMsg struct {
+	typ     wire.PayloadType
+	payload []byte
+}
+
+// Dial opens and authenticates a session to the BMC in cfg. The context
+// bounds the whole setup; each message is retried per cfg.Timeout and
+// cfg.Retries.
+func Dial(ctx context.Context, cfg Config) (*Session, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	raddr, err := net.ResolveUDPAddr("udp", c.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
+	}
+	conn, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
+	}
+	s := &Session{
+		cfg: c, conn: conn, log: c.Logger.With("bmc", c.Addr),
+		calls: make(map[uint8]*call), setup: make(chan setupMsg, 4), done: make(chan struct{}),
+		rqSeq: randByte() & 0x3F, pw16: wire.Password16(c.Password),
+	}
+	s.wg.Add(1)
+	go s.readLoop()
+	if c.Interface == LAN {
+		err = s.open15(ctx)
+	} else {
+		err = s.open20(ctx)
+	}
+	if err == nil {
+		err = s.setPrivilege(ctx)
+	}
+	if err != nil {
+		s.shutdown(err)
+		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
+	}
+	if c.KeepAlive > 0 {
+		s.wg.Add(1)
+		go s.keepAlive()
+	}
+	s.log.Debug("session open", "interface", c.Interface, "suite", s.suite.ID, "priv", c.Privilege)
+	return s, nil
+}
+
+// Addr is the BMC address the session talks to.
+func (s *Session) Addr() string { return s.cfg.Addr }
+
+// CipherSuite is the negotiated RMCP+ suite (0 for IPMI 1.5 sessions).
+func (s *Session) CipherSuite() int { return int(s.suite.ID) }
+
+// Done is closed when the session has ended: Close, or a keepalive that
+// found the BMC gone. Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended, or nil while it is open.
+func (s *Session) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// Close ends the session at the BMC (best effort, bounded by the
+// per-attempt timeout) and releases its socket and goroutines.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	active := s.phase == phaseActive
+	s.mu.Unlock()
+	if active {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		var id [4]byte
+		binary.LittleEndian.PutUint32(id[:], s.sid)
+		_, err := s.doOnce(ctx, wire.NetFnApp, wire.CmdCloseSession, id[:], 0)
+		cancel()
+		if err != nil {
+			s.log.Debug("close session", "err", err)
+		}
+	}
+	s.shutdown(ErrClosed)
+	return nil
+}
+
+func (s *Session) shutdown(cause error) {
+	s.closeOnce.Do(func() {
+		s.errMu.Lock()
+		s.err = cause
+		s.errMu.Unlock()
+		s.mu.Lock()
+		s.phase = phaseClosed
+		s.mu.Unlock()
+		close(s.done)
+		s.conn.Close()
+	})
+	s.wg.Wait()
+	if s.keys != nil {
+		clear(s.keys.K1)
+		clear(s.keys.K2)
+		clear(s.keys.Password)
+	}
+}
+
+// SetPayloadHandler routes the established session's non-IPMI payloads
+// (SOL) to h, which runs on the reader goroutine and must not block.
+func (s *Session) SetPayloadHandler(h func(wire.PayloadType, []byte)) {
+	if h == nil {
+		s.payloads.Store(nil)
+		return
+	}
+	s.payloads.Store(&h)
+}
+
+func (s *Session) readLoop() {
+	defer s.wg.Done()
+	buf := make([]byte, 2048)
+	for {
+		n, err := s.conn.Read(buf)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				s.mu.Lock()
+				s.refused = true
+				s.mu.Unlock()
+				continue
+			}
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			s.log.Debug("read", "err", err)
+			return
+		}
+		s.handle(buf[:n])
+	}
+}
+
+// handle checks and dispatches one datagram. Anything malformed, forged,
+// replayed or unexpected is dropped: a BMC answering garbage must never
+// break the session.
+func (s *Session) handle(b []byte) {
+	h, rest, err := wire.ParseRMCP(b)
+	if err != nil || h.Class != wire.ClassIPMI || len(rest) == 0 {
+		return
+	}
+	if wire.AuthType(rest[0]) == wire.AuthRMCPPlus {
+		s.handle20(rest)
+	} else {
+		s.handle15(rest)
+	}
+}
+
+func (s *Session) handle20(raw []byte) {
+	p, err := wire.ParsePacket20(raw)
+	if err != nil {
+		s.log.Debug("drop packet", "err", err)
+		return
+	}
+	if p.SessionID == 0 {
+		switch p.Type {
+		case wire.PayloadOpenSessionResp, wire.PayloadRAKP2, wire.PayloadRAKP4:
+			if p.Encrypted || p.Authenticated {
+				return
+			}
+			select {
+			case s.setup <- setupMsg{p.Type, append([]byte(nil), p.Payload...)}:
+			default:
+			}
+		case wire.PayloadIPMI:
+			s.mu.Lock()
+			pre := s.phase == phasePreRMCPP || s.phase == phasePre
+			s.mu.Unlock()
+			if pre && !p.Encrypted && !p.Authenticated {
+				s.deliver(p.Payload)
+			}
+		}
+		return
+	}
+	s.mu.Lock()
+	ok := s.phase == phaseActive && s.v2 && p.SessionID == s.sidm
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	payload, err := s.keys.Open(raw, p)
+	if err != nil {
+		s.log.Debug("drop packet", "err", err)
+		return
+	}
+	s.mu.Lock()
+	fresh := s.inWin.accept(p.Seq)
+	s.mu.Unlock()
+	if !fresh {
+		return
+	}
+	s.lastRecv.Store(time.Now().UnixNano())
+	if p.Type == wire.PayloadIPMI {
+		s.deliver(payload)
+		return
+	}
+	if h := s.payloads.Load(); h != nil {
+		(*h)(p.Type, payload)
+	}
+}
+
+func (s *Session) handle15(raw []byte) {
+	p, err := wire.ParseSession15(raw)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	ph, sid := s.phase, s.sid
+	s.mu.Unlock()
+	if p.AuthType != wire.AuthNone && !s.cfg.Quirks.Has(QuirkNoAuthCodeCheck) {
+		if p.AuthType != wire.AuthMD5 && p.AuthType != wire.AuthPassword {
+			return
+		}
+		want, err := wire.AuthCode15(p.AuthType, s.pw16, p.SessionID, p.Message, p.Seq)
+		if err != nil || !constantTimeEqual(want[:], p.AuthCode[:]) {
+			s.log.Debug("drop packet", "err", "IPMI 1.5 auth code mismatch")
+			return
+		}
+	}
+	switch ph {
+	case phasePre:
+		if p.SessionID != 0 {
+			return
+		}
+	case phaseActivate:
+		// The Activate Session response carries the new or temporary ID.
+	case phaseActive:
+		if s.v2 || (p.SessionID != sid && !(p.SessionID == 0 && s.cfg.Quirks.Has(QuirkIDZero))) {
+			return
+		}
+		if p.AuthType == wire.AuthNone && s.authType != wire.AuthNone {
+			return // downgrade: the session authenticates every message
+		}
+		seq := p.Seq
+		if s.cfg.Quirks.Has(QuirkEndianSeq) {
+			seq = swap32(seq)
+		}
+		s.mu.Lock()
+		fresh := s.inWin.accept(seq)
+		s.mu.Unlock()
+		if !fresh {
+			return
+		}
+	default:
+		return
+	}
+	s.lastRecv.Store(time.Now().UnixNano())
+	s.deliver(p.Message)
+}
+
+func (s *Session) deliver(msg []byte) {
+	r, err := wire.ParseResponse(msg, !s.cfg.Quirks.Has(QuirkNoChecksumCheck))
+	if err != nil {
+		s.log.Debug("drop response", "err", err)
+		return
+	}
+	if r.Code == wire.CCDuplicateRequest {
+		return // answer to an older copy of a retransmitted request
+	}
+	s.mu.Lock()
+	c := s.calls[r.RqSeq]
+	s.mu.Unlock()
+	if c == nil || r.NetFn != c.netFn+1 || r.Cmd != c.cmd {
+		return
+	}
+	r.Data = append([]byte(nil), r.Data...)
+	select {
+	case c.ch <- r:
+	default:
+	}
+}
+
+// Do sends a raw IPMI request and returns the response data after the
+// completion code. A non-zero completion code is a *CompletionError.
+func (s *Session) Do(ctx context.Context, netFn NetFn, cmd uint8, data []byte) ([]byte, error) {
+	r, err := s.do(ctx, netFn, cmd, data)
+	if err != nil {
+		return nil, err
+	}
+	return r.Data, nil
+}
+
+func (s *Session) do(ctx context.Context, netFn wire.NetFn, cmd uint8, data []byte) (wire.Response, error) {
+	r, err := s.doOnce(ctx, netFn, cmd, data, s.cfg.Retries)
+	if err != nil {
+		return r, err
+	}
+	if r.Code != wire.CCOK {
+		return r, &CompletionError{NetFn: netFn, Cmd: cmd, Code: r.Code}
+	}
+	return r, nil
+}
+
+// doOnce sends a request with up to retries retransmissions and returns
+// the response whatever its completion code.
+func (s *Session) doOnce(ctx context.Context, netFn wire.NetFn, cmd uint8, data []byte, retries int) (wire.Response, error) {
+	c := &call{netFn: netFn, cmd: cmd, ch: make(chan wire.Response, 1)}
+	s.mu.Lock()
+	if s.phase == phaseClosed {
+		s.mu.Unlock()
+		return wire.Response{}, ErrClosed
+	}
+	seq, ok := s.allocSeq(c)
+	s.mu.Unlock()
+	if !ok {
+		return wire.Response{}, fmt.Errorf("%w: 64 requests in flight", ErrProtocol)
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.calls, seq)
+		s.mu.Unlock()
+	}()
+	msg := wire.Request{RsAddr: wire.BMCSlaveAddr, NetFn: netFn, RqAddr: wire.RemoteSWID, RqSeq: seq, Cmd: cmd, Data: data}.Append(nil)
+	timer := time.NewTimer(s.cfg.Timeout)
+	defer timer.Stop()
+	for try := 0; try <= retries; try++ {
+		pkt, err := s.wrap(msg)
+		if err != nil {
+			return wire.Response{}, err
+		}
+		if _, err := s.conn.Write(pkt); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+			if s.Err() != nil {
+				return wire.Response{}, ErrClosed
+			}
+			return wire.Response{}, err
+		}
+		timer.Reset(s.cfg.Timeout)
+		select {
+		case r := <-c.ch:
+			return r, nil
+		case <-timer.C:
+		case <-ctx.Done():
+			return wire.Response{}, fmt.Errorf("%v: %w", wire.NetFn(netFn), ctx.Err())
+		case <-s.done:
+			return wire.Response{}, ErrClosed
+		}
+	}
+	s.mu.Lock()
+	refused := s.refused
+	s.mu.Unlock()
+	if refused {
+		return wire.Response{}, fmt.Errorf("%w after %d tries (port unreachable: nothing listens there)", ErrNoAnswer, retries+1)
+	}
+	return wire.Response{}, fmt.Errorf("%w after %d tries", ErrNoAnswer, retries+1)
+}
+
+// allocSeq picks a free 6-bit request sequence number. s.mu is held.
+func (s *Session) allocSeq(c *call) (uint8, bool) {
+	for i := range uint8(64) {
+		seq := (s.rqSeq + i) & 0x3F
+		if s.calls[seq] == nil {
+			s.calls[seq] = c
+			s.rqSeq = seq + 1
+			return seq, true
+		}
+	}
+	return 0, false
+}
+
+// wrap puts an IPMI message into the packet the current phase needs,
+// consuming a session sequence number: every retransmission gets its own.
+func (s *Session) wrap(msg []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(make([]byte, 0, 96+len(msg)))
+	switch s.phase {
+	case phasePre:
+		return wire.Session15{AuthType: wire.AuthNone, Message: msg}.Append(b), nil
+	case phasePreRMCPP:
+		return wire.Packet20{Type: wire.PayloadIPMI, Payload: msg}.Append(b), nil
+	case phaseActivate:
+		code, err := wire.AuthCode15(s.authType, s.pw16, s.sid, msg, 0)
+		if err != nil {
+			return nil, err
+		}
+		return wire.Session15{AuthType: s.authType, SessionID: s.sid, AuthCode: code, Message: msg}.Append(b), nil
+	case phaseActive:
+		seq := s.outSeq
+		s.outSeq++
+		if s.v2 {
+			if s.outSeq == 0 {
+				s.outSeq = 1
+			}
+			return s.keys.Seal(b, wire.Packet20{Type: wire.PayloadIPMI, SessionID: s.sid, Seq: seq}, msg)
+		}
+		if s.cfg.Quirks.Has(QuirkEndianSeq) {
+			seq = swap32(seq)
+		}
+		p := wire.Session15{AuthType: s.authType, Seq: seq, SessionID: s.sid, Message: msg}
+		if s.authType != wire.AuthNone {
+			code, err := wire.AuthCode15(s.authType, s.pw16, s.sid, msg, seq)
+			if err != nil {
+				return nil, err
+			}
+			p.AuthCode = code
+		}
+		return p.Append(b), nil
+	}
+	return nil, ErrClosed
+}
+
+// sendPayload sends a non-IPMI payload (SOL) in the established v2.0
+// session.
+func (s *Session) sendPayload(t wire.PayloadType, payload []byte) error {
+	s.mu.Lock()
+	if s.phase != phaseActive || !s.v2 {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	seq := s.outSeq
+	s.outSeq++
+	if s.outSeq == 0 {
+		s.outSeq = 1
+	}
+	b := wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(make([]byte, 0, 96+len(payload)))
+	pkt, err := s.keys.Seal(b, wire.Packet20{Type: t, SessionID: s.sid, Seq: seq}, payload)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = s.conn.Write(pkt)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		err = nil // like a lost packet: retransmission deals with it
+	}
+	return err
+}
+
+func (s *Session) setPhase(p phase) {
+	s.mu.Lock()
+	if s.phase != phaseClosed {
+		s.phase = p
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) setPrivilege(ctx context.Context) error {
+	if s.cfg.Privilege <= PrivUser {
+		return nil
+	}
+	r, err := s.do(ctx, wire.NetFnApp, wire.CmdSetSessionPrivilege, []byte{uint8(s.cfg.Privilege)})
+	if err != nil {
+		var ce *CompletionError
+		if errors.As(err, &ce) && (ce.Code == 0x80 || ce.Code == 0x81) {
+			return fmt.Errorf("privilege %v not available to user %q: %w", s.cfg.Privilege, s.cfg.User, err)
+		}
+		return fmt.Errorf("set session privilege: %w", err)
+	}
+	if len(r.Data) >= 1 && wire.Privilege(r.Data[0]&0x0F) < s.cfg.Privilege {
+		return fmt.Errorf("set session privilege: BMC granted %v, want %v: %w", wire.Privilege(r.Data[0]&0x0F), s.cfg.Privilege, ErrProtocol)
+	}
+	return nil
+}
+
+// keepAlive sends a cheap command when the session has been idle for
+// KeepAlive, so the BMC does not time it out; if the BMC stops answering
+// the session ends with the cause in Err.
+func (s *Session) keepAlive() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.KeepAlive / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastRecv.Load())) < s.cfg.KeepAlive {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout*time.Duration(s.cfg.Retries+2))
+		_, err := s.do(ctx, wire.NetFnApp, wire.CmdGetDeviceID, nil)
+		cancel()
+		if err != nil && !errors.As(err, new(*CompletionError)) {
+			s.log.Warn("keepalive failed, session lost", "err", err)
+			go s.shutdown(fmt.Errorf("keepalive: %w", err))
+			return
+		}
+	}
+}
+
+// window is a receive sequence-number window: it accepts numbers ahead
+// of the highest seen and, within 32 behind it, ones not yet seen.
+type window struct {
+	init bool
+	hi   uint32
+	seen uint32 // bit i: hi-i was received
+}
+
+func (w *window) accept(seq uint32) bool {
+	if !w.init {
+		w.init, w.hi, w.seen = true, seq, 1
+		return true
+	}
+	d := seq - w.hi
+	switch {
+	case d == 0:
+		return false
+	case d < 1<<31: // ahead
+		if d >= 32 {
+			w.seen = 1
+		} else {
+			w.seen = w.seen<<d | 1
+		}
+		w.hi = seq
+		return true
+	}
+	back := w.hi - seq
+	if back >= 32 || w.seen&(1<<back) != 0 {
+		return false
+	}
+	w.seen |= 1 << back
+	return true
+}
+
+func randBytes(b []byte) {
+	if _, err := rand.Read(b); err != nil {
+		panic("ipmilan: crypto/rand: " + err.Error()) // never happens on Linux
+	}
+}
+
+func randByte() uint8 {
+	var b [1]byte
+	randBytes(b[:])
+	return b[0]
+}
+
+func randUint32NonZero() uint32 {
+	for {
+		var b [4]byte
+		randBytes(b[:])
+		if v := binary.LittleEndian.Uint32(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+func swap32(v uint32) uint32 {
+	return v>>24 | v>>8&0xFF00 | v<<8&0xFF0000 | v<<24
+}
