@@ -46,6 +46,13 @@ type Session struct {
 	payloads atomic.Pointer[func(wire.PayloadType, []byte)]
 
 	lastRecv  atomic.Int64 // unix nanos of the last valid packet
+	// lastIPMI is when the last IPMI response arrived. Keepalives go by
+	// it, not by lastRecv: some BMCs (ipmi_sim, phosphor) time sessions
+	// out on IPMI traffic alone, however much SOL flows.
+	lastIPMI atomic.Int64
+	// keepaliveFn replaces the default keepalive command (SOL checks
+	// that it still owns the payload).
+	keepaliveFn atomic.Pointer[func(context.Context) error]
 	done      chan struct{}
 	closeOnce sync.Once
 	errMu     sync.Mutex
@@ -343,6 +350,7 @@ func (s *Session) deliver(msg []byte) {
 		return
 	}
 	r.Data = append([]byte(nil), r.Data...)
+	s.lastIPMI.Store(time.Now().UnixNano())
 	select {
 	case c.ch <- r:
 	default:
@@ -535,7 +543,7 @@ func (s *Session) setPrivilege(ctx context.Context) error {
 // the session ends with the cause in Err.
 func (s *Session) keepAlive() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.KeepAlive / 3)
+	t := time.NewTicker(max(s.cfg.KeepAlive/4, 10*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -543,11 +551,16 @@ func (s *Session) keepAlive() {
 			return
 		case <-t.C:
 		}
-		if time.Since(time.Unix(0, s.lastRecv.Load())) < s.cfg.KeepAlive {
+		if time.Since(time.Unix(0, s.lastIPMI.Load())) < s.cfg.KeepAlive {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout*time.Duration(s.cfg.Retries+2))
-		_, err := s.do(ctx, wire.NetFnApp, wire.CmdGetDeviceID, nil)
+		var err error
+		if fn := s.keepaliveFn.Load(); fn != nil {
+			err = (*fn)(ctx)
+		} else {
+			_, err = s.do(ctx, wire.NetFnApp, wire.CmdGetDeviceID, nil)
+		}
 		cancel()
 		if err != nil && !errors.As(err, new(*CompletionError)) {
 			s.log.Warn("keepalive failed, session lost", "err", err)

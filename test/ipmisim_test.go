@@ -34,6 +34,41 @@ var defaultSimUsers = []ipmiSimUser{{"admin", "secret", "admin"}, {"oper", "oper
 // ipmi_sim runs it synchronously for every power get and set).
 func startIPMISim(t testing.TB, users []ipmiSimUser) *ipmiSim {
 	t.Helper()
+	return startIPMISimWith(t, users, "")
+}
+
+// startIPMISimSOL starts ipmi_sim with SOL: its serial side connects to a
+// TCP listener of ours, returned as the connection the test reads the
+// node's input from and writes the node's output to.
+func startIPMISimSOL(t testing.TB) (*ipmiSim, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	sim := startIPMISimWith(t, defaultSimUsers, fmt.Sprintf("  sol \"tcp:%s\" 115200\n", ln.Addr()))
+	select {
+	case c, ok := <-accepted:
+		if !ok {
+			t.Fatal("ipmi_sim did not connect its serial port")
+		}
+		t.Cleanup(func() { c.Close() })
+		return sim, c
+	case <-time.After(15 * time.Second):
+		t.Fatal("ipmi_sim did not connect its serial port within 15s")
+	}
+	return nil, nil
+}
+
+func startIPMISimWith(t testing.TB, users []ipmiSimUser, extra string) *ipmiSim {
+	t.Helper()
 	bin := needTool(t, "ipmi_sim")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
@@ -43,6 +78,7 @@ func startIPMISim(t testing.TB, users []ipmiSimUser) *ipmiSim {
 	conf.WriteString("    allowed_auths_callback md5\n    allowed_auths_user md5 straight\n    allowed_auths_operator md5 straight\n    allowed_auths_admin md5 straight\n")
 	conf.WriteString("    guid a123456789abcdefa123456789abcdef\n  endlan\n")
 	fmt.Fprintf(&conf, "  chassis_control %q\n", filepath.Join(dir, "chassis"))
+	conf.WriteString(extra)
 	for i, u := range users {
 		fmt.Fprintf(&conf, "  user %d true %q %q %s 10 md5 straight\n", i+2, u.name, u.password, u.priv)
 	}

@@ -1,0 +1,306 @@
+package ipmilan
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/solgate/solgate/ipmilan/internal/wire"
+)
+
+// SOLOptions configure a Serial-over-LAN console.
+type SOLOptions struct {
+	// Steal deactivates the payload when another session holds it, then
+	// activates it for us. Without it such a BMC gives ErrSOLActive.
+	Steal bool
+	// Instance is the SOL payload instance (default 1).
+	Instance uint8
+	// RetryInterval and Retries govern retransmission of our input
+	// (defaults 500ms and 16, as FreeIPMI).
+	RetryInterval time.Duration
+	Retries       int
+	// BufferSize bounds console output held for Read (default 1 MiB).
+	// When full, the BMC is told to hold on (partial acknowledgement),
+	// so nothing is lost on our side.
+	BufferSize int
+	// IgnoreAltPort keeps using the session's port when the BMC names
+	// another one for SOL (as QuirkSOLPort).
+	IgnoreAltPort bool
+}
+
+// SOL is an active Serial-over-LAN console. Read returns the console's
+// output, Write sends input; both are safe to call from one goroutine
+// each at the same time as Events is drained by a third.
+type SOL struct {
+	s       *Session
+	eng     *solEngine
+	ownSess bool // Close closes the session too (DialSOL)
+	inst    uint8
+	wg      chanWG
+}
+
+// chanWG waits for one goroutine.
+type chanWG chan struct{}
+
+// AltPortError says the BMC wants SOL on another UDP port.
+type AltPortError struct{ Port uint16 }
+
+func (e *AltPortError) Error() string {
+	return fmt.Sprintf("BMC moved SOL to UDP port %d", e.Port)
+}
+
+// ActivateSOL activates the SOL payload in an IPMI 2.0 session and starts
+// its protocol engine.
+func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
+	if !s.v2 {
+		return nil, fmt.Errorf("ipmilan: %s: SOL needs an IPMI 2.0 (lanplus) session: %w", s.cfg.Addr, ErrUnsupported)
+	}
+	if o.Instance == 0 {
+		o.Instance = 1
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = 500 * time.Millisecond
+	}
+	if o.Retries <= 0 {
+		o.Retries = 16
+	}
+	q := s.cfg.Quirks
+	if !q.Has(QuirkSOLStatus) {
+		active, err := s.payloadActive(ctx, o.Instance)
+		if err != nil {
+			return nil, err
+		}
+		if active {
+			if !o.Steal {
+				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, ErrSOLActive)
+			}
+			if err := s.deactivateSOL(ctx, o.Instance); err != nil {
+				return nil, err
+			}
+		}
+	}
+	aux := uint8(0)
+	if s.suite.Conf != wire.ConfNone {
+		aux |= wire.SOLAuxEncrypt
+	}
+	if s.suite.Integrity != wire.IntegrityNone {
+		aux |= wire.SOLAuxAuthenticate
+	}
+	if q.Has(QuirkSerialAlertsDeferred) {
+		aux |= wire.SOLAuxAlertsDeferred
+	}
+	req := wire.ActivatePayloadRequest{Type: wire.PayloadSOL, Instance: o.Instance, Aux: [4]byte{aux}}
+	var resp wire.ActivatePayloadResponse
+	// Until the payload handler is set below, SOL packets are dropped;
+	// the BMC resends what we have not acknowledged.
+	eng := newSOLEngine(func(p []byte) error { return s.sendPayload(wire.PayloadSOL, p) }, 32, o.BufferSize, o.RetryInterval, o.Retries)
+	eng.bumpSeq = q.Has(QuirkSOLPacketSeq)
+	for try := 0; ; try++ {
+		r, err := s.do(ctx, wire.NetFnApp, wire.CmdActivatePayload, req.Append(nil))
+		var ce *CompletionError
+		if errors.As(err, &ce) {
+			switch ce.Code {
+			case wire.CCPayloadActive:
+				// Races: a BMC can still say "active" right after a
+				// deactivation; FreeIPMI loops a bounded number of times.
+				if o.Steal && try < 5 {
+					if derr := s.deactivateSOL(ctx, o.Instance); derr != nil {
+						return nil, derr
+					}
+					continue
+				}
+				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, ErrSOLActive)
+			case wire.CCPayloadDisabled:
+				return nil, fmt.Errorf("ipmilan: %s: activate SOL: SOL is disabled on the BMC or not permitted for user %q: %w", s.cfg.Addr, s.cfg.User, err)
+			case wire.CCPayloadLimit:
+				return nil, fmt.Errorf("ipmilan: %s: activate SOL: activation limit reached: %w", s.cfg.Addr, err)
+			case wire.CCPayloadNeedsNoEnc, wire.CCPayloadNeedsEnc:
+				return nil, fmt.Errorf("ipmilan: %s: activate SOL: BMC's SOL encryption setting does not match cipher suite %d: %w", s.cfg.Addr, s.suite.ID, err)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ipmilan: %s: activate SOL: %w", s.cfg.Addr, err)
+		}
+		resp, err = wire.ParseActivatePayloadResponse(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("ipmilan: %s: activate SOL: %w: %v", s.cfg.Addr, ErrProtocol, err)
+		}
+		break
+	}
+	if port := resp.Port; !o.IgnoreAltPort && !q.Has(QuirkSOLPort) && port != 0 && !s.samePort(port) {
+		s.deactivateSOL(ctx, o.Instance)
+		return nil, &AltPortError{Port: port}
+	}
+	eng.maxIn = solChars(resp.InboundSize, q.Has(QuirkSOLPayloadSize))
+	c := &SOL{s: s, eng: eng, inst: o.Instance, wg: make(chanWG)}
+	s.SetPayloadHandler(func(t wire.PayloadType, p []byte) {
+		if t == wire.PayloadSOL {
+			eng.deliver(p)
+		}
+	})
+	keep := func(ctx context.Context) error { return c.checkOwner(ctx) }
+	s.keepaliveFn.Store(&keep)
+	go func() {
+		defer close(c.wg)
+		eng.run(s.done, s.Err)
+	}()
+	eng.emit(SOLEvent{Kind: SOLActive, Detail: fmt.Sprintf("cipher suite %d, %d characters per packet", s.suite.ID, eng.maxIn)})
+	return c, nil
+}
+
+// solChars is how many characters one of our packets may carry: the
+// BMC's inbound payload size minus the SOL header, within 1..255. Many
+// BMCs report nonsense; then 32 is safe (FreeIPMI's solpayloadsize rule).
+func solChars(inbound uint16, ignore bool) int {
+	if ignore || inbound < 5 || inbound > 259 {
+		return 32
+	}
+	return int(inbound) - wire.SOLHeaderLen
+}
+
+// samePort reports whether port is the session's own (or 623 byte-swapped,
+// a known firmware bug).
+func (s *Session) samePort(port uint16) bool {
+	_, p, _ := net.SplitHostPort(s.cfg.Addr)
+	n, _ := strconv.Atoi(p)
+	return int(port) == n || (port == 0x6F02 && n == 623)
+}
+
+func (s *Session) payloadActive(ctx context.Context, inst uint8) (bool, error) {
+	r, err := s.do(ctx, wire.NetFnApp, wire.CmdGetPayloadActivation, []byte{uint8(wire.PayloadSOL)})
+	if err != nil {
+		var ce *CompletionError
+		if errors.As(err, &ce) {
+			return false, nil // not supported: activation will tell
+		}
+		return false, fmt.Errorf("ipmilan: %s: get payload activation status: %w", s.cfg.Addr, err)
+	}
+	if len(r.Data) < 3 {
+		return false, nil
+	}
+	bits := binary.LittleEndian.Uint16(r.Data[1:])
+	return bits&(1<<(inst-1)) != 0, nil
+}
+
+func (s *Session) deactivateSOL(ctx context.Context, inst uint8) error {
+	_, err := s.do(ctx, wire.NetFnApp, wire.CmdDeactivatePayload, []byte{uint8(wire.PayloadSOL), inst, 0, 0, 0, 0})
+	var ce *CompletionError
+	if errors.As(err, &ce) && ce.Code == 0x80 {
+		return nil // already deactivated
+	}
+	if err != nil {
+		return fmt.Errorf("ipmilan: %s: deactivate SOL: %w", s.cfg.Addr, err)
+	}
+	return nil
+}
+
+// checkOwner is the SOL keepalive: Get Payload Instance Info both keeps
+// the session alive and tells whether another session took the payload.
+func (c *SOL) checkOwner(ctx context.Context) error {
+	r, err := c.s.do(ctx, wire.NetFnApp, wire.CmdGetPayloadInstanceInfo, []byte{uint8(wire.PayloadSOL), c.inst})
+	var ce *CompletionError
+	if errors.As(err, &ce) {
+		return nil // unsupported: the session answered, that is enough
+	}
+	if err != nil {
+		return err
+	}
+	if len(r.Data) >= 4 {
+		switch owner := binary.LittleEndian.Uint32(r.Data); {
+		case owner == 0:
+			c.eng.emit(SOLEvent{Kind: SOLDeactivated, Err: ErrSOLDeactivated, Detail: "payload no longer active"})
+			c.eng.endAsync(ErrSOLDeactivated)
+		case owner != c.s.sid:
+			c.eng.emit(SOLEvent{Kind: SOLStolen, Err: ErrSOLStolen, Detail: fmt.Sprintf("now owned by session %#x", owner)})
+			c.eng.endAsync(ErrSOLStolen)
+		}
+	}
+	return nil
+}
+
+// Read returns console output in order; see solEngine.Read.
+func (c *SOL) Read(p []byte) (int, error) { return c.eng.Read(p) }
+
+// Write queues input for the console; see solEngine.Write.
+func (c *SOL) Write(p []byte) (int, error) { return c.eng.Write(p) }
+
+// Break sends a serial break (on Linux, the start of a SysRq) after any
+// input typed before it, and waits for the BMC to accept it.
+func (c *SOL) Break(ctx context.Context) error {
+	select {
+	case err := <-c.eng.sendBreak():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.eng.ended:
+		return c.eng.Err()
+	}
+}
+
+// Events reports status changes. It is closed when the console ends.
+// Events the consumer does not take in time are dropped and counted.
+func (c *SOL) Events() <-chan SOLEvent { return c.eng.events }
+
+// Stats returns the console's counters.
+func (c *SOL) Stats() SOLStats { return c.eng.stats() }
+
+// Done is closed when the console has ended; Err then says why.
+func (c *SOL) Done() <-chan struct{} { return c.eng.ended }
+
+// Err is why the console ended, or nil while it runs.
+func (c *SOL) Err() error { return c.eng.Err() }
+
+// Session is the IPMI session the console runs in (for power commands).
+func (c *SOL) Session() *Session { return c.s }
+
+// Close deactivates the payload (when we still own it), stops the engine
+// and, for consoles from DialSOL, closes the session.
+func (c *SOL) Close() error {
+	if c.eng.Err() == nil && c.s.Err() == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
+		c.s.deactivateSOL(ctx, c.inst)
+		cancel()
+	}
+	c.s.SetPayloadHandler(nil)
+	c.s.keepaliveFn.Store(nil)
+	c.eng.close()
+	<-c.wg
+	if c.ownSess {
+		return c.s.Close()
+	}
+	return nil
+}
+
+// DialSOL opens a session and activates SOL in it. When the BMC names
+// another UDP port for SOL, the session is redone once on that port (as
+// FreeIPMI does). Closing the returned console closes its session.
+func DialSOL(ctx context.Context, cfg Config, o SOLOptions) (*SOL, error) {
+	if cfg.Interface == LAN {
+		return nil, fmt.Errorf("ipmilan: %s: SOL needs IPMI 2.0 (lanplus): %w", cfg.Addr, ErrUnsupported)
+	}
+	for moved := false; ; moved = true {
+		s, err := Dial(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		c, err := s.ActivateSOL(ctx, o)
+		var alt *AltPortError
+		if errors.As(err, &alt) && !moved {
+			s.Close()
+			host, _, _ := net.SplitHostPort(s.cfg.Addr)
+			cfg.Addr = net.JoinHostPort(host, strconv.Itoa(int(alt.Port)))
+			s.log.Info("BMC moved SOL to another port", "port", alt.Port)
+			continue
+		}
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		c.ownSess = true
+		return c, nil
+	}
+}
