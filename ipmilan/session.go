@@ -45,7 +45,7 @@ type Session struct {
 	// (SOL); nil drops them.
 	payloads atomic.Pointer[func(wire.PayloadType, []byte)]
 
-	lastRecv  atomic.Int64 // unix nanos of the last valid packet
+	lastRecv atomic.Int64 // unix nanos of the last valid packet
 	// lastIPMI is when the last IPMI response arrived. Keepalives go by
 	// it, not by lastRecv: some BMCs (ipmi_sim, phosphor) time sessions
 	// out on IPMI traffic alone, however much SOL flows.
@@ -53,11 +53,11 @@ type Session struct {
 	// keepaliveFn replaces the default keepalive command (SOL checks
 	// that it still owns the payload).
 	keepaliveFn atomic.Pointer[func(context.Context) error]
-	done      chan struct{}
-	closeOnce sync.Once
-	errMu     sync.Mutex
-	err       error // why the session ended
-	wg        sync.WaitGroup
+	done        chan struct{}
+	closeOnce   sync.Once
+	errMu       sync.Mutex
+	err         error // why the session ended
+	wg          sync.WaitGroup
 }
 
 type phase uint8

@@ -15,14 +15,14 @@ import (
 type SOLEventKind uint8
 
 const (
-	SOLActive       SOLEventKind = iota + 1 // payload activated, output flows
-	SOLDeactivated                          // the BMC deactivated SOL (disabled, or taken by another client)
-	SOLStolen                               // another session owns the payload now
-	SOLSessionLost                          // the IPMI session died (BMC unreachable, rebooted, timed out)
-	SOLOverrun                              // the BMC reported dropped characters
-	SOLGap                                  // output packets went missing: the BMC gave up resending them
-	SOLInputDropped                         // typed input the BMC never accepted was discarded
-	SOLBreakDetected                        // the host's serial port saw a break
+	SOLActive        SOLEventKind = iota + 1 // payload activated, output flows
+	SOLDeactivated                           // the BMC deactivated SOL (disabled, or taken by another client)
+	SOLStolen                                // another session owns the payload now
+	SOLSessionLost                           // the IPMI session died (BMC unreachable, rebooted, timed out)
+	SOLOverrun                               // the BMC reported dropped characters
+	SOLGap                                   // output packets went missing: the BMC gave up resending them
+	SOLInputDropped                          // typed input the BMC never accepted was discarded
+	SOLBreakDetected                         // the host's serial port saw a break
 )
 
 func (k SOLEventKind) String() string {
@@ -169,10 +169,10 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 		// point: some BMCs keep SOL sequence state across sessions and
 		// would drop our first packet as a duplicate of the last one
 		// a previous client sent (ipmi_sim does).
-		outSeq   = randByte() % 15
-		lastSeq  uint8 // last BMC packet seq accepted (0: none yet)
-		lastLen  int   // characters of it delivered
-		timer    = time.NewTimer(time.Hour)
+		outSeq  = randByte() % 15
+		lastSeq uint8 // last BMC packet seq accepted (0: none yet)
+		lastLen int   // characters of it delivered
+		timer   = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
 	nextSeq := func() uint8 {
