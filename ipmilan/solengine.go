@@ -172,7 +172,10 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 		outSeq  = randByte() % 15
 		lastSeq uint8 // last BMC packet seq accepted (0: none yet)
 		lastLen int   // characters of it delivered
-		timer   = time.NewTimer(time.Hour)
+		// staleSeq and staleHits count late copies of an old packet.
+		staleSeq  uint8
+		staleHits int
+		timer     = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
 	nextSeq := func() uint8 {
@@ -282,8 +285,12 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 			}
 			if p.Seq != 0 {
 				accepted := 0
+				behind := 0
+				if lastSeq != 0 {
+					behind = (int(lastSeq) - int(p.Seq) + 15) % 15
+				}
 				switch {
-				case lastSeq != 0 && p.Seq == lastSeq:
+				case lastSeq != 0 && behind == 0:
 					// A retransmission: our ACK was lost. It may carry
 					// more than before; deliver only what is new.
 					e.st.duplicates.Add(1)
@@ -291,12 +298,25 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 						lastLen += e.write(p.Data[lastLen:])
 					}
 					accepted = lastLen
+				case behind >= 1 && behind <= 7 && staleHits < 2:
+					// A late copy of a packet already delivered (the
+					// network reordered or duplicated it): neither deliver
+					// nor acknowledge it. A BMC that really went back
+					// resends it; the third time it is taken as new.
+					e.st.duplicates.Add(1)
+					if p.Seq == staleSeq {
+						staleHits++
+					} else {
+						staleSeq, staleHits = p.Seq, 1
+					}
+					continue
 				default:
 					if lastSeq != 0 && p.Seq != lastSeq%15+1 {
 						e.st.gaps.Add(1)
 						e.emit(SOLEvent{Kind: SOLGap, Detail: fmt.Sprintf("SOL packet sequence jumped from %d to %d", lastSeq, p.Seq)})
 					}
 					lastSeq, lastLen = p.Seq, e.write(p.Data)
+					staleSeq, staleHits = 0, 0
 					accepted = lastLen
 				}
 				ack := wire.SOLPacket{AckSeq: p.Seq, Accepted: uint8(min(accepted, 255))}
