@@ -1,0 +1,309 @@
+package bmcsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/solgate/solgate/ipmilan/internal/wire"
+)
+
+// BMC is one simulated baseboard management controller. Its methods are
+// safe for concurrent use.
+type BMC struct {
+	cfg    Config // with defaults; read-only after New
+	log    *slog.Logger
+	suites map[uint8]wire.CipherSuite
+	kg     []byte // nil when unset or all zero
+	faults atomic.Pointer[faultState]
+	stats  counters
+	now    func() time.Time
+
+	mu         sync.Mutex // guards the fields below
+	sessions   map[uint32]*session
+	challenges map[uint32]*challenge
+	chassis    chassis
+	failures   map[int]*loginFailures // by user index
+	lastSweep  time.Time
+	garbage    GarbageKind // corruption chosen for the datagram being answered
+}
+
+type loginFailures struct {
+	count       int
+	lockedUntil time.Time
+}
+
+// counters are the statistics, updated atomically.
+type counters struct {
+	packetsIn, packetsOut, ignored, faultDrops                  atomic.Uint64
+	sessionsOpened, sessionsClosed, sessionsTimedOut            atomic.Uint64
+	sessionsRefused, authFailures, lockedOut, replays, commands atomic.Uint64
+}
+
+// Stats is a snapshot of a BMC's counters.
+type Stats struct {
+	PacketsIn  uint64 // datagrams received
+	PacketsOut uint64 // datagrams sent
+	Ignored    uint64 // datagrams dropped as malformed, unauthenticated or stale
+	FaultDrops uint64 // datagrams dropped by fault injection (both directions)
+	Replays    uint64 // datagrams dropped by the sequence-number window
+
+	SessionsActive   int    // established sessions now
+	SessionsOpened   uint64 // sessions established (RAKP4 or Activate Session)
+	SessionsClosed   uint64 // established sessions closed (Close Session or timeout)
+	SessionsTimedOut uint64 // established sessions ended by the inactivity timeout
+	SessionsRefused  uint64 // session requests refused because all slots were taken
+	AuthFailures     uint64 // wrong password, user or K_g
+	LockedOut        uint64 // logins refused because the user was locked out
+	Commands         uint64 // IPMI commands answered inside sessions
+
+	PowerOns, PowerOffs, Resets, Diags uint64 // power transitions and events
+}
+
+// New returns a BMC with configuration cfg; it panics if cfg does not
+// Validate (configurations are written by programmers; the command line
+// validates first).
+func New(cfg Config) *BMC {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	cfg = cfg.withDefaults()
+	b := &BMC{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		suites:     map[uint8]wire.CipherSuite{},
+		sessions:   map[uint32]*session{},
+		challenges: map[uint32]*challenge{},
+		failures:   map[int]*loginFailures{},
+		now:        time.Now,
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	for _, id := range cfg.CipherSuites {
+		s, _ := suiteByID(id)
+		b.suites[id] = s
+	}
+	for _, c := range cfg.KG {
+		if c != 0 {
+			b.kg = cfg.KG
+			break
+		}
+	}
+	if b.cfg.GUID == [16]byte{} {
+		randomBytes(b.cfg.GUID[:])
+	}
+	b.chassis.on = cfg.PowerOn
+	b.faults.Store(newFaultState(cfg.Faults))
+	return b
+}
+
+// suiteByID returns the algorithms of a cipher suite the simulator
+// implements.
+func suiteByID(id uint8) (wire.CipherSuite, bool) {
+	return wire.LookupCipherSuite(id)
+}
+
+// SetFaults replaces the fault injection settings (and restarts the
+// random sequence from f.Seed).
+func (b *BMC) SetFaults(f Faults) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	b.faults.Store(newFaultState(f))
+	return nil
+}
+
+// Faults returns the current fault injection settings.
+func (b *BMC) Faults() Faults { return b.faults.Load().Faults }
+
+// GUID returns the system GUID.
+func (b *BMC) GUID() [16]byte { return b.cfg.GUID }
+
+// Stats returns a snapshot of the counters.
+func (b *BMC) Stats() Stats {
+	b.mu.Lock()
+	now := b.now()
+	b.sweepLocked(now, true)
+	active := 0
+	for _, s := range b.sessions {
+		if s.state == stateActive {
+			active++
+		}
+	}
+	c := b.chassis.snapshot()
+	b.mu.Unlock()
+	st := &b.stats
+	return Stats{
+		PacketsIn: st.packetsIn.Load(), PacketsOut: st.packetsOut.Load(), Ignored: st.ignored.Load(),
+		FaultDrops: st.faultDrops.Load(), Replays: st.replays.Load(),
+		SessionsActive: active, SessionsOpened: st.sessionsOpened.Load(), SessionsClosed: st.sessionsClosed.Load(),
+		SessionsTimedOut: st.sessionsTimedOut.Load(), SessionsRefused: st.sessionsRefused.Load(),
+		AuthFailures: st.authFailures.Load(), LockedOut: st.lockedOut.Load(), Commands: st.commands.Load(),
+		PowerOns: c.powerOns, PowerOffs: c.powerOffs, Resets: c.resets, Diags: c.diags,
+	}
+}
+
+// maxDatagram bounds what the simulator reads; IPMI packets are far
+// smaller.
+const maxDatagram = 2048
+
+// Serve answers IPMI traffic on pc until ctx is done, then returns nil;
+// it returns a socket error otherwise. One goroutine (the caller's) reads
+// the socket and handles each datagram in turn; answers delayed by fault
+// injection run on timers that are stopped before Serve returns. Serve
+// does not close pc. Several Serve calls (on several sockets) may share
+// one BMC.
+func (b *BMC) Serve(ctx context.Context, pc net.PacketConn) error {
+	snd := newSender(pc, &b.stats)
+	defer snd.stop()
+	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	buf := make([]byte, maxDatagram)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // a deadline set by someone else; keep serving
+			}
+			return fmt.Errorf("bmcsim: serve %v: %w", pc.LocalAddr(), err)
+		}
+		b.stats.packetsIn.Add(1)
+		f := b.faults.Load()
+		if f.Freeze {
+			continue
+		}
+		if f.DropRequests > 0 && f.dropRequest() {
+			b.stats.faultDrops.Add(1)
+			continue
+		}
+		for _, out := range b.handle(buf[:n], from) {
+			snd.send(f, out, from)
+		}
+	}
+}
+
+// ListenAndServe listens on the UDP address addr and serves it until ctx
+// is done.
+func (b *BMC) ListenAndServe(ctx context.Context, addr string) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("bmcsim: %w", err)
+	}
+	defer pc.Close()
+	return b.Serve(ctx, pc)
+}
+
+// handle processes one datagram and returns the datagrams to send back
+// to its source. It never panics on any input, and everything it returns
+// is a well-formed RMCP packet unless garbage was requested by Faults.
+func (b *BMC) handle(pkt []byte, from net.Addr) [][]byte {
+	hdr, rest, err := wire.ParseRMCP(pkt)
+	if err != nil || hdr.IsACK() {
+		b.stats.ignored.Add(1)
+		return nil
+	}
+	switch hdr.Class {
+	case wire.ClassASF:
+		return b.handleASF(hdr, rest)
+	case wire.ClassIPMI:
+		if len(rest) == 0 {
+			break
+		}
+		f := b.faults.Load()
+		g := f.garbageKind()
+		b.mu.Lock()
+		now := b.now()
+		b.sweepLocked(now, false)
+		b.garbage = g
+		var out []byte
+		if wire.AuthType(rest[0]) == wire.AuthRMCPPlus {
+			out = b.handle20Locked(rest, from, now)
+		} else if b.cfg.Allow15 || isPreSession15(rest) {
+			out = b.handle15Locked(rest, from, now)
+		}
+		b.garbage = GarbageNone
+		b.mu.Unlock()
+		if out == nil {
+			b.stats.ignored.Add(1)
+			return nil
+		}
+		if g == GarbageRandom || g == GarbageTruncated {
+			out = f.corruptDatagram(g, out)
+		}
+		return [][]byte{out}
+	}
+	b.stats.ignored.Add(1)
+	return nil
+}
+
+// isPreSession15 reports whether a v1.5-format packet is outside a session
+// (Get Channel Auth Caps is sent that way even by RMCP+ clients).
+func isPreSession15(b []byte) bool {
+	return len(b) >= 9 && b[0] == 0 && b[5]|b[6]|b[7]|b[8] == 0
+}
+
+// handleASF answers an ASF presence ping with a pong (and an RMCP ACK
+// first when the ping asked for one).
+func (b *BMC) handleASF(hdr wire.RMCPHeader, rest []byte) [][]byte {
+	m, err := wire.ParseASF(rest)
+	if err != nil || m.Type != wire.ASFTypePing {
+		b.stats.ignored.Add(1)
+		return nil
+	}
+	var out [][]byte
+	if hdr.Seq != wire.RMCPSeqNoACK {
+		out = append(out, wire.RMCPHeader{Seq: hdr.Seq, Class: wire.ClassASF | 0x80}.Append(nil))
+	}
+	pong := wire.RMCPHeader{Seq: hdr.Seq, Class: wire.ClassASF}.Append(nil)
+	pong = wire.ASFMessage{Type: wire.ASFTypePong, Tag: m.Tag, Entities: 0x81, Interactions: 0}.Append(pong)
+	return append(out, pong)
+}
+
+// rmcpIPMI returns a buffer holding the RMCP header of an IPMI packet.
+func rmcpIPMI() []byte {
+	return wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(make([]byte, 0, 128))
+}
+
+// recordFailureLocked counts a failed login of user idx and may lock it.
+func (b *BMC) recordFailureLocked(idx int, now time.Time) {
+	b.stats.authFailures.Add(1)
+	if b.cfg.Lockout.Failures <= 0 || idx < 0 {
+		return
+	}
+	f := b.failures[idx]
+	if f == nil {
+		f = &loginFailures{}
+		b.failures[idx] = f
+	}
+	f.count++
+	if f.count >= b.cfg.Lockout.Failures {
+		f.lockedUntil = now.Add(b.cfg.Lockout.Duration)
+		f.count = 0
+		b.log.Info("user locked out", "user", b.cfg.Users[idx].Name, "until", f.lockedUntil)
+	}
+}
+
+// lockedLocked reports whether user idx is locked out.
+func (b *BMC) lockedLocked(idx int, now time.Time) bool {
+	f := b.failures[idx]
+	if f == nil || !now.Before(f.lockedUntil) {
+		return false
+	}
+	b.stats.lockedOut.Add(1)
+	return true
+}
+
+func (b *BMC) loginSucceededLocked(idx int) {
+	delete(b.failures, idx)
+	b.stats.sessionsOpened.Add(1)
+}

@@ -1,0 +1,53 @@
+// Package bmcsim simulates baseboard management controllers: the server
+// side of IPMI v1.5 and v2.0 (RMCP+) over LAN, with a chassis power state
+// machine and boot options, for tests, benchmarks and demos. One process
+// serves many BMCs, each on its own UDP socket.
+//
+// Entry points: New(Config) builds a BMC; (*BMC).Serve(ctx, conn) answers
+// on a socket until ctx ends; StartFleet starts N BMCs on consecutive
+// loopback ports or addresses and returns their addresses. Power,
+// SetPower, Boot and Stats observe and drive the simulated host;
+// SetFaults changes fault injection at run time.
+//
+// What it speaks: ASF presence ping; Get Channel Authentication
+// Capabilities (1.5 format, extended data); Get Channel Cipher Suites;
+// IPMI v1.5 sessions with MD5 or straight password (auth type none only
+// with AllowAuthNone; v1.5 only with Allow15); RMCP+ Open Session and
+// RAKP 1-4 with cipher suites 1, 2, 3 and 17 by default (6-8, 11, 12, 15,
+// 16 on request; 0 only with AllowCipherZero), K_g, name-only and
+// name+privilege lookup; Set Session Privilege Level, Close Session, Get
+// Session Info, Get Device ID, Get System GUID, Get Chassis Status,
+// Chassis Control (needs OPERATOR), Chassis Identify, Set/Get System Boot
+// Options (parameters 0, 3, 4, 5). Everything else is answered 0xC1.
+//
+// Behaviour a client can rely on: session IDs and nonces come from
+// crypto/rand; sessions start at USER privilege and are raised up to the
+// user's limit; a full session table answers CC 0x81 / RMCP+ status 0x01;
+// idle sessions end after SessionTimeout; an unknown user gets RAKP2
+// status 0x0D without an HMAC; a wrong RAKP3 code gets RAKP4 status 0x0F
+// and the half-open session is discarded; a v1.5 Activate Session with a
+// wrong auth code gets no answer (any answer would carry a crackable auth
+// code). Sequence numbers are checked against a window (16 each way for
+// RMCP+, 8 for v1.5) after the integrity check; duplicates are dropped.
+// A retransmitted session-setup message gets the first answer again, and
+// a retransmitted Chassis Control (same rqSeq and data within 5 s) is
+// answered without acting twice. Cycle, reset and diagnostic interrupt
+// on a powered-off host answer 0xD5; a soft shutdown powers off after
+// SoftOffDelay, a cycle powers back on after CycleDelay. One-time boot
+// flags are consumed by the next power-on or reset.
+//
+// Faults (drop, duplicate, reorder, delay, freeze, garbage, wrong
+// answers) are decided by a generator seeded from Faults.Seed, so runs
+// repeat. Quirks imitate known firmware bugs (ipmi_sim's Open Session
+// privilege, Supermicro's long RAKP2 code, bad checksums, 1.5-only auth
+// caps, missing cipher suite list).
+//
+// Not here yet: Serial-over-LAN (sol.go is the seam: SOL payloads and the
+// payload commands are routed there), user management commands, SDR,
+// SEL, FRU and sensors, IPv6 fleets, the 60 s boot-flag expiry.
+//
+// Goroutines: Serve runs in the caller's goroutine and is the only reader
+// of its socket; delayed answers run on timers it stops before
+// returning. A Fleet owns one Serve goroutine per BMC and Close waits for
+// all of them. All BMC methods are safe for concurrent use.
+package bmcsim
