@@ -1,0 +1,75 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer process and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSolCommandIPMISim drives `solgate sol` without a terminal against
+// ipmi_sim: stdin reaches the node's serial port, the node's output
+// reaches stdout, and the process exits cleanly when stdin ends.
+func TestSolCommandIPMISim(t *testing.T) {
+	sim, serial := startIPMISimSOL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "-C", "3", "--eof-wait", "2s", sim.Addr)
+	cmd.Env = []string{"IPMI_PASSWORD=secret"}
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	must(t, cmd.Start())
+
+	// Output: the node prints; it must appear on stdout.
+	serialIn := &syncBuffer{}
+	go io.Copy(serialIn, serial)
+	waitFor(t, "the console to connect", 10*time.Second, func() bool {
+		serial.Write([]byte("login: "))
+		time.Sleep(100 * time.Millisecond)
+		return strings.Contains(out.String(), "login: ")
+	})
+	// Input: what a script types reaches the serial port.
+	io.WriteString(stdin, "root\r")
+	waitFor(t, "typed input on the serial port", 10*time.Second, func() bool { return strings.Contains(serialIn.String(), "root\r") })
+	serial.Write([]byte("\r\nWelcome to node42\r\n"))
+	waitFor(t, "output after login", 10*time.Second, func() bool { return strings.Contains(out.String(), "Welcome to node42") })
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("solgate sol: %v\nstderr: %s", err, errb.String())
+	}
+}
