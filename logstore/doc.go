@@ -1,0 +1,157 @@
+// Package logstore keeps every console's output, compressed, per console,
+// readable with the standard zstd tools, and searchable by time.
+//
+// # Entry points
+//
+//	s, err := logstore.Open("/var/log/solgate", logstore.Options{})
+//	w, err := s.Writer("node42")        // one per console
+//	w.Write(consoleBytes)               // never blocks on the disk, never fails on it
+//	w.Event(logstore.EventPower, "cycle by alice: ok")
+//	lines, err := s.Tail("node42", 20)  // replay on attach, includes unflushed output
+//	for rec, err := range s.Records(ctx, "node42", logstore.Query{Since: t0, Until: t1}) { ... }
+//	for l, err := range s.Lines(ctx, "node42", logstore.Query{Last: 10, Follow: true}) { ... }
+//	err = s.Grep(ctx, "node42", re, logstore.Query{Since: t0}, func(m logstore.Match) error { ... })
+//	w.Close(); s.Close()
+//
+// A Store, its Writers and its readers are safe for concurrent use. Open
+// with Options.ReadOnly to read a directory another process writes.
+//
+// # Files
+//
+// Each console has a folder LOG_DIR/<console>/ (mode 0750) of segments
+// named by their start time in UTC, YYYYMMDDTHHMMSSZ.zst (mode 0640).
+// Console names must be safe path components (CheckConsoleName). A
+// segment is a plain concatenation of zstd frames (RFC 8878):
+//
+//   - first, a skippable frame with magic 0x184D2A5C whose payload is JSON:
+//     {"format":"solgate-log/1","console":"node42","start":"2026-11-23T10:00:00.000Z"}
+//     plus "sealed":true once the segment is sealed;
+//   - then data frames: ordinary zstd frames with content size and XXH64
+//     checksum, each holding whole records (below);
+//   - interleaved, time-index frames: skippable frames with magic
+//     0x184D2A5D (IDs 0 and 0xE are avoided: pzstd and the seekable format
+//     use them).
+//
+// zstdcat, zstdgrep, zstd -t and any zstd decoder skip the skippable
+// frames and print the records, for live segments too: every frame is
+// complete when written (one write(2) per flush).
+//
+// An index frame's payload is N entries of 40 bytes followed by a 12-byte
+// trailer, all little-endian:
+//
+//	entry:   u64 offset of the first data frame covered (from file start)
+//	         u64 offset just past the last data frame covered
+//	         i64 earliest record time, Unix ms
+//	         i64 latest record time, Unix ms
+//	         u32 decompressed bytes covered
+//	         u32 records covered
+//	trailer: u32 N, u32 flags (bit 0: the entries cover every data frame
+//	         of the file), "SGIX"
+//
+// The trailer lets a reader find an index frame that ends a file by reading
+// the file's last 12 bytes.
+//
+// # Live and sealed segments
+//
+// The live segment is appended to by one Writer. Write only buffers; once
+// the oldest buffered byte is FlushInterval (1 s) old, or FrameBytes (64
+// KiB) are buffered, a flush worker compresses the buffer with one Encoder
+// shared by the whole Store (EncodeAll; a per-console encoder would cost
+// megabytes each) and appends it as one data frame. So a crash loses at
+// most about a second. Every IndexInterval (1 min) the same write also
+// appends an index frame with one entry covering the data frames since
+// the previous index frame. A Writer holds only its small pending buffer
+// and the open file, so thousands of consoles are cheap.
+//
+// At SegmentBytes (64 MiB) or SegmentAge (1 h) the live segment is
+// rotated: closed with an index frame, and a new one started at the next
+// output. A background maintainer (one per Store, one segment at a time)
+// then seals the closed segment: it recompresses the records into frames
+// of about SealFrameBytes (1 MiB, cut at line ends) and ends the file with
+// one complete index frame (flag bit 0 set, one entry per frame), writing a
+// temporary file that is fsynced and renamed over the segment. One-second
+// frames of a quiet console barely compress; sealed ones compress like
+// zstd -3 of the whole text. Segments that are damaged are left as they are.
+//
+// Retention (the same maintainer, after each rotation and hourly) deletes a
+// console's oldest segments while they are older than RetainAge or the
+// console holds more than RetainBytes. The live segment is never deleted.
+//
+// # Records
+//
+// Decompressed, a segment is text: one record per line, as zstdcat shows:
+//
+//	2026-11-23T10:01:02.123Z | [    0.000000] Linux version 6.1.0-13-amd64
+//	2026-11-23T10:01:02.124Z | \e[0;32m  OK  \e[0m] Started Journal Service.
+//	2026-11-23T10:01:03.002Z ~ login:
+//	2026-11-23T10:01:05.120Z | root
+//	2026-11-23T10:01:06.000Z ! attach alice (rw) from 10.0.0.5
+//	2026-11-23T10:01:09.500Z ! gap 1234 bytes lost until 2026-11-23T10:01:09.400Z: no space left on device
+//
+// Each record is a 24-byte UTC timestamp with milliseconds, a space, a
+// one-byte marker, a space, an escaped payload, and a line feed:
+//
+//	|  console output whose raw bytes end with "\r\n" (a serial console's line end)
+//	:  console output whose raw bytes end with "\n"
+//	~  console output with no line end: the line continues in the next
+//	   output record (a prompt, a line cut by a flush, or 4 KiB without "\n")
+//	!  an event: a kind ([a-z][a-z0-9-]*, see EventKind), a space, text
+//
+// The payload is the raw bytes with the line end removed, escaped so every
+// record is one line of printable UTF-8 that is safe to show on a
+// terminal: printable ASCII, TAB and valid UTF-8 (except the C1 controls
+// U+0080-U+009F) stay as they are; "\" becomes \\, ESC \e, CR \r, LF \n,
+// BS \b, BEL \a, NUL \0, and every other byte \xHH (lower-case hex). The
+// timestamp of an output record is when its first byte arrived.
+//
+// The original byte stream is therefore exactly the concatenation of the
+// unescaped payloads of the output records, each followed by "\r\n" for
+// |, "\n" for :, and nothing for ~ (solgate log --raw). Escape sequences,
+// CR, invalid UTF-8, NUL, and lines without a line end all survive. A line
+// as a person sees it is a run of output records whose all but last are
+// ~; an event ends such a run (Lines, Tail).
+//
+// # Crashes and full disks
+//
+// A Writer opening a console repairs the newest segment if it does not end
+// in an index frame: it walks the frames (reading headers only), salvages
+// what a streaming decoder still gets out of a torn last frame (complete
+// records, and the cut last one as a ~ record), cuts the file back, and
+// appends the salvage with a gap event and an index frame. Damage in the
+// middle of a segment is left alone: readers skip the damaged frame with
+// a *CorruptError and read on from the next intact frame.
+//
+// When a write fails (disk full, I/O error, folder removed), the file is
+// cut back to its last complete frame, the console bytes of that flush are
+// counted as dropped (WriterStats) and the Writer keeps accepting; the
+// first successful write after that starts with a gap event giving the
+// count and reason. The same happens when MaxPending bytes are buffered
+// because the disk is too slow: Write never waits for the disk. Frames are
+// not fsynced (a crash of the process loses nothing written); segments
+// are fsynced when rotated and sealed.
+//
+// # Reading
+//
+// Readers need no lock and may run in other processes. A range query
+// selects segments by their names, then frames through the index entries
+// (a sealed segment's complete index is read from the file's end; a live
+// segment's index frames are found by walking frame headers), and
+// decompresses only what may hold records in range; data frames after the
+// last index frame are decompressed to be checked. Follow polls the newest
+// segment for new frames and moves to a newer segment after draining the
+// old one; it keeps segments open, so a rename by sealing does not
+// disturb it.
+//
+// Grep searches in parallel across chunks and keeps the output in order.
+// It matches a regexp against each line's plain text (escape sequences
+// stripped by package logstore/ansi, CR and BS applied), and skips lines
+// that cannot match cheaply when the regexp requires a literal.
+//
+// # Not done here
+//
+// No fsync per frame, no encryption, no compression dictionaries, no
+// cross-console index. A console whose Writer is never reopened keeps its
+// last live segment unsealed. Segment selection trusts file names, so
+// records written while the clock was far behind a segment's name may be
+// missed by a time-range query (not by a full read).
+package logstore

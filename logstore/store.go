@@ -1,0 +1,499 @@
+package logstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Options tune a Store. The zero value of every field means its default.
+type Options struct {
+	// SegmentBytes rotates the live segment once it holds this many bytes
+	// on disk. Default 64 MiB.
+	SegmentBytes int64
+	// SegmentAge rotates the live segment once it is this old, and seals
+	// an idle live segment of that age. Default 1 hour.
+	SegmentAge time.Duration
+	// RetainAge deletes segments whose newest record is older than this.
+	// 0 keeps them by age.
+	RetainAge time.Duration
+	// RetainBytes deletes a console's oldest segments while the console
+	// holds more than this many bytes. 0 sets no limit. The live segment
+	// is never deleted.
+	RetainBytes int64
+	// FlushInterval bounds how long console bytes stay in memory before
+	// they are written as a frame: at most this much is lost in a crash.
+	// Default 1 s.
+	FlushInterval time.Duration
+	// FrameBytes writes a frame early once this many bytes of records are
+	// pending. Default 64 KiB.
+	FrameBytes int
+	// MaxPending is the most record bytes a console buffers while the disk
+	// is slow or failing; beyond it console bytes are dropped, counted and
+	// reported by a gap event. Default 256 KiB.
+	MaxPending int
+	// IndexInterval is how often a live segment gets a time-index frame
+	// covering the frames since the previous one. Default 1 minute.
+	IndexInterval time.Duration
+	// SealFrameBytes is the uncompressed size of the frames of a sealed
+	// segment. Default 1 MiB.
+	SealFrameBytes int
+	// Logger receives warnings (disk errors, repairs, damage). nil
+	// discards them. Console bytes never go here.
+	Logger *slog.Logger
+	// Now is the clock for record timestamps and rotation; nil means
+	// time.Now. Tests and importers of old logs set it.
+	Now func() time.Time
+	// ReadOnly opens an existing directory for reading only: Open does
+	// not create it and Writer fails.
+	ReadOnly bool
+}
+
+func (o *Options) setDefaults() {
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 64 << 20
+	}
+	if o.SegmentAge <= 0 {
+		o.SegmentAge = time.Hour
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.FrameBytes <= 0 {
+		o.FrameBytes = 64 << 10
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 256 << 10
+	}
+	if o.MaxPending < o.FrameBytes {
+		o.MaxPending = o.FrameBytes
+	}
+	if o.IndexInterval <= 0 {
+		o.IndexInterval = time.Minute
+	}
+	if o.SealFrameBytes <= 0 {
+		o.SealFrameBytes = 1 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Errors callers may branch on.
+var (
+	ErrClosed      = errors.New("logstore: closed")
+	ErrInUse       = errors.New("logstore: console log is already open for writing")
+	ErrReadOnly    = errors.New("logstore: store is read-only")
+	ErrNoSuchLog   = errors.New("logstore: no log for this console")
+	ErrBadConsole  = errors.New("logstore: console name is not a safe path component")
+	errNotSegments = errors.New("not a segment file name")
+)
+
+// Store is a log directory: one folder of segments per console. It hands
+// out Writers, runs the background work they need (flushing, rotation,
+// sealing, retention) and serves readers. A Store is safe for concurrent
+// use.
+type Store struct {
+	dir string
+	opt Options
+	log *slog.Logger
+
+	encOnce sync.Once
+	enc     *zstd.Encoder // shared by every Writer: EncodeAll only
+
+	mu      sync.Mutex // guards the fields below
+	qcond   *sync.Cond // with mu: the flush queue grew, or closing
+	mcond   *sync.Cond // with mu: maintenance work arrived, or closing
+	writers map[string]*Writer
+	queue   []*Writer // writers due for a flush; each at most once (Writer.queued)
+	started bool      // workers running
+	closed  bool
+	maint   []maintJob // sealing and retention work, done one at a time
+	wg      sync.WaitGroup
+
+	ctx    context.Context // cancelled by Close: aborts sealing
+	cancel context.CancelFunc
+}
+
+// Open returns the Store rooted at dir, creating dir (0750) unless
+// opt.ReadOnly. Open starts no goroutines; the first Writer does.
+func Open(dir string, opt Options) (*Store, error) {
+	opt.setDefaults()
+	if dir == "" {
+		return nil, errors.New("logstore: empty log directory")
+	}
+	if opt.ReadOnly {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return nil, fmt.Errorf("logstore: open %s: %w", dir, err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("logstore: open %s: not a directory", dir)
+		}
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("logstore: create %s: %w", dir, err)
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{dir: dir, opt: opt, log: log, writers: map[string]*Writer{}, ctx: ctx, cancel: cancel}
+	s.qcond = sync.NewCond(&s.mu)
+	s.mcond = sync.NewCond(&s.mu)
+	return s, nil
+}
+
+// Dir returns the root directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) now() time.Time { return s.opt.Now() }
+
+// encoder returns the shared encoder for live frames. EncodeAll is safe
+// for concurrent use; it holds GOMAXPROCS internal encoders.
+func (s *Store) encoder() *zstd.Encoder {
+	s.encOnce.Do(func() {
+		e, err := zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithEncoderCRC(true),
+			zstd.WithWindowSize(1<<20),
+			zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			panic("logstore: zstd encoder options: " + err.Error()) // static options
+		}
+		s.enc = e
+	})
+	return s.enc
+}
+
+// CheckConsoleName returns an error unless name can be used as a console's
+// folder name: 1 to 128 bytes of letters, digits, '.', '_', '-', '+', '@'
+// and ':', not starting with '.' or '-'.
+func CheckConsoleName(name string) error {
+	if name == "" || len(name) > 128 {
+		return fmt.Errorf("%w: %q: must be 1 to 128 bytes", ErrBadConsole, name)
+	}
+	if name[0] == '.' || name[0] == '-' {
+		return fmt.Errorf("%w: %q: must not start with %q", ErrBadConsole, name, name[0])
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		switch c {
+		case '.', '_', '-', '+', '@', ':':
+			continue
+		}
+		return fmt.Errorf("%w: %q: byte %q at %d is not allowed", ErrBadConsole, name, c, i)
+	}
+	return nil
+}
+
+// Writer returns the Writer of console, opening (and if a crash left it
+// torn, repairing) its newest segment. A console has at most one Writer
+// at a time, across processes too (an advisory lock on its folder):
+// ErrInUse otherwise. Close the Writer when the console goes away.
+func (s *Store) Writer(console string) (*Writer, error) {
+	if err := CheckConsoleName(console); err != nil {
+		return nil, err
+	}
+	if s.opt.ReadOnly {
+		return nil, ErrReadOnly
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, ok := s.writers[console]; ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrInUse, console)
+	}
+	w := newWriter(s, console)
+	s.writers[console] = w // reserve the name while opening
+	s.mu.Unlock()
+
+	if err := w.open(); err != nil {
+		s.mu.Lock()
+		delete(s.writers, console)
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		delete(s.writers, console)
+		w.closeFiles()
+		return nil, ErrClosed
+	}
+	s.startLocked()
+	return w, nil
+}
+
+// startLocked starts the background goroutines on first use.
+func (s *Store) startLocked() {
+	if s.started {
+		return
+	}
+	s.started = true
+	n := max(2, runtime.GOMAXPROCS(0))
+	for range n {
+		s.wg.Add(1)
+		go s.flushWorker()
+	}
+	s.wg.Add(2)
+	go s.maintainer()
+	go s.janitor()
+}
+
+// enqueue schedules w for a flush. The caller holds w.mu and has checked
+// and set w.queued.
+func (s *Store) enqueue(w *Writer) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, w)
+	s.mu.Unlock()
+	s.qcond.Signal()
+}
+
+func (s *Store) flushWorker() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closed {
+			s.qcond.Wait()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		w := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		if len(s.queue) == 0 {
+			s.queue = nil // let the backing array go
+		}
+		s.mu.Unlock()
+		w.runQueued()
+	}
+}
+
+// janitor periodically rotates live segments that aged while idle and
+// applies retention to every open console.
+func (s *Store) janitor() {
+	defer s.wg.Done()
+	period := min(time.Minute, max(s.opt.SegmentAge/4, time.Second))
+	t := time.NewTicker(period)
+	defer t.Stop()
+	lastRetain := s.now()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		retain := now.Sub(lastRetain) >= time.Hour || now.Before(lastRetain)
+		if retain {
+			lastRetain = now
+		}
+		s.mu.Lock()
+		ws := make([]*Writer, 0, len(s.writers))
+		for _, w := range s.writers {
+			ws = append(ws, w)
+		}
+		s.mu.Unlock()
+		for _, w := range ws {
+			w.checkAge(now)
+			if retain {
+				s.addMaint(maintJob{console: w.console, w: w})
+			}
+		}
+	}
+}
+
+// maintJob is sealing (seg != "") or retention (seg == "") for a console.
+type maintJob struct {
+	console string
+	w       *Writer // the console's writer, for the live segment's name
+	seg     string
+}
+
+func (s *Store) addMaint(j maintJob) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, o := range s.maint {
+		if o.console == j.console && o.seg == j.seg {
+			return
+		}
+	}
+	s.maint = append(s.maint, j)
+	s.mcond.Signal()
+}
+
+// maintainer seals and prunes, one job at a time, so both never race
+// on one console's folder and at most one sealing encoder is busy.
+func (s *Store) maintainer() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		for len(s.maint) == 0 && !s.closed {
+			s.mcond.Wait()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		j := s.maint[0]
+		s.maint = s.maint[1:]
+		s.mu.Unlock()
+		dir := filepath.Join(s.dir, j.console)
+		if j.seg != "" {
+			if err := sealSegment(s.ctx, dir, j.seg, s.opt.SealFrameBytes); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("logstore: seal segment", "console", j.console, "segment", j.seg, "err", err)
+			}
+		} else {
+			s.retain(j)
+		}
+	}
+}
+
+// retain deletes a console's segments beyond the retention limits.
+func (s *Store) retain(j maintJob) {
+	if s.opt.RetainAge <= 0 && s.opt.RetainBytes <= 0 {
+		return
+	}
+	dir := filepath.Join(s.dir, j.console)
+	segs, err := listSegments(dir)
+	if err != nil {
+		s.log.Warn("logstore: retention", "console", j.console, "err", err)
+		return
+	}
+	live := j.w.liveSegment()
+	sizes := make([]int64, len(segs))
+	var total int64
+	for i, sg := range segs {
+		if st, err := os.Stat(sg.path); err == nil {
+			sizes[i] = st.Size()
+			total += sizes[i]
+		}
+	}
+	now := s.now()
+	for i, sg := range segs {
+		if sg.name == live || i == len(segs)-1 && live == "" {
+			break // never delete the live segment, nor anything after it
+		}
+		// A segment ends where the next one starts.
+		end := now
+		if i+1 < len(segs) {
+			end = segs[i+1].start
+		}
+		old := s.opt.RetainAge > 0 && now.Sub(end) > s.opt.RetainAge
+		big := s.opt.RetainBytes > 0 && total > s.opt.RetainBytes
+		if !old && !big {
+			break
+		}
+		if err := os.Remove(sg.path); err != nil {
+			s.log.Warn("logstore: retention: remove", "console", j.console, "segment", sg.name, "err", err)
+			return
+		}
+		total -= sizes[i]
+		s.log.Debug("logstore: retention removed segment", "console", j.console, "segment", sg.name, "bytes", sizes[i])
+	}
+}
+
+// Close flushes and closes every Writer, stops the background work (a
+// segment being sealed is left for the next start) and waits for it.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	ws := make([]*Writer, 0, len(s.writers))
+	for _, w := range s.writers {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		if err := w.Close(); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.queue = nil
+	s.maint = nil
+	s.mu.Unlock()
+	s.cancel()
+	s.qcond.Broadcast()
+	s.mcond.Broadcast()
+	s.wg.Wait()
+	if s.enc != nil {
+		s.enc.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) removeWriter(w *Writer) {
+	s.mu.Lock()
+	if s.writers[w.console] == w {
+		delete(s.writers, w.console)
+	}
+	s.mu.Unlock()
+}
+
+// Consoles lists the consoles that have a log folder, sorted.
+func (s *Store) Consoles() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("logstore: list %s: %w", s.dir, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && CheckConsoleName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// lockDir takes an exclusive advisory lock on a console folder.
+func lockDir(dir string) (*os.File, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrInUse
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return d, nil
+}
+
+// discard is a Writer-shaped sink used in examples and tests.
+var _ io.Writer = (*Writer)(nil)

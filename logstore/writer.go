@@ -1,0 +1,637 @@
+package logstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxLine caps the raw bytes of one record: a console that never sends a
+// line feed (a BIOS screen) still yields readable, bounded records.
+const maxLine = 4096
+
+// Writer records one console's output. Write and Event only copy into a
+// small buffer and never wait for the disk; a pool of flush workers
+// shared by the Store compresses and appends the buffer as one zstd frame
+// at least every FlushInterval. Disk errors never reach the caller: the
+// lost bytes are counted (Stats) and a gap event is written once writing
+// works again. A Writer is safe for concurrent use.
+type Writer struct {
+	s       *Store
+	console string
+	dir     string
+
+	// ioMu serialises disk work: flushes, rotation, Close. Lock order:
+	// ioMu, then mu, then Store.mu.
+	ioMu sync.Mutex
+	// Guarded by ioMu:
+	lock      *os.File   // advisory lock on dir
+	f         *os.File   // live segment, nil when none is open
+	seg       string     // its name
+	segStart  time.Time  // its start (from the name)
+	size      int64      // end of its last complete frame
+	idx       indexEntry // data frames since the last index frame; idx.End == 0 when none
+	lastIndex time.Time  // when the last index frame was written
+	lastName  time.Time  // start of the newest segment name in dir
+	lost      gapInfo    // console bytes lost to disk errors, not yet reported
+	scratch   []byte     // compressed frame buffer
+
+	mu sync.Mutex // guards the fields below
+	// pend holds complete records not yet written; line the raw bytes of
+	// the current line, which becomes a record at its line feed, at
+	// maxLine, before an event, or at a flush.
+	pend      []byte
+	pendRaw   int   // console bytes represented by pend
+	pendFirst int64 // earliest record time in pend, Unix ms
+	pendLast  int64 // latest
+	pendRecs  int
+	firstPend time.Time // monotonic time the first pending byte arrived
+	line      []byte
+	lineTime  time.Time
+	overflow  gapInfo // bytes dropped because pend was full
+	timer     *time.Timer
+	queued    bool // in the Store's flush queue or being flushed
+	rotate    bool // rotate at the next flush even without data
+	closed    bool
+	liveName  string // copy of seg for the maintainer
+	stats     WriterStats
+}
+
+// WriterStats are a Writer's counters since it was opened.
+type WriterStats struct {
+	Bytes       int64 // console bytes accepted by Write
+	Written     int64 // console bytes written to disk
+	Dropped     int64 // console bytes lost: buffer overflow or disk errors
+	Frames      int64 // data frames written
+	WriteErrors int64 // failed frame writes
+	Failing     bool  // the last frame write failed
+	Gaps        int64 // gap events written
+}
+
+// gapInfo accumulates lost bytes until a gap event reports them.
+type gapInfo struct {
+	bytes        int64
+	since, until time.Time
+	reason       string
+}
+
+func (g *gapInfo) add(n int64, t time.Time, reason string) {
+	if g.bytes == 0 {
+		g.since = t
+	}
+	g.bytes += n
+	g.until = t
+	g.reason = reason
+}
+
+func (g *gapInfo) text() string {
+	return fmt.Sprintf("%d bytes lost until %s: %s", g.bytes, FormatTime(g.until), g.reason)
+}
+
+func newWriter(s *Store, console string) *Writer {
+	return &Writer{s: s, console: console, dir: filepath.Join(s.dir, console)}
+}
+
+// Console returns the console's name.
+func (w *Writer) Console() string { return w.console }
+
+// Stats returns the Writer's counters.
+func (w *Writer) Stats() WriterStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
+
+// Write records console output p. It always accepts all of p (n == len(p))
+// and returns an error only after Close.
+func (w *Writer) Write(p []byte) (int, error) {
+	n := len(p)
+	if n == 0 {
+		return 0, nil
+	}
+	now := w.s.now()
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return 0, ErrClosed
+	}
+	w.stats.Bytes += int64(n)
+	if len(w.pend)+len(w.line)+n > w.s.opt.MaxPending {
+		w.overflow.add(int64(n), now, "console output buffer full: disk too slow")
+		w.stats.Dropped += int64(n)
+		kick := w.kickLocked()
+		w.mu.Unlock()
+		if kick {
+			w.s.enqueue(w)
+		}
+		return n, nil
+	}
+	wasIdle := !w.pendingLocked()
+	if w.overflow.bytes > 0 {
+		w.closeLineLocked()
+		w.appendEventLocked(w.overflow.since, EventGap, w.overflow.text())
+		w.stats.Gaps++
+		w.overflow = gapInfo{}
+	}
+	for len(p) > 0 {
+		chunk := p
+		i := bytes.IndexByte(p, '\n')
+		if i >= 0 {
+			chunk = p[:i+1]
+		}
+		p = p[len(chunk):]
+		if len(w.line) == 0 && i >= 0 && len(chunk) <= maxLine {
+			w.appendOutputLocked(now, chunk) // the common case: no copy
+			continue
+		}
+		for len(chunk) > 0 {
+			if len(w.line) == 0 {
+				w.lineTime = now
+			}
+			take := min(maxLine-len(w.line), len(chunk))
+			w.line = append(w.line, chunk[:take]...)
+			chunk = chunk[take:]
+			if w.line[len(w.line)-1] == '\n' || len(w.line) >= maxLine {
+				w.closeLineLocked()
+			}
+		}
+	}
+	kick := false
+	if wasIdle {
+		w.armLocked()
+	}
+	if len(w.pend) >= w.s.opt.FrameBytes {
+		kick = w.kickLocked()
+	}
+	w.mu.Unlock()
+	if kick {
+		w.s.enqueue(w)
+	}
+	return n, nil
+}
+
+// Event records an event line. An invalid kind is recorded as "note" with
+// the kind in front of the text. Events after Close are ignored.
+func (w *Writer) Event(kind EventKind, text string) {
+	if !kind.Valid() {
+		text = fmt.Sprintf("%q %s", string(kind), text)
+		kind = EventNote
+	}
+	now := w.s.now()
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	wasIdle := !w.pendingLocked()
+	w.closeLineLocked() // an event ends a partial line so it sorts in time
+	w.appendEventLocked(now, kind, text)
+	if wasIdle {
+		w.armLocked()
+	}
+	w.mu.Unlock()
+}
+
+func (w *Writer) pendingLocked() bool { return len(w.pend) > 0 || len(w.line) > 0 }
+
+func (w *Writer) noteTimeLocked(t time.Time) {
+	ms := timeMs(t)
+	if w.pendRecs == 0 {
+		w.pendFirst, w.pendLast = ms, ms
+	} else {
+		w.pendFirst, w.pendLast = min(w.pendFirst, ms), max(w.pendLast, ms)
+	}
+	w.pendRecs++
+}
+
+func (w *Writer) appendOutputLocked(t time.Time, raw []byte) {
+	if w.pend == nil {
+		w.pend = getBuf()
+	}
+	w.pend = appendOutputRecord(w.pend, t, raw)
+	w.pendRaw += len(raw)
+	w.noteTimeLocked(t)
+}
+
+func (w *Writer) appendEventLocked(t time.Time, kind EventKind, text string) {
+	if w.pend == nil {
+		w.pend = getBuf()
+	}
+	w.pend = appendEventRecord(w.pend, t, kind, text)
+	w.noteTimeLocked(t)
+}
+
+// closeLineLocked turns the current line into a record.
+func (w *Writer) closeLineLocked() {
+	if len(w.line) == 0 {
+		return
+	}
+	w.appendOutputLocked(w.lineTime, w.line)
+	w.line = w.line[:0]
+	if cap(w.line) > maxLine {
+		w.line = nil
+	}
+}
+
+// armLocked starts the flush timer when the first byte becomes pending.
+func (w *Writer) armLocked() {
+	w.firstPend = time.Now()
+	d := w.s.opt.FlushInterval
+	if w.timer == nil {
+		w.timer = time.AfterFunc(d, w.onTimer)
+	} else {
+		w.timer.Reset(d)
+	}
+}
+
+// kickLocked marks w queued and reports whether the caller must enqueue
+// it (after unlocking).
+func (w *Writer) kickLocked() bool {
+	if w.queued || w.closed {
+		return false
+	}
+	w.queued = true
+	return true
+}
+
+func (w *Writer) onTimer() {
+	w.mu.Lock()
+	kick := w.pendingLocked() && w.kickLocked()
+	w.mu.Unlock()
+	if kick {
+		w.s.enqueue(w)
+	}
+}
+
+// dueLocked reports whether a flush should run now.
+func (w *Writer) dueLocked() bool {
+	if w.rotate || len(w.pend) >= w.s.opt.FrameBytes {
+		return true
+	}
+	return w.pendingLocked() && time.Since(w.firstPend) >= w.s.opt.FlushInterval
+}
+
+// runQueued is called by a flush worker.
+func (w *Writer) runQueued() {
+	w.ioMu.Lock()
+	w.flushIO(false)
+	w.ioMu.Unlock()
+	w.mu.Lock()
+	again := !w.closed && w.dueLocked()
+	w.queued = again
+	w.mu.Unlock()
+	if again {
+		w.s.enqueue(w)
+	}
+}
+
+// checkAge asks for a rotation of a live segment that has aged while the
+// console was idle, so it gets sealed.
+func (w *Writer) checkAge(now time.Time) {
+	if !w.ioMu.TryLock() {
+		return // busy (maybe stuck on a slow disk); try at the next tick
+	}
+	old := w.f != nil && now.Sub(w.segStart) >= w.s.opt.SegmentAge
+	w.ioMu.Unlock()
+	if !old {
+		return
+	}
+	w.mu.Lock()
+	w.rotate = true
+	kick := w.kickLocked()
+	w.mu.Unlock()
+	if kick {
+		w.s.enqueue(w)
+	}
+}
+
+// Flush writes everything pending now and returns the write error, if
+// any (the bytes are then counted as dropped, as always).
+func (w *Writer) Flush() error {
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	return w.flushIO(false)
+}
+
+// Close flushes, writes a final index frame, closes the live segment
+// (it stays live: a later Writer appends to it) and releases the console.
+func (w *Writer) Close() error {
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.closed = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+	err := w.flushIO(true)
+	w.closeFiles()
+	w.s.removeWriter(w)
+	return err
+}
+
+// closeFiles closes the segment and the folder lock. Caller holds ioMu
+// or owns w exclusively.
+func (w *Writer) closeFiles() {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	if w.lock != nil {
+		w.lock.Close()
+		w.lock = nil
+	}
+}
+
+// liveSegment returns the name of the live segment, "" if none.
+func (w *Writer) liveSegment() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.liveName
+}
+
+func (w *Writer) setLive(name string) {
+	w.mu.Lock()
+	w.liveName = name
+	w.mu.Unlock()
+}
+
+// flushIO takes what is pending and appends it as one frame. Caller holds
+// ioMu. final also writes an index frame for every unindexed frame.
+func (w *Writer) flushIO(final bool) error {
+	w.mu.Lock()
+	w.closeLineLocked()
+	text, raw := w.pend, w.pendRaw
+	first, last, recs := w.pendFirst, w.pendLast, w.pendRecs
+	w.pend, w.pendRaw, w.pendRecs = nil, 0, 0
+	rotate := w.rotate
+	w.rotate = false
+	if final && w.overflow.bytes > 0 {
+		// Report an overflow even if no byte followed it.
+		text = appendEventRecord(text, w.overflow.since, EventGap, w.overflow.text())
+		first, last = min(first, timeMs(w.overflow.since)), max(last, timeMs(w.overflow.since))
+		if recs == 0 {
+			first, last = timeMs(w.overflow.since), timeMs(w.overflow.since)
+		}
+		recs++
+		w.stats.Gaps++
+		w.overflow = gapInfo{}
+	}
+	w.mu.Unlock()
+	defer putBuf(text)
+
+	now := w.s.now()
+	if w.f != nil && (rotate || w.size >= w.s.opt.SegmentBytes || now.Sub(w.segStart) >= w.s.opt.SegmentAge) {
+		w.rotateIO()
+	}
+	if len(text) == 0 && w.lost.bytes == 0 {
+		if final && w.f != nil && w.idx.End != 0 {
+			return w.writeIO(nil, now, true)
+		}
+		return nil
+	}
+	if w.f == nil {
+		if err := w.createSegmentIO(now); err != nil {
+			w.loseIO(int64(raw), now, err)
+			return err
+		}
+	}
+	if w.lost.bytes > 0 {
+		g := appendEventRecord(getBuf(), w.lost.since, EventGap, w.lost.text())
+		ms := timeMs(w.lost.since)
+		if recs == 0 {
+			first, last = ms, ms
+		}
+		first, last = min(first, ms), max(last, ms)
+		recs++
+		g = append(g, text...)
+		defer putBuf(g)
+		text = g
+	}
+	prev := w.idx
+	if w.idx.End == 0 {
+		w.idx = indexEntry{Off: w.size, First: first, Last: last}
+	}
+	w.idx.First, w.idx.Last = min(w.idx.First, first), max(w.idx.Last, last)
+	w.idx.Size += uint32(len(text))
+	w.idx.Records += uint32(recs)
+	frame := w.s.encoder().EncodeAll(text, w.scratch[:0])
+	w.idx.End = w.size + int64(len(frame))
+	err := w.writeIO(frame, now, final)
+	if cap(frame) <= 256<<10 {
+		w.scratch = frame[:0]
+	}
+	if err != nil {
+		w.idx = prev
+		if w.f == nil {
+			w.idx = indexEntry{}
+		}
+		w.loseIO(int64(raw), now, err)
+		return err
+	}
+	w.mu.Lock()
+	w.stats.Written += int64(raw)
+	w.stats.Frames++
+	w.stats.Failing = false
+	if w.lost.bytes > 0 {
+		w.stats.Gaps++
+	}
+	w.mu.Unlock()
+	w.lost = gapInfo{}
+	return nil
+}
+
+// writeIO appends frame (maybe nil) to the live segment, followed by an
+// index frame when one is due, in one write. On error it cuts the file
+// back to its last complete frame.
+func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
+	withIndex := w.idx.End != 0 && (final || now.Sub(w.lastIndex) >= w.s.opt.IndexInterval || now.Before(w.lastIndex))
+	if withIndex {
+		frame = appendIndexFrame(frame, []indexEntry{w.idx}, false)
+	}
+	if len(frame) == 0 {
+		return nil
+	}
+	_, err := w.f.WriteAt(frame, w.size)
+	if err != nil {
+		if terr := w.f.Truncate(w.size); terr != nil {
+			// The segment may now end in a torn frame; leave it (readers
+			// skip it; the next start repairs only the newest segment) and
+			// start a new one once writing works again.
+			w.s.log.Warn("logstore: cannot cut back a failed write", "console", w.console, "segment", w.seg, "err", terr)
+			w.f.Close()
+			w.f, w.seg = nil, ""
+			w.idx = indexEntry{}
+			w.setLive("")
+		}
+		w.mu.Lock()
+		w.stats.WriteErrors++
+		w.stats.Failing = true
+		w.mu.Unlock()
+		return fmt.Errorf("logstore: write %s: %w", filepath.Join(w.dir, w.seg), err)
+	}
+	w.size += int64(len(frame))
+	if withIndex {
+		w.idx = indexEntry{}
+		w.lastIndex = now
+	}
+	return nil
+}
+
+// loseIO counts console bytes lost to a disk error.
+func (w *Writer) loseIO(raw int64, now time.Time, err error) {
+	reason := err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		reason = errno.Error()
+	}
+	if w.lost.bytes == 0 {
+		w.s.log.Warn("logstore: console output lost, will retry", "console", w.console, "err", err)
+	}
+	w.lost.add(raw, now, reason)
+	if w.lost.bytes == 0 {
+		// Nothing but index or gap records failed: still report the failure.
+		w.lost.since, w.lost.until = now, now
+	}
+	w.mu.Lock()
+	w.stats.Dropped += raw
+	w.mu.Unlock()
+}
+
+// createSegmentIO starts a new live segment named after now (or one second
+// after the newest existing name, to keep names unique and sorted).
+func (w *Writer) createSegmentIO(now time.Time) error {
+	if err := os.MkdirAll(w.dir, 0o750); err != nil {
+		return fmt.Errorf("logstore: create %s: %w", w.dir, err)
+	}
+	start := now.UTC().Truncate(time.Second)
+	if !start.After(w.lastName) {
+		start = w.lastName.Add(time.Second)
+	}
+	for try := 0; ; try++ {
+		name := segmentName(start)
+		path := filepath.Join(w.dir, name)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+		if errors.Is(err, os.ErrExist) && try < 100 {
+			start = start.Add(time.Second)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("logstore: create segment: %w", err)
+		}
+		hdr := appendHeaderFrame(nil, segHeader{Format: formatName, Console: w.console, Start: FormatTime(start)})
+		if _, err := f.Write(hdr); err != nil {
+			f.Close()
+			os.Remove(path)
+			return fmt.Errorf("logstore: create segment %s: %w", path, err)
+		}
+		w.f, w.seg, w.segStart, w.size = f, name, start, int64(len(hdr))
+		w.lastName, w.lastIndex = start, now
+		w.idx = indexEntry{}
+		w.setLive(name)
+		return nil
+	}
+}
+
+// rotateIO closes the live segment and queues it for sealing.
+func (w *Writer) rotateIO() {
+	if w.idx.End != 0 {
+		if err := w.writeIO(nil, w.s.now(), true); err != nil {
+			w.s.log.Warn("logstore: final index frame", "console", w.console, "segment", w.seg, "err", err)
+		}
+	}
+	if w.f == nil {
+		return
+	}
+	if err := w.f.Sync(); err != nil {
+		w.s.log.Warn("logstore: sync segment", "console", w.console, "segment", w.seg, "err", err)
+	}
+	w.f.Close()
+	seg := w.seg
+	w.f, w.seg = nil, ""
+	w.setLive("")
+	w.s.addMaint(maintJob{console: w.console, w: w, seg: seg})
+	w.s.addMaint(maintJob{console: w.console, w: w})
+}
+
+// open takes the console's lock and prepares its newest segment: a torn
+// last frame is repaired and the segment reused if still young; older
+// unsealed segments are queued for sealing.
+func (w *Writer) open() error {
+	if err := os.MkdirAll(w.dir, 0o750); err != nil {
+		return fmt.Errorf("logstore: create %s: %w", w.dir, err)
+	}
+	lock, err := lockDir(w.dir)
+	if err != nil {
+		if errors.Is(err, ErrInUse) {
+			return fmt.Errorf("%w: %s (another process)", ErrInUse, w.console)
+		}
+		return fmt.Errorf("logstore: %w", err)
+	}
+	w.lock = lock
+	removeTemps(w.dir)
+	segs, err := listSegments(w.dir)
+	if err != nil {
+		w.closeFiles()
+		return fmt.Errorf("logstore: %w", err)
+	}
+	if len(segs) == 0 {
+		return nil
+	}
+	w.lastName = segs[len(segs)-1].start
+	now := w.s.now()
+	for i := len(segs) - 1; i >= 0; i-- {
+		sg := segs[i]
+		if i < len(segs)-1 {
+			hdr, err := readHeader(sg.path)
+			if err != nil {
+				w.s.log.Warn("logstore: unreadable segment header", "console", w.console, "segment", sg.name, "err", err)
+				continue
+			}
+			if hdr.Sealed {
+				break
+			}
+			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
+			continue
+		}
+		f, size, sealed, err := repairSegment(sg.path, w.s.encoder(), w.s.log)
+		if err != nil {
+			w.s.log.Warn("logstore: newest segment not reusable; starting a new one", "console", w.console, "segment", sg.name, "err", err)
+			continue
+		}
+		if sealed {
+			f.Close()
+			break
+		}
+		if size >= w.s.opt.SegmentBytes || now.Sub(sg.start) >= w.s.opt.SegmentAge {
+			f.Close()
+			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
+			continue
+		}
+		w.f, w.seg, w.segStart, w.size, w.lastIndex = f, sg.name, sg.start, size, now
+		w.setLive(sg.name)
+	}
+	w.s.addMaint(maintJob{console: w.console, w: w})
+	return nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > 1<<20 {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
