@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -94,3 +95,39 @@ func TestPowerCommandIPMISim(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestPowerCommandConfig: with -c, console names resolve to BMCs and
+// credentials from the solgate config file.
+func TestPowerCommandConfig(t *testing.T) {
+	sim := startIPMISim(t, defaultSimUsers)
+	dir := t.TempDir()
+	pw := dir + "/bmc.pass"
+	must(t, os.WriteFile(pw, []byte("secret\n"), 0o600))
+	conf := dir + "/solgate.toml"
+	must(t, os.WriteFile(conf, []byte(`
+[server]
+log_dir = "`+dir+`/log"
+state_dir = "`+dir+`/state"
+
+[defaults]
+user = "admin"
+password_file = "`+pw+`"
+cipher_suite = 3
+
+[[console]]
+name = "node[1-2]"
+bmc = "`+sim.Addr+`,127.0.0.1:`+strconv.Itoa(freeUDPPort(t))+`"
+`), 0o600))
+	out, errOut, code := runSolgate(t, nil, "power", "-c", conf, "--timeout", "200ms", "node1", "off")
+	if code != 0 || strings.TrimSpace(out) != "node1: ok" || sim.Power(t) {
+		t.Fatalf("off via config: code %d out %q err %q power %v", code, out, errOut, sim.Power(t))
+	}
+	out, _, code = runSolgate(t, nil, "power", "-c", conf, "--timeout", "200ms", "node[1-2]", "status", "--consolidate")
+	if code != 1 || !strings.Contains(out, "node1: off\n") || !strings.Contains(out, "node2: no answer after 3 tries") {
+		t.Fatalf("consolidated status: code %d out %q", code, out)
+	}
+	_, errOut, code = runSolgate(t, nil, "power", "-c", conf, "node9", "status")
+	if code != 2 || !strings.Contains(errOut, "no such console: node9") {
+		t.Fatalf("unknown console: code %d err %q", code, errOut)
+	}
+}

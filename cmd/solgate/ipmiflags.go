@@ -29,6 +29,7 @@ type connFlags struct {
 	retries      int
 	quirks       string
 	insecure     bool
+	set          map[string]bool // flags given on the command line
 }
 
 const connFlagsHelp = `Credentials: the password comes from --password-file, else the environment

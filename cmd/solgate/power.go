@@ -69,6 +69,7 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageErr(err)
 	}
+	cf.set = setFlags(fs)
 	if len(pos) != 2 {
 		return &exitError{code: 2, msg: "power: want HOSTS and ACTION (see solgate power --help)"}
 	}

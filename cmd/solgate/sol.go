@@ -61,6 +61,7 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageErr(err)
 	}
+	cf.set = setFlags(fs)
 	if len(pos) != 1 {
 		return &exitError{code: 2, msg: "sol: want exactly one HOST (see solgate sol --help)"}
 	}

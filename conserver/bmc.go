@@ -1,0 +1,47 @@
+package conserver
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/solgate/solgate/conserver/config"
+	"github.com/solgate/solgate/ipmilan"
+)
+
+// BMCConfig translates a console's configured BMC settings into the
+// ipmilan connection configuration.
+func BMCConfig(c *config.Console, log *slog.Logger) (ipmilan.Config, error) {
+	cfg := ipmilan.Config{
+		Addr:        c.BMCAddr(),
+		User:        c.User,
+		Password:    ipmilan.Secret(c.Password.Reveal()),
+		KG:          ipmilan.Secret(c.KG.Reveal()),
+		CipherSuite: c.CipherSuite,
+		Logger:      log,
+	}
+	var err error
+	if cfg.Interface, err = ipmilan.ParseInterface(c.Interface); err != nil {
+		return cfg, fmt.Errorf("console %s: %w", c.Name, err)
+	}
+	if cfg.Privilege, err = ipmilan.ParsePrivilege(c.Privilege); err != nil {
+		return cfg, fmt.Errorf("console %s: %w", c.Name, err)
+	}
+	if cfg.Quirks, err = ipmilan.ParseQuirks(c.Quirks...); err != nil {
+		return cfg, fmt.Errorf("console %s: %w", c.Name, err)
+	}
+	if c.CipherSuiteZero {
+		cfg.ForceSuiteZero, cfg.Insecure = true, true
+	}
+	switch c.AuthType {
+	case "", "md5":
+		cfg.AuthType = ipmilan.AuthMD5
+	case "password":
+		// The operator wrote it down: a clear-text password is allowed.
+		cfg.AuthType, cfg.Insecure = ipmilan.AuthPassword, true
+	case "none":
+		cfg.AuthType, cfg.Insecure = ipmilan.AuthNone, true
+	default:
+		return cfg, fmt.Errorf("console %s: IPMI 1.5 auth type %q is not supported (use md5)", c.Name, c.AuthType)
+	}
+	return cfg, nil
+}
