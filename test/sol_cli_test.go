@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/logstore"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer process and a reader.
@@ -47,7 +49,8 @@ func TestSolCommandIPMISim(t *testing.T) {
 	sim, serial := startIPMISimSOL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "-C", "3", "--eof-wait", "2s", sim.Addr)
+	logDir := t.TempDir()
+	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "-C", "3", "--eof-wait", "2s", "--log-dir", logDir, sim.Addr)
 	cmd.Env = []string{"IPMI_PASSWORD=secret"}
 	stdin, err := cmd.StdinPipe()
 	must(t, err)
@@ -71,5 +74,23 @@ func TestSolCommandIPMISim(t *testing.T) {
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("solgate sol: %v\nstderr: %s", err, errb.String())
+	}
+
+	// --log-dir recorded the session: the output and a reconnect event.
+	store, err := logstore.Open(logDir, logstore.Options{ReadOnly: true})
+	must(t, err)
+	defer store.Close()
+	lines, err := store.Tail(sim.Addr, 100)
+	must(t, err)
+	var text strings.Builder
+	events := 0
+	for _, l := range lines {
+		if l.Event == logstore.EventReconnect {
+			events++
+		}
+		text.Write(l.Text)
+	}
+	if !strings.Contains(text.String(), "Welcome to node42") || events == 0 {
+		t.Fatalf("log store has %d reconnect events and text %q", events, text.String())
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/solgate/solgate/conserver/escape"
 	"github.com/solgate/solgate/ipmilan"
+	"github.com/solgate/solgate/logstore"
 )
 
 func init() {
@@ -41,10 +42,15 @@ Without a terminal, stdin is copied to the console and the console to stdout,
 so scripts and tests can drive it; when stdin ends, solgate waits --eof-wait
 for trailing output and exits (--follow keeps it open until interrupted).
 
+With --log-dir the console is also recorded into the log store (compressed,
+timestamped, with reconnects and data gaps as events), as the daemon would:
+read it back with solgate log or zstdcat.
+
 Examples:
   solgate sol -u admin --password-file ~/.bmcpw node42-bmc
   solgate sol -c /etc/solgate/solgate.toml node42 --steal
   printf 'root\r' | IPMI_PASSWORD=... solgate sol -u admin 10.1.2.42 --eof-wait 3s
+  solgate sol -c /etc/solgate/solgate.toml node42 --follow --log-dir /var/log/solgate </dev/null
 
 `
 
@@ -57,6 +63,7 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	eofWait := fs.Duration("eof-wait", time.Second, "without a terminal: how long to wait for output after stdin ends")
 	follow := fs.Bool("follow", false, "without a terminal: stay connected after stdin ends")
 	noReconnect := fs.Bool("no-reconnect", false, "exit instead of reconnecting when the session drops")
+	logDir := fs.String("log-dir", "", "also record the console into the solgate log store under `DIR` (read it with solgate log)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return usageErr(err)
@@ -80,6 +87,22 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tty := term.IsTerminal(int(os.Stdin.Fd()))
 	r := &solRunner{name: pos[0], cfg: cfg, opts: ipmilan.SOLOptions{Steal: *steal}, stdout: stdout, stderr: stderr,
 		tty: tty, reconnect: !*noReconnect, esc: esc}
+	if *logDir != "" {
+		if err := logstore.CheckConsoleName(pos[0]); err != nil {
+			return &exitError{code: 2, msg: "sol: --log-dir: " + err.Error()}
+		}
+		store, err := logstore.Open(*logDir, logstore.Options{})
+		if err != nil {
+			return fmt.Errorf("sol: %w", err)
+		}
+		defer store.Close()
+		w, err := store.Writer(pos[0])
+		if err != nil {
+			return fmt.Errorf("sol: %w", err)
+		}
+		defer w.Close()
+		r.log = w
+	}
 	if tty {
 		old, err := term.MakeRaw(int(os.Stdin.Fd()))
 		if err != nil {
@@ -108,8 +131,17 @@ type solRunner struct {
 	eofWait   time.Duration
 	follow    bool
 
+	log *logstore.Writer // records the console when --log-dir is set
+
 	mu  sync.Mutex
 	sol *ipmilan.SOL // the live console, nil while reconnecting
+}
+
+// event writes a marked line into the console log, if there is one.
+func (r *solRunner) event(kind logstore.EventKind, format string, a ...any) {
+	if r.log != nil {
+		r.log.Event(kind, fmt.Sprintf(format, a...))
+	}
 }
 
 func (r *solRunner) say(format string, a ...any) {
@@ -151,6 +183,7 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
 		if r.tty {
 			r.say("connected to %s (cipher suite %d); %s? for help", r.name, c.Session().CipherSuite(), escape.Format(r.esc))
 		}
+		r.event(logstore.EventReconnect, "SOL session established by solgate sol (cipher suite %d)", c.Session().CipherSuite())
 		r.mu.Lock()
 		r.sol = c
 		r.mu.Unlock()
@@ -158,8 +191,13 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
 		go func() {
 			for ev := range c.Events() {
 				switch ev.Kind {
-				case ipmilan.SOLOverrun, ipmilan.SOLGap, ipmilan.SOLInputDropped:
+				case ipmilan.SOLOverrun, ipmilan.SOLGap:
 					r.say("%s: %s: %s", r.name, ev.Kind, ev.Detail)
+					r.event(logstore.EventGap, "%s: %s", ev.Kind, ev.Detail)
+				case ipmilan.SOLInputDropped:
+					r.say("%s: %s: %s", r.name, ev.Kind, ev.Detail)
+				case ipmilan.SOLStolen:
+					r.event(logstore.EventStolen, "%s", ev.Detail)
 				}
 			}
 		}()
@@ -171,7 +209,13 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
 			case <-connDone:
 			}
 		}()
-		_, copyErr := io.Copy(r.stdout, c)
+		out := r.stdout
+		if r.log != nil {
+			// The log store never blocks nor fails the console on disk
+			// trouble; it counts what it could not keep.
+			out = io.MultiWriter(r.log, r.stdout)
+		}
+		_, copyErr := io.Copy(out, c)
 		close(connDone)
 		r.mu.Lock()
 		r.sol = nil
@@ -195,6 +239,7 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
 		}
 		wait := jitter(backoff)
 		r.say("%s: %v; reconnecting in %v", r.name, cause, wait.Round(100*time.Millisecond))
+		r.event(logstore.EventReconnect, "SOL session lost: %v; reconnecting in %v", cause, wait.Round(100*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return r.endErr(ctx, errDetach)
