@@ -2,8 +2,10 @@ package bmcsim
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -23,6 +25,7 @@ type BMC struct {
 	faults atomic.Pointer[faultState]
 	stats  counters
 	now    func() time.Time
+	rand   io.Reader // crypto/rand; tests substitute a deterministic source
 
 	mu         sync.Mutex // guards the fields below
 	sessions   map[uint32]*session
@@ -81,6 +84,7 @@ func New(cfg Config) *BMC {
 		challenges: map[uint32]*challenge{},
 		failures:   map[int]*loginFailures{},
 		now:        time.Now,
+		rand:       rand.Reader,
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -96,7 +100,7 @@ func New(cfg Config) *BMC {
 		}
 	}
 	if b.cfg.GUID == [16]byte{} {
-		randomBytes(b.cfg.GUID[:])
+		randomBytes(b.rand, b.cfg.GUID[:])
 	}
 	b.chassis.on = cfg.PowerOn
 	b.faults.Store(newFaultState(cfg.Faults))

@@ -124,10 +124,10 @@ func (b *BMC) sessionChallengeLocked(req wire.Request) wire.Response {
 		delete(b.challenges, oldest)
 	}
 	c := &challenge{userIdx: idx, authType: r.AuthType, expires: b.now().Add(challengeTimeout)}
-	randomBytes(c.challenge[:])
-	id := randomID(b.challenges)
+	randomBytes(b.rand, c.challenge[:])
+	id := randomID(b.rand, b.challenges)
 	for b.sessions[id] != nil {
-		id = randomID(b.challenges)
+		id = randomID(b.rand, b.challenges)
 	}
 	b.challenges[id] = c
 	return respond(req, wire.CCOK, wire.SessionChallenge{TempSessionID: id, Challenge: c.challenge}.Append(nil))
@@ -176,7 +176,7 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 		return answer(0x81, nil) // no session slot
 	}
 	var in [4]byte
-	randomBytes(in[:])
+	randomBytes(b.rand, in[:])
 	inSeq := uint32(in[0]) | uint32(in[1])<<8 | uint32(in[2])<<16 | uint32(in[3]&0x7F)<<24
 	if inSeq == 0 {
 		inSeq = 1

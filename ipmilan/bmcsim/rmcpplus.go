@@ -245,7 +245,7 @@ func (b *BMC) rakp1Locked(payload []byte, now time.Time) []byte {
 	s.userIdx, s.maxPriv = idx, priv
 	s.hs = wire.Handshake{SIDm: s.sidm, SIDc: s.id, Rm: r.Rm, GUID: b.cfg.GUID, Role: r.Role,
 		User: append([]byte(nil), r.User...)}
-	randomBytes(s.hs.Rc[:])
+	randomBytes(b.rand, s.hs.Rc[:])
 	code := s.hs.RAKP2Code(s.suite.Auth, []byte(u.Password))
 	if b.cfg.Quirks.RAKP2ExtraByte && len(code) > 0 {
 		code = append(code, 0)

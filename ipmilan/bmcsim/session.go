@@ -1,8 +1,8 @@
 package bmcsim
 
 import (
-	"crypto/rand"
 	"encoding/binary"
+	"io"
 	"net"
 	"time"
 
@@ -120,14 +120,12 @@ const (
 	window15         = 8
 )
 
-// randomID returns a random non-zero 32-bit value that is not a key of
-// used.
-func randomID[V any](used map[uint32]V) uint32 {
+// randomID returns a random non-zero 32-bit value from r that is not a
+// key of used.
+func randomID[V any](r io.Reader, used map[uint32]V) uint32 {
 	var b [4]byte
 	for {
-		if _, err := rand.Read(b[:]); err != nil {
-			panic("bmcsim: crypto/rand failed: " + err.Error()) // never fails on Linux
-		}
+		randomBytes(r, b[:])
 		id := binary.LittleEndian.Uint32(b[:])
 		if _, dup := used[id]; id != 0 && !dup {
 			return id
@@ -135,9 +133,11 @@ func randomID[V any](used map[uint32]V) uint32 {
 	}
 }
 
-func randomBytes(b []byte) {
-	if _, err := rand.Read(b); err != nil {
-		panic("bmcsim: crypto/rand failed: " + err.Error())
+// randomBytes fills b from r (crypto/rand outside tests, which never
+// fails on Linux; a failure is a broken system, not bad input).
+func randomBytes(r io.Reader, b []byte) {
+	if _, err := io.ReadFull(r, b); err != nil {
+		panic("bmcsim: random source failed: " + err.Error())
 	}
 }
 
@@ -164,7 +164,7 @@ func (b *BMC) newSessionLocked(now time.Time, remote net.Addr, v20 bool) *sessio
 		return nil
 	}
 	s := &session{
-		id:         randomID(b.sessions),
+		id:         randomID(b.rand, b.sessions),
 		handle:     b.freeHandleLocked(),
 		v20:        v20,
 		remote:     remote,
