@@ -234,7 +234,11 @@ func TestGarbage(t *testing.T) {
 }
 
 func TestQuirkBadChecksumAndAuthCaps(t *testing.T) {
-	b := newTestBMC(func(c *Config) { c.Quirks.BadChecksum = true; c.Quirks.NoExtendedAuthCaps = true; c.Quirks.NoCipherSuiteList = true })
+	b := newTestBMC(func(c *Config) {
+		c.Quirks.BadChecksum = true
+		c.Quirks.NoExtendedAuthCaps = true
+		c.Quirks.NoCipherSuiteList = true
+	})
 	c := newTestClient(t, direct(b))
 	if _, err := c.pre(wire.NetFnApp, wire.CmdGetChannelAuthCaps, []byte{0x0E, 4}); err == nil {
 		t.Fatal("bad checksum quirk: response verifies")
