@@ -159,7 +159,7 @@ func (b *builder) index() {
 		if len(idx) == 0 {
 			b.warnf("%s:%d: access rule for %s matches no console", r.File, r.Line, r.Consoles)
 		}
-		d := r.digest()
+		d := r.grantDigest()
 		for _, i := range idx {
 			c.access[i] = append(c.access[i], int32(ri))
 			c.accessSig[i][0] += d[0]
@@ -230,10 +230,19 @@ func intersect(a, b []int32) []int32 {
 }
 
 // digest fingerprints what a rule says (not where it is).
-func (r *Rule) digest() [2]uint64 {
+func (r *Rule) digest() [2]uint64 { return r.fingerprint(true) }
+
+// grantDigest fingerprints what a rule grants and denies, for the consoles
+// it covers: moving a rule's range does not change the access of the
+// consoles that stay in it.
+func (r *Rule) grantDigest() [2]uint64 { return r.fingerprint(false) }
+
+func (r *Rule) fingerprint(withConsoles bool) [2]uint64 {
 	h := sha256.New()
 	w := hashWriter{h}
-	w.str(r.Consoles)
+	if withConsoles {
+		w.str(r.Consoles)
+	}
 	for _, l := range [][]string{r.Read, r.Write, r.Power, r.Deny} {
 		w.strs(l)
 	}

@@ -72,6 +72,7 @@ type builder struct {
 	bmcOwner map[string]string       // BMC address -> console, to warn about sharing
 	userLoc  map[string]loc
 	keyOwner map[string]string // authorized key -> user name
+	limit    int               // most consoles (and names in any hostlist)
 }
 
 type loc struct {
@@ -107,6 +108,10 @@ func build(path string, srcs []source, opts Options) (*Config, error) {
 		bmcOwner: map[string]string{},
 		userLoc:  map[string]loc{},
 		keyOwner: map[string]string{},
+		limit:    maxConsoles,
+	}
+	if opts.maxConsoles > 0 {
+		b.limit = opts.maxConsoles
 	}
 	for _, s := range srcs {
 		b.cfg.Files = append(b.cfg.Files, s.name)
@@ -120,6 +125,7 @@ func build(path string, srcs []source, opts Options) (*Config, error) {
 		if b.errs.Len() == 0 {
 			b.errs.addf(path, 0, "", "no config files")
 		}
+		b.errs.sort(b.cfg.Files)
 		return nil, &b.errs
 	}
 	main := b.files[0]
@@ -152,15 +158,21 @@ func build(path string, srcs []source, opts Options) (*Config, error) {
 	for _, f := range b.files {
 		b.syslog(f)
 	}
-	if b.errs.Len() > 0 {
-		return nil, &b.errs
+	if b.errs.Len() == 0 {
+		b.index()
 	}
-	b.index()
 	if b.errs.Len() > 0 {
+		b.errs.sort(b.cfg.Files)
 		return nil, &b.errs
 	}
 	b.cfg.hash = b.cfg.canonicalHash()
 	return b.cfg, nil
+}
+
+func (b *builder) addRef(p string) {
+	if !slices.Contains(b.cfg.refs, p) {
+		b.cfg.refs = append(b.cfg.refs, p)
+	}
 }
 
 func (b *builder) warnf(format string, args ...any) {
@@ -255,6 +267,7 @@ func (b *builder) server(f *parsedFile) {
 	for i, p := range sh.TrustedUserCAFiles {
 		line := e.elemLine("trusted_user_ca_files", i)
 		p = b.relPath(f, p)
+		b.addRef(p)
 		if b.opts.SkipSecrets {
 			continue
 		}
@@ -531,6 +544,7 @@ func (b *builder) fileSecret(f *parsedFile, line int, label, what, path string, 
 		b.errs.addf(f.name, line, label, "%s: empty path", what)
 		return Secret{}
 	}
+	b.addRef(path)
 	if b.opts.SkipSecrets {
 		return Secret{source: src, set: true}
 	}
@@ -628,7 +642,7 @@ func (b *builder) consoles(f *parsedFile, base settings, defaultBMC string) {
 			continue
 		}
 		label := cs.Name
-		names, err := hostlist.ExpandLimit(cs.Name, maxConsoles)
+		names, err := hostlist.ExpandLimit(cs.Name, b.limit)
 		if err != nil {
 			b.errs.addf(f.name, e.lineOf("name"), "", "name: %v", err)
 			continue
@@ -689,8 +703,8 @@ func (b *builder) consoles(f *parsedFile, base settings, defaultBMC string) {
 		for prev, ns := range sortedDups(dups) {
 			b.errs.addf(f.name, e.lineOf("name"), hostlist.Compress(ns), "defined twice; first at %s", prev)
 		}
-		if len(b.cfg.Consoles) > maxConsoles {
-			b.errs.addf(f.name, line, "", "more than %d consoles in all", maxConsoles)
+		if len(b.cfg.Consoles) > b.limit {
+			b.errs.addf(f.name, line, "", "more than %d consoles in all", b.limit)
 			return
 		}
 	}
@@ -740,7 +754,7 @@ func (b *builder) bmcs(f *parsedFile, e *entryPos, cs *consoleShape, names []str
 		}
 		return out
 	}
-	addrs, err := hostlist.ExpandLimit(spec, maxConsoles)
+	addrs, err := hostlist.ExpandLimit(spec, b.limit)
 	if err != nil {
 		b.errs.addf(f.name, line, cs.Name, "bmc: %v", err)
 		return nil
@@ -837,7 +851,7 @@ func (b *builder) rules(f *parsedFile) {
 			ok = false
 		case "*":
 		default:
-			names, err := hostlist.ExpandLimit(as.Consoles, maxConsoles)
+			names, err := hostlist.ExpandLimit(as.Consoles, b.limit)
 			if err != nil {
 				b.errs.addf(f.name, e.lineOf("consoles"), "", "access consoles: %v", err)
 				ok = false
@@ -952,7 +966,7 @@ func (b *builder) syslog(f *parsedFile) {
 		}
 		if ss.Consoles != nil {
 			t.Consoles = *ss.Consoles
-			names, err := hostlist.ExpandLimit(t.Consoles, maxConsoles)
+			names, err := hostlist.ExpandLimit(t.Consoles, b.limit)
 			if err != nil {
 				bad("consoles", "%v", err)
 				ok = false
@@ -964,6 +978,7 @@ func (b *builder) syslog(f *parsedFile) {
 		}
 		if ss.TLSCAFile != nil {
 			t.CAFile = b.relPath(f, *ss.TLSCAFile)
+			b.addRef(t.CAFile)
 			if u.Scheme != "tls" {
 				bad("tls_ca_file", "only applies to tls:// addresses")
 				ok = false

@@ -39,6 +39,7 @@ type Config struct {
 	groups    map[string]bool  // every group some user is in
 	access    [][]int32        // per console (same index): the rules that cover it
 	accessSig [][2]uint64      // per console: sum of the digests of those rules
+	refs      []string         // other files the config names (secrets, CAs), for the watcher
 	hash      [32]byte         // over the canonical form; equal hashes: equal configs
 	now       func() time.Time // clock for certificate validity
 }

@@ -60,9 +60,9 @@ func (c *Config) Dump(w io.Writer) error {
 		p("steal = %s\n", q(x.Steal))
 		p("escape = %s\n", q(x.Escape))
 		p("log_rotate_size = %s\n", q(formatSize(x.Log.RotateSize)))
-		p("log_rotate_age = %s\n", q(formatDuration(x.Log.RotateAge)))
-		p("log_retain_age = %s\n", q(formatDuration(x.Log.RetainAge)))
-		p("log_retain_size = %s\n", q(formatSize(x.Log.RetainBytes)))
+		p("log_rotate_age = %s%s\n", q(formatDuration(x.Log.RotateAge)), noLimit(x.Log.RotateAge == 0))
+		p("log_retain_age = %s%s\n", q(formatDuration(x.Log.RetainAge)), noLimit(x.Log.RetainAge == 0))
+		p("log_retain_size = %s%s\n", q(formatSize(x.Log.RetainBytes)), noLimit(x.Log.RetainBytes == 0))
 		var read, write, power, deny []string
 		for _, ri := range c.access[i] {
 			r := &c.Rules[ri]
@@ -107,6 +107,13 @@ func (c *Config) Dump(w io.Writer) error {
 		}
 	}
 	return bw.Flush()
+}
+
+func noLimit(zero bool) string {
+	if zero {
+		return " # no limit"
+	}
+	return ""
 }
 
 func sourceNote(s Secret) string {

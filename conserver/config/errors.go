@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -70,6 +71,25 @@ func (l *ErrorList) add(e *Error) {
 
 func (l *ErrorList) addf(file string, line int, console, format string, args ...any) {
 	l.add(&Error{File: file, Line: line, Console: console, Msg: fmt.Sprintf(format, args...)})
+}
+
+// sort orders the problems by file (in the given order) and line, so
+// that they read top to bottom whatever check found them.
+func (l *ErrorList) sort(files []string) {
+	rank := func(f string) int {
+		for i, x := range files {
+			if x == f {
+				return i
+			}
+		}
+		return len(files)
+	}
+	slices.SortStableFunc(l.Errors, func(a, b *Error) int {
+		if c := rank(a.File) - rank(b.File); c != 0 {
+			return c
+		}
+		return a.Line - b.Line
+	})
 }
 
 func (l *ErrorList) err() error {

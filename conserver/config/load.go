@@ -33,6 +33,8 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// Now is the clock for certificate validity; nil means time.Now.
 	Now func() time.Time
+
+	maxConsoles int // tests: a lower limit than maxConsoles
 }
 
 // Load reads the main file at path and every conf.d/*.toml beside it,

@@ -201,6 +201,9 @@ func parseDuration(s string) (time.Duration, error) {
 	if t == "0" {
 		return 0, nil
 	}
+	if t == "" {
+		return 0, fmt.Errorf("empty duration: want e.g. 30s, 15m, 24h, 90d, 2w")
+	}
 	var total time.Duration
 	rest := t
 	for rest != "" {
@@ -245,14 +248,25 @@ func parseDuration(s string) (time.Duration, error) {
 	return total, nil
 }
 
-// formatDuration prints whole days as "Nd"; everything else as Go does.
+// formatDuration prints a duration the way parseDuration reads it, in the
+// largest units that fit: "90d", "1d12h", "1h30m", "500ms".
 func formatDuration(d time.Duration) string {
-	const day = 24 * time.Hour
 	if d == 0 {
 		return "0"
 	}
-	if d%day == 0 {
-		return strconv.FormatInt(int64(d/day), 10) + "d"
+	if d < 0 || d%time.Millisecond != 0 {
+		return d.String()
 	}
-	return d.String()
+	var b strings.Builder
+	for _, u := range []struct {
+		name string
+		v    time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
+		if d >= u.v {
+			b.WriteString(strconv.FormatInt(int64(d/u.v), 10))
+			b.WriteString(u.name)
+			d %= u.v
+		}
+	}
+	return b.String()
 }

@@ -1,0 +1,397 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// fakeLoads returns a loader that hands out configs with distinct hashes
+// (or an error when fail is set) and counts its calls.
+type fakeLoads struct {
+	calls atomic.Int32
+	gen   atomic.Int32 // bump to make the next load differ
+	fail  atomic.Bool
+}
+
+func (f *fakeLoads) load() (*Config, error) {
+	f.calls.Add(1)
+	if f.fail.Load() {
+		return nil, &ErrorList{Errors: []*Error{{File: "x.toml", Line: 1, Msg: "bad"}}}
+	}
+	c := &Config{Server: Server{ReloadInterval: 30 * time.Second}}
+	c.hash[0] = byte(f.gen.Load())
+	return c, nil
+}
+
+func startFake(t *testing.T, opts WatchOptions) (*Watcher, *fakeLoads, context.CancelFunc) {
+	t.Helper()
+	f := &fakeLoads{}
+	w := newWatcher("/nonexistent/solgate.toml", opts, f.load)
+	first, _ := f.load()
+	w.cur.Store(first)
+	f.calls.Store(0)
+	ctx, cancel := context.WithCancel(t.Context())
+	go w.loop(ctx, nil)
+	return w, f, cancel
+}
+
+func TestDebounceBurstIsOneReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, f, cancel := startFake(t, WatchOptions{Interval: -1})
+		defer cancel()
+		f.gen.Store(1)
+		// Ten events 50 ms apart: each restarts the 150 ms quiet period.
+		for range 10 {
+			w.kick()
+			time.Sleep(50 * time.Millisecond)
+			synctest.Wait()
+			if n := f.calls.Load(); n != 0 {
+				t.Fatalf("reloaded %d times during the burst", n)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if n := f.calls.Load(); n != 1 {
+			t.Fatalf("after the quiet period: %d reloads, want 1", n)
+		}
+		ev := <-w.Events()
+		if ev.Reason != ReasonFiles || ev.Err != nil || ev.Config.hash[0] != 1 {
+			t.Errorf("event = %+v", ev)
+		}
+	})
+}
+
+func TestDebounceUnchangedIsSilent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, f, cancel := startFake(t, WatchOptions{Interval: -1})
+		defer cancel()
+		w.kick()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := f.calls.Load(); n != 1 {
+			t.Fatalf("%d reloads, want 1", n)
+		}
+		select {
+		case ev := <-w.Events():
+			t.Fatalf("unchanged config produced an event: %+v", ev)
+		default:
+		}
+	})
+}
+
+func TestPeriodicAndReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, f, cancel := startFake(t, WatchOptions{})
+		defer cancel()
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if n := f.calls.Load(); n != 0 {
+			t.Fatalf("%d reloads before the interval", n)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n := f.calls.Load(); n != 1 {
+			t.Fatalf("%d reloads after the 30s interval, want 1", n)
+		}
+		f.gen.Store(2)
+		w.Reload()
+		synctest.Wait()
+		ev := <-w.Events()
+		if ev.Reason != ReasonReload || ev.Config.hash[0] != 2 {
+			t.Errorf("event = %+v", ev)
+		}
+		if n := f.calls.Load(); n != 2 {
+			t.Errorf("%d reloads, want 2", n)
+		}
+		if w.Config().hash[0] != 2 {
+			t.Error("Config() does not return the new snapshot")
+		}
+	})
+}
+
+func TestInvalidKeepsOldAndPeriodicDoesNotRepeat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, f, cancel := startFake(t, WatchOptions{Interval: 10 * time.Second})
+		defer cancel()
+		old := w.Config()
+		f.fail.Store(true)
+		w.kick()
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		ev := <-w.Events()
+		if ev.Err == nil || ev.Config != old || ev.Reason != ReasonFiles {
+			t.Fatalf("event = %+v, want an error with the old config", ev)
+		}
+		if w.Config() != old {
+			t.Fatal("invalid config replaced the snapshot")
+		}
+		// Three periodic checks see the same error: no more events.
+		time.Sleep(35 * time.Second)
+		synctest.Wait()
+		if n := f.calls.Load(); n != 4 {
+			t.Fatalf("%d loads, want 4", n)
+		}
+		select {
+		case ev := <-w.Events():
+			t.Fatalf("repeated error event: %+v", ev)
+		default:
+		}
+		// An explicit reload reports it again.
+		w.Reload()
+		synctest.Wait()
+		if ev := <-w.Events(); ev.Err == nil {
+			t.Fatalf("reload of invalid files: %+v", ev)
+		}
+		f.fail.Store(false)
+		f.gen.Store(5)
+		w.kick()
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if ev := <-w.Events(); ev.Err != nil || ev.Config.hash[0] != 5 {
+			t.Fatalf("fixed config: %+v", ev)
+		}
+	})
+}
+
+// Real file system tests: fsnotify, editors, Kubernetes.
+
+const fsTimeout = 10 * time.Second
+
+const baseConfig = `
+[defaults]
+user = "ADMIN"
+password_file = "bmc.pass"
+bmc = "{name}-bmc"
+
+[[console]]
+name = "node[1-3]"
+`
+
+func startReal(t *testing.T, dir string) *Watcher {
+	t.Helper()
+	w, err := NewWatcher(filepath.Join(dir, "solgate.toml"), WatchOptions{Interval: -1, Debounce: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		for range w.Events() {
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	// Run adds its watches before its loop starts; a reload round trip
+	// proves the loop (and so the watches) are up.
+	w.Reload()
+	waitIdle(t, w)
+	return w
+}
+
+// waitIdle waits until the loop has taken the pending Reload request, which
+// proves it runs (and so that Run has added its watches).
+func waitIdle(t *testing.T, w *Watcher) {
+	t.Helper()
+	deadline := time.Now().Add(fsTimeout)
+	for len(w.reload) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("watcher loop does not run")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func nextEvent(t *testing.T, w *Watcher) Event {
+	t.Helper()
+	select {
+	case ev := <-w.Events():
+		return ev
+	case <-time.After(fsTimeout):
+		t.Fatalf("no config event within %v", fsTimeout)
+	}
+	return Event{}
+}
+
+func noEvent(t *testing.T, w *Watcher, wait time.Duration) {
+	t.Helper()
+	select {
+	case ev := <-w.Events():
+		t.Fatalf("unexpected event: reason %q err %v diff %+v", ev.Reason, ev.Err, ev.Diff)
+	case <-time.After(wait):
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchWriteInPlace(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"solgate.toml": baseConfig, "bmc.pass": "pw\n"})
+	w := startReal(t, dir)
+	write(t, filepath.Join(dir, "solgate.toml"), strings.Replace(baseConfig, "node[1-3]", "node[1-4]", 1))
+	ev := nextEvent(t, w)
+	if ev.Err != nil || strings.Join(ev.Diff.Added, ",") != "node4" || len(ev.Diff.Changed) != 0 {
+		t.Fatalf("event: err %v diff %+v", ev.Err, ev.Diff)
+	}
+	if ev.Reason != ReasonFiles {
+		t.Errorf("reason %q", ev.Reason)
+	}
+}
+
+func TestWatchVimRename(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"solgate.toml": baseConfig, "bmc.pass": "pw\n"})
+	w := startReal(t, dir)
+	p := filepath.Join(dir, "solgate.toml")
+	// What vim does with backupcopy=no: swap and test files, then move
+	// the original to a backup and write a new file.
+	write(t, filepath.Join(dir, ".solgate.toml.swp"), "swap")
+	write(t, filepath.Join(dir, "4913"), "")
+	os.Remove(filepath.Join(dir, "4913"))
+	if err := os.Rename(p, p+"~"); err != nil {
+		t.Fatal(err)
+	}
+	write(t, p, strings.Replace(baseConfig, `user = "ADMIN"`, `user = "root"`, 1))
+	os.Remove(p + "~")
+	os.Remove(filepath.Join(dir, ".solgate.toml.swp"))
+	ev := nextEvent(t, w)
+	if ev.Err != nil || len(ev.Diff.Changed) != 3 || ev.Diff.Changed[0].What != ChangeConnection {
+		t.Fatalf("event: err %v diff %+v", ev.Err, ev.Diff)
+	}
+	// Rename-over, as most other editors and config tools save.
+	tmp := filepath.Join(dir, ".solgate.toml.tmp")
+	write(t, tmp, strings.Replace(baseConfig, `user = "ADMIN"`, `user = "ops"`, 1))
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	ev = nextEvent(t, w)
+	if c, _ := ev.Config.Console("node1"); ev.Err != nil || c.User != "ops" {
+		t.Fatalf("after rename-over: err %v", ev.Err)
+	}
+}
+
+func TestWatchConfDirAddRemove(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"solgate.toml": baseConfig, "bmc.pass": "pw\n"})
+	w := startReal(t, dir)
+	// conf.d does not exist at start.
+	confd := filepath.Join(dir, "conf.d")
+	if err := os.Mkdir(confd, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	// Editor droppings in conf.d are not config.
+	write(t, filepath.Join(confd, ".rack.toml.swp"), "junk [[[")
+	write(t, filepath.Join(confd, "rack.toml~"), "junk [[[")
+	write(t, filepath.Join(confd, "rack.toml"), "[[console]]\nname = \"gpu[1-2]\"\n")
+	ev := nextEvent(t, w)
+	if ev.Err != nil || strings.Join(ev.Diff.Added, ",") != "gpu1,gpu2" {
+		t.Fatalf("conf.d file added: err %v diff %+v", ev.Err, ev.Diff)
+	}
+	if err := os.Remove(filepath.Join(confd, "rack.toml")); err != nil {
+		t.Fatal(err)
+	}
+	ev = nextEvent(t, w)
+	if ev.Err != nil || strings.Join(ev.Diff.Removed, ",") != "gpu1,gpu2" {
+		t.Fatalf("conf.d file removed: err %v diff %+v", ev.Err, ev.Diff)
+	}
+}
+
+// TestWatchKubernetesSwap mimics how the kubelet updates a ConfigMap volume:
+// files are symlinks through ..data, which is atomically replaced.
+func TestWatchKubernetesSwap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	version := func(name, cfg string) {
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(d, "solgate.toml"), cfg)
+		write(t, filepath.Join(d, "bmc.pass"), "pw\n")
+	}
+	version("..2026_11_23_10_00_00.1", baseConfig)
+	must(t, os.Symlink("..2026_11_23_10_00_00.1", filepath.Join(dir, "..data")))
+	must(t, os.Symlink("..data/solgate.toml", filepath.Join(dir, "solgate.toml")))
+	must(t, os.Symlink("..data/bmc.pass", filepath.Join(dir, "bmc.pass")))
+	w := startReal(t, dir)
+
+	version("..2026_11_23_10_05_00.2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
+	must(t, os.Symlink("..2026_11_23_10_05_00.2", filepath.Join(dir, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	must(t, os.RemoveAll(filepath.Join(dir, "..2026_11_23_10_00_00.1")))
+	ev := nextEvent(t, w)
+	if ev.Err != nil || strings.Join(ev.Diff.Removed, ",") != "node1" {
+		t.Fatalf("after swap: err %v diff %+v", ev.Err, ev.Diff)
+	}
+}
+
+func TestWatchInvalidThenFix(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"solgate.toml": baseConfig, "bmc.pass": "pw\n"})
+	w := startReal(t, dir)
+	old := w.Config()
+	p := filepath.Join(dir, "solgate.toml")
+	write(t, p, baseConfig+"\n[[console]]\nname = \"node[4-\"\n")
+	ev := nextEvent(t, w)
+	var el *ErrorList
+	if !errors.As(ev.Err, &el) || !strings.Contains(ev.Err.Error(), "solgate.toml:11") {
+		t.Fatalf("invalid edit: err %v", ev.Err)
+	}
+	if ev.Config != old || w.Config() != old {
+		t.Fatal("the old snapshot was not kept")
+	}
+	write(t, p, baseConfig+"\n[[console]]\nname = \"node[4-5]\"\n")
+	ev = nextEvent(t, w)
+	if ev.Err != nil || strings.Join(ev.Diff.Added, ",") != "node4,node5" {
+		t.Fatalf("fix: err %v diff %+v", ev.Err, ev.Diff)
+	}
+}
+
+func TestWatchBurstOneReload(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"solgate.toml": baseConfig, "bmc.pass": "pw\n"})
+	w := startReal(t, dir)
+	p := filepath.Join(dir, "solgate.toml")
+	for i := 1; i <= 20; i++ {
+		write(t, p, strings.Replace(baseConfig, `user = "ADMIN"`, `user = "u`+string(rune('a'+i))+`"`, 1))
+	}
+	// The reload runs after the burst, so the one event carries the last
+	// version; had it reloaded mid-burst, this would be an earlier one.
+	ev := nextEvent(t, w)
+	if c, _ := ev.Config.Console("node1"); ev.Err != nil || c.User != "uu" {
+		t.Fatalf("first event: err %v user %q", ev.Err, c.User)
+	}
+	noEvent(t, w, 500*time.Millisecond)
+}
+
+func TestWatchSecretFileChange(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"solgate.toml": baseConfig, "bmc.pass": "pw\n"})
+	w := startReal(t, dir)
+	write(t, filepath.Join(dir, "bmc.pass"), "new\n")
+	ev := nextEvent(t, w)
+	if ev.Err != nil || len(ev.Diff.Changed) != 3 || ev.Diff.Changed[0].What != ChangeConnection {
+		t.Fatalf("password change: err %v diff %+v", ev.Err, ev.Diff)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
