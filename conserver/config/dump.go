@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/solgate/solgate/conserver/hostlist"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -37,38 +38,7 @@ func (c *Config) Dump(w io.Writer) error {
 	p("reload_interval = %s\n", q(formatDuration(s.ReloadInterval)))
 
 	for i := range c.Consoles {
-		x := &c.Consoles[i]
-		p("\n[[console]] # %s:%d\n", x.File, x.Line)
-		p("name = %s\n", q(x.Name))
-		p("bmc = %s # %s\n", q(x.BMC), x.BMCAddr())
-		p("user = %s\n", q(x.User))
-		p("password = %s%s\n", q(x.Password.String()), sourceNote(x.Password))
-		p("kg = %s%s\n", q(x.KG.String()), sourceNote(x.KG))
-		p("interface = %s\n", q(x.Interface))
-		switch {
-		case x.Interface == "lan":
-			p("auth_type = %s%s\n", q(x.AuthType), map[bool]string{true: " # automatic: md5, then password", false: ""}[x.AuthType == ""])
-		case x.CipherSuiteZero:
-			p("cipher_suite = 0 # INSECURE: no authentication, no encryption\n")
-		case x.CipherSuite == 0:
-			p("cipher_suite = 0 # automatic: the first of 17, 3, 2, 1 the BMC lists\n")
-		default:
-			p("cipher_suite = %d\n", x.CipherSuite)
-		}
-		p("privilege = %s\n", q(x.Privilege))
-		p("quirks = %s\n", quoteList(x.Quirks))
-		p("steal = %s\n", q(x.Steal))
-		p("escape = %s\n", q(x.Escape))
-		p("log_rotate_size = %s\n", q(formatSize(x.Log.RotateSize)))
-		p("log_rotate_age = %s%s\n", q(formatDuration(x.Log.RotateAge)), noLimit(x.Log.RotateAge == 0))
-		p("log_retain_age = %s%s\n", q(formatDuration(x.Log.RetainAge)), noLimit(x.Log.RetainAge == 0))
-		p("log_retain_size = %s%s\n", q(formatSize(x.Log.RetainBytes)), noLimit(x.Log.RetainBytes == 0))
-		var read, write, power, deny []string
-		for _, ri := range c.access[i] {
-			r := &c.Rules[ri]
-			read, write, power, deny = union(read, r.Read), union(write, r.Write), union(power, r.Power), union(deny, r.Deny)
-		}
-		p("# access: read %s; write %s; power %s; deny %s\n", orNone(read), orNone(write), orNone(power), orNone(deny))
+		c.dumpConsole(bw, i)
 	}
 	for i := range c.Users {
 		u := &c.Users[i]
@@ -107,6 +77,66 @@ func (c *Config) Dump(w io.Writer) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// DumpConsoles writes the effective settings of the named consoles only, in
+// the format of Dump. Names that are not consoles are an error, after the
+// others are written.
+func (c *Config) DumpConsoles(w io.Writer, names []string) error {
+	bw := bufio.NewWriter(w)
+	var missing []string
+	for _, n := range names {
+		i, ok := c.consoles[n]
+		if !ok {
+			missing = append(missing, n)
+			continue
+		}
+		c.dumpConsole(bw, i)
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("config: no such console: %s", hostlist.Compress(missing))
+	}
+	return nil
+}
+
+func (c *Config) dumpConsole(bw *bufio.Writer, i int) {
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	q := strconv.Quote
+	x := &c.Consoles[i]
+	p("\n[[console]] # %s:%d\n", x.File, x.Line)
+	p("name = %s\n", q(x.Name))
+	p("bmc = %s # %s\n", q(x.BMC), x.BMCAddr())
+	p("user = %s\n", q(x.User))
+	p("password = %s%s\n", q(x.Password.String()), sourceNote(x.Password))
+	p("kg = %s%s\n", q(x.KG.String()), sourceNote(x.KG))
+	p("interface = %s\n", q(x.Interface))
+	switch {
+	case x.Interface == "lan":
+		p("auth_type = %s%s\n", q(x.AuthType), map[bool]string{true: " # automatic: md5, then password", false: ""}[x.AuthType == ""])
+	case x.CipherSuiteZero:
+		p("cipher_suite = 0 # INSECURE: no authentication, no encryption\n")
+	case x.CipherSuite == 0:
+		p("cipher_suite = 0 # automatic: the first of 17, 3, 2, 1 the BMC lists\n")
+	default:
+		p("cipher_suite = %d\n", x.CipherSuite)
+	}
+	p("privilege = %s\n", q(x.Privilege))
+	p("quirks = %s\n", quoteList(x.Quirks))
+	p("steal = %s\n", q(x.Steal))
+	p("escape = %s\n", q(x.Escape))
+	p("log_rotate_size = %s\n", q(formatSize(x.Log.RotateSize)))
+	p("log_rotate_age = %s%s\n", q(formatDuration(x.Log.RotateAge)), noLimit(x.Log.RotateAge == 0))
+	p("log_retain_age = %s%s\n", q(formatDuration(x.Log.RetainAge)), noLimit(x.Log.RetainAge == 0))
+	p("log_retain_size = %s%s\n", q(formatSize(x.Log.RetainBytes)), noLimit(x.Log.RetainBytes == 0))
+	var read, write, power, deny []string
+	for _, ri := range c.access[i] {
+		r := &c.Rules[ri]
+		read, write, power, deny = union(read, r.Read), union(write, r.Write), union(power, r.Power), union(deny, r.Deny)
+	}
+	p("# access: read %s; write %s; power %s; deny %s\n", orNone(read), orNone(write), orNone(power), orNone(deny))
 }
 
 func noLimit(zero bool) string {
