@@ -546,3 +546,70 @@ func TestASFPing(t *testing.T) {
 		t.Fatalf("answers to a ping wanting an ACK: %x", out)
 	}
 }
+
+// TestRetransmittedWithNewTag covers FreeIPMI, which retransmits
+// session-setup messages with a new message tag.
+func TestRetransmittedWithNewTag(t *testing.T) {
+	b := newTestBMC(nil)
+	var last []byte
+	c := newTestClient(t, func(p []byte) [][]byte {
+		last = append([]byte(nil), p...)
+		return b.handle(p, testRemote)
+	})
+	c.mustOpen20(hsOpts{suite: 17, user: "admin", pass: "secret"})
+	rakp3 := last // the RAKP3 datagram
+	first, err := c.setup20(wire.PayloadRAKP3, rakp3[16:], wire.PayloadRAKP4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := append([]byte(nil), rakp3[16:]...)
+	retry[0] = 99
+	again, err := c.setup20(wire.PayloadRAKP3, retry, wire.PayloadRAKP4)
+	if err != nil || again[0] != 99 || !bytes.Equal(again[1:], first[1:]) {
+		t.Fatalf("RAKP3 retransmitted with a new tag: %x vs %x, %v", again, first, err)
+	}
+	c.mustCmd20(wire.NetFnApp, wire.CmdGetDeviceID, nil, wire.CCOK)
+	if st := b.Stats(); st.SessionsOpened != 1 || st.SessionsActive != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// A different RAKP3 for the established session is ignored.
+	retry[9] ^= 1
+	if _, err := c.setup20(wire.PayloadRAKP3, retry, wire.PayloadRAKP4); err != errNoAnswer {
+		t.Fatalf("altered RAKP3: %v", err)
+	}
+}
+
+func TestRetransmittedActivateSession(t *testing.T) {
+	b := newTestBMC(nil)
+	var last []byte
+	c := newTestClient(t, func(p []byte) [][]byte {
+		last = append([]byte(nil), p...)
+		return b.handle(p, testRemote)
+	})
+	if _, act, err := c.open15(wire.AuthMD5, "admin", "secret", wire.PrivAdmin); act != 0 || err != nil {
+		t.Fatal(act, err)
+	}
+	activate := last
+	sid := c.sid
+	out := b.handle(activate, testRemote)
+	if len(out) != 1 {
+		t.Fatal("retransmitted Activate Session not answered")
+	}
+	_, rest, _ := wire.ParseRMCP(out[0])
+	s, _ := wire.ParseSession15(rest)
+	r, err := wire.ParseResponse(s.Message, true)
+	if err != nil || r.Code != 0 {
+		t.Fatal(r.Code, err)
+	}
+	if a, _ := wire.ParseActivateSessionResponse(r.Data); a.SessionID != sid {
+		t.Fatalf("second activation gave session %#x, first %#x", a.SessionID, sid)
+	}
+	c.mustCmd15(wire.NetFnApp, wire.CmdGetDeviceID, nil, wire.CCOK)
+	if st := b.Stats(); st.SessionsOpened != 1 || st.SessionsActive != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	c.mustCmd15(wire.NetFnApp, wire.CmdCloseSession, le32(sid), wire.CCOK)
+	if out := b.handle(activate, testRemote); len(out) != 0 {
+		t.Fatal("activation of a closed session replayed")
+	}
+}

@@ -148,7 +148,7 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 	}
 	u := b.cfg.Users[c.userIdx]
 	pw := wire.Password16([]byte(u.Password))
-	if b.lockedLocked(c.userIdx, now) {
+	if c.activated == nil && b.lockedLocked(c.userIdx, now) {
 		return nil
 	}
 	if !b.verify15(pkt, pw) {
@@ -157,10 +157,16 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 		delete(b.challenges, pkt.SessionID)
 		return nil
 	}
-	delete(b.challenges, pkt.SessionID)
 	answer := func(code wire.CompletionCode, data []byte) []byte {
 		return b.seal15Locked(pkt.AuthType, r.OutSeq, pkt.SessionID, &pw, respond(req, code, data))
 	}
+	if c.activated != nil {
+		if b.sessions[c.activated.id] != c.activated || !bytes.Equal(c.actReq, req.Data) {
+			return nil
+		}
+		return answer(wire.CCOK, c.actResp)
+	}
+	delete(b.challenges, pkt.SessionID)
 	if a, ok := b.faults.Load().wrongAnswer(CmdActivateSession); ok {
 		return answer(wire.CompletionCode(a.Code), a.Data)
 	}
@@ -192,6 +198,8 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 	s.priv = min(PrivUser, priv)
 	b.loginSucceededLocked(c.userIdx)
 	b.log.Debug("v1.5 session activated", "user", u.Name, "session", s.id, "remote", from.String())
-	return answer(wire.CCOK, wire.ActivateSessionResponse{AuthType: s.authType, SessionID: s.id,
-		InSeq: inSeq, MaxPriv: wire.Privilege(priv)}.Append(nil))
+	data := wire.ActivateSessionResponse{AuthType: s.authType, SessionID: s.id, InSeq: inSeq, MaxPriv: wire.Privilege(priv)}.Append(nil)
+	c.activated, c.actReq, c.actResp = s, append([]byte(nil), req.Data...), data
+	b.challenges[pkt.SessionID] = c
+	return answer(wire.CCOK, data)
 }

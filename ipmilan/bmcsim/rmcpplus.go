@@ -143,9 +143,9 @@ func (b *BMC) openSessionLocked(payload []byte, from net.Addr, now time.Time) []
 	}
 	// A retransmitted request gets the same answer, not a second session.
 	for _, s := range b.sessions {
-		if s.v20 && s.state == stateOpened && bytes.Equal(s.setupReq, payload) {
+		if s.v20 && s.state == stateOpened && sameSetup(s.setupReq, payload) {
 			s.lastActive = now
-			return s.setupResp
+			return s.replaySetup(payload[0])
 		}
 	}
 	r, err := wire.ParseOpenSessionRequest(payload)
@@ -180,9 +180,7 @@ func (b *BMC) openSessionLocked(payload []byte, from net.Addr, now time.Time) []
 	}
 	resp := wire.OpenSessionResponse{Tag: r.Tag, Status: wire.StatusOK, MaxPriv: wire.Privilege(granted),
 		SIDm: r.SIDm, SIDc: s.id, Auth: suite.Auth, Integrity: suite.Integrity, Conf: suite.Conf}
-	s.setupReq = append([]byte(nil), payload...)
-	s.setupResp = setupAnswer(wire.PayloadOpenSessionResp, resp.Append(nil))
-	return s.setupResp
+	return s.cacheSetup(payload, wire.PayloadOpenSessionResp, resp.Append(nil))
 }
 
 // findUser20 looks the RAKP1 user up: by name only, or by name and
@@ -207,9 +205,9 @@ func (b *BMC) rakp1Locked(payload []byte, now time.Time) []byte {
 	if s == nil || !s.v20 || s.state == stateActive {
 		return nil
 	}
-	if s.state == stateRAKP2 && bytes.Equal(s.setupReq, payload) {
+	if s.state == stateRAKP2 && sameSetup(s.setupReq, payload) {
 		s.lastActive = now
-		return s.setupResp
+		return s.replaySetup(payload[0])
 	}
 	fail := func(st wire.RMCPPlusStatus) []byte {
 		b.closeSessionLocked(s, "RAKP1: "+st.String())
@@ -252,10 +250,8 @@ func (b *BMC) rakp1Locked(payload []byte, now time.Time) []byte {
 	}
 	s.state = stateRAKP2
 	s.lastActive = now
-	s.setupReq = append([]byte(nil), payload...)
-	s.setupResp = setupAnswer(wire.PayloadRAKP2, wire.RAKP2{Tag: r.Tag, Status: wire.StatusOK, SIDm: s.sidm,
+	return s.cacheSetup(payload, wire.PayloadRAKP2, wire.RAKP2{Tag: r.Tag, Status: wire.StatusOK, SIDm: s.sidm,
 		Rc: s.hs.Rc, GUID: s.hs.GUID, AuthCode: code}.Append(nil))
-	return s.setupResp
 }
 
 func (b *BMC) rakp3Locked(payload []byte, from net.Addr, now time.Time) []byte {
@@ -269,8 +265,8 @@ func (b *BMC) rakp3Locked(payload []byte, from net.Addr, now time.Time) []byte {
 	}
 	if s.state == stateActive {
 		// Only a retransmission of the RAKP3 that established it.
-		if bytes.Equal(s.setupReq, payload) {
-			return s.setupResp
+		if sameSetup(s.setupReq, payload) {
+			return s.replaySetup(payload[0])
 		}
 		return nil
 	}
@@ -299,7 +295,30 @@ func (b *BMC) rakp3Locked(payload []byte, from net.Addr, now time.Time) []byte {
 	s.lastActive, s.remote = now, from
 	b.loginSucceededLocked(s.userIdx)
 	b.log.Debug("RMCP+ session established", "user", u.Name, "session", s.id, "suite", s.suite.ID, "remote", from.String())
-	s.setupReq = append([]byte(nil), payload...)
-	s.setupResp = setupAnswer(wire.PayloadRAKP4, wire.RAKP4{Tag: r.Tag, Status: wire.StatusOK, SIDm: s.sidm, ICV: icv}.Append(nil))
-	return s.setupResp
+	return s.cacheSetup(payload, wire.PayloadRAKP4, wire.RAKP4{Tag: r.Tag, Status: wire.StatusOK, SIDm: s.sidm, ICV: icv}.Append(nil))
+}
+
+// Clients retransmit session-setup messages, some with a new message tag
+// (FreeIPMI); a retransmission gets the first answer again, with its tag,
+// instead of a second session or new nonces.
+
+// sameSetup reports whether payload repeats the cached request, tag
+// aside.
+func sameSetup(cached, payload []byte) bool {
+	return len(cached) > 0 && len(cached) == len(payload) && bytes.Equal(cached[1:], payload[1:])
+}
+
+// cacheSetup remembers a setup request and its answer payload and returns
+// the answer datagram.
+func (s *session) cacheSetup(req []byte, t wire.PayloadType, resp []byte) []byte {
+	s.setupReq = append([]byte(nil), req...)
+	s.setupResp, s.setupRespType = resp, t
+	return setupAnswer(t, resp)
+}
+
+// replaySetup returns the cached answer with the retransmission's tag.
+func (s *session) replaySetup(tag uint8) []byte {
+	p := append([]byte(nil), s.setupResp...)
+	p[0] = tag
+	return setupAnswer(s.setupRespType, p)
 }

@@ -76,9 +76,9 @@ type session struct {
 	inUnauth      seqWindow
 	outAuth       uint32
 	outUnauth     uint32
-	setupReq      []byte // last session-setup request and the answer,
-	setupResp     []byte // replayed when the request is retransmitted
-	setupRespType wire.PayloadType
+	setupReq      []byte           // last session-setup request and the answer
+	setupResp     []byte           // payload, replayed when the request is
+	setupRespType wire.PayloadType // retransmitted
 
 	// IPMI v1.5.
 	authType  wire.AuthType
@@ -103,12 +103,17 @@ func nextSeq(c *uint32) uint32 {
 	return *c
 }
 
-// challenge is a pending v1.5 Get Session Challenge.
+// challenge is a pending v1.5 Get Session Challenge. After a successful
+// Activate Session it stays until it expires, so that a retransmitted
+// Activate Session (the answer was lost) gets the same answer.
 type challenge struct {
 	userIdx   int
 	authType  wire.AuthType
 	challenge [16]byte
 	expires   time.Time
+	activated *session
+	actReq    []byte // Activate Session request data
+	actResp   []byte // and the response data
 }
 
 const (

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/solgate/solgate/conserver/hostlist"
+	"github.com/solgate/solgate/ipmilan/bmcsim"
+)
+
+func init() {
+	register(command{name: "bmcsim", summary: "run simulated BMCs (IPMI 1.5/2.0 on loopback) for tests and demos", run: runBMCSim})
+}
+
+const bmcsimUsage = `Usage: solgate bmcsim [flags]
+
+Runs N simulated BMCs in this process, each on its own UDP socket on
+loopback: consecutive ports of one address (--listen 127.0.0.1:20000 gives
+20000, 20001, ...) or, when the port is 623 or --per-address is given,
+consecutive addresses with one port (127.0.1.1:623, 127.0.1.2:623, ...;
+port 623 needs root). Each speaks IPMI v2.0 RMCP+ (and v1.5 with
+--allow-lan15) with a simulated chassis: power on/off/cycle/reset/soft/diag
+and boot options, as ipmitool, FreeIPMI and solgate power expect.
+
+Once every BMC listens, one line per BMC "NAME ADDRESS:PORT" goes to stdout
+(or --hosts-file); then it runs until SIGINT or SIGTERM.
+
+The password comes from --password-file, else the environment variable
+IPMI_PASSWORD, else the demo default "password" (with a warning: only for
+simulation). Only loopback addresses are accepted.
+
+Examples:
+  solgate bmcsim -n 1000 --listen 127.0.0.1:20000 --hosts-file /tmp/bmcs
+  sudo solgate bmcsim -n 100 --listen 127.0.1.1:623 --names 'node[001-100]'
+  solgate bmcsim -n 50 --drop 0.1 --dup 0.05 --reorder 0.05 --delay 5ms --seed 7
+  solgate bmcsim -n 4 --allow-lan15 --freeze 'node0003'
+  ipmitool -I lanplus -C 17 -H 127.0.0.1 -p 20000 -U admin -P password chassis power status
+  ipmipower -D LAN_2_0 -h 127.0.0.1:20000 -u admin -p password --stat`
+
+// Simulator quirk names: the FreeIPMI -W workaround a client needs
+// against a BMC with that quirk, where there is one.
+var bmcsimQuirks = map[string]func(*bmcsim.Quirks){
+	"opensesspriv":    func(q *bmcsim.Quirks) { q.OpenSessionPrivZero = true },
+	"supermicro20":    func(q *bmcsim.Quirks) { q.RAKP2ExtraByte = true },
+	"nochecksumcheck": func(q *bmcsim.Quirks) { q.BadChecksum = true },
+	"no20authcaps":    func(q *bmcsim.Quirks) { q.NoExtendedAuthCaps = true },
+	"nociphersuites":  func(q *bmcsim.Quirks) { q.NoCipherSuiteList = true },
+}
+
+type bmcsimFlags struct {
+	n                                                int
+	listen, names, hostsFile, user, passwordFile     string
+	kgFile, suites, power, quirks, freeze, garbage   string
+	perAddress, lan15, authNone, cipherZero, verbose bool
+	drop, dropRequests, dup, reorder, garbageProb    float64
+	delay, jitter, sessionTimeout, softOff, cycle    time.Duration
+	lockoutDuration                                  time.Duration
+	seed                                             int64
+	maxSessions, lockout, manufacturer, product      int
+}
+
+func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f bmcsimFlags
+	fs := newFlagSet("bmcsim", bmcsimUsage, stderr)
+	fs.IntVar(&f.n, "n", 0, "number of BMCs (default: the number of --names, else 1)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:20000", "UDP `ADDRESS:PORT` of the first BMC (port 0: a random port each)")
+	fs.BoolVar(&f.perAddress, "per-address", false, "one BMC per consecutive loopback address, all on the --listen port (implied by port 623)")
+	fs.StringVar(&f.names, "names", "", "BMC names as a `HOSTLIST`, e.g. 'node[0001-1000]' (default node0001, node0002, ...)")
+	fs.StringVar(&f.hostsFile, "hosts-file", "", "write the \"NAME ADDRESS:PORT\" lines to `FILE` instead of stdout")
+	fs.StringVar(&f.user, "u", "admin", "user `name` on every BMC")
+	fs.StringVar(&f.user, "user", "admin", "same as -u")
+	fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of `FILE`")
+	fs.StringVar(&f.kgFile, "kg-file", "", "set the K_g BMC key from `FILE` (raw, or 0x followed by hex)")
+	fs.StringVar(&f.suites, "cipher-suites", "1,2,3,17", "RMCP+ cipher suites offered, comma separated `LIST` (0-3, 6-8, 11, 12, 15-17)")
+	fs.BoolVar(&f.cipherZero, "allow-cipher-zero", false, "also offer cipher suite 0 (INSECURE: any password works)")
+	fs.BoolVar(&f.lan15, "allow-lan15", false, "also accept IPMI v1.5 sessions (MD5, straight password)")
+	fs.BoolVar(&f.authNone, "allow-auth-none", false, "accept IPMI v1.5 auth type none (INSECURE; implies --allow-lan15)")
+	fs.StringVar(&f.power, "power", "on", "initial power state: on, off or mixed (every other BMC on)")
+	fs.DurationVar(&f.sessionTimeout, "session-timeout", 60*time.Second, "idle session timeout")
+	fs.IntVar(&f.maxSessions, "max-sessions", 16, "session slots per BMC (1-63)")
+	fs.DurationVar(&f.softOff, "soft-off-delay", 100*time.Millisecond, "time from soft shutdown to power off")
+	fs.DurationVar(&f.cycle, "cycle-delay", 100*time.Millisecond, "time power stays off in a power cycle")
+	fs.IntVar(&f.lockout, "lockout", 0, "lock a user out after `N` failed logins in a row (0: never)")
+	fs.DurationVar(&f.lockoutDuration, "lockout-duration", time.Minute, "how long a lockout lasts")
+	fs.IntVar(&f.manufacturer, "manufacturer-id", 0, "IANA manufacturer ID reported by Get Device ID")
+	fs.IntVar(&f.product, "product-id", 0, "product ID reported by Get Device ID")
+	fs.StringVar(&f.quirks, "quirks", "", "firmware bugs to imitate, comma separated: "+strings.Join(sortedKeys(bmcsimQuirks), ", "))
+	fs.Float64Var(&f.drop, "drop", 0, "probability of dropping an answer")
+	fs.Float64Var(&f.dropRequests, "drop-requests", 0, "probability of dropping a request before it takes effect")
+	fs.Float64Var(&f.dup, "dup", 0, "probability of sending an answer twice")
+	fs.Float64Var(&f.reorder, "reorder", 0, "probability of holding an answer back behind the next one")
+	fs.DurationVar(&f.delay, "delay", 0, "delay every answer by this much")
+	fs.DurationVar(&f.jitter, "delay-jitter", 0, "add a random delay of up to this much")
+	fs.StringVar(&f.garbage, "garbage", "none", "corrupt answers: none, random, wrong-seq, bad-checksum or truncated")
+	fs.Float64Var(&f.garbageProb, "garbage-prob", 0, "probability of corrupting an answer (0: every answer, if --garbage is set)")
+	fs.StringVar(&f.freeze, "freeze", "", "`HOSTLIST` of BMC names that answer nothing (hung BMCs)")
+	fs.Int64Var(&f.seed, "seed", 1, "seed of the fault decisions (BMC i uses seed+i)")
+	fs.BoolVar(&f.verbose, "v", false, "log rejected logins and session events to stderr")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	if len(pos) > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("bmcsim: unexpected argument %q (see --help)", pos[0])}
+	}
+	fc, names, err := f.fleetConfig(stderr)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	fleet, err := bmcsim.StartFleet(ctx, fc)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			err = fmt.Errorf("%w (ports below 1024 need root)", err)
+		}
+		return err
+	}
+	defer fleet.Close()
+	if err := writeBMCList(f.hostsFile, names, fleet.Addrs(), stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "solgate bmcsim: %d BMCs listening (user %q); Ctrl-C stops\n", fleet.Len(), f.user)
+	<-ctx.Done()
+	err = fleet.Close()
+	var total bmcsim.Stats
+	for i := range fleet.Len() {
+		st := fleet.BMC(i).Stats()
+		total.PacketsIn += st.PacketsIn
+		total.SessionsOpened += st.SessionsOpened
+		total.AuthFailures += st.AuthFailures
+		total.Commands += st.Commands
+	}
+	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions, %d commands, %d failed logins\n",
+		total.PacketsIn, total.SessionsOpened, total.Commands, total.AuthFailures)
+	return err
+}
+
+// fleetConfig validates the flags and builds the fleet configuration and
+// the BMC names.
+func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []string, error) {
+	var fc bmcsim.FleetConfig
+	names, err := bmcsimNames(f.names, f.n)
+	if err != nil {
+		return fc, nil, err
+	}
+	fc.N = len(names)
+	fc.Listen = f.listen
+	if _, port, err := net.SplitHostPort(f.listen); err == nil && port == "623" {
+		f.perAddress = true
+	}
+	fc.PerAddress = f.perAddress
+
+	pw, err := bmcsimPassword(f.passwordFile, stderr)
+	if err != nil {
+		return fc, nil, err
+	}
+	c := bmcsim.Config{
+		Users:           []bmcsim.User{{Name: f.user, Password: pw, MaxPriv: bmcsim.PrivAdmin}},
+		AllowCipherZero: f.cipherZero,
+		Allow15:         f.lan15 || f.authNone,
+		AllowAuthNone:   f.authNone,
+		SessionTimeout:  f.sessionTimeout,
+		MaxSessions:     f.maxSessions,
+		SoftOffDelay:    f.softOff,
+		CycleDelay:      f.cycle,
+		ManufacturerID:  uint32(f.manufacturer),
+		ProductID:       uint16(f.product),
+		Lockout:         bmcsim.Lockout{Failures: f.lockout, Duration: f.lockoutDuration},
+	}
+	if f.manufacturer < 0 || f.manufacturer > 0xFFFFF || f.product < 0 || f.product > 0xFFFF {
+		return fc, nil, fmt.Errorf("bmcsim: --manufacturer-id must be 0-1048575 and --product-id 0-65535")
+	}
+	if c.CipherSuites, err = parseSuiteList(f.suites, f.cipherZero); err != nil {
+		return fc, nil, err
+	}
+	if f.kgFile != "" {
+		if c.KG, err = readKG(f.kgFile); err != nil {
+			return fc, nil, err
+		}
+	}
+	for _, q := range strings.Split(f.quirks, ",") {
+		if q = strings.TrimSpace(q); q == "" {
+			continue
+		}
+		set, ok := bmcsimQuirks[q]
+		if !ok {
+			return fc, nil, fmt.Errorf("bmcsim: unknown quirk %q (want %s)", q, strings.Join(sortedKeys(bmcsimQuirks), ", "))
+		}
+		set(&c.Quirks)
+	}
+	g, err := bmcsim.ParseGarbageKind(f.garbage)
+	if err != nil {
+		return fc, nil, err
+	}
+	c.Faults = bmcsim.Faults{Drop: f.drop, DropRequests: f.dropRequests, Duplicate: f.dup, Reorder: f.reorder,
+		Delay: f.delay, DelayJitter: f.jitter, Garbage: g, GarbageProb: f.garbageProb}
+	switch f.power {
+	case "on", "off", "mixed":
+	default:
+		return fc, nil, fmt.Errorf("bmcsim: --power %q: want on, off or mixed", f.power)
+	}
+	frozen := map[string]bool{}
+	if f.freeze != "" {
+		l, err := hostlist.Expand(f.freeze)
+		if err != nil {
+			return fc, nil, fmt.Errorf("bmcsim: --freeze: %w", err)
+		}
+		known := map[string]bool{}
+		for _, n := range names {
+			known[n] = true
+		}
+		for _, n := range l {
+			if !known[n] {
+				return fc, nil, fmt.Errorf("bmcsim: --freeze: no BMC named %q", n)
+			}
+			frozen[n] = true
+		}
+	}
+	if f.verbose {
+		c.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if err := c.Validate(); err != nil {
+		return fc, nil, err
+	}
+	fc.Config = c
+	fc.Configure = func(i int, c *bmcsim.Config) {
+		c.PowerOn = f.power == "on" || f.power == "mixed" && i%2 == 0
+		c.Faults.Seed = f.seed + int64(i)
+		c.Faults.Freeze = frozen[names[i]]
+		if c.Logger != nil {
+			c.Logger = c.Logger.With("bmc", names[i])
+		}
+	}
+	return fc, names, nil
+}
+
+// bmcsimNames returns the BMC names: the expanded hostlist (whose length
+// must match n when both are given) or node0001... .
+func bmcsimNames(list string, n int) ([]string, error) {
+	if list != "" {
+		names, err := hostlist.ExpandLimit(list, 100000)
+		if err != nil {
+			return nil, fmt.Errorf("bmcsim: --names: %w", err)
+		}
+		if n != 0 && n != len(names) {
+			return nil, fmt.Errorf("bmcsim: -n %d but --names has %d names", n, len(names))
+		}
+		return names, nil
+	}
+	if n == 0 {
+		n = 1
+	}
+	if n < 0 || n > 100000 {
+		return nil, fmt.Errorf("bmcsim: -n %d: want 1-100000", n)
+	}
+	width := max(4, len(strconv.Itoa(n)))
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("node%0*d", width, i+1)
+	}
+	return names, nil
+}
+
+func bmcsimPassword(file string, stderr io.Writer) (string, error) {
+	pw, fromDefault := "", false
+	switch {
+	case file != "":
+		fh, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("bmcsim: password file: %w", err)
+		}
+		defer fh.Close()
+		line, err := bufio.NewReader(fh).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return "", fmt.Errorf("bmcsim: password file %s: %w", file, err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	case os.Getenv("IPMI_PASSWORD") != "":
+		pw = os.Getenv("IPMI_PASSWORD")
+	default:
+		pw, fromDefault = "password", true
+	}
+	if len(pw) > 20 {
+		return "", fmt.Errorf("bmcsim: password longer than 20 bytes (the IPMI limit)")
+	}
+	if fromDefault {
+		fmt.Fprintln(stderr, `solgate bmcsim: warning: no --password-file or IPMI_PASSWORD; using the demo password "password" (simulation only)`)
+	}
+	return pw, nil
+}
+
+func readKG(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("bmcsim: K_g file: %w", err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if h, ok := strings.CutPrefix(s, "0x"); ok {
+		if b, err = hex.DecodeString(h); err != nil {
+			return nil, fmt.Errorf("bmcsim: K_g file %s: bad hex: %w", file, err)
+		}
+	} else {
+		b = []byte(s)
+	}
+	if len(b) > 20 {
+		return nil, fmt.Errorf("bmcsim: K_g file %s: key longer than 20 bytes", file)
+	}
+	return b, nil
+}
+
+func parseSuiteList(s string, zero bool) ([]uint8, error) {
+	var out []uint8
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(f, 10, 8)
+		if err != nil {
+			return nil, fmt.Errorf("bmcsim: --cipher-suites: %q is not a suite number", f)
+		}
+		out = append(out, uint8(v))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("bmcsim: --cipher-suites: empty list")
+	}
+	if zero && !slices.Contains(out, 0) {
+		out = append([]uint8{0}, out...)
+	}
+	return out, nil
+}
+
+// writeBMCList prints "NAME ADDRESS:PORT" lines to file (0640) or stdout.
+func writeBMCList(file string, names, addrs []string, stdout io.Writer) error {
+	var b strings.Builder
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "%s %s\n", names[i], a)
+	}
+	if file == "" {
+		_, err := io.WriteString(stdout, b.String())
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o640); err != nil {
+		return fmt.Errorf("bmcsim: hosts file: %w", err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("bmcsim: hosts file: %w", err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
