@@ -36,7 +36,7 @@
 // frames and print the records, for live segments too: every frame is
 // complete when written (one write(2) per flush).
 //
-// An index frame's payload is N entries of 40 bytes followed by a 12-byte
+// An index frame's payload is N entries of 40 bytes followed by a 16-byte
 // trailer, all little-endian:
 //
 //	entry:   u64 offset of the first data frame covered (from file start)
@@ -46,10 +46,11 @@
 //	         u32 decompressed bytes covered
 //	         u32 records covered
 //	trailer: u32 N, u32 flags (bit 0: the entries cover every data frame
-//	         of the file), "SGIX"
+//	         of the file), u32 CRC-32C (Castagnoli) of the entries, "SGIX"
 //
 // The trailer lets a reader find an index frame that ends a file by reading
-// the file's last 12 bytes.
+// the file's last 16 bytes. An index that fails its CRC, or does not match
+// the frames it names, is ignored and the frames are walked instead.
 //
 // # Live and sealed segments
 //

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 )
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Frame magics (RFC 8878 §3.1.1 and §3.1.2), little-endian on disk.
 const (
@@ -309,7 +312,7 @@ type indexEntry struct {
 
 const (
 	indexEntryLen   = 40
-	indexTrailerLen = 12 // u32 count, u32 flags, "SGIX"
+	indexTrailerLen = 16 // u32 count, u32 flags, u32 CRC-32C of the entries, "SGIX"
 	indexComplete   = 1  // flag: the entries cover every data frame of the file
 	indexMagic      = "SGIX"
 )
@@ -319,6 +322,7 @@ func appendIndexFrame(dst []byte, entries []indexEntry, complete bool) []byte {
 	n := len(entries)*indexEntryLen + indexTrailerLen
 	dst = binary.LittleEndian.AppendUint32(dst, skippableMagic|indexFrameID)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	start := len(dst)
 	for _, e := range entries {
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(e.Off))
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(e.End))
@@ -331,8 +335,10 @@ func appendIndexFrame(dst []byte, entries []indexEntry, complete bool) []byte {
 	if complete {
 		flags |= indexComplete
 	}
+	crc := crc32.Checksum(dst[start:], castagnoli)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(entries)))
 	dst = binary.LittleEndian.AppendUint32(dst, flags)
+	dst = binary.LittleEndian.AppendUint32(dst, crc)
 	return append(dst, indexMagic...)
 }
 
@@ -346,13 +352,16 @@ func parseIndex(p []byte) (entries []indexEntry, complete bool, err error) {
 		return nil, false, fmt.Errorf("index: %d bytes, more than %d", len(p), maxIndexPayload)
 	}
 	t := p[len(p)-indexTrailerLen:]
-	if string(t[8:]) != indexMagic {
-		return nil, false, fmt.Errorf("index: trailer magic %q, want %q", t[8:], indexMagic)
+	if string(t[12:]) != indexMagic {
+		return nil, false, fmt.Errorf("index: trailer magic %q, want %q", t[12:], indexMagic)
 	}
 	n := int(binary.LittleEndian.Uint32(t))
 	flags := binary.LittleEndian.Uint32(t[4:])
 	if want := n*indexEntryLen + indexTrailerLen; n < 0 || n > maxIndexPayload/indexEntryLen || want != len(p) {
 		return nil, false, fmt.Errorf("index: %d entries need %d bytes, payload has %d", n, n*indexEntryLen+indexTrailerLen, len(p))
+	}
+	if got, want := crc32.Checksum(p[:len(p)-indexTrailerLen], castagnoli), binary.LittleEndian.Uint32(t[8:]); got != want {
+		return nil, false, fmt.Errorf("index: CRC-32C %#08x, trailer says %#08x", got, want)
 	}
 	entries = make([]indexEntry, n)
 	for i := range entries {

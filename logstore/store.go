@@ -124,6 +124,16 @@ type Store struct {
 
 	ctx    context.Context // cancelled by Close: aborts sealing
 	cancel context.CancelFunc
+
+	// wrapFile, if set (by tests), wraps every live segment file.
+	wrapFile func(*os.File) segFile
+}
+
+func (s *Store) wrap(f *os.File) segFile {
+	if s.wrapFile != nil {
+		return s.wrapFile(f)
+	}
+	return f
 }
 
 // Open returns the Store rooted at dir, creating dir (0750) unless

@@ -31,7 +31,7 @@ type Writer struct {
 	ioMu sync.Mutex
 	// Guarded by ioMu:
 	lock      *os.File   // advisory lock on dir
-	f         *os.File   // live segment, nil when none is open
+	f         segFile    // live segment, nil when none is open
 	seg       string     // its name
 	segStart  time.Time  // its start (from the name)
 	size      int64      // end of its last complete frame
@@ -528,13 +528,14 @@ func (w *Writer) createSegmentIO(now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("logstore: create segment: %w", err)
 		}
+		sf := w.s.wrap(f)
 		hdr := appendHeaderFrame(nil, segHeader{Format: formatName, Console: w.console, Start: FormatTime(start)})
-		if _, err := f.Write(hdr); err != nil {
-			f.Close()
+		if _, err := sf.WriteAt(hdr, 0); err != nil {
+			sf.Close()
 			os.Remove(path)
 			return fmt.Errorf("logstore: create segment %s: %w", path, err)
 		}
-		w.f, w.seg, w.segStart, w.size = f, name, start, int64(len(hdr))
+		w.f, w.seg, w.segStart, w.size = sf, name, start, int64(len(hdr))
 		w.lastName, w.lastIndex = start, now
 		w.idx = indexEntry{}
 		w.setLive(name)
@@ -617,11 +618,20 @@ func (w *Writer) open() error {
 			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
 			continue
 		}
-		w.f, w.seg, w.segStart, w.size, w.lastIndex = f, sg.name, sg.start, size, now
+		w.f, w.seg, w.segStart, w.size, w.lastIndex = w.s.wrap(f), sg.name, sg.start, size, now
 		w.setLive(sg.name)
 	}
 	w.s.addMaint(maintJob{console: w.console, w: w})
 	return nil
+}
+
+// segFile is what a Writer needs of its live segment; tests wrap it to
+// inject disk errors.
+type segFile interface {
+	WriteAt(p []byte, off int64) (int, error)
+	Truncate(size int64) error
+	Sync() error
+	Close() error
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}

@@ -1,0 +1,469 @@
+package logstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"regexp"
+	"regexp/syntax"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Match is a line Grep found.
+type Match struct {
+	Time  time.Time
+	Event EventKind // "" for console output
+	// Text is the plain text of the line (see AppendPlain); for an event,
+	// its text.
+	Text []byte
+}
+
+// GrepOptions tune Grep. The zero value is fine.
+type GrepOptions struct {
+	// Workers decode and match chunks in parallel. Default GOMAXPROCS.
+	Workers int
+}
+
+// Grep calls fn, in log order and from one goroutine at a time, for each
+// line of console within q.Since and q.Until whose plain text re matches
+// (an event matches as "kind text"). q.Last and q.Follow are ignored.
+// Chunks of the log are decompressed and searched in parallel. fn's
+// error stops the search and is returned. Damage does not stop it: it is
+// returned at the end, joined, after every intact line was searched. A
+// Match's Text is only valid during fn.
+func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Query, fn func(Match) error, opts ...GrepOptions) error {
+	if err := CheckConsoleName(console); err != nil {
+		return err
+	}
+	var o GrepOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	g := &grep{re: re, lit: requiredLiteral(re)}
+	g.since, g.until = q.bounds()
+	dir := filepath.Join(s.dir, console)
+	segs, err := listSegments(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s", ErrNoSuchLog, console)
+		}
+		return fmt.Errorf("logstore: %w", err)
+	}
+	segs = selectSegments(segs, g.since, g.until)
+
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var errs []error
+	var handles []*segHandle
+	defer func() {
+		for _, h := range handles {
+			h.f.Close()
+		}
+	}()
+
+	// Plan every chunk first (cheap: index reads), then search them.
+	type job struct {
+		h    *segHandle
+		c    chunk
+		done chan struct{}
+		res  grepResult
+	}
+	var jobs []*job
+	for i, sg := range segs {
+		h, err := openSeg(sg)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("logstore: %w", err))
+			}
+			continue
+		}
+		handles = append(handles, h)
+		for _, e := range h.plan.damage {
+			errs = append(errs, e)
+		}
+		if h.plan.torn && i < len(segs)-1 {
+			errs = append(errs, &CorruptError{Path: sg.path, Offset: h.plan.end, Err: ErrTruncated})
+		}
+		for _, c := range h.plan.chunks {
+			if !c.Indexed || c.Last >= g.since && c.First < g.until {
+				jobs = append(jobs, &job{h: h, c: c, done: make(chan struct{})})
+			}
+		}
+	}
+
+	window := make(chan struct{}, 2*o.Workers) // bounds decoded chunks held in memory
+	work := make(chan *job)
+	var wg sync.WaitGroup
+	for range o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for j := range work {
+				j.res = g.searchChunk(j.h, j.c, &buf)
+				close(j.done)
+			}
+		}()
+	}
+	order := make(chan *job, 2*o.Workers)
+	go func() {
+		defer close(order)
+		defer close(work)
+		for _, j := range jobs {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				<-window
+				return
+			}
+			order <- j
+		}
+	}()
+
+	var carry line
+	var ferr error
+	emit := func(m Match) bool {
+		if ferr != nil {
+			return false
+		}
+		if ferr = fn(m); ferr != nil {
+			cancel()
+			return false
+		}
+		return true
+	}
+	finish := func() bool {
+		if !carry.active {
+			return true
+		}
+		carry.active = false
+		if t := AppendPlain(nil, carry.raw); g.re.Match(t) {
+			return emit(Match{Time: msTime(carry.ms), Text: t})
+		}
+		return true
+	}
+	for j := range order {
+		<-j.done
+		<-window
+		if ferr != nil || ctx.Err() != nil {
+			continue
+		}
+		r := &j.res
+		errs = append(errs, r.errs...)
+		if r.lead.active {
+			if carry.active {
+				carry.raw = append(carry.raw, r.lead.raw...)
+			} else {
+				carry = line{ms: r.lead.ms, raw: append(carry.raw[:0], r.lead.raw...), active: true}
+			}
+		}
+		if r.leadEnds && !finish() {
+			continue
+		}
+		for _, m := range r.body {
+			if !emit(m) {
+				break
+			}
+		}
+		if r.trail.active {
+			finish()
+			carry = line{ms: r.trail.ms, raw: append(carry.raw[:0], r.trail.raw...), active: true}
+		}
+	}
+	if ferr == nil && ctx.Err() == nil {
+		finish()
+	}
+	cancel()
+	wg.Wait()
+	if ferr != nil {
+		return ferr
+	}
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// line is an output line being assembled from records.
+type line struct {
+	ms     int64
+	raw    []byte
+	active bool
+}
+
+// grepResult is what one chunk contributes. A chunk may start in the
+// middle of a line (lead: its output records up to the first line end)
+// and end in one (trail: partial records at its end); Grep joins those
+// with the neighbouring chunks in order.
+type grepResult struct {
+	errs     []error
+	lead     line
+	leadEnds bool // lead (with any carried line) is a complete line
+	body     []Match
+	trail    line
+}
+
+type grep struct {
+	re           *regexp.Regexp
+	lit          []byte // a literal every match contains, nil if none
+	since, until int64
+}
+
+var (
+	patPartial = []byte("Z ~ ")
+	patEvent   = []byte("Z ! ")
+)
+
+func (g *grep) searchChunk(h *segHandle, c chunk, buf *[]byte) (res grepResult) {
+	var cerrs []*CorruptError
+	*buf, cerrs = decodeChunk(h.f, h.seg.path, c, (*buf)[:0])
+	for _, e := range cerrs {
+		res.errs = append(res.errs, e)
+	}
+	text := *buf
+	// Whole chunk in range: no need to look at each record's time.
+	inRange := c.Indexed && c.First >= g.since && c.Last < g.until
+	next := func(p int) (rec []byte, end int) {
+		i := bytes.IndexByte(text[p:], '\n')
+		if i < 0 {
+			return text[p:], len(text)
+		}
+		return text[p : p+i], p + i + 1
+	}
+	ok := func(rec []byte) (int64, Marker, bool) {
+		ms, m, _, err := splitRecord(rec)
+		if err != nil {
+			return 0, 0, false
+		}
+		if !inRange && (ms < g.since || ms >= g.until) {
+			return ms, m, false
+		}
+		return ms, m, true
+	}
+	bad := func(p int, err error) {
+		res.errs = append(res.errs, &CorruptError{Path: h.seg.path, Offset: c.Off, Err: fmt.Errorf("record at byte %d of the chunk: %w", p, err)})
+	}
+
+	// Lead: output records until the first line end.
+	p := 0
+	for p < len(text) {
+		rec, end := next(p)
+		ms, m, in := ok(rec)
+		if !in {
+			if _, _, _, err := splitRecord(rec); err != nil {
+				bad(p, err)
+			}
+			p = end
+			continue
+		}
+		if m == MarkEvent {
+			res.leadEnds = true // an event ends a carried line
+			break
+		}
+		if !res.lead.active {
+			res.lead = line{ms: ms, active: true}
+		}
+		var err error
+		if res.lead.raw, err = appendRecordData(res.lead.raw, rec, m); err != nil {
+			bad(p, err)
+		}
+		p = end
+		if m != MarkPartial {
+			res.leadEnds = true
+			break
+		}
+	}
+	// Trail: partial records at the end, after the body.
+	q := len(text)
+	for q > p {
+		start := bytes.LastIndexByte(text[p:q-1], '\n') + 1 + p
+		rec := bytes.TrimSuffix(text[start:q], []byte("\n"))
+		_, m, in := ok(rec)
+		if !in || m != MarkPartial {
+			break
+		}
+		q = start
+	}
+	for t := q; t < len(text); {
+		rec, end := next(t)
+		ms, m, in := ok(rec)
+		if in && m == MarkPartial {
+			if !res.trail.active {
+				res.trail = line{ms: ms, active: true}
+			}
+			var err error
+			if res.trail.raw, err = appendRecordData(res.trail.raw, rec, m); err != nil {
+				bad(t, err)
+			}
+		}
+		t = end
+	}
+
+	// Body: complete lines. With a literal, jump from one place that may
+	// match to the next: an occurrence of the literal, an escaped byte, a
+	// partial record, an event. Any other line is a single clean record
+	// whose plain text is its payload, which lacks the literal.
+	body := text[:q]
+	useLit := g.lit != nil && inRange
+	var nLit, nBS, nPart, nEv int
+	find := func(cur *int, from int, f func([]byte) int) int {
+		if *cur >= from {
+			return *cur
+		}
+		i := f(body[from:])
+		if i < 0 {
+			*cur = len(body)
+		} else {
+			*cur = from + i
+		}
+		return *cur
+	}
+	nLit, nBS, nPart, nEv = -1, -1, -1, -1
+	var plain []byte
+	var cur line
+	for p < len(body) {
+		if useLit && !cur.active { // inside a line, every record counts
+			cand := min(
+				find(&nLit, p, func(b []byte) int { return bytes.Index(b, g.lit) }),
+				find(&nBS, p, func(b []byte) int { return bytes.IndexByte(b, '\\') }),
+				find(&nPart, p, func(b []byte) int { return bytes.Index(b, patPartial) }),
+				find(&nEv, p, func(b []byte) int { return bytes.Index(b, patEvent) }))
+			if cand >= len(body) {
+				break
+			}
+			p = bytes.LastIndexByte(body[p:cand], '\n') + 1 + p
+		}
+		rec, end := next(p)
+		ms, m, in := ok(rec)
+		if !in {
+			if _, _, _, err := splitRecord(rec); err != nil {
+				bad(p, err)
+			}
+			p = end
+			continue
+		}
+		switch {
+		case m == MarkEvent:
+			if cur.active {
+				g.matchLine(&res, &cur, &plain)
+			}
+			r, err := ParseRecord(rec, nil)
+			if err != nil {
+				bad(p, err)
+				break
+			}
+			plain = append(append(append(plain[:0], r.Event...), ' '), AppendPlain(nil, r.Data)...)
+			if g.re.Match(plain) {
+				res.body = append(res.body, Match{Time: r.Time, Event: r.Event, Text: bytes.Clone(plain[len(r.Event)+1:])})
+			}
+		case !cur.active && m != MarkPartial && bytes.IndexByte(rec, '\\') < 0:
+			// A clean single-record line: its payload is its plain text.
+			payload := rec[min(prefixLen, len(rec)):]
+			if g.re.Match(payload) {
+				res.body = append(res.body, Match{Time: msTime(ms), Text: bytes.Clone(payload)})
+			}
+		default:
+			if !cur.active {
+				cur = line{ms: ms, raw: cur.raw[:0], active: true}
+			}
+			var err error
+			if cur.raw, err = appendRecordData(cur.raw, rec, m); err != nil {
+				bad(p, err)
+			}
+			if m != MarkPartial {
+				g.matchLine(&res, &cur, &plain)
+			}
+		}
+		p = end
+	}
+	if cur.active {
+		g.matchLine(&res, &cur, &plain)
+	}
+	return res
+}
+
+// matchLine matches an assembled line and clears it.
+func (g *grep) matchLine(res *grepResult, cur *line, plain *[]byte) {
+	cur.active = false
+	*plain = AppendPlain((*plain)[:0], cur.raw)
+	if g.re.Match(*plain) {
+		res.body = append(res.body, Match{Time: msTime(cur.ms), Text: bytes.Clone(*plain)})
+	}
+}
+
+// appendRecordData appends the raw bytes an output record stands for.
+func appendRecordData(dst, rec []byte, m Marker) ([]byte, error) {
+	var payload []byte
+	if len(rec) > prefixLen {
+		payload = rec[prefixLen:]
+	}
+	dst, err := appendUnescaped(dst, payload)
+	switch m {
+	case MarkCRLF:
+		dst = append(dst, '\r', '\n')
+	case MarkLF:
+		dst = append(dst, '\n')
+	}
+	return dst, err
+}
+
+// requiredLiteral returns a case-sensitive literal that every match of re
+// contains, the longest it finds, or nil.
+func requiredLiteral(re *regexp.Regexp) []byte {
+	t, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	l := reqLit(t.Simplify())
+	if len(l) == 0 {
+		return nil
+	}
+	return []byte(l)
+}
+
+func reqLit(t *syntax.Regexp) string {
+	switch t.Op {
+	case syntax.OpLiteral:
+		if t.Flags&syntax.FoldCase != 0 {
+			return ""
+		}
+		return string(t.Rune)
+	case syntax.OpCapture, syntax.OpPlus:
+		return reqLit(t.Sub[0])
+	case syntax.OpRepeat:
+		if t.Min >= 1 {
+			return reqLit(t.Sub[0])
+		}
+	case syntax.OpConcat:
+		best, run := "", ""
+		for _, s := range t.Sub {
+			if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 {
+				run += string(s.Rune)
+				if len(run) > len(best) {
+					best = run
+				}
+				continue
+			}
+			run = ""
+			if l := reqLit(s); len(l) > len(best) {
+				best = l
+			}
+		}
+		return best
+	}
+	return ""
+}
