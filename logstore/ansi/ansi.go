@@ -12,10 +12,10 @@ type state uint8
 const (
 	ground state = iota
 	escape
-	escInter  // ESC, then intermediates 0x20-0x2F
-	csi       // ESC [ parameters and intermediates
-	osc       // ESC ] ... BEL or ST
-	strCtl    // ESC P, X, ^ or _ ... ST
+	escInter // ESC, then intermediates 0x20-0x2F
+	csi      // ESC [ parameters and intermediates
+	osc      // ESC ] ... BEL or ST
+	strCtl   // ESC P, X, ^ or _ ... ST
 )
 
 // Stripper removes control sequences from a stream; the zero value is
