@@ -142,7 +142,12 @@ func build(path string, srcs []source, opts Options) (*Config, error) {
 	for _, f := range b.files {
 		b.users(f)
 	}
-	b.cfg.consoles = make(map[string]int)
+	entries := 0
+	for _, f := range b.files {
+		entries += len(f.shape.Console)
+	}
+	b.cfg.consoles = make(map[string]int, entries)
+	b.cfg.Consoles = make([]Console, 0, entries) // exact when generated one per node
 	for _, f := range b.files {
 		b.consoles(f, base, defaultBMC)
 	}
@@ -662,7 +667,7 @@ func (b *builder) consoles(f *parsedFile, base settings, defaultBMC string) {
 		}
 		var badNames []string
 		var firstBad error
-		dups := map[loc][]string{}
+		var dups map[loc][]string // rare: allocated on the first duplicate
 		for k, n := range names {
 			if err := checkConsoleName(n); err != nil {
 				if firstBad == nil {
@@ -672,6 +677,9 @@ func (b *builder) consoles(f *parsedFile, base settings, defaultBMC string) {
 				continue
 			}
 			if prev, dup := b.owner[n]; dup {
+				if dups == nil {
+					dups = map[loc][]string{}
+				}
 				dups[prev] = append(dups[prev], n)
 				continue
 			}

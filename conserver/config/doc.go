@@ -19,6 +19,8 @@
 // line and console. Secrets (password_file, password_env, kg_file, kg_env,
 // and an inline password only with insecure_inline_password = true) are
 // read at load time into Secret values that never print themselves.
+// Relative paths in a file (password_file, kg_file, tls_ca_file,
+// trusted_user_ca_files) are relative to that file's directory.
 //
 // Entry points:
 //   - Load / LoadWith: one validated *Config snapshot.

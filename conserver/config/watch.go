@@ -61,10 +61,11 @@ type Watcher struct {
 	log    *slog.Logger
 	loadFn func() (*Config, error)
 
-	cur    atomic.Pointer[Config]
-	events chan Event
-	reload chan struct{} // capacity 1: requests coalesce
-	kicks  chan struct{} // capacity 1: file events coalesce
+	cur     atomic.Pointer[Config]
+	events  chan Event
+	reload  chan struct{} // capacity 1: requests coalesce
+	kicks   chan struct{} // capacity 1: file events coalesce
+	started chan struct{} // closed when the loop runs (and Run's watches are in place)
 
 	// Owned by the Run goroutine.
 	lastErr string
@@ -99,6 +100,8 @@ func newWatcher(path string, opts WatchOptions, load func() (*Config, error)) *W
 		events: make(chan Event, 1),
 		reload: make(chan struct{}, 1),
 		kicks:  make(chan struct{}, 1),
+
+		started: make(chan struct{}),
 	}
 	if w.loadFn == nil {
 		w.loadFn = func() (*Config, error) { return LoadWith(w.path, w.opts.Load) }
@@ -169,8 +172,12 @@ func (w *Watcher) kick() {
 }
 
 // loop is the Run goroutine's body: it debounces kicks and performs
-// reloads. afterReload (may be nil) refreshes the watched directories.
-func (w *Watcher) loop(ctx context.Context, afterReload func()) error {
+// reloads. rewatch (may be nil) refreshes the watched directories; it runs
+// before each load, so that a directory created since (conf.d) is watched
+// before it is read and no change to it can fall between read and watch,
+// and again after, for directories the new config names.
+func (w *Watcher) loop(ctx context.Context, rewatch func()) error {
+	close(w.started)
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
@@ -197,9 +204,12 @@ func (w *Watcher) loop(ctx context.Context, afterReload func()) error {
 		case <-ticker.C:
 			reason = ReasonPeriodic
 		}
+		if rewatch != nil {
+			rewatch()
+		}
 		w.check(ctx, reason)
-		if afterReload != nil {
-			afterReload()
+		if rewatch != nil {
+			rewatch()
 		}
 		if iv := w.interval(); iv != interval {
 			interval = iv
