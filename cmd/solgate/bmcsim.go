@@ -234,9 +234,6 @@ func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []strin
 	if f.verbose {
 		c.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	if err := c.Validate(); err != nil {
-		return fc, nil, err
-	}
 	fc.Config = c
 	fc.Configure = func(i int, c *bmcsim.Config) {
 		c.PowerOn = f.power == "on" || f.power == "mixed" && i%2 == 0
@@ -246,7 +243,7 @@ func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []strin
 			c.Logger = c.Logger.With("bmc", names[i])
 		}
 	}
-	return fc, names, nil
+	return fc, names, fc.Validate()
 }
 
 // bmcsimNames returns the BMC names: the expanded hostlist (whose length

@@ -42,6 +42,18 @@ type Fleet struct {
 	once sync.Once
 }
 
+// Validate reports what is wrong with the fleet's size, addresses or
+// BMC template, without binding anything.
+func (fc FleetConfig) Validate() error {
+	if fc.N < 1 {
+		return fmt.Errorf("bmcsim: fleet size %d: want at least 1", fc.N)
+	}
+	if _, err := fleetAddrs(fc.Listen, fc.N, fc.PerAddress); err != nil {
+		return err
+	}
+	return fc.Config.Validate()
+}
+
 // StartFleet binds every BMC's socket, then serves them all, each in its
 // own goroutine, until ctx ends or Close is called. If any socket cannot
 // be bound, nothing is left running and the error names the address.

@@ -175,3 +175,19 @@ func freePortRun(t *testing.T, n int) int {
 	t.Fatal("no run of free ports")
 	return 0
 }
+
+func TestFleetConfigValidate(t *testing.T) {
+	ok := FleetConfig{N: 2, Listen: "127.0.0.1:0", Config: Config{Users: testUsers}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, fc := range []FleetConfig{
+		{N: 0, Listen: "127.0.0.1:0"},
+		{N: 1, Listen: "192.0.2.1:0"},
+		{N: 1, Listen: "127.0.0.1:0", Config: Config{CipherSuites: []uint8{4}}},
+	} {
+		if fc.Validate() == nil {
+			t.Errorf("%+v accepted", fc)
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBMCSimCommand runs `solgate bmcsim` as a sysadmin would: it prints
+// one line per BMC once they listen, serves ipmitool, and exits 0 with a
+// summary on SIGTERM.
+func TestBMCSimCommand(t *testing.T) {
+	t.Parallel()
+	ipmitool := needTool(t, "ipmitool")
+	bin := solgateBin(t)
+	cmd := exec.Command(bin, "bmcsim", "--listen", "127.0.0.1:0", "--names", "n[1-3]", "--power", "mixed", "--allow-lan15")
+	cmd.Env = append(os.Environ(), "IPMI_PASSWORD=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	exited := false
+	t.Cleanup(func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	addrs := map[string]string{}
+	for len(addrs) < 3 {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("stdout closed after %d lines; stderr:\n%s", len(addrs), stderr.String())
+			}
+			name, addr, found := strings.Cut(l, " ")
+			if !found || !strings.HasPrefix(addr, "127.0.0.1:") {
+				t.Fatalf("line %q: want NAME ADDRESS:PORT", l)
+			}
+			addrs[name] = addr
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no BMC list after 20s; stderr:\n%s", stderr.String())
+		}
+	}
+	for name, want := range map[string]string{"n1": "on", "n2": "off", "n3": "on"} {
+		host, port, _ := strings.Cut(addrs[name], ":")
+		o, err := bmcsimRun(t, peerTimeout, ipmitool, "-I", "lan", "-H", host, "-p", port, "-U", "admin", "-P", "password", "chassis", "power", "status")
+		if err != nil || !strings.Contains(o, "Chassis Power is "+want) {
+			t.Fatalf("%s: %v\n%s", name, err, o)
+		}
+	}
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	err = cmd.Wait()
+	exited = true
+	if err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"demo password", "3 BMCs listening", "stopped: ", "3 sessions"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestBMCSimCommandHostsFileAndErrors(t *testing.T) {
+	t.Parallel()
+	bin := solgateBin(t)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	must(t, os.WriteFile(pwFile, []byte("file-secret\n"), 0o600))
+	hosts := filepath.Join(dir, "hosts")
+	cmd := exec.Command(bin, "bmcsim", "-n", "2", "--listen", "127.0.0.1:0", "--password-file", pwFile, "--hosts-file", hosts)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	must(t, cmd.Start())
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var data []byte
+	bmcsimEventually(t, "the hosts file", func() bool {
+		data, _ = os.ReadFile(hosts)
+		return len(data) > 0
+	})
+	if l := strings.Split(strings.TrimSpace(string(data)), "\n"); len(l) != 2 || !strings.HasPrefix(l[0], "node0001 127.0.0.1:") {
+		t.Fatalf("hosts file:\n%s", data)
+	}
+	if fi, _ := os.Stat(hosts); fi.Mode().Perm() != 0o640 {
+		t.Errorf("hosts file mode %v, want 0640", fi.Mode().Perm())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if stdout.Len() != 0 || strings.Contains(stderr.String(), "demo password") || strings.Contains(stderr.String(), "file-secret") {
+		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "192.0.2.1:623"}, "only loopback"},
+		{[]string{"-n", "2", "--names", "x[1-3]"}, "has 3 names"},
+		{[]string{"--cipher-suites", "1,4"}, "cipher suite 4 not supported"},
+		{[]string{"--quirks", "bogus"}, "unknown quirk"},
+		{[]string{"--drop", "2"}, "probability"},
+		{[]string{"--freeze", "node9"}, "no BMC named"},
+		{[]string{"--garbage", "lots"}, "unknown garbage kind"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		o, code := runSolgateBMCSim(t, bin, tc.args...)
+		if code != 2 || !strings.Contains(o, tc.want) {
+			t.Errorf("bmcsim %v: exit %d, output %q, want exit 2 and %q", tc.args, code, o, tc.want)
+		}
+	}
+	if o, code := runSolgateBMCSim(t, bin, "--help"); code != 0 || !strings.Contains(o, "Examples:") {
+		t.Errorf("--help: exit %d\n%s", code, o)
+	}
+}
+
+func runSolgateBMCSim(t *testing.T, bin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"bmcsim", "--password-file", "/dev/null"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	o, _ := cmd.CombinedOutput()
+	return string(o), cmd.ProcessState.ExitCode()
+}
