@@ -73,6 +73,8 @@ type builder struct {
 	userLoc  map[string]loc
 	keyOwner map[string]string // authorized key -> user name
 	limit    int               // most consoles (and names in any hostlist)
+
+	caConfigured bool // some trusted_user_ca_* is set (read or not)
 }
 
 type loc struct {
@@ -261,6 +263,7 @@ func (b *builder) server(f *parsedFile) {
 		s.ReloadInterval = d
 	}
 	b.cfg.cas = map[string]bool{}
+	b.caConfigured = len(sh.TrustedUserCAKeys)+len(sh.TrustedUserCAFiles) > 0
 	for i, line := range sh.TrustedUserCAKeys {
 		k, err := parseCAKey(line)
 		if err != nil {
@@ -843,6 +846,9 @@ func (b *builder) users(f *parsedFile) {
 		b.cfg.users[u.Name] = len(b.cfg.Users)
 		for _, k := range u.Keys {
 			b.cfg.keys[string(k.Marshal())] = len(b.cfg.Users)
+		}
+		if len(u.Keys) == 0 && !b.caConfigured {
+			b.warnf("%s:%d: user %s has no keys and no trusted_user_ca_* is set: they cannot log in", f.name, line, u.Name)
 		}
 		b.cfg.Users = append(b.cfg.Users, u)
 	}

@@ -180,6 +180,8 @@ groups = ["admins"]
 	}{
 		{"unknown key with suggestion", map[string]string{"solgate.toml": "[[console]]\nname = \"a\"\nbmc = \"b\"\ncipher_sute = 3\n"},
 			[]string{`solgate.toml:4: unknown key "cipher_sute" in [[console]] (did you mean "cipher_suite"?)`}},
+		{"setting outside its table", map[string]string{"solgate.toml": "log_dir = \"/x\"\n"},
+			[]string{`solgate.toml:1: unknown key "log_dir" at the top level (it belongs under [server])`}},
 		{"unknown table", map[string]string{"solgate.toml": "[consoles]\nname = 1\n"},
 			[]string{`solgate.toml:1: unknown key "consoles" at the top level (did you mean "console"?)`}},
 		{"syntax error", map[string]string{"solgate.toml": "[[console]]\nname = \"a\n"},
@@ -363,7 +365,7 @@ read = ["u"]
 		t.Fatal(err)
 	}
 	w := strings.Join(c.Warnings, "\n")
-	for _, want := range []string{"is readable by every user", "consoles a and b share BMC same", "matches no console"} {
+	for _, want := range []string{"is readable by every user", "consoles a and b share BMC same", "matches no console", "user u has no keys"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings lack %q:\n%s", want, w)
 		}

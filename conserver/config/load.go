@@ -314,6 +314,17 @@ func unknownKey(k toml.Key) string {
 		where = " in " + table
 	}
 	msg := fmt.Sprintf("unknown key %q%s", last, where)
+	if table == "" {
+		// A setting written before any table header, or a header forgotten.
+		for _, t := range []struct {
+			name string
+			typ  reflect.Type
+		}{{"[server]", reflect.TypeFor[serverShape]()}, {"[defaults]", reflect.TypeFor[defaultsShape]()}} {
+			if slices.Contains(tomlKeys(t.typ), last) {
+				return msg + " (it belongs under " + t.name + ")"
+			}
+		}
+	}
 	best, bestD := "", 3
 	for _, c := range known {
 		if d := editDistance(last, c); d < bestD {
