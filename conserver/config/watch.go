@@ -38,7 +38,8 @@ type Event struct {
 // WatchOptions tune a Watcher. The zero value is sensible.
 type WatchOptions struct {
 	// Debounce is the quiet time after a file event before reloading;
-	// 0 means DefaultDebounce.
+	// 0 means DefaultDebounce. Events that never pause still reload after
+	// max(10*Debounce, 2s).
 	Debounce time.Duration
 	// Interval is how often the files are re-read without any event, as a
 	// safety net (network file systems, missed events). 0 takes [server]
@@ -189,15 +190,25 @@ func (w *Watcher) loop(ctx context.Context, rewatch func()) error {
 		ticker.Reset(interval)
 	}
 	defer ticker.Stop()
+	// A file that changes without pause (a log written into the config
+	// directory by mistake) must not postpone reloads forever: the first
+	// event of a burst sets a deadline.
+	maxWait := max(10*w.opts.Debounce, 2*time.Second)
+	var burstStart time.Time // zero: no reload pending
 	for {
 		var reason string
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-w.kicks:
-			debounce.Reset(w.opts.Debounce)
+			now := time.Now()
+			if burstStart.IsZero() {
+				burstStart = now
+			}
+			debounce.Reset(max(0, min(w.opts.Debounce, burstStart.Add(maxWait).Sub(now))))
 			continue
 		case <-debounce.C:
+			burstStart = time.Time{}
 			reason = ReasonFiles
 		case <-w.reload:
 			reason = ReasonReload

@@ -68,6 +68,27 @@ func TestDebounceBurstIsOneReload(t *testing.T) {
 	})
 }
 
+func TestDebounceEndlessEventsStillReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w, f, cancel := startFake(t, WatchOptions{Interval: -1})
+		defer cancel()
+		f.gen.Store(1)
+		start := time.Now()
+		for f.calls.Load() == 0 {
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("no reload in 10s of continuous events")
+			}
+			w.kick()
+			time.Sleep(50 * time.Millisecond)
+			synctest.Wait()
+		}
+		if el := time.Since(start); el < 2*time.Second || el > 2100*time.Millisecond {
+			t.Errorf("reload after %v of continuous events, want about 2s", el)
+		}
+		<-w.Events()
+	})
+}
+
 func TestDebounceUnchangedIsSilent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, f, cancel := startFake(t, WatchOptions{Interval: -1})
