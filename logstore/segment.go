@@ -530,13 +530,9 @@ func salvage(torn []byte) []byte {
 	if len(torn) < 4 || binary.LittleEndian.Uint32(torn) != zstdMagic {
 		return nil
 	}
-	d, err := zstd.NewReader(bytes.NewReader(torn), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxMemory(maxFrameContent), zstd.IgnoreChecksum(true))
-	if err != nil {
-		return nil
-	}
-	defer d.Close()
-	text, _ := io.ReadAll(io.LimitReader(d, maxFrameContent))
+	// DecodeAll keeps what it decoded before the cut, even the last block
+	// when only the checksum is missing (a streaming decoder does not).
+	text, _ := decoder().DecodeAll(torn, nil)
 	cut := bytes.LastIndexByte(text, '\n') + 1
 	rest := text[cut:]
 	text = text[:cut]

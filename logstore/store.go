@@ -120,6 +120,7 @@ type Store struct {
 	started bool      // workers running
 	closed  bool
 	maint   []maintJob // sealing and retention work, done one at a time
+	busy    bool       // the maintainer is running a job
 	wg      sync.WaitGroup
 
 	ctx    context.Context // cancelled by Close: aborts sealing
@@ -311,7 +312,7 @@ func (s *Store) janitor() {
 	period := min(time.Minute, max(s.opt.SegmentAge/4, time.Second))
 	t := time.NewTicker(period)
 	defer t.Stop()
-	lastRetain := s.now()
+	var lastRetain time.Time // retention runs at the first tick, then hourly
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -357,7 +358,7 @@ func (s *Store) addMaint(j maintJob) {
 		}
 	}
 	s.maint = append(s.maint, j)
-	s.mcond.Signal()
+	s.mcond.Broadcast()
 }
 
 // maintainer seals and prunes, one job at a time, so both never race
@@ -375,6 +376,7 @@ func (s *Store) maintainer() {
 		}
 		j := s.maint[0]
 		s.maint = s.maint[1:]
+		s.busy = true
 		s.mu.Unlock()
 		dir := filepath.Join(s.dir, j.console)
 		if j.seg != "" {
@@ -384,7 +386,20 @@ func (s *Store) maintainer() {
 		} else {
 			s.retain(j)
 		}
+		s.mu.Lock()
+		s.busy = false
+		s.mu.Unlock()
+		s.mcond.Broadcast()
 	}
+}
+
+// quiesce waits until no sealing or retention is queued or running.
+func (s *Store) quiesce() {
+	s.mu.Lock()
+	for (len(s.maint) > 0 || s.busy) && !s.closed {
+		s.mcond.Wait()
+	}
+	s.mu.Unlock()
 }
 
 // retain deletes a console's segments beyond the retention limits.

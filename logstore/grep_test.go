@@ -1,0 +1,169 @@
+package logstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAppendPlain(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain line\r\n", "plain line"},
+		{"lf only\n", "lf only"},
+		{"\x1b[0;32m  OK  \x1b[0m] Started\r\n", "  OK  ] Started"},
+		{"progress 10%\rprogress 20%\rprogress 30%\r\n", "progress 30%"},
+		{"abcdef\rxy\r\n", "xycdef"},
+		{"ab\b\bXY", "XY"},
+		{"Grüße\b\bxx", "Grüxx"},
+		{"a\x00b\x07c", "abc"},
+		{"\x1b]0;title\x07prompt$ ", "prompt$ "},
+		{"tab\there", "tab\there"},
+	}
+	for _, tt := range tests {
+		if got := string(AppendPlain(nil, []byte(tt.in))); got != tt.want {
+			t.Errorf("AppendPlain(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRequiredLiteral(t *testing.T) {
+	tests := []struct{ re, want string }{
+		{`panic`, "panic"},
+		{`Kernel panic - not syncing`, "Kernel panic - not syncing"},
+		{`^\[\s*[0-9.]+\] Out of memory: Killed`, "] Out of memory: Killed"},
+		{`(?i)panic`, ""},
+		{`panic|oops`, ""},
+		{`a*`, ""},
+		{`(err)+or`, "err"},
+		{`x{2,}yz`, "yz"},
+		{`.`, ""},
+		{`node[0-9]+ down`, " down"},
+	}
+	for _, tt := range tests {
+		if got := string(requiredLiteral(regexp.MustCompile(tt.re))); got != tt.want {
+			t.Errorf("requiredLiteral(%q) = %q, want %q", tt.re, got, tt.want)
+		}
+	}
+}
+
+// naiveGrep is what Grep must return: Lines, made plain, matched one by one.
+func naiveGrep(t *testing.T, s *Store, console string, re *regexp.Regexp, q Query) []string {
+	var out []string
+	for l, err := range s.Lines(context.Background(), console, q) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := AppendPlain(nil, l.Text)
+		if l.Event != "" {
+			text = append([]byte(string(l.Event)+" "), text...)
+		}
+		if re.Match(text) {
+			if l.Event != "" {
+				text = text[len(l.Event)+1:]
+			}
+			out = append(out, fmt.Sprintf("%s %s %s", FormatTime(l.Time), l.Event, text))
+		}
+	}
+	return out
+}
+
+func TestGrep(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, "", Options{Now: clk.Now, SegmentAge: 20 * time.Minute, SealFrameBytes: 3000, FrameBytes: 1500})
+	w := mustWriter(t, s, "n")
+	rng := rand.New(rand.NewPCG(3, 4))
+	words := []string{"boot", "panic", "PANIC", "Kernel panic - not syncing", "FA\x1b[0mILED", "ok", "oops", "\x1b[1mbold\x1b[0m"}
+	for i := range 3000 {
+		line := fmt.Sprintf("[%d] %s %s", i, words[rng.IntN(len(words))], words[rng.IntN(len(words))])
+		switch rng.IntN(10) {
+		case 0: // a line that arrives in pieces across flushes
+			w.Write([]byte(line[:len(line)/2]))
+			w.Flush()
+			w.Write([]byte(line[len(line)/2:] + "\r\n"))
+		case 1:
+			w.Event(EventPower, "cycle: panic button")
+		case 2:
+			w.Write([]byte("progress 1%\rprogress 99% panic\r\n"))
+		default:
+			w.Write([]byte(line + "\r\n"))
+		}
+		if rng.IntN(5) == 0 {
+			w.Flush()
+		}
+		clk.Advance(time.Duration(rng.IntN(3000)) * time.Millisecond)
+	}
+	w.Write([]byte("final partial panic"))
+	w.Flush()
+	s.quiesce()
+	if n := len(segmentsOf(t, s, "n")); n < 3 {
+		t.Fatalf("only %d segments", n)
+	}
+	patterns := []string{`panic`, `Kernel panic`, `(?i)panic`, `FAILED`, `^\[\d+\] ok`, `bold$`, `99% panic$`, `cycle`, `.`, `nomatch`, `^progress 1%`}
+	ranges := []Query{{}, {Since: t0.Add(30 * time.Minute), Until: t0.Add(50 * time.Minute)}}
+	for _, pat := range patterns {
+		re := regexp.MustCompile(pat)
+		for qi, q := range ranges {
+			want := naiveGrep(t, s, "n", re, q)
+			for _, workers := range []int{1, 3} {
+				var got []string
+				err := s.Grep(context.Background(), "n", re, q, func(m Match) error {
+					got = append(got, fmt.Sprintf("%s %s %s", FormatTime(m.Time), m.Event, m.Text))
+					return nil
+				}, GrepOptions{Workers: workers})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Fatalf("%q range %d workers %d: %d matches, naive %d\n got %q\nwant %q", pat, qi, workers, len(got), len(want), head(got), head(want))
+				}
+				if pat == "nomatch" && len(got) != 0 || pat == "." && qi == 0 && len(got) < 3000 {
+					t.Fatalf("%q: %d matches", pat, len(got))
+				}
+			}
+		}
+	}
+	// fn's error stops the search.
+	stop := errors.New("enough")
+	n := 0
+	err := s.Grep(context.Background(), "n", regexp.MustCompile(`.`), Query{}, func(Match) error {
+		n++
+		if n == 5 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 5 {
+		t.Fatalf("Grep = %v after %d matches", err, n)
+	}
+	if err := s.Grep(context.Background(), "nobody", regexp.MustCompile(`x`), Query{}, func(Match) error { return nil }); !errors.Is(err, ErrNoSuchLog) {
+		t.Fatalf("Grep of a missing console = %v", err)
+	}
+}
+
+func head(s []string) []string { return s[:min(len(s), 5)] }
+
+func TestGrepReportsDamage(t *testing.T) {
+	s := openTest(t, "", Options{Now: newClock().Now})
+	w := mustWriter(t, s, "n")
+	for i := range 20 {
+		fmt.Fprintf(w, "line %d\r\n", i)
+		w.Flush()
+	}
+	w.Close()
+	segs := segmentsOf(t, s, "n")
+	b, _ := os.ReadFile(segs[0].path)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(segs[0].path, b, 0o640)
+	var got int
+	err := s.Grep(context.Background(), "n", regexp.MustCompile(`line`), Query{}, func(Match) error { got++; return nil })
+	var ce *CorruptError
+	if !errors.As(err, &ce) || got < 15 {
+		t.Fatalf("Grep over damage: %d matches, err %v", got, err)
+	}
+}
