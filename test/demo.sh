@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# make demo: a fleet of simulated BMCs on loopback and solgate driving them.
+# Needs nothing but the solgate binary (bin/solgate); stops what it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SOLGATE=${SOLGATE:-bin/solgate}
+N=${N:-16}
+work=$(mktemp -d /tmp/solgate-demo.XXXXXX)
+sim_pid=""
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@" || true; }
+
+# A demo password, in a 0600 file as in production.
+umask 077
+printf 'demo-secret\n' > "$work/bmc.pass"
+
+say "Starting $N simulated BMCs on loopback (solgate bmcsim)"
+"$SOLGATE" bmcsim -n "$N" --listen 127.0.0.1:0 --names "node[01-$(printf %02d "$N")]" \
+  -u admin --password-file "$work/bmc.pass" --hosts-file "$work/hosts" 2>"$work/bmcsim.log" &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$work/hosts" ] && break; sleep 0.05; done
+[ -s "$work/hosts" ] || { echo "bmcsim did not start:"; cat "$work/bmcsim.log"; exit 1; }
+head -3 "$work/hosts"; echo "..."
+
+# A config file naming the consoles and their BMCs.
+bmcs=$(awk '{print $2}' "$work/hosts" | paste -sd, -)
+cat > "$work/solgate.toml" <<TOML
+[server]
+log_dir = "$work/log"
+state_dir = "$work/state"
+
+[defaults]
+user = "admin"
+password_file = "$work/bmc.pass"
+
+[[console]]
+name = "node[01-$(printf %02d "$N")]"
+bmc = "$bmcs"
+TOML
+
+say "Validating the config"
+run "$SOLGATE" check -c "$work/solgate.toml"
+
+say "Power status of every node, in parallel"
+run "$SOLGATE" power -c "$work/solgate.toml" "node[01-$(printf %02d "$N")]" status --consolidate
+
+say "Hard power off every node"
+run "$SOLGATE" power -c "$work/solgate.toml" "node[01-$(printf %02d "$N")]" off --consolidate
+
+say "Power on half of them and wait until they are on"
+run "$SOLGATE" power -c "$work/solgate.toml" "node[01-$((N/2))]" on --wait --consolidate
+
+say "Status again"
+run "$SOLGATE" power -c "$work/solgate.toml" "node[01-$(printf %02d "$N")]" status --consolidate
+
+say "Cycle node01 (JSON output for scripts)"
+run "$SOLGATE" power -c "$work/solgate.toml" node01 cycle --wait --json
+
+say "Next boot from the network on node02"
+run "$SOLGATE" power -c "$work/solgate.toml" node02 pxe
+
+say "A wrong password gives a clear error and exit status 1"
+printf 'wrong\n' > "$work/wrong.pass"
+first=$(head -1 "$work/hosts" | awk '{print $2}')
+run "$SOLGATE" power -u admin --password-file "$work/wrong.pass" "$first" status
+
+say "Done. Try it yourself:"
+cat <<TXT
+  $SOLGATE bmcsim -n 100 --listen 127.0.0.1:20000 &
+  IPMI_PASSWORD=password $SOLGATE power -u admin '127.0.0.1:[20000-20099]' status --consolidate
+  ipmitool -I lanplus -C 17 -H 127.0.0.1 -p 20000 -U admin -P password chassis power status
+TXT
