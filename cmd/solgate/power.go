@@ -102,13 +102,14 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintln(stdout, r.Name+": "+answer(r))
 	}
+	// Results arrive in completion order; reports list hosts as given.
+	order := make(map[string]int, len(hosts))
+	for i, h := range hosts {
+		order[h] = i
+	}
+	sort.Slice(all, func(i, j int) bool { return order[all[i].Name] < order[all[j].Name] })
 	switch {
 	case *asJSON:
-		order := make(map[string]int, len(hosts))
-		for i, h := range hosts {
-			order[h] = i
-		}
-		sort.Slice(all, func(i, j int) bool { return order[all[i].Name] < order[all[j].Name] })
 		out := make([]powerJSON, len(all))
 		for i, r := range all {
 			out[i] = powerJSON{Host: r.Name, BMC: r.BMC, OK: r.Err == nil, State: r.State}
@@ -131,7 +132,6 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			groups[a] = append(groups[a], r.Name)
 		}
-		sort.Strings(keys)
 		for _, k := range keys {
 			fmt.Fprintf(stdout, "%s: %s\n", hostlist.Compress(groups[k]), k)
 		}
