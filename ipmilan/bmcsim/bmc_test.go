@@ -236,9 +236,13 @@ func TestSessionTimeout(t *testing.T) {
 			Auth: 1, Integrity: 1, Conf: 1}.Append(nil), wire.PayloadOpenSessionResp); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(31 * time.Second)
+		time.Sleep(9 * time.Second)
+		if b.Stats(); len(b.sessions) != 1 {
+			t.Fatalf("%d sessions after 9 s, want the half-open one", len(b.sessions))
+		}
+		time.Sleep(time.Second)
 		if b.Stats(); len(b.sessions) != 0 {
-			t.Fatalf("%d sessions left after timeout", len(b.sessions))
+			t.Fatalf("%d sessions left 10 s after an abandoned handshake", len(b.sessions))
 		}
 	})
 }

@@ -119,6 +119,7 @@ type challenge struct {
 const (
 	maxChallenges    = 64
 	challengeTimeout = 30 * time.Second
+	setupTimeout     = 10 * time.Second
 	dupWindow        = 5 * time.Second
 	window20Ahead    = 16
 	window20Behind   = 16
@@ -207,7 +208,7 @@ func (b *BMC) sweepLocked(now time.Time, force bool) {
 	}
 	b.lastSweep = now
 	for _, s := range b.sessions {
-		if now.Sub(s.lastActive) >= b.cfg.SessionTimeout {
+		if b.idleLocked(s, now) {
 			if s.state == stateActive {
 				b.stats.sessionsTimedOut.Add(1)
 			}
@@ -221,6 +222,17 @@ func (b *BMC) sweepLocked(now time.Time, force bool) {
 	}
 }
 
+// idleLocked reports whether s has been idle too long: SessionTimeout for
+// established sessions, at most setupTimeout for half-open ones (a client
+// that gave up on a handshake must not hold a slot for a minute).
+func (b *BMC) idleLocked(s *session, now time.Time) bool {
+	limit := b.cfg.SessionTimeout
+	if s.state != stateActive {
+		limit = min(limit, setupTimeout)
+	}
+	return now.Sub(s.lastActive) >= limit
+}
+
 // activeSessionLocked returns the established session with BMC-side ID
 // id, expiring it first if it is idle.
 func (b *BMC) activeSessionLocked(id uint32, now time.Time) *session {
@@ -228,7 +240,7 @@ func (b *BMC) activeSessionLocked(id uint32, now time.Time) *session {
 	if s == nil {
 		return nil
 	}
-	if now.Sub(s.lastActive) >= b.cfg.SessionTimeout {
+	if b.idleLocked(s, now) {
 		if s.state == stateActive {
 			b.stats.sessionsTimedOut.Add(1)
 		}
