@@ -1,4 +1,5 @@
 # solgate — see README.md. `make help` lists the targets.
+SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin/solgate
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -16,9 +17,9 @@ build: ## build bin/solgate
 test: ## run all tests with -race, interop tests against ipmi_sim/ipmitool/FreeIPMI/zstd included
 	$(GO) test -race -count=1 -timeout 9m $(TESTFLAGS) ./...
 
-bench: build ## run benchmarks (go test -bench) and the scale scripts under test/
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
-	SOLGATE_BENCH=1 $(GO) test -run 'Bench' -v -count=1 -timeout 20m ./test/
+bench: build ## micro-benchmarks per package, then the end-to-end scale benchmarks in test/ (figures in the log)
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v '/test$$')
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -v -timeout 30m ./test/ | grep -v '^=== '
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
