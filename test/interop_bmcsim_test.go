@@ -249,3 +249,35 @@ func TestIpmitoolPrivilegeBMCSim(t *testing.T) {
 		t.Fatalf("unexpected refusal:\n%s", out)
 	}
 }
+
+// TestIpmipowerQuirksBMCSim: the simulator's firmware quirks defeat
+// FreeIPMI exactly as the real firmware does, unless FreeIPMI is given
+// the matching -W workaround: proof that the quirks are faithful enough
+// to test solgate's own workarounds with.
+func TestIpmipowerQuirksBMCSim(t *testing.T) {
+	t.Parallel()
+	bin := needTool(t, "ipmipower")
+	for _, tc := range []struct {
+		workaround string
+		quirks     bmcsim.Quirks
+		failure    string // ipmipower's message without the workaround
+	}{
+		{"opensesspriv", bmcsim.Quirks{OpenSessionPrivZero: true}, "privilege level cannot be obtained"},
+		{"supermicro20", bmcsim.Quirks{RAKP2ExtraByte: true}, "password invalid"},
+		{"nochecksumcheck", bmcsim.Quirks{BadChecksum: true}, "connection timeout"},
+	} {
+		t.Run(tc.workaround, func(t *testing.T) {
+			t.Parallel()
+			sim := startSimBMC(t, bmcsim.Config{PowerOn: true, Quirks: tc.quirks})
+			args := []string{"-D", "LAN_2_0", "-h", sim.Addr, "-u", "admin", "-p", bmcsimPassword, "--stat", "--session-timeout", "3000"}
+			out, _ := bmcsimRun(t, peerTimeout, bin, args...)
+			if !strings.Contains(out, tc.failure) {
+				t.Fatalf("without -W %s: want %q, got\n%s", tc.workaround, tc.failure, out)
+			}
+			out, err := bmcsimRun(t, peerTimeout, bin, append(args, "-W", tc.workaround)...)
+			if err != nil || strings.TrimSpace(out) != sim.Host+": on" {
+				t.Fatalf("with -W %s: %v\n%s", tc.workaround, err, out)
+			}
+		})
+	}
+}
