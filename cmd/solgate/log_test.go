@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/solgate/solgate/logstore"
+)
+
+// logClock is a settable clock for writing test logs.
+type logClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *logClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *logClock) set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+var logT0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// writeTestLogs writes logs for a few consoles and returns the folder and
+// the raw bytes written to node1.
+func writeTestLogs(t *testing.T) (string, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	clk := &logClock{t: logT0}
+	s, err := logstore.Open(dir, logstore.Options{Now: clk.now, SegmentAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w1, _ := s.Writer("node1")
+	w2, _ := s.Writer("node2")
+	var raw []byte
+	write := func(p string) {
+		raw = append(raw, p...)
+		w1.Write([]byte(p))
+	}
+	for i := range 180 { // three hours, a line a minute
+		clk.set(logT0.Add(time.Duration(i) * time.Minute))
+		switch i {
+		case 30:
+			write("\x1b[1mKernel panic\x1b[0m - not sync")
+			w1.Flush()
+			write("ing: Fatal exception\r\n")
+		case 60:
+			w1.Event(logstore.EventPower, "cycle by alice: ok")
+		case 90:
+			write("progress 10%\rprogress 100%\r\n")
+		default:
+			write(fmt.Sprintf("[%4d.000000] boot message %d\r\n", i, i))
+		}
+		fmt.Fprintf(w2, "node2 line %d\n", i)
+		if i%10 == 0 {
+			w1.Flush()
+			w2.Flush()
+		}
+	}
+	write("node1 login: ")
+	return dir, raw
+}
+
+func runCmd(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	code := 0
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+		if ee.msg != "" {
+			errb.WriteString(ee.msg + "\n")
+		}
+	} else if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	loc := time.Local
+	tests := []struct {
+		in   string
+		want time.Time
+	}{
+		{"", time.Time{}},
+		{"now", now},
+		{"1h", now.Add(-time.Hour)},
+		{"30m", now.Add(-30 * time.Minute)},
+		{"2d", now.Add(-48 * time.Hour)},
+		{"1w", now.Add(-7 * 24 * time.Hour)},
+		{"1h30m", now.Add(-90 * time.Minute)},
+		{"2026-11-20T10:00:00Z", time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)},
+		{"2026-11-20T10:00:00.123+01:00", time.Date(2026, 11, 20, 9, 0, 0, 123e6, time.UTC)},
+		{"2026-11-20 10:00", time.Date(2026, 11, 20, 10, 0, 0, 0, loc)},
+		{"2026-11-20 10:00:30", time.Date(2026, 11, 20, 10, 0, 30, 0, loc)},
+		{"2026-11-20", time.Date(2026, 11, 20, 0, 0, 0, 0, loc)},
+	}
+	for _, tt := range tests {
+		got, err := parseWhen(tt.in, now)
+		if err != nil || !got.Equal(tt.want) {
+			t.Errorf("parseWhen(%q) = %v, %v, want %v", tt.in, got, err, tt.want)
+		}
+	}
+	if got, err := parseWhen("10:30", now); err != nil || got.Hour() != 10 || got.Minute() != 30 {
+		t.Errorf("parseWhen(10:30) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"yesterday", "1x", "h", "2026-13-01", "-1h", "1h-"} {
+		if _, err := parseWhen(bad, now); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+			t.Errorf("parseWhen(%q) error = %v", bad, err)
+		}
+	}
+}
+
+func TestLogRaw(t *testing.T) {
+	dir, raw := writeTestLogs(t)
+	out, errb, code := runCmd(t, "log", "node1", "--raw", "--log-dir", dir)
+	if code != 0 || out != string(raw) {
+		t.Fatalf("log --raw: code %d, %d bytes (want %d)\nstderr: %s", code, len(out), len(raw), errb)
+	}
+}
+
+func TestLogText(t *testing.T) {
+	dir, _ := writeTestLogs(t)
+	out, errb, code := runCmd(t, "log", "--log-dir", dir, "node1", "--since", "2026-11-23T10:29:00Z", "--until", "2026-11-23T10:31:00Z")
+	want := "2026-11-23T10:29:00.000Z [  29.000000] boot message 29\n" +
+		"2026-11-23T10:30:00.000Z \x1b[1mKernel panic\x1b[0m - not syncing: Fatal exception\n"
+	if code != 0 || out != want {
+		t.Fatalf("log: code %d\n%q\nwant\n%q\nstderr %s", code, out, want, errb)
+	}
+	out, _, _ = runCmd(t, "log", "--log-dir", dir, "node1", "--plain", "--since", "2026-11-23T10:30:00Z", "--until", "2026-11-23T11:31:00Z")
+	lines := strings.Split(out, "\n")
+	for _, want := range []string{
+		"2026-11-23T10:30:00.000Z Kernel panic - not syncing: Fatal exception",
+		"2026-11-23T11:00:00.000Z ! power cycle by alice: ok",
+		"2026-11-23T11:30:00.000Z progress 100%",
+	} {
+		found := false
+		for _, l := range lines {
+			found = found || l == want
+		}
+		if !found {
+			t.Errorf("--plain lacks %q", want)
+		}
+	}
+	out, _, code = runCmd(t, "log", "--log-dir", dir, "node1", "-n", "2")
+	if code != 0 || out != "2026-11-23T12:59:00.000Z [ 179.000000] boot message 179\n2026-11-23T12:59:00.000Z node1 login: \n" {
+		t.Fatalf("-n 2: %q", out)
+	}
+}
+
+func TestLogErrors(t *testing.T) {
+	dir, _ := writeTestLogs(t)
+	for _, tt := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"log", "--log-dir", dir}, 2, "exactly one HOST"},
+		{[]string{"log", "--log-dir", dir, "a", "b"}, 2, "exactly one HOST"},
+		{[]string{"log", "--log-dir", dir, "node1", "--raw", "--plain"}, 2, "exclude each other"},
+		{[]string{"log", "--log-dir", dir, "node1", "--since", "soon"}, 2, "--since: bad time"},
+		{[]string{"log", "--log-dir", dir, "node1", "--since", "1h", "--until", "2h"}, 2, "is not after"},
+		{[]string{"log", "--log-dir", dir, "node1", "-f", "--until", "1h"}, 2, "--follow and --until"},
+		{[]string{"log", "--log-dir", dir, "../etc"}, 2, "not a safe path component"},
+		{[]string{"log", "--log-dir", dir, "node9"}, 1, "no log for console node9"},
+		{[]string{"log", "--log-dir", filepath.Join(dir, "missing"), "node1"}, 1, "log directory"},
+		{[]string{"log", "--log-dir", dir, "-c", "x.toml", "node1"}, 2, "not both"},
+		{[]string{"log", "-c", filepath.Join(dir, "missing.toml"), "node1"}, 2, "config"},
+	} {
+		_, errb, code := runCmd(t, tt.args...)
+		if code != tt.code || !strings.Contains(errb, tt.msg) {
+			t.Errorf("%q: code %d, stderr %q; want %d and %q", tt.args, code, errb, tt.code, tt.msg)
+		}
+	}
+}
+
+func TestLogDirFromConfig(t *testing.T) {
+	dir, _ := writeTestLogs(t)
+	cfg := filepath.Join(t.TempDir(), "solgate.toml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "[server]\nlog_dir = %q\n", dir), 0o600)
+	out, errb, code := runCmd(t, "log", "node2", "-c", cfg, "-n", "1")
+	if code != 0 || out != "2026-11-23T12:59:00.000Z node2 line 179\n" {
+		t.Fatalf("log -c: code %d, %q, %s", code, out, errb)
+	}
+}
+
+func TestLogDamaged(t *testing.T) {
+	dir, _ := writeTestLogs(t)
+	segs, _ := filepath.Glob(filepath.Join(dir, "node2", "*.zst"))
+	b, _ := os.ReadFile(segs[0])
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(segs[0], b, 0o640)
+	out, errb, code := runCmd(t, "log", "--log-dir", dir, "node2")
+	if code != 1 || !strings.Contains(errb, "warning") || !strings.Contains(out, "node2 line 179") {
+		t.Fatalf("damaged log: code %d, stderr %q, %d bytes out", code, errb, len(out))
+	}
+}
+
+func TestLogFollow(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := logstore.Open(dir, logstore.Options{SegmentBytes: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w, _ := s.Writer("n1")
+	for i := range 20 {
+		fmt.Fprintf(w, "old %d\r\n", i)
+	}
+	w.Flush()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"log", "n1", "-f", "--plain", "--log-dir", dir}, pw, &bytes.Buffer{})
+		pw.Close()
+	}()
+	var got []string
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		buf := make([]byte, 0, 4096)
+		tmp := make([]byte, 4096)
+		for {
+			n, err := pr.Read(tmp)
+			buf = append(buf, tmp[:n]...)
+			for {
+				i := bytes.IndexByte(buf, '\n')
+				if i < 0 {
+					break
+				}
+				lines <- string(buf[:i])
+				buf = buf[i+1:]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	next := func() string {
+		select {
+		case l := <-lines:
+			return l[25:] // without the time
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no line; so far %q", got)
+		}
+		return ""
+	}
+	for range 10 { // the last 10 lines first
+		got = append(got, next())
+	}
+	if got[0] != "old 10" || got[9] != "old 19" {
+		t.Fatalf("first lines %q", got)
+	}
+	for i := range 15 { // across rotations
+		fmt.Fprintf(w, "new %d %s\r\n", i, strings.Repeat("=", 60))
+		w.Flush()
+		if l := next(); !strings.HasPrefix(l, fmt.Sprintf("new %d ", i)) {
+			t.Fatalf("followed line %q, want new %d", l, i)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("log -f returned %v", err)
+	}
+}
