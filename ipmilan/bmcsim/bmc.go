@@ -166,6 +166,8 @@ const maxDatagram = 2048
 func (b *BMC) Serve(ctx context.Context, pc net.PacketConn) error {
 	snd := newSender(pc, &b.stats)
 	defer snd.stop()
+	// Cancellation interrupts ReadFrom with a deadline in the past.
+	pc.SetReadDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, maxDatagram)
@@ -177,7 +179,13 @@ func (b *BMC) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				continue // a deadline set by someone else; keep serving
+				// A deadline set by someone else: clear it and keep
+				// serving, unless cancellation raced with the clearing.
+				pc.SetReadDeadline(time.Time{})
+				if ctx.Err() != nil {
+					return nil
+				}
+				continue
 			}
 			return fmt.Errorf("bmcsim: serve %v: %w", pc.LocalAddr(), err)
 		}

@@ -23,15 +23,17 @@
 // Behaviour a client can rely on: session IDs and nonces come from
 // crypto/rand; sessions start at USER privilege and are raised up to the
 // user's limit; a full session table answers CC 0x81 / RMCP+ status 0x01;
-// idle sessions end after SessionTimeout; an unknown user gets RAKP2
+// idle sessions end after SessionTimeout (half-open ones after at most
+// 10 s); an unknown user gets RAKP2
 // status 0x0D without an HMAC; a wrong RAKP3 code gets RAKP4 status 0x0F
 // and the half-open session is discarded; a v1.5 Activate Session with a
 // wrong auth code gets no answer (any answer would carry a crackable auth
 // code). Sequence numbers are checked against a window (16 each way for
 // RMCP+, 8 for v1.5) after the integrity check; duplicates are dropped.
-// A retransmitted session-setup message gets the first answer again, and
-// a retransmitted Chassis Control (same rqSeq and data within 5 s) is
-// answered without acting twice. Cycle, reset and diagnostic interrupt
+// A retransmitted session-setup message (even with a new message tag, as
+// FreeIPMI sends them) or v1.5 Activate Session gets the first answer
+// again, and a retransmitted Chassis Control (same rqSeq and data within
+// 5 s) is answered without acting twice. Cycle, reset and diagnostic interrupt
 // on a powered-off host answer 0xD5; a soft shutdown powers off after
 // SoftOffDelay, a cycle powers back on after CycleDelay. One-time boot
 // flags are consumed by the next power-on or reset.

@@ -82,7 +82,7 @@ func serveUDP(t testing.TB, b *BMC) *udpClient {
 	return &udpClient{t: t, pc: cl, to: pc.LocalAddr()}
 }
 
-// exchange sends pkt and collects the answers: it waits up to a second
+// exchange sends pkt and collects the answers: it waits up to 5 s
 // for want of them, then briefly for unexpected extra ones.
 func (u *udpClient) exchange(pkt []byte, want int) [][]byte {
 	if _, err := u.pc.WriteTo(pkt, u.to); err != nil {
@@ -93,7 +93,7 @@ func (u *udpClient) exchange(pkt []byte, want int) [][]byte {
 
 func (u *udpClient) collect(want int) [][]byte {
 	var out [][]byte
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if len(out) >= want {
 			deadline = time.Now().Add(30 * time.Millisecond)
@@ -294,7 +294,11 @@ func TestServeStopsTimers(t *testing.T) {
 	for i := range 5 {
 		cl.WriteTo(authCapsPacket(uint8(i)), pc.LocalAddr())
 	}
+	deadline := time.Now().Add(5 * time.Second)
 	for b.Stats().PacketsIn < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("BMC read %d of 5 requests", b.Stats().PacketsIn)
+		}
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
@@ -313,5 +317,34 @@ func waitGoroutines(t *testing.T, want int) {
 			t.Fatalf("%d goroutines, want %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestServeAgain serves one socket twice in a row: the deadline used to
+// stop the first Serve must not disturb the second.
+func TestServeAgain(t *testing.T) {
+	b := newTestBMC(nil)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	must(t, err)
+	defer pc.Close()
+	cl, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	must(t, err)
+	defer cl.Close()
+	u := &udpClient{t: t, pc: cl, to: pc.LocalAddr()}
+	for round := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- b.Serve(ctx, pc) }()
+		if n := len(u.exchange(authCapsPacket(uint8(round)), 1)); n != 1 {
+			t.Fatalf("round %d: %d answers", round, n)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc.Close()
+	if err := b.Serve(context.Background(), pc); err == nil {
+		t.Fatal("Serve on a closed socket returned nil")
 	}
 }

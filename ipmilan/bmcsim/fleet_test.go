@@ -67,7 +67,7 @@ func pingAddr(t *testing.T, cl net.PacketConn, addr string) bool {
 	must(t, err)
 	ping := wire.ASFMessage{Type: wire.ASFTypePing, Tag: 1}.Append(wire.RMCPHeader{Seq: 0xFF, Class: wire.ClassASF}.Append(nil))
 	cl.WriteTo(ping, ua)
-	cl.SetReadDeadline(time.Now().Add(time.Second))
+	cl.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 256)
 	n, from, err := cl.ReadFrom(buf)
 	return err == nil && from.String() == addr && n == 28
