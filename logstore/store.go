@@ -332,6 +332,7 @@ func (s *Store) janitor() {
 		s.mu.Unlock()
 		for _, w := range ws {
 			w.checkAge(now)
+			w.closeIdle()
 			if retain {
 				s.addMaint(maintJob{console: w.console, w: w})
 			}

@@ -31,8 +31,9 @@ type Writer struct {
 	ioMu sync.Mutex
 	// Guarded by ioMu:
 	lock      *os.File   // advisory lock on dir
-	f         segFile    // live segment, nil when none is open
-	seg       string     // its name
+	seg       string     // live segment's name, "" when there is none
+	f         segFile    // the live segment, nil when none or closed while idle
+	lastWrite time.Time  // monotonic time of the last frame written
 	segStart  time.Time  // its start (from the name)
 	size      int64      // end of its last complete frame
 	idx       indexEntry // data frames since the last index frame; idx.End == 0 when none
@@ -296,7 +297,7 @@ func (w *Writer) checkAge(now time.Time) {
 	if !w.ioMu.TryLock() {
 		return // busy (maybe stuck on a slow disk); try at the next tick
 	}
-	old := w.f != nil && now.Sub(w.segStart) >= w.s.opt.SegmentAge
+	old := w.seg != "" && now.Sub(w.segStart) >= w.s.opt.SegmentAge
 	w.ioMu.Unlock()
 	if !old {
 		return
@@ -390,16 +391,26 @@ func (w *Writer) flushIO(final bool) error {
 	defer putBuf(text)
 
 	now := w.s.now()
-	if w.f != nil && (rotate || w.size >= w.s.opt.SegmentBytes || now.Sub(w.segStart) >= w.s.opt.SegmentAge) {
+	if w.seg != "" && (rotate || w.size >= w.s.opt.SegmentBytes || now.Sub(w.segStart) >= w.s.opt.SegmentAge) {
 		w.rotateIO()
 	}
 	if len(text) == 0 && w.lost.bytes == 0 {
-		if final && w.f != nil && w.idx.End != 0 {
+		if final && w.seg != "" && w.idx.End != 0 {
+			if err := w.reopenIO(); err != nil {
+				return err
+			}
 			return w.writeIO(nil, now, true)
 		}
 		return nil
 	}
-	if w.f == nil {
+	if w.seg != "" {
+		if err := w.reopenIO(); err != nil {
+			w.s.log.Warn("logstore: reopen live segment; starting a new one", "console", w.console, "segment", w.seg, "err", err)
+			w.seg, w.idx = "", indexEntry{}
+			w.setLive("")
+		}
+	}
+	if w.seg == "" {
 		if err := w.createSegmentIO(now); err != nil {
 			w.loseIO(int64(raw), now, err)
 			return err
@@ -432,7 +443,7 @@ func (w *Writer) flushIO(final bool) error {
 	}
 	if err != nil {
 		w.idx = prev
-		if w.f == nil {
+		if w.seg == "" {
 			w.idx = indexEntry{}
 		}
 		w.loseIO(int64(raw), now, err)
@@ -480,11 +491,48 @@ func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
 		return fmt.Errorf("logstore: write %s: %w", filepath.Join(w.dir, w.seg), err)
 	}
 	w.size += int64(len(frame))
+	w.lastWrite = time.Now()
 	if withIndex {
 		w.idx = indexEntry{}
 		w.lastIndex = now
 	}
 	return nil
+}
+
+// reopenIO opens the live segment again after closeIdle closed it.
+func (w *Writer) reopenIO() error {
+	if w.f != nil {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(w.dir, w.seg), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	w.f = w.s.wrap(f)
+	return nil
+}
+
+// idleClose is how long a live segment stays open without output; closing
+// it spares a file descriptor per quiet console.
+const idleClose = 2 * time.Minute
+
+// closeIdle closes the live segment of a console that has been quiet for
+// idleClose, after writing the index frame it is owed.
+func (w *Writer) closeIdle() {
+	if !w.ioMu.TryLock() {
+		return
+	}
+	defer w.ioMu.Unlock()
+	if w.f == nil || time.Since(w.lastWrite) < idleClose {
+		return
+	}
+	if w.idx.End != 0 {
+		if err := w.writeIO(nil, w.s.now(), true); err != nil {
+			return
+		}
+	}
+	w.f.Close()
+	w.f = nil
 }
 
 // loseIO counts console bytes lost to a disk error.
@@ -536,6 +584,7 @@ func (w *Writer) createSegmentIO(now time.Time) error {
 			return fmt.Errorf("logstore: create segment %s: %w", path, err)
 		}
 		w.f, w.seg, w.segStart, w.size = sf, name, start, int64(len(hdr))
+		w.lastWrite = time.Now()
 		w.lastName, w.lastIndex = start, now
 		w.idx = indexEntry{}
 		w.setLive(name)
@@ -545,20 +594,23 @@ func (w *Writer) createSegmentIO(now time.Time) error {
 
 // rotateIO closes the live segment and queues it for sealing.
 func (w *Writer) rotateIO() {
-	if w.idx.End != 0 {
+	if w.idx.End != 0 && w.reopenIO() == nil {
 		if err := w.writeIO(nil, w.s.now(), true); err != nil {
 			w.s.log.Warn("logstore: final index frame", "console", w.console, "segment", w.seg, "err", err)
 		}
 	}
-	if w.f == nil {
+	if w.seg == "" {
 		return
 	}
-	if err := w.f.Sync(); err != nil {
-		w.s.log.Warn("logstore: sync segment", "console", w.console, "segment", w.seg, "err", err)
+	if w.f != nil {
+		if err := w.f.Sync(); err != nil {
+			w.s.log.Warn("logstore: sync segment", "console", w.console, "segment", w.seg, "err", err)
+		}
+		w.f.Close()
 	}
-	w.f.Close()
 	seg := w.seg
 	w.f, w.seg = nil, ""
+	w.idx = indexEntry{}
 	w.setLive("")
 	w.s.addMaint(maintJob{console: w.console, w: w, seg: seg})
 	w.s.addMaint(maintJob{console: w.console, w: w})
@@ -619,6 +671,7 @@ func (w *Writer) open() error {
 			continue
 		}
 		w.f, w.seg, w.segStart, w.size, w.lastIndex = w.s.wrap(f), sg.name, sg.start, size, now
+		w.lastWrite = time.Now()
 		w.setLive(sg.name)
 	}
 	w.s.addMaint(maintJob{console: w.console, w: w})

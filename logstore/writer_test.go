@@ -834,3 +834,43 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleClose checks that a quiet console's live segment is closed (one
+// file descriptor fewer) and appended to again when output resumes.
+func TestIdleClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := Open(t.TempDir(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		w := mustWriter(t, s, "n")
+		w.Write([]byte("before\r\n"))
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		w.ioMu.Lock()
+		open := w.f != nil
+		w.ioMu.Unlock()
+		if !open {
+			t.Fatal("live segment closed right after a write")
+		}
+		time.Sleep(idleClose + 2*time.Minute)
+		synctest.Wait()
+		w.ioMu.Lock()
+		open = w.f != nil
+		w.ioMu.Unlock()
+		if open {
+			t.Fatal("live segment still open after being idle")
+		}
+		w.Write([]byte("after\r\n"))
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		if segs := segmentsOf(t, s, "n"); len(segs) != 1 {
+			t.Fatalf("%d segments, want the one reopened", len(segs))
+		}
+		raw, _ := readRaw(t, s, "n")
+		if string(raw) != "before\r\nafter\r\n" {
+			t.Fatalf("raw = %q", raw)
+		}
+	})
+}
