@@ -21,7 +21,7 @@ import (
 // through client and sim more than anything a client could win.
 
 const (
-	solStreamLines = 24576 // of solStreamLineLen bytes: 1.5 MiB
+	solStreamLines = 24576 // of solStreamLine bytes each: 1.5 MiB
 	solStreamLine  = 64
 	solEchoKeys    = 200
 	solSetupRounds = 10
