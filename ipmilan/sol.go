@@ -95,10 +95,23 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	}
 	req := wire.ActivatePayloadRequest{Type: wire.PayloadSOL, Instance: o.Instance, Aux: [4]byte{aux}}
 	var resp wire.ActivatePayloadResponse
-	// Until the payload handler is set below, SOL packets are dropped;
-	// the BMC resends what we have not acknowledged.
 	eng := newSOLEngine(func(p []byte) error { return s.sendPayload(wire.PayloadSOL, p) }, 32, o.BufferSize, o.RetryInterval, o.Retries)
 	eng.bumpSeq = q.Has(QuirkSOLPacketSeq)
+	// The BMC may send output right after its Activate Payload answer,
+	// even before that answer reaches us: route SOL packets to the engine
+	// now (its queue holds them until it runs), or the first output would
+	// wait for the BMC's retransmission, a second on many BMCs.
+	s.SetPayloadHandler(func(t wire.PayloadType, p []byte) {
+		if t == wire.PayloadSOL {
+			eng.deliver(p)
+		}
+	})
+	activated := false
+	defer func() {
+		if !activated {
+			s.SetPayloadHandler(nil)
+		}
+	}()
 	for try := 0; ; try++ {
 		r, err := s.do(ctx, wire.NetFnApp, wire.CmdActivatePayload, req.Append(nil))
 		var ce *CompletionError
@@ -137,11 +150,7 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	}
 	eng.maxIn = solChars(resp.InboundSize, q.Has(QuirkSOLPayloadSize))
 	c := &SOL{s: s, eng: eng, inst: o.Instance, wg: make(chanWG)}
-	s.SetPayloadHandler(func(t wire.PayloadType, p []byte) {
-		if t == wire.PayloadSOL {
-			eng.deliver(p)
-		}
-	})
+	activated = true
 	keep := func(ctx context.Context) error { return c.checkOwner(ctx) }
 	s.keepaliveFn.Store(&keep)
 	go func() {

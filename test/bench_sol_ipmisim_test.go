@@ -12,7 +12,7 @@ import (
 
 // SOL benchmarks of solgate sol against the console clients people use
 // today (ipmitool, FreeIPMI ipmiconsole), all against OpenIPMI's ipmi_sim:
-// a fresh sim (startBenchSimSOL) for every client (and every setup round), because ipmi_sim
+// a fresh sim (startIPMISimSOL) for every client (and every setup round), because ipmi_sim
 // keeps SOL sequence state across sessions and a wedged or stolen payload
 // would spoil the next client's figures. Each benchmark does a fixed
 // amount of work whatever b.N is and reports its figures as metrics; KB
@@ -84,7 +84,7 @@ type solThroughput struct {
 }
 
 func solThroughputOnce(b *testing.B, client string, want []byte) (solThroughput, error) {
-	sim, serial := startBenchSimSOL(b)
+	sim, serial := startIPMISimSOL(b)
 	defer killBenchSim(sim)
 	defer serial.Close()
 	drainSerial(serial)
@@ -160,7 +160,7 @@ func BenchmarkIPMISimSOLEcho(b *testing.B) {
 }
 
 func solEchoOnce(b *testing.B, client string) ([]time.Duration, error) {
-	sim, serial := startBenchSimSOL(b)
+	sim, serial := startIPMISimSOL(b)
 	defer killBenchSim(sim)
 	defer serial.Close()
 	go func() { // the node: echo whatever arrives
@@ -269,7 +269,7 @@ func BenchmarkIPMISimSOLSetup(b *testing.B) {
 }
 
 func solSetupOnce(b *testing.B, client string) (time.Duration, error) {
-	sim, serial := startBenchSimSOL(b)
+	sim, serial := startIPMISimSOL(b)
 	defer killBenchSim(sim)
 	defer serial.Close()
 	drainSerial(serial)

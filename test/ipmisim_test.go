@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -145,12 +146,22 @@ func (s *ipmiSim) Power(t testing.TB) bool {
 	return strings.TrimSpace(string(b)) == "1"
 }
 
+// freeUDPPort finds a free loopback UDP port in 20000-32767: FreeIPMI
+// 1.6.10 rejects HOST:PORT with a port of 32768 or more ("hostname
+// invalid"), and the kernel's ephemeral range starts there.
 func freeUDPPort(t testing.TB) int {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	must(t, err)
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+	for range 100 {
+		port := 20000 + rand.IntN(32768-20000)
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return port
+	}
+	t.Fatal("no free UDP port in 20000-32767 on 127.0.0.1")
+	return 0
 }
 
 func must(t testing.TB, err error) {
