@@ -27,10 +27,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-lint: ## go vet, gofmt, and staticcheck when installed
+STATICCHECK_VERSION ?= v0.8.2
+lint: ## go vet, gofmt and staticcheck (installed into bin/tools on first use)
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
-	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed; skipped"; fi
+	@test -x bin/tools/staticcheck || GOBIN=$(CURDIR)/bin/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	bin/tools/staticcheck ./...
 
 demo: build ## run solgate against a built-in simulated fleet of BMCs (no hardware)
 	./test/demo.sh

@@ -136,7 +136,7 @@ insecure_cipher_suite_zero = true
 
 func TestLoadSkipSecrets(t *testing.T) {
 	t.Parallel()
-	c, err := loadTree(t, map[string]string{"solgate.toml": `
+	_, err := loadTree(t, map[string]string{"solgate.toml": `
 [defaults]
 bmc = "{name}-bmc"
 password_file = "/nonexistent/bmc.pass"
@@ -148,7 +148,7 @@ password_file = "/nonexistent/other.pass"
 	if err == nil {
 		t.Fatal("two password sources in [defaults] accepted")
 	}
-	c, err = loadTree(t, map[string]string{"solgate.toml": `
+	c, err := loadTree(t, map[string]string{"solgate.toml": `
 [defaults]
 bmc = "{name}-bmc"
 password_file = "/nonexistent/bmc.pass"
@@ -341,7 +341,7 @@ consoles = "zz[1-2]"
 read = ["u"]
 `})
 	must(t, os.WriteFile(filepath.Join(dir, "open.pass"), []byte("pw"), 0o644))
-	c, err := Load(filepath.Join(dir, "solgate.toml"))
+	_, err := Load(filepath.Join(dir, "solgate.toml"))
 	if err == nil {
 		t.Fatal("a non-template bmc in [defaults] was accepted")
 	}
@@ -360,7 +360,7 @@ name = "u"
 consoles = "zz[1-2]"
 read = ["u"]
 `, "X", "", 1)), 0o640))
-	c, err = Load(filepath.Join(dir, "solgate.toml"))
+	c, err := Load(filepath.Join(dir, "solgate.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
