@@ -10,8 +10,11 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Match is a line Grep found.
@@ -47,7 +50,7 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
-	g := &grep{re: re, lit: requiredLiteral(re)}
+	g := &grep{re: re, pf: buildPrefilter(re)}
 	g.since, g.until = q.bounds()
 	dir := filepath.Join(s.dir, console)
 	segs, err := listSegments(dir)
@@ -107,9 +110,9 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf []byte
+			var sc scratch
 			for j := range work {
-				j.res = g.searchChunk(j.h, j.c, &buf)
+				j.res = g.searchChunk(j.h, j.c, &sc)
 				close(j.done)
 			}
 		}()
@@ -219,8 +222,14 @@ type grepResult struct {
 
 type grep struct {
 	re           *regexp.Regexp
-	lit          []byte // a literal every match contains, nil if none
+	pf           prefilter
 	since, until int64
+}
+
+// scratch is a search worker's reusable memory.
+type scratch struct {
+	buf, low []byte
+	nonASCII []int
 }
 
 var (
@@ -228,13 +237,13 @@ var (
 	patEvent   = []byte("Z ! ")
 )
 
-func (g *grep) searchChunk(h *segHandle, c chunk, buf *[]byte) (res grepResult) {
+func (g *grep) searchChunk(h *segHandle, c chunk, sc *scratch) (res grepResult) {
 	var cerrs []*CorruptError
-	*buf, cerrs = decodeChunk(h.f, h.seg.path, c, (*buf)[:0])
+	sc.buf, cerrs = decodeChunk(h.f, h.seg.path, c, sc.buf[:0])
 	for _, e := range cerrs {
 		res.errs = append(res.errs, e)
 	}
-	text := *buf
+	text := sc.buf
 	// Whole chunk in range: no need to look at each record's time.
 	inRange := c.Indexed && c.First >= g.since && c.Last < g.until
 	next := func(p int) (rec []byte, end int) {
@@ -313,18 +322,26 @@ func (g *grep) searchChunk(h *segHandle, c chunk, buf *[]byte) (res grepResult) 
 		t = end
 	}
 
-	// Body: complete lines. With a literal, jump from one place that may
-	// match to the next: an occurrence of the literal, an escaped byte, a
-	// partial record, an event. Any other line is a single clean record
-	// whose plain text is its payload, which lacks the literal.
+	// Body: complete lines. With a prefilter, jump from one place that may
+	// match to the next: an occurrence of a required literal, an escaped
+	// byte, a partial record, an event (and, for some case-insensitive
+	// literals, a non-ASCII byte). Any other line is a single clean record
+	// whose plain text is its payload, which lacks every literal.
 	body := text[:q]
-	useLit := g.lit != nil && inRange
-	var nLit, nBS, nPart, nEv int
-	find := func(cur *int, from int, f func([]byte) int) int {
+	usePF := len(g.pf.lits) > 0 && inRange
+	hay := body
+	sc.nonASCII = sc.nonASCII[:0]
+	if usePF && g.pf.fold {
+		sc.low = lowerASCII(sc.low, body, g.pf.nonASCII, &sc.nonASCII)
+		hay = sc.low
+	}
+	// find caches in cur the next match of f in b (body, or hay for the
+	// literals) at or after from.
+	find := func(cur *int, b []byte, from int, f func([]byte) int) int {
 		if *cur >= from {
 			return *cur
 		}
-		i := f(body[from:])
+		i := f(b[from:])
 		if i < 0 {
 			*cur = len(body)
 		} else {
@@ -332,16 +349,28 @@ func (g *grep) searchChunk(h *segHandle, c chunk, buf *[]byte) (res grepResult) 
 		}
 		return *cur
 	}
-	nLit, nBS, nPart, nEv = -1, -1, -1, -1
+	nLit := make([]int, len(g.pf.lits))
+	for i := range nLit {
+		nLit[i] = -1
+	}
+	nBS, nPart, nEv, nNA := -1, -1, -1, 0
 	var plain []byte
 	var cur line
 	for p < len(body) {
-		if useLit && !cur.active { // inside a line, every record counts
+		if usePF && !cur.active { // inside a line, every record counts
 			cand := min(
-				find(&nLit, p, func(b []byte) int { return bytes.Index(b, g.lit) }),
-				find(&nBS, p, func(b []byte) int { return bytes.IndexByte(b, '\\') }),
-				find(&nPart, p, func(b []byte) int { return bytes.Index(b, patPartial) }),
-				find(&nEv, p, func(b []byte) int { return bytes.Index(b, patEvent) }))
+				find(&nBS, body, p, func(b []byte) int { return bytes.IndexByte(b, '\\') }),
+				find(&nPart, body, p, func(b []byte) int { return bytes.Index(b, patPartial) }),
+				find(&nEv, body, p, func(b []byte) int { return bytes.Index(b, patEvent) }))
+			for i, l := range g.pf.lits {
+				cand = min(cand, find(&nLit[i], hay, p, func(b []byte) int { return bytes.Index(b, l) }))
+			}
+			for nNA < len(sc.nonASCII) && sc.nonASCII[nNA] < p {
+				nNA++
+			}
+			if nNA < len(sc.nonASCII) {
+				cand = min(cand, sc.nonASCII[nNA])
+			}
 			if cand >= len(body) {
 				break
 			}
@@ -421,49 +450,131 @@ func appendRecordData(dst, rec []byte, m Marker) ([]byte, error) {
 	return dst, err
 }
 
-// requiredLiteral returns a case-sensitive literal that every match of re
-// contains, the longest it finds, or nil.
-func requiredLiteral(re *regexp.Regexp) []byte {
-	t, err := syntax.Parse(re.String(), syntax.Perl)
-	if err != nil {
-		return nil
-	}
-	l := reqLit(t.Simplify())
-	if len(l) == 0 {
-		return nil
-	}
-	return []byte(l)
+// prefilter lists literals one of which every match of a regexp contains,
+// so lines without any of them need not be matched.
+type prefilter struct {
+	lits [][]byte // lower-case when fold
+	fold bool     // ASCII case-insensitive: search lower-cased text
+	// nonASCII: some literal has k or s, which also fold to U+212A and
+	// U+017F; lines with non-ASCII bytes must be matched too.
+	nonASCII bool
 }
 
-func reqLit(t *syntax.Regexp) string {
+// buildPrefilter finds the literals of re's prefilter, if it has one.
+func buildPrefilter(re *regexp.Regexp) prefilter {
+	t, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return prefilter{}
+	}
+	set, fold, ok := reqLits(t.Simplify())
+	if !ok || len(set) == 0 || len(set) > 16 {
+		return prefilter{}
+	}
+	pf := prefilter{fold: fold}
+	for _, l := range set {
+		if l == "" {
+			return prefilter{}
+		}
+		if fold {
+			for i := 0; i < len(l); i++ {
+				if l[i] >= utf8.RuneSelf {
+					return prefilter{} // non-ASCII case folding: not handled here
+				}
+			}
+			l = string(lowerASCII(nil, []byte(l), false, nil))
+			pf.nonASCII = pf.nonASCII || strings.ContainsAny(l, "ks")
+		}
+		pf.lits = append(pf.lits, []byte(l))
+	}
+	return pf
+}
+
+// reqLits returns literals one of which every match of t contains, and
+// whether any of them is case-insensitive; ok is false if there are none.
+func reqLits(t *syntax.Regexp) (set []string, fold, ok bool) {
 	switch t.Op {
 	case syntax.OpLiteral:
-		if t.Flags&syntax.FoldCase != 0 {
-			return ""
-		}
-		return string(t.Rune)
+		return []string{string(t.Rune)}, t.Flags&syntax.FoldCase != 0, true
 	case syntax.OpCapture, syntax.OpPlus:
-		return reqLit(t.Sub[0])
+		return reqLits(t.Sub[0])
 	case syntax.OpRepeat:
 		if t.Min >= 1 {
-			return reqLit(t.Sub[0])
+			return reqLits(t.Sub[0])
 		}
-	case syntax.OpConcat:
-		best, run := "", ""
+	case syntax.OpAlternate:
 		for _, s := range t.Sub {
-			if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 {
-				run += string(s.Rune)
-				if len(run) > len(best) {
-					best = run
+			l, f, ok := reqLits(s)
+			if !ok {
+				return nil, false, false
+			}
+			set = append(set, l...)
+			fold = fold || f
+		}
+		return set, fold, true
+	case syntax.OpConcat:
+		better := func(s []string, f bool) {
+			if len(s) == 0 {
+				return
+			}
+			if !ok || litScore(s) > litScore(set) {
+				set, fold, ok = s, f, true
+			}
+		}
+		run, runFold := "", false
+		for _, s := range t.Sub {
+			if s.Op == syntax.OpLiteral {
+				f := s.Flags&syntax.FoldCase != 0
+				if run != "" && f != runFold {
+					run = ""
 				}
+				run, runFold = run+string(s.Rune), f
+				better([]string{run}, runFold)
 				continue
 			}
 			run = ""
-			if l := reqLit(s); len(l) > len(best) {
-				best = l
+			if l, f, k := reqLits(s); k {
+				better(l, f)
 			}
 		}
-		return best
+		return set, fold, ok
 	}
-	return ""
+	return nil, false, false
+}
+
+// litScore ranks literal sets: longer shortest literal first, then fewer.
+func litScore(s []string) int {
+	short := 1 << 20
+	for _, l := range s {
+		short = min(short, len(l))
+	}
+	return short*64 - len(s)
+}
+
+var lowerTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if i >= 'A' && i <= 'Z' {
+			t[i] += 'a' - 'A'
+		}
+	}
+	return t
+}()
+
+// lowerASCII writes src with ASCII letters lower-cased into dst (same
+// offsets); with track, it also lists where non-ASCII bytes are.
+func lowerASCII(dst, src []byte, track bool, nonASCII *[]int) []byte {
+	dst = slices.Grow(dst[:0], len(src))[:len(src)]
+	if !track {
+		for i, c := range src {
+			dst[i] = lowerTable[c]
+		}
+		return dst
+	}
+	for i, c := range src {
+		dst[i] = lowerTable[c]
+		if c >= utf8.RuneSelf {
+			*nonASCII = append(*nonASCII, i)
+		}
+	}
+	return dst
 }

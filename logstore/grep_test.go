@@ -32,22 +32,42 @@ func TestAppendPlain(t *testing.T) {
 	}
 }
 
-func TestRequiredLiteral(t *testing.T) {
-	tests := []struct{ re, want string }{
+func TestPrefilter(t *testing.T) {
+	tests := []struct {
+		re   string
+		want string // literals joined by |, (?i) when folded, ! when non-ASCII lines count
+	}{
 		{`panic`, "panic"},
 		{`Kernel panic - not syncing`, "Kernel panic - not syncing"},
 		{`^\[\s*[0-9.]+\] Out of memory: Killed`, "] Out of memory: Killed"},
-		{`(?i)panic`, ""},
-		{`panic|oops`, ""},
+		{`(?i)panic`, "(?i)panic"},
+		{`(?i)Kernel PANIC`, "(?i)!kernel panic"},
+		{`panic|oops`, "panic|oops"},
+		{`error|errno`, "err"},
+		{`(?i)mce|Machine check`, "(?i)!ce|achine check"}, // the parser factors out the m
 		{`a*`, ""},
 		{`(err)+or`, "err"},
 		{`x{2,}yz`, "yz"},
 		{`.`, ""},
+		{`panic|.`, ""},
 		{`node[0-9]+ down`, " down"},
+		{`(?i)grüße`, ""},
 	}
 	for _, tt := range tests {
-		if got := string(requiredLiteral(regexp.MustCompile(tt.re))); got != tt.want {
-			t.Errorf("requiredLiteral(%q) = %q, want %q", tt.re, got, tt.want)
+		pf := buildPrefilter(regexp.MustCompile(tt.re))
+		var ls []string
+		for _, l := range pf.lits {
+			ls = append(ls, string(l))
+		}
+		got := strings.Join(ls, "|")
+		if pf.nonASCII {
+			got = "!" + got
+		}
+		if pf.fold {
+			got = "(?i)" + got
+		}
+		if got != tt.want {
+			t.Errorf("buildPrefilter(%q) = %q, want %q", tt.re, got, tt.want)
 		}
 	}
 }
@@ -78,7 +98,8 @@ func TestGrep(t *testing.T) {
 	s := openTest(t, "", Options{Now: clk.Now, SegmentAge: 20 * time.Minute, SealFrameBytes: 3000, FrameBytes: 1500})
 	w := mustWriter(t, s, "n")
 	rng := rand.New(rand.NewPCG(3, 4))
-	words := []string{"boot", "panic", "PANIC", "Kernel panic - not syncing", "FA\x1b[0mILED", "ok", "oops", "\x1b[1mbold\x1b[0m"}
+	words := []string{"boot", "panic", "PANIC", "Kernel panic - not syncing", "FA\x1b[0mILED", "ok", "oops", "\x1b[1mbold\x1b[0m",
+		"\u212Aernel panic", "ſtarted", "Grüße"}
 	for i := range 3000 {
 		line := fmt.Sprintf("[%d] %s %s", i, words[rng.IntN(len(words))], words[rng.IntN(len(words))])
 		switch rng.IntN(10) {
@@ -104,7 +125,8 @@ func TestGrep(t *testing.T) {
 	if n := len(segmentsOf(t, s, "n")); n < 3 {
 		t.Fatalf("only %d segments", n)
 	}
-	patterns := []string{`panic`, `Kernel panic`, `(?i)panic`, `FAILED`, `^\[\d+\] ok`, `bold$`, `99% panic$`, `cycle`, `.`, `nomatch`, `^progress 1%`}
+	patterns := []string{`panic`, `Kernel panic`, `(?i)panic`, `FAILED`, `^\[\d+\] ok`, `bold$`, `99% panic$`, `cycle`, `.`, `nomatch`, `^progress 1%`,
+		`(?i)kernel panic`, `(?i)started|GRÜSSE`, `panic|oops`, `(?i)PANIC|boot`}
 	ranges := []Query{{}, {Since: t0.Add(30 * time.Minute), Until: t0.Add(50 * time.Minute)}}
 	for _, pat := range patterns {
 		re := regexp.MustCompile(pat)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -162,6 +163,7 @@ func sealedLayout(r io.ReaderAt, entries []indexEntry, start int64) bool {
 type chunk struct {
 	Off, End    int64
 	First, Last int64 // Unix ms; meaningful when Indexed
+	Size        int64 // decompressed bytes when Indexed
 	Indexed     bool
 }
 
@@ -186,7 +188,7 @@ func planSegment(r io.ReaderAt, size int64, path string) segPlan {
 		p.sealed = true
 		p.end = size
 		for _, e := range entries {
-			p.chunks = append(p.chunks, chunk{Off: e.Off, End: e.End, First: e.First, Last: e.Last, Indexed: true})
+			p.chunks = append(p.chunks, chunk{Off: e.Off, End: e.End, First: e.First, Last: e.Last, Size: int64(e.Size), Indexed: true})
 		}
 		return p
 	}
@@ -274,7 +276,7 @@ func chunksFrom(data []frameInfo, idx []indexEntry) []chunk {
 			for j+1 < len(data) && covered[j+1] == k {
 				j++
 			}
-			out = append(out, chunk{Off: data[i].Off, End: data[j].End(), First: e.First, Last: e.Last, Indexed: true})
+			out = append(out, chunk{Off: data[i].Off, End: data[j].End(), First: e.First, Last: e.Last, Size: int64(e.Size), Indexed: true})
 			i = j + 1
 			continue
 		}
@@ -301,6 +303,9 @@ var decoder = sync.OnceValue(func() *zstd.Decoder {
 // range queries skip what the index excludes.
 var chunksDecoded atomic.Int64
 
+// srcPool holds buffers for the compressed bytes of a chunk.
+var srcPool = sync.Pool{New: func() any { return new([]byte) }}
+
 // maxChunkBytes bounds how much compressed data one chunk read takes.
 const maxChunkBytes = 64 << 20
 
@@ -312,7 +317,10 @@ func decodeChunk(r io.ReaderAt, path string, c chunk, dst []byte) ([]byte, []*Co
 	if n <= 0 || n > maxChunkBytes {
 		return dst, []*CorruptError{{Path: path, Offset: c.Off, Err: fmt.Errorf("chunk of %d bytes is out of bounds", n)}}
 	}
-	src := make([]byte, n)
+	sp := srcPool.Get().(*[]byte)
+	defer srcPool.Put(sp)
+	src := slices.Grow((*sp)[:0], int(n))[:n]
+	*sp = src
 	if k, err := r.ReadAt(src, c.Off); k < len(src) {
 		if err == nil || err == io.EOF {
 			err = ErrTruncated
@@ -320,6 +328,13 @@ func decodeChunk(r io.ReaderAt, path string, c chunk, dst []byte) ([]byte, []*Co
 		return dst, []*CorruptError{{Path: path, Offset: c.Off, Err: err}}
 	}
 	base := len(dst)
+	// DecodeAll grows dst one frame at a time: room for the whole chunk
+	// up front keeps a chunk of many frames from costing quadratic copies.
+	want := c.Size
+	if want <= 0 {
+		want = 4 * n
+	}
+	dst = slices.Grow(dst, int(min(want, maxFrameContent)))
 	out, err := decoder().DecodeAll(src, dst)
 	if err == nil {
 		return out, nil
@@ -639,13 +654,15 @@ func sealSegment(ctx context.Context, dir, name string, frameBytes int) error {
 		if len(errs) > 0 {
 			return fmt.Errorf("not sealed: %w", errs[0])
 		}
-		for len(buf) >= frameBytes {
-			cut := sealCut(buf, frameBytes)
-			if err := emit(buf[:cut]); err != nil {
+		off := 0
+		for len(buf)-off >= frameBytes {
+			cut := sealCut(buf[off:], frameBytes)
+			if err := emit(buf[off : off+cut]); err != nil {
 				return err
 			}
-			buf = append(buf[:0], buf[cut:]...)
+			off += cut
 		}
+		buf = append(buf[:0], buf[off:]...)
 	}
 	if len(buf) > 0 {
 		if err := emit(buf); err != nil {

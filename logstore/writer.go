@@ -11,6 +11,11 @@ import (
 	"time"
 )
 
+// maxIndexSpan bounds the decompressed bytes one index entry of a live
+// segment covers, so a reader never has to decompress much more than it
+// needs even when a console is very busy.
+const maxIndexSpan = 4 << 20
+
 // maxLine caps the raw bytes of one record: a console that never sends a
 // line feed (a BIOS screen) still yields readable, bounded records.
 const maxLine = 4096
@@ -465,7 +470,8 @@ func (w *Writer) flushIO(final bool) error {
 // index frame when one is due, in one write. On error it cuts the file
 // back to its last complete frame.
 func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
-	withIndex := w.idx.End != 0 && (final || now.Sub(w.lastIndex) >= w.s.opt.IndexInterval || now.Before(w.lastIndex))
+	withIndex := w.idx.End != 0 && (final || now.Sub(w.lastIndex) >= w.s.opt.IndexInterval || now.Before(w.lastIndex) ||
+		w.idx.Size >= maxIndexSpan)
 	if withIndex {
 		frame = appendIndexFrame(frame, []indexEntry{w.idx}, false)
 	}
