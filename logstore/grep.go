@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -230,6 +231,37 @@ type grep struct {
 type scratch struct {
 	buf, low []byte
 	nonASCII []int
+	line     []byte // a lower-cased line
+}
+
+// match reports whether re matches a line's plain text, asking the
+// prefilter first: the regexp costs far more than a substring search.
+func (g *grep) match(plain []byte, sc *scratch) bool {
+	if len(g.pf.lits) > 0 && !g.pf.mayMatch(plain, sc) {
+		return false
+	}
+	return g.re.Match(plain)
+}
+
+// mayMatch reports whether b contains one of the literals.
+func (pf *prefilter) mayMatch(b []byte, sc *scratch) bool {
+	if pf.fold {
+		if pf.nonASCII {
+			for _, c := range b {
+				if c >= utf8.RuneSelf {
+					return true
+				}
+			}
+		}
+		sc.line = lowerASCII(sc.line, b, false, nil)
+		b = sc.line
+	}
+	for _, l := range pf.lits {
+		if bytes.Contains(b, l) {
+			return true
+		}
+	}
+	return false
 }
 
 var (
@@ -388,7 +420,7 @@ func (g *grep) searchChunk(h *segHandle, c chunk, sc *scratch) (res grepResult) 
 		switch {
 		case m == MarkEvent:
 			if cur.active {
-				g.matchLine(&res, &cur, &plain)
+				g.matchLine(&res, &cur, &plain, sc)
 			}
 			r, err := ParseRecord(rec, nil)
 			if err != nil {
@@ -396,13 +428,13 @@ func (g *grep) searchChunk(h *segHandle, c chunk, sc *scratch) (res grepResult) 
 				break
 			}
 			plain = append(append(append(plain[:0], r.Event...), ' '), AppendPlain(nil, r.Data)...)
-			if g.re.Match(plain) {
+			if g.match(plain, sc) {
 				res.body = append(res.body, Match{Time: r.Time, Event: r.Event, Text: bytes.Clone(plain[len(r.Event)+1:])})
 			}
 		case !cur.active && m != MarkPartial && bytes.IndexByte(rec, '\\') < 0:
 			// A clean single-record line: its payload is its plain text.
 			payload := rec[min(prefixLen, len(rec)):]
-			if g.re.Match(payload) {
+			if g.match(payload, sc) {
 				res.body = append(res.body, Match{Time: msTime(ms), Text: bytes.Clone(payload)})
 			}
 		default:
@@ -414,22 +446,22 @@ func (g *grep) searchChunk(h *segHandle, c chunk, sc *scratch) (res grepResult) 
 				bad(p, err)
 			}
 			if m != MarkPartial {
-				g.matchLine(&res, &cur, &plain)
+				g.matchLine(&res, &cur, &plain, sc)
 			}
 		}
 		p = end
 	}
 	if cur.active {
-		g.matchLine(&res, &cur, &plain)
+		g.matchLine(&res, &cur, &plain, sc)
 	}
 	return res
 }
 
 // matchLine matches an assembled line and clears it.
-func (g *grep) matchLine(res *grepResult, cur *line, plain *[]byte) {
+func (g *grep) matchLine(res *grepResult, cur *line, plain *[]byte, sc *scratch) {
 	cur.active = false
 	*plain = AppendPlain((*plain)[:0], cur.raw)
-	if g.re.Match(*plain) {
+	if g.match(*plain, sc) {
 		res.body = append(res.body, Match{Time: msTime(cur.ms), Text: bytes.Clone(*plain)})
 	}
 }
@@ -561,18 +593,36 @@ var lowerTable = func() (t [256]byte) {
 }()
 
 // lowerASCII writes src with ASCII letters lower-cased into dst (same
-// offsets); with track, it also lists where non-ASCII bytes are.
+// offsets); with track, it also lists where non-ASCII bytes are. It works
+// on eight bytes at a time.
 func lowerASCII(dst, src []byte, track bool, nonASCII *[]int) []byte {
 	dst = slices.Grow(dst[:0], len(src))[:len(src)]
-	if !track {
-		for i, c := range src {
-			dst[i] = lowerTable[c]
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		x := binary.LittleEndian.Uint64(src[i:])
+		if x&high != 0 {
+			for j := i; j < i+8; j++ {
+				c := src[j]
+				dst[j] = lowerTable[c]
+				if track && c >= utf8.RuneSelf {
+					*nonASCII = append(*nonASCII, j)
+				}
+			}
+			continue
 		}
-		return dst
+		// Bytes in 'A'..'Z' get bit 0x20 (all bytes are below 0x80 here).
+		ge := (x + (0x80-'A')*ones) & high
+		gt := (x + (0x80-'Z'-1)*ones) & high
+		binary.LittleEndian.PutUint64(dst[i:], x|(ge&^gt)>>2)
 	}
-	for i, c := range src {
+	for ; i < len(src); i++ {
+		c := src[i]
 		dst[i] = lowerTable[c]
-		if c >= utf8.RuneSelf {
+		if track && c >= utf8.RuneSelf {
 			*nonASCII = append(*nonASCII, i)
 		}
 	}

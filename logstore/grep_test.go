@@ -189,3 +189,37 @@ func TestGrepReportsDamage(t *testing.T) {
 		t.Fatalf("Grep over damage: %d matches, err %v", got, err)
 	}
 }
+
+func TestLowerASCII(t *testing.T) {
+	var in []byte
+	for c := range 256 {
+		in = append(in, byte(c), 'A', byte(c), 'z', byte(c), 'Z', '@', '[')
+	}
+	var na []int
+	got := lowerASCII(nil, in, true, &na)
+	var wantNA []int
+	for i, c := range in {
+		w := c
+		if c >= 'A' && c <= 'Z' {
+			w = c + 32
+		}
+		if got[i] != w {
+			t.Fatalf("byte %d: %q lowered to %q, want %q", i, c, got[i], w)
+		}
+		if c >= 0x80 {
+			wantNA = append(wantNA, i)
+		}
+	}
+	if fmt.Sprint(na) != fmt.Sprint(wantNA) {
+		t.Fatalf("non-ASCII positions differ")
+	}
+}
+
+func BenchmarkLowerASCII(b *testing.B) {
+	in := benchText(1<<20, 5)
+	var out []byte
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		out = lowerASCII(out, in, true, new([]int))
+	}
+}

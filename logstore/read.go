@@ -45,6 +45,9 @@ func (q Query) bounds() (since, until int64) {
 type Line struct {
 	Time  time.Time // the time of the line's first byte
 	Event EventKind // "" for console output
+	// Partial is set on a line that Follow yields before its end arrived;
+	// the rest comes as the next Line.
+	Partial bool
 	// Text is the raw console bytes with the line ending, if the line has
 	// one; for an event its text.
 	Text []byte
@@ -133,12 +136,18 @@ type pos struct{ seg, chunk, rec int }
 // missing log is ErrNoSuchLog. Record.Data is only valid until the next
 // iteration.
 func (s *Store) Records(ctx context.Context, console string, q Query) iter.Seq2[Record, error] {
+	return s.records(ctx, console, q, nil)
+}
+
+// records is Records with a hook that Follow calls each time it has read
+// everything there is and is about to wait; idle returning false stops.
+func (s *Store) records(ctx context.Context, console string, q Query, idle func() bool) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		if err := CheckConsoleName(console); err != nil {
 			yield(Record{}, err)
 			return
 		}
-		r := &reader{dir: filepath.Join(s.dir, console), q: q}
+		r := &reader{dir: filepath.Join(s.dir, console), q: q, idle: idle}
 		r.since, r.until = q.bounds()
 		r.run(ctx, yield)
 	}
@@ -147,6 +156,7 @@ func (s *Store) Records(ctx context.Context, console string, q Query) iter.Seq2[
 type reader struct {
 	dir          string
 	q            Query
+	idle         func() bool
 	since, until int64
 	handles      map[string]*segHandle
 	buf          []byte
@@ -386,6 +396,9 @@ func (r *reader) follow(ctx context.Context, cur *segHandle, segs []segment, yie
 				continue
 			}
 		}
+		if r.idle != nil && !r.idle() {
+			return
+		}
 		t.Reset(poll)
 		select {
 		case <-ctx.Done():
@@ -418,10 +431,10 @@ func (r *reader) drain(h *segHandle, yield func(Record, error) bool) bool {
 }
 
 // Lines iterates over a console's lines selected by q: output records
-// joined into lines, and events. With Follow, a partial line is yielded
-// as it stands when no more data has come for a poll interval, and its
-// continuation later as a new Line. Line.Text is only valid until the
-// next iteration.
+// joined into lines, and events. With Follow, a partial line (a prompt)
+// is yielded as it stands, with Partial set, once everything written so
+// far has been read; its continuation comes later as a new Line.
+// Line.Text is only valid until the next iteration.
 func (s *Store) Lines(ctx context.Context, console string, q Query) iter.Seq2[Line, error] {
 	return func(yield func(Line, error) bool) {
 		var cur Line
@@ -434,7 +447,18 @@ func (s *Store) Lines(ctx context.Context, console string, q Query) iter.Seq2[Li
 			open = false
 			return yield(cur, nil)
 		}
-		for rec, err := range s.Records(ctx, console, q) {
+		var idle func() bool
+		if q.Follow {
+			// Show a partial line (a prompt) while waiting for more.
+			idle = func() bool {
+				if !open {
+					return true
+				}
+				cur.Partial = true
+				return flush()
+			}
+		}
+		for rec, err := range s.records(ctx, console, q, idle) {
 			if err != nil {
 				if !yield(Line{}, err) {
 					stop = true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -381,7 +382,7 @@ func (s *Store) maintainer() {
 		s.mu.Unlock()
 		dir := filepath.Join(s.dir, j.console)
 		if j.seg != "" {
-			if err := sealSegment(s.ctx, dir, j.seg, s.opt.SealFrameBytes); err != nil && s.ctx.Err() == nil {
+			if err := sealSegment(s.ctx, dir, j.seg, s.opt.SealFrameBytes); err != nil && s.ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) {
 				s.log.Warn("logstore: seal segment", "console", j.console, "segment", j.seg, "err", err)
 			}
 		} else {

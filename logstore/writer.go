@@ -45,7 +45,7 @@ type Writer struct {
 	lastIndex time.Time  // when the last index frame was written
 	lastName  time.Time  // start of the newest segment name in dir
 	lost      gapInfo    // console bytes lost to disk errors, not yet reported
-	scratch   []byte     // compressed frame buffer
+	released  bool       // Close has run: no more disk work
 
 	mu sync.Mutex // guards the fields below
 	// pend holds complete records not yet written; line the raw bytes of
@@ -341,6 +341,7 @@ func (w *Writer) Close() error {
 	w.mu.Unlock()
 	err := w.flushIO(true)
 	w.closeFiles()
+	w.released = true
 	w.s.removeWriter(w)
 	return err
 }
@@ -374,8 +375,12 @@ func (w *Writer) setLive(name string) {
 // flushIO takes what is pending and appends it as one frame. Caller holds
 // ioMu. final also writes an index frame for every unindexed frame.
 func (w *Writer) flushIO(final bool) error {
+	if w.released {
+		return nil
+	}
 	w.mu.Lock()
 	w.closeLineLocked()
+	w.line = nil // a quiet console keeps no line buffer
 	text, raw := w.pend, w.pendRaw
 	first, last, recs := w.pendFirst, w.pendLast, w.pendRecs
 	w.pend, w.pendRaw, w.pendRecs = nil, 0, 0
@@ -440,12 +445,10 @@ func (w *Writer) flushIO(final bool) error {
 	w.idx.First, w.idx.Last = min(w.idx.First, first), max(w.idx.Last, last)
 	w.idx.Size += uint32(len(text))
 	w.idx.Records += uint32(recs)
-	frame := w.s.encoder().EncodeAll(text, w.scratch[:0])
+	frame := w.s.encoder().EncodeAll(text, getBuf())
 	w.idx.End = w.size + int64(len(frame))
 	err := w.writeIO(frame, now, final)
-	if cap(frame) <= 256<<10 {
-		w.scratch = frame[:0]
-	}
+	putBuf(frame)
 	if err != nil {
 		w.idx = prev
 		if w.seg == "" {

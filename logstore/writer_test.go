@@ -761,6 +761,11 @@ func TestFollow(t *testing.T) {
 			w.Write([]byte(l))
 			time.Sleep(1100 * time.Millisecond)
 		}
+		// A prompt shows before its line ends; the rest follows as a line.
+		w.Write([]byte("prompt> "))
+		time.Sleep(1500 * time.Millisecond)
+		w.Write([]byte("answer\r\n"))
+		want = append(want, "prompt> ", "answer\r\n")
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		cancel()
