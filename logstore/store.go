@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -12,10 +13,10 @@ import (
 	"runtime"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // Options tune a Store. The zero value of every field means its default.
@@ -126,6 +127,9 @@ type Store struct {
 
 	ctx    context.Context // cancelled by Close: aborts sealing
 	cancel context.CancelFunc
+
+	lockMu sync.Mutex // guards lockF
+	lockF  *os.File   // the lock file, open once a Writer exists
 
 	// wrapFile, if set (by tests), wraps every live segment file.
 	wrapFile func(*os.File) segFile
@@ -479,6 +483,12 @@ func (s *Store) Close() error {
 	if s.enc != nil {
 		s.enc.Close()
 	}
+	s.lockMu.Lock()
+	if s.lockF != nil {
+		s.lockF.Close() // releases every console lock
+		s.lockF = nil
+	}
+	s.lockMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -506,20 +516,49 @@ func (s *Store) Consoles() ([]string, error) {
 	return out, nil
 }
 
-// lockDir takes an exclusive advisory lock on a console folder.
-func lockDir(dir string) (*os.File, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		d.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, ErrInUse
+// lockFile is the file in the log directory that carries the consoles'
+// locks: one byte-range lock per console, at an offset hashed from its
+// name. Open file description locks (F_OFD_SETLK) belong to the Store's
+// one open file, so any number of consoles costs one file descriptor,
+// other processes and other Stores conflict, and the kernel releases the
+// locks when the process dies.
+const lockFile = ".lock"
+
+func lockOffset(console string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(console))
+	return int64(h.Sum64() >> 2) // positive, far beyond any real file size
+}
+
+// lockConsole takes the console's lock, opening the lock file on first use.
+func (s *Store) lockConsole(console string) error {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.lockF == nil {
+		f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("open lock file: %w", err)
 		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		s.lockF = f
 	}
-	return d, nil
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: lockOffset(console), Len: 1}
+	if err := unix.FcntlFlock(s.lockF.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			return ErrInUse
+		}
+		return fmt.Errorf("lock console %s: %w", console, err)
+	}
+	return nil
+}
+
+func (s *Store) unlockConsole(console string) {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.lockF == nil {
+		return
+	}
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: io.SeekStart, Start: lockOffset(console), Len: 1}
+	unix.FcntlFlock(s.lockF.Fd(), unix.F_OFD_SETLK, &lk)
 }
 
 // discard is a Writer-shaped sink used in examples and tests.

@@ -35,7 +35,7 @@ type Writer struct {
 	// ioMu, then mu, then Store.mu.
 	ioMu sync.Mutex
 	// Guarded by ioMu:
-	lock      *os.File   // advisory lock on dir
+	locked    bool       // holds the console's lock (Store.lockConsole)
 	seg       string     // live segment's name, "" when there is none
 	f         segFile    // the live segment, nil when none or closed while idle
 	lastWrite time.Time  // monotonic time of the last frame written
@@ -353,9 +353,9 @@ func (w *Writer) closeFiles() {
 		w.f.Close()
 		w.f = nil
 	}
-	if w.lock != nil {
-		w.lock.Close()
-		w.lock = nil
+	if w.locked {
+		w.s.unlockConsole(w.console)
+		w.locked = false
 	}
 }
 
@@ -445,7 +445,7 @@ func (w *Writer) flushIO(final bool) error {
 	w.idx.First, w.idx.Last = min(w.idx.First, first), max(w.idx.Last, last)
 	w.idx.Size += uint32(len(text))
 	w.idx.Records += uint32(recs)
-	frame := w.s.encoder().EncodeAll(text, getBuf())
+	frame := w.s.encoder().EncodeAll(text, getBufFor(len(text)/2))
 	w.idx.End = w.size + int64(len(frame))
 	err := w.writeIO(frame, now, final)
 	putBuf(frame)
@@ -632,14 +632,13 @@ func (w *Writer) open() error {
 	if err := os.MkdirAll(w.dir, 0o750); err != nil {
 		return fmt.Errorf("logstore: create %s: %w", w.dir, err)
 	}
-	lock, err := lockDir(w.dir)
-	if err != nil {
+	if err := w.s.lockConsole(w.console); err != nil {
 		if errors.Is(err, ErrInUse) {
 			return fmt.Errorf("%w: %s (another process)", ErrInUse, w.console)
 		}
 		return fmt.Errorf("logstore: %w", err)
 	}
-	w.lock = lock
+	w.locked = true
 	removeTemps(w.dir)
 	segs, err := listSegments(w.dir)
 	if err != nil {
@@ -696,14 +695,32 @@ type segFile interface {
 	Close() error
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+// Buffers for pending records and frames come in two sizes, so a quiet
+// console does not hold on to a buffer a busy one grew.
+var (
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+)
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+const smallBuf = 4 << 10
+
+func getBuf() []byte { return (*smallBufs.Get().(*[]byte))[:0] }
+
+// getBufFor returns a buffer for about n bytes.
+func getBufFor(n int) []byte {
+	if n <= smallBuf {
+		return getBuf()
+	}
+	return (*largeBufs.Get().(*[]byte))[:0]
+}
 
 func putBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > 1<<20 {
-		return
-	}
 	b = b[:0]
-	bufPool.Put(&b)
+	switch {
+	case cap(b) == 0 || cap(b) > 1<<20:
+	case cap(b) <= smallBuf:
+		smallBufs.Put(&b)
+	default:
+		largeBufs.Put(&b)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,12 +125,13 @@ func rssBytes() int64 {
 func TestBenchLogstoreScale(t *testing.T) {
 	needBench(t)
 	slow, burst := 10000, 100
+	// A busy console holds one file descriptor (its live segment).
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	if need := uint64(2*(slow+burst) + 500); lim.Cur < need {
-		lim.Cur, lim.Max = need, max(lim.Max, need)
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			slow = int(lim.Cur/2) - burst - 250
+	if need := uint64(slow + burst + 500); lim.Cur < need {
+		nl := syscall.Rlimit{Cur: need, Max: max(lim.Max, need)}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err != nil {
+			slow = int(lim.Cur) - burst - 500
 			t.Logf("cannot raise the file limit (%v): %d slow consoles instead", err, slow)
 		}
 	}
@@ -149,7 +151,7 @@ func TestBenchLogstoreScale(t *testing.T) {
 		boots = append(boots, newConsoleText(2, i).boot(nil))
 	}
 
-	runtime.GC()
+	debug.FreeOSMemory()
 	var m0 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	rss0 := rssBytes()
@@ -202,7 +204,7 @@ func TestBenchLogstoreScale(t *testing.T) {
 	time.Sleep(time.Duration(secs) * time.Second)
 	cpu, wall := rusageCPU()-cpu0, time.Since(wall0)
 	var m1 runtime.MemStats
-	runtime.GC()
+	debug.FreeOSMemory()
 	runtime.ReadMemStats(&m1)
 	rss1 := rssBytes()
 	close(stop)
