@@ -20,8 +20,12 @@
 //
 // Each console has a folder LOG_DIR/<console>/ (mode 0750) of segments
 // named by their start time in UTC, YYYYMMDDTHHMMSSZ.zst (mode 0640).
-// Console names must be safe path components (CheckConsoleName). A
-// segment is a plain concatenation of zstd frames (RFC 8878):
+// Console names must be safe path components (CheckConsoleName). A console
+// has one Writer at a time, across processes too: LOG_DIR/.lock carries a
+// Linux open-file-description byte-range lock per console (at an offset
+// hashed from its name), so a Store needs one descriptor for all its locks
+// and the kernel drops them when the process dies. A segment is a plain
+// concatenation of zstd frames (RFC 8878):
 //
 //   - first, a skippable frame with magic 0x184D2A5C whose payload is JSON:
 //     {"format":"solgate-log/1","console":"node42","start":"2026-11-23T10:00:00.000Z"}
@@ -59,10 +63,12 @@
 // KiB) are buffered, a flush worker compresses the buffer with one Encoder
 // shared by the whole Store (EncodeAll; a per-console encoder would cost
 // megabytes each) and appends it as one data frame. So a crash loses at
-// most about a second. Every IndexInterval (1 min) the same write also
-// appends an index frame with one entry covering the data frames since
-// the previous index frame. A Writer holds only its small pending buffer
-// and the open file, so thousands of consoles are cheap.
+// most about a second. Every IndexInterval (1 min), or once an entry covers
+// 4 MiB, the same write also appends an index frame with one entry
+// covering the data frames since the previous index frame. A Writer holds
+// only its small pending buffer and the open live segment, which it closes
+// after two quiet minutes (and reopens at the next output), so thousands
+// of consoles cost a few KiB and at most one file descriptor each.
 //
 // At SegmentBytes (64 MiB) or SegmentAge (1 h) the live segment is
 // rotated: closed with an index frame, and a new one started at the next
@@ -145,8 +151,11 @@
 //
 // Grep searches in parallel across chunks and keeps the output in order.
 // It matches a regexp against each line's plain text (escape sequences
-// stripped by package logstore/ansi, CR and BS applied), and skips lines
-// that cannot match cheaply when the regexp requires a literal.
+// stripped by package logstore/ansi, CR and BS applied). When every match
+// must contain one of a few literals (also case-insensitively), it jumps
+// through the decompressed text from one occurrence to the next and only
+// runs the regexp on those lines, plus the lines whose plain text differs
+// from their record (escapes, partial lines, events).
 //
 // # Not done here
 //
