@@ -94,12 +94,11 @@ func (o *Options) setDefaults() {
 
 // Errors callers may branch on.
 var (
-	ErrClosed      = errors.New("logstore: closed")
-	ErrInUse       = errors.New("logstore: console log is already open for writing")
-	ErrReadOnly    = errors.New("logstore: store is read-only")
-	ErrNoSuchLog   = errors.New("logstore: no log for this console")
-	ErrBadConsole  = errors.New("logstore: console name is not a safe path component")
-	errNotSegments = errors.New("not a segment file name")
+	ErrClosed     = errors.New("logstore: closed")
+	ErrInUse      = errors.New("logstore: console log is already open for writing")
+	ErrReadOnly   = errors.New("logstore: store is read-only")
+	ErrNoSuchLog  = errors.New("logstore: no log for this console")
+	ErrBadConsole = errors.New("logstore: console name is not a safe path component")
 )
 
 // Store is a log directory: one folder of segments per console. It hands
