@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -222,4 +223,23 @@ func BenchmarkLowerASCII(b *testing.B) {
 	for b.Loop() {
 		out = lowerASCII(out, in, true, new([]int))
 	}
+}
+
+// FuzzPlain checks that the plain view of any line holds no escape
+// sequence and no control byte but TAB, and is stable.
+func FuzzPlain(f *testing.F) {
+	f.Add([]byte("\x1b[0;32m  OK  \x1b[0m] Started\r\n"))
+	f.Add([]byte("abc\rxy\b\bZ\x00\x1b]0;t\x07 end\n"))
+	f.Add([]byte("\xff\u212a\b\r\r"))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		p := AppendPlain(nil, line)
+		for i, c := range p {
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				t.Fatalf("plain %q has control byte %#x at %d", p, c, i)
+			}
+		}
+		if again := AppendPlain(nil, p); !bytes.Equal(again, p) {
+			t.Fatalf("not stable: %q -> %q -> %q", line, p, again)
+		}
+	})
 }

@@ -21,6 +21,13 @@ func AppendPlain(dst, line []byte) []byte {
 	base := len(dst)
 	dst = s.Strip(dst, line)
 	text := dst[base:]
+	if bytes.IndexByte(text, '\n') >= 0 {
+		// A line feed inside a line (an event's text, odd input) is a
+		// control byte like the others here.
+		text = bytes.ReplaceAll(text, []byte("\n"), nil)
+		dst = append(dst[:base], text...)
+		text = dst[base:]
+	}
 	if bytes.IndexByte(text, '\r') < 0 && bytes.IndexByte(text, '\b') < 0 {
 		return dst
 	}

@@ -285,3 +285,20 @@ func TestLogFollow(t *testing.T) {
 		t.Fatalf("log -f returned %v", err)
 	}
 }
+
+// FuzzParseWhen: any string is a time or a clear error, never a panic.
+func FuzzParseWhen(f *testing.F) {
+	for _, s := range []string{"1h", "2d", "1h30m", "now", "2026-11-20 10:00", "2026-11-20T10:00:00Z", "10:30", "99999999999w", ""} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		tm, err := parseWhen(s, now)
+		if err != nil && !strings.Contains(err.Error(), "bad time") {
+			t.Fatalf("parseWhen(%q) error %v", s, err)
+		}
+		if err == nil && strings.TrimSpace(s) != "" && tm.IsZero() {
+			t.Fatalf("parseWhen(%q) = zero time without error", s)
+		}
+	})
+}
