@@ -121,6 +121,7 @@ type Store struct {
 	started bool      // workers running
 	closed  bool
 	maint   []maintJob // sealing and retention work, done one at a time
+	queued  map[maintKey]bool // the jobs in maint
 	busy    bool       // the maintainer is running a job
 	wg      sync.WaitGroup
 
@@ -351,17 +352,22 @@ type maintJob struct {
 	seg     string
 }
 
+type maintKey struct{ console, seg string }
+
 func (s *Store) addMaint(j maintJob) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	for _, o := range s.maint {
-		if o.console == j.console && o.seg == j.seg {
-			return
-		}
+	k := maintKey{j.console, j.seg}
+	if s.queued[k] {
+		return
 	}
+	if s.queued == nil {
+		s.queued = map[maintKey]bool{}
+	}
+	s.queued[k] = true
 	s.maint = append(s.maint, j)
 	s.mcond.Broadcast()
 }
@@ -380,7 +386,9 @@ func (s *Store) maintainer() {
 			return
 		}
 		j := s.maint[0]
+		s.maint[0] = maintJob{}
 		s.maint = s.maint[1:]
+		delete(s.queued, maintKey{j.console, j.seg})
 		s.busy = true
 		s.mu.Unlock()
 		dir := filepath.Join(s.dir, j.console)
@@ -474,6 +482,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.queue = nil
 	s.maint = nil
+	s.queued = nil
 	s.mu.Unlock()
 	s.cancel()
 	s.qcond.Broadcast()
