@@ -120,9 +120,9 @@ type Store struct {
 	queue   []*Writer // writers due for a flush; each at most once (Writer.queued)
 	started bool      // workers running
 	closed  bool
-	maint   []maintJob // sealing and retention work, done one at a time
+	maint   []maintJob        // sealing and retention work, done one at a time
 	queued  map[maintKey]bool // the jobs in maint
-	busy    bool       // the maintainer is running a job
+	busy    bool              // the maintainer is running a job
 	wg      sync.WaitGroup
 
 	ctx    context.Context // cancelled by Close: aborts sealing
