@@ -122,8 +122,8 @@
 //
 // A Writer opening a console repairs the newest segment if it does not end
 // in an index frame: it walks the frames (reading headers only), salvages
-// what a streaming decoder still gets out of a torn last frame (complete
-// records, and the cut last one as a ~ record), cuts the file back, and
+// what the decoder still gets out of a torn last frame (complete records,
+// and the cut last one as a ~ record), cuts the file back, and
 // appends the salvage with a gap event and an index frame. Damage in the
 // middle of a segment is left alone: readers skip the damaged frame with
 // a *CorruptError and read on from the next intact frame.
