@@ -61,3 +61,57 @@ func TestIPMISimSOL(t *testing.T) {
 		t.Errorf("counters: in %d out %d, want %d and %d", st.BytesIn, st.BytesOut, want.Len(), len(in))
 	}
 }
+
+// TestIPMISimSOLOutlivesSessionTimeout: ipmi_sim ends RMCP+ sessions 30 s
+// after the last IPMI (not SOL) message, however much SOL flows; clients
+// that only exchange SOL lose the console there (ConMan's logs just stop).
+// Our keepalives go by the last IPMI answer, so 35 s of continuous output
+// must arrive whole.
+func TestIPMISimSOLOutlivesSessionTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 35 s")
+	}
+	t.Parallel()
+	sim, serial := startIPMISimSOL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := ipmilan.DialSOL(ctx, ipmilan.Config{Addr: sim.Addr, User: "admin", Password: ipmilan.Secret("secret"), CipherSuite: 3}, ipmilan.SOLOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var want bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 700 { // 35 s at 20 lines a second
+			line := fmt.Sprintf("t+%05dms line %04d\r\n", i*50, i)
+			want.WriteString(line)
+			serial.Write([]byte(line))
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	<-done
+	// A console that died silently would block Read for ever: bound it.
+	watchdog := time.AfterFunc(20*time.Second, func() { c.Close() })
+	defer watchdog.Stop()
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("after %d bytes: %v (stats %+v)", want.Len(), err, c.Stats())
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("35 s of output differs at byte %d", firstDifference(got, want.Bytes()))
+	}
+	if c.Err() != nil {
+		t.Fatalf("console ended: %v", c.Err())
+	}
+}
+
+func firstDifference(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
