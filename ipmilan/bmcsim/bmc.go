@@ -34,6 +34,16 @@ type BMC struct {
 	failures   map[int]*loginFailures // by user index
 	lastSweep  time.Time
 	garbage    GarbageKind // corruption chosen for the datagram being answered
+	sol        solState    // SOL payload and the simulated serial console
+	outbox     []outDatagram
+	curSink    packetSink // socket of the datagram being handled
+	solHandled bool       // the datagram being handled was a SOL packet
+
+	downUntil atomic.Int64 // Reboot: unix ns until which nothing is answered
+
+	altMu      sync.Mutex     // guards the fields below
+	altServing bool           // a Serve answers on SOLConfig.Port
+	altConn    net.PacketConn // pre-bound SOL port socket (StartFleet)
 }
 
 type loginFailures struct {
@@ -46,6 +56,10 @@ type counters struct {
 	packetsIn, packetsOut, ignored, faultDrops                  atomic.Uint64
 	sessionsOpened, sessionsClosed, sessionsTimedOut            atomic.Uint64
 	sessionsRefused, authFailures, lockedOut, replays, commands atomic.Uint64
+
+	solActivations, solDeactivations, solSteals, solBytesSent, solBytesReceived atomic.Uint64
+	solPacketsIn, solPacketsOut, solRetransmits, solDuplicates, solOverruns     atomic.Uint64
+	solGaveUp, solNACKs, solBreaks, reboots                                     atomic.Uint64
 }
 
 // Stats is a snapshot of a BMC's counters.
@@ -66,6 +80,23 @@ type Stats struct {
 	Commands         uint64 // IPMI commands answered inside sessions
 
 	PowerOns, PowerOffs, Resets, Diags uint64 // power transitions and events
+	Reboots                            uint64 // Reboot calls
+
+	// Serial-over-LAN.
+	SOLActive        int    // payload instances active now
+	SOLActivations   uint64 // successful Activate Payload (SOL)
+	SOLDeactivations uint64 // instances ended (by any cause)
+	SOLSteals        uint64 // instances deactivated by another session
+	SOLBytesSent     uint64 // host output bytes acknowledged by consoles
+	SOLBytesReceived uint64 // typed bytes accepted from consoles
+	SOLPacketsIn     uint64 // SOL packets received in sessions
+	SOLPacketsOut    uint64 // SOL packets sent (ACKs, data, resends)
+	SOLRetransmits   uint64 // output packets sent again (no ACK in time)
+	SOLDuplicates    uint64 // console packets re-acknowledged or ignored as late copies
+	SOLOverruns      uint64 // host output bytes the BMC dropped (buffer full)
+	SOLGaveUp        uint64 // output bytes dropped after Retries resends
+	SOLNACKs         uint64 // console packets NACKed (host off, input FIFO full)
+	SOLBreaks        uint64 // serial breaks received
 }
 
 // New returns a BMC with configuration cfg; it panics if cfg does not
@@ -103,7 +134,10 @@ func New(cfg Config) *BMC {
 		randomBytes(b.rand, b.cfg.GUID[:])
 	}
 	b.chassis.on = cfg.PowerOn
+	b.chassis.onBoot = func() { b.sol.con.boot(b.now()) }
+	b.chassis.onOff = func() { b.sol.con.powerOff() }
 	b.faults.Store(newFaultState(cfg.Faults))
+	b.initSOL()
 	return b
 }
 
@@ -141,6 +175,12 @@ func (b *BMC) Stats() Stats {
 		}
 	}
 	c := b.chassis.snapshot()
+	solActive := 0
+	for _, in := range b.sol.inst {
+		if in != nil {
+			solActive++
+		}
+	}
 	b.mu.Unlock()
 	st := &b.stats
 	return Stats{
@@ -149,7 +189,12 @@ func (b *BMC) Stats() Stats {
 		SessionsActive: active, SessionsOpened: st.sessionsOpened.Load(), SessionsClosed: st.sessionsClosed.Load(),
 		SessionsTimedOut: st.sessionsTimedOut.Load(), SessionsRefused: st.sessionsRefused.Load(),
 		AuthFailures: st.authFailures.Load(), LockedOut: st.lockedOut.Load(), Commands: st.commands.Load(),
-		PowerOns: c.powerOns, PowerOffs: c.powerOffs, Resets: c.resets, Diags: c.diags,
+		PowerOns: c.powerOns, PowerOffs: c.powerOffs, Resets: c.resets, Diags: c.diags, Reboots: st.reboots.Load(),
+		SOLActive: solActive, SOLActivations: st.solActivations.Load(), SOLDeactivations: st.solDeactivations.Load(),
+		SOLSteals: st.solSteals.Load(), SOLBytesSent: st.solBytesSent.Load(), SOLBytesReceived: st.solBytesReceived.Load(),
+		SOLPacketsIn: st.solPacketsIn.Load(), SOLPacketsOut: st.solPacketsOut.Load(), SOLRetransmits: st.solRetransmits.Load(),
+		SOLDuplicates: st.solDuplicates.Load(), SOLOverruns: st.solOverruns.Load(), SOLGaveUp: st.solGaveUp.Load(),
+		SOLNACKs: st.solNACKs.Load(), SOLBreaks: st.solBreaks.Load(),
 	}
 }
 
@@ -166,6 +211,11 @@ const maxDatagram = 2048
 func (b *BMC) Serve(ctx context.Context, pc net.PacketConn) error {
 	snd := newSender(pc, &b.stats)
 	defer snd.stop()
+	if stop, err := b.serveSOLPort(ctx, pc); err != nil {
+		return err
+	} else if stop != nil {
+		defer stop()
+	}
 	// Cancellation interrupts ReadFrom with a deadline in the past.
 	pc.SetReadDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
@@ -191,14 +241,14 @@ func (b *BMC) Serve(ctx context.Context, pc net.PacketConn) error {
 		}
 		b.stats.packetsIn.Add(1)
 		f := b.faults.Load()
-		if f.Freeze {
+		if f.Freeze || b.isDown(time.Now()) {
 			continue
 		}
 		if f.DropRequests > 0 && f.dropRequest() {
 			b.stats.faultDrops.Add(1)
 			continue
 		}
-		for _, out := range b.handle(buf[:n], from) {
+		for _, out := range b.handleVia(buf[:n], from, snd) {
 			snd.send(f, out, from)
 		}
 	}
@@ -215,10 +265,15 @@ func (b *BMC) ListenAndServe(ctx context.Context, addr string) error {
 	return b.Serve(ctx, pc)
 }
 
-// handle processes one datagram and returns the datagrams to send back
-// to its source. It never panics on any input, and everything it returns
-// is a well-formed RMCP packet unless garbage was requested by Faults.
-func (b *BMC) handle(pkt []byte, from net.Addr) [][]byte {
+// handle is handleVia without a socket: unsolicited SOL output is lost.
+func (b *BMC) handle(pkt []byte, from net.Addr) [][]byte { return b.handleVia(pkt, from, nil) }
+
+// handleVia processes one datagram that arrived through sink and returns
+// the datagrams to send back to its source; SOL packets are answered
+// through sink directly. It never panics on any input, and everything it
+// returns is a well-formed RMCP packet unless garbage was requested by
+// Faults.
+func (b *BMC) handleVia(pkt []byte, from net.Addr, sink packetSink) [][]byte {
 	hdr, rest, err := wire.ParseRMCP(pkt)
 	if err != nil || hdr.IsACK() {
 		b.stats.ignored.Add(1)
@@ -236,15 +291,19 @@ func (b *BMC) handle(pkt []byte, from net.Addr) [][]byte {
 		b.mu.Lock()
 		now := b.now()
 		b.sweepLocked(now, false)
-		b.garbage = g
+		b.garbage, b.curSink, b.solHandled = g, sink, false
 		var out []byte
 		if wire.AuthType(rest[0]) == wire.AuthRMCPPlus {
 			out = b.handle20Locked(rest, from, now)
 		} else if b.cfg.Allow15 || isPreSession15(rest) {
 			out = b.handle15Locked(rest, from, now)
 		}
-		b.garbage = GarbageNone
-		b.mu.Unlock()
+		b.garbage, b.curSink = GarbageNone, nil
+		sol := b.solHandled
+		b.unlockAndFlush(now)
+		if sol {
+			return nil
+		}
 		if out == nil {
 			b.stats.ignored.Add(1)
 			return nil

@@ -79,6 +79,8 @@ type chassis struct {
 	lastBoot      BootDevice
 	boots         int
 	identify      bool
+	// onBoot and onOff tell the serial console (called with BMC.mu held).
+	onBoot, onOff func()
 
 	powerOns, powerOffs, resets, diags uint64
 }
@@ -107,6 +109,9 @@ func (c *chassis) powerOff() {
 	if c.on {
 		c.on = false
 		c.powerOffs++
+		if c.onOff != nil {
+			c.onOff()
+		}
 	}
 }
 
@@ -123,6 +128,9 @@ func (c *chassis) powerOn(byIPMI bool) {
 // boot consumes the boot flags as a BIOS does: a valid one-time flag is
 // used once and cleared, a persistent one stays.
 func (c *chassis) boot() {
+	if c.onBoot != nil {
+		c.onBoot()
+	}
 	c.boots++
 	c.lastBoot = BootNone
 	if c.bootFlags[0]&0x80 != 0 {
@@ -270,7 +278,7 @@ func (b *BMC) Power() bool {
 // cancelled. Powering on consumes one-time boot flags.
 func (b *BMC) SetPower(on bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer func() { b.unlockAndFlush(b.now()) }()
 	b.chassis.advance(b.now())
 	b.chassis.pending = pendingNone
 	if on {

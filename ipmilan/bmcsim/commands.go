@@ -25,6 +25,8 @@ var minPriv = map[Command]Privilege{
 	CmdChassisIdentify:        PrivOperator,
 	CmdSetBootOptions:         PrivOperator,
 	CmdGetBootOptions:         PrivOperator,
+	CmdSetSOLConfig:           PrivAdmin,
+	CmdGetSOLConfig:           PrivUser,
 }
 
 // stateChanging commands are not executed twice when a client
@@ -223,6 +225,9 @@ func (b *BMC) commandLocked(s *session, req wire.Request, from net.Addr, now tim
 	}
 	if req.NetFn == wire.NetFnApp && req.Cmd >= wire.CmdActivatePayload && req.Cmd <= wire.CmdGetChannelPayloadVer {
 		return b.payloadCommandLocked(s, req, now), nil
+	}
+	if c == CmdGetSOLConfig || c == CmdSetSOLConfig {
+		return b.solConfigCommandLocked(s, req, now), nil
 	}
 	return respond(req, wire.CCInvalidCommand, nil), nil
 }

@@ -121,6 +121,8 @@ type Config struct {
 	Quirks  Quirks
 	// Faults are the initial fault injection settings (see SetFaults).
 	Faults Faults
+	// SOL configures Serial-over-LAN and the simulated serial console.
+	SOL SOLConfig
 	// Logger receives debug records of rejected logins and packets; nil
 	// discards them.
 	Logger *slog.Logger
@@ -167,6 +169,9 @@ func (c *Config) Validate() error {
 	if c.MaxSessions < 0 || c.MaxSessions > maxSessionsLimit {
 		return fmt.Errorf("bmcsim: MaxSessions %d: want 1-%d", c.MaxSessions, maxSessionsLimit)
 	}
+	if err := c.SOL.validate(); err != nil {
+		return err
+	}
 	return c.Faults.validate()
 }
 
@@ -201,5 +206,6 @@ func (c Config) withDefaults() Config {
 	if c.Lockout.Failures > 0 && c.Lockout.Duration <= 0 {
 		c.Lockout.Duration = defaultLockDuration
 	}
+	c.SOL = c.SOL.withDefaults()
 	return c
 }

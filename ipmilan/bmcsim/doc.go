@@ -44,12 +44,40 @@
 // privilege, Supermicro's long RAKP2 code, bad checksums, 1.5-only auth
 // caps, missing cipher suite list).
 //
-// Not here yet: Serial-over-LAN (sol.go is the seam: SOL payloads and the
-// payload commands are routed there), user management commands, SDR,
-// SEL, FRU and sensors, IPv6 fleets, the 60 s boot-flag expiry.
+// Serial-over-LAN (SOL 1.0 over RMCP+): Activate/Deactivate Payload, Get
+// Payload Activation Status and Instance Info, Get Channel Payload
+// Support/Version, Get/Set SOL Configuration Parameters 0-8. Config.SOL
+// sets the instance capacity, payload sizes, an alternate SOL port
+// (reported and served), retransmission, buffering and the character
+// accumulate interval/threshold. A second Activate of an active instance
+// answers 0x80; any session with the SOL privilege may deactivate it
+// (stealing), and the old owner then gets a packet with the "SOL
+// deactivating" status, as it does after DeactivateSOL or when SOL is
+// disabled; the instance also ends with its session (close, timeout,
+// Reboot). Output is stop-and-wait and resent with the same SOL sequence
+// number; a console packet repeating the last sequence number is
+// acknowledged again without being delivered twice, one up to 7 behind
+// is ignored as a late copy; partial ACKs and NACKs follow the host's
+// input FIFO, and input to a powered-off host is NACKed with "character
+// transfer unavailable". Fault injection applies to SOL datagrams too.
+//
+// Behind the serial port is a simulated host (console.go): it prints a
+// boot (BIOS screen with ANSI escapes, GRUB, kernel log, login prompt) on
+// power on and reset, echoes typed input like a tty, and prints what
+// HostWrite and Stream give it. Output printed while no console is
+// active is kept in a small buffer (newest BufferSize bytes; dropped
+// bytes are reported as an overrun). HostInput returns what was typed.
+// Reboot makes the BMC drop every session and go silent for a while.
+//
+// Not here: user management commands, SDR, SEL, FRU and sensors, IPv6
+// fleets, the 60 s boot-flag expiry, SOL over IPMI v1.5 (there is none in
+// the standard), serial modem-line semantics.
 //
 // Goroutines: Serve runs in the caller's goroutine and is the only reader
-// of its socket; delayed answers run on timers it stops before
-// returning. A Fleet owns one Serve goroutine per BMC and Close waits for
+// of its socket (with SOLConfig.Port it also serves that port from a
+// goroutine it waits for); delayed answers run on timers it stops before
+// returning. SOL timing (resends, accumulate interval, boot text, owner
+// timeouts) runs from one time.AfterFunc timer per BMC, armed only while
+// something is due, so an idle BMC costs no goroutine. A Fleet owns one Serve goroutine per BMC and Close waits for
 // all of them. All BMC methods are safe for concurrent use.
 package bmcsim

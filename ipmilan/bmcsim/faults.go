@@ -282,12 +282,18 @@ func (s *sender) send(f *faultState, b []byte, to net.Addr) {
 		}
 		h := &heldPacket{b: b, to: to}
 		h.timer = s.afterLocked(hold+p.delay, func() {
+			// Whoever clears s.held sends it: this timer, or the next
+			// datagram (even if the timer fired already but has not run
+			// yet; waiting for it would reorder far more than asked).
 			s.mu.Lock()
-			if s.held == h {
+			mine := s.held == h
+			if mine {
 				s.held = nil
 			}
 			s.mu.Unlock()
-			s.write(h.b, h.to)
+			if mine {
+				s.write(h.b, h.to)
+			}
 		})
 		s.held = h
 		return
@@ -299,7 +305,8 @@ func (s *sender) send(f *faultState, b []byte, to net.Addr) {
 			s.write(b, to)
 		}
 	}
-	if h := s.held; h != nil && s.cancelLocked(h.timer) {
+	if h := s.held; h != nil {
+		s.cancelLocked(h.timer)
 		s.held = nil
 		if p.delay > 0 {
 			s.afterLocked(p.delay, func() { s.write(h.b, h.to) })

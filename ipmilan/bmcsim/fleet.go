@@ -33,7 +33,8 @@ type FleetConfig struct {
 type Fleet struct {
 	bmcs   []*BMC
 	addrs  []string
-	conns  []net.PacketConn
+	conns  []net.PacketConn // every socket bound, closed by Close
+	serve  []net.PacketConn // BMC i's main socket
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -81,7 +82,20 @@ func StartFleet(ctx context.Context, fc FleetConfig) (*Fleet, error) {
 			return nil, fmt.Errorf("bmcsim: BMC %d: %w", i, err)
 		}
 		f.conns = append(f.conns, pc)
-		f.bmcs = append(f.bmcs, New(cfg))
+		f.serve = append(f.serve, pc)
+		b := New(cfg)
+		if p := cfg.SOL.Port; p != 0 {
+			// Bind the SOL port now, so a clash is reported here and
+			// not by a Serve goroutine later.
+			alt, err := net.ListenPacket("udp4", net.JoinHostPort(a.Addr().String(), strconv.Itoa(int(p))))
+			if err != nil {
+				f.closeConns()
+				return nil, fmt.Errorf("bmcsim: BMC %d: SOL port: %w", i, err)
+			}
+			f.conns = append(f.conns, alt)
+			b.altConn = alt
+		}
+		f.bmcs = append(f.bmcs, b)
 		f.addrs = append(f.addrs, pc.LocalAddr().String())
 	}
 	ctx, f.cancel = context.WithCancel(ctx)
@@ -89,7 +103,7 @@ func StartFleet(ctx context.Context, fc FleetConfig) (*Fleet, error) {
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			if err := f.bmcs[i].Serve(ctx, f.conns[i]); err != nil {
+			if err := f.bmcs[i].Serve(ctx, f.serve[i]); err != nil {
 				f.mu.Lock()
 				f.errs = append(f.errs, err)
 				f.mu.Unlock()

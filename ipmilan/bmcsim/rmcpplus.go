@@ -63,8 +63,13 @@ func (b *BMC) handle20Locked(p []byte, from net.Addr, now time.Time) []byte {
 		return nil
 	}
 	s.lastActive, s.remote = now, from
+	if b.curSink != nil {
+		s.link = b.curSink
+	}
 	if pk.Type == wire.PayloadSOL {
-		return b.handleSOLLocked(s, plain, now)
+		b.solHandled = true
+		b.handleSOLLocked(s, plain, now)
+		return nil
 	}
 	req, err := wire.ParseRequest(plain)
 	if err != nil {
@@ -293,6 +298,9 @@ func (b *BMC) rakp3Locked(payload []byte, from net.Addr, now time.Time) []byte {
 	s.state = stateActive
 	s.priv = min(PrivUser, s.maxPriv)
 	s.lastActive, s.remote = now, from
+	if b.curSink != nil {
+		s.link = b.curSink
+	}
 	b.loginSucceededLocked(s.userIdx)
 	b.log.Debug("RMCP+ session established", "user", u.Name, "session", s.id, "suite", s.suite.ID, "remote", from.String())
 	return s.cacheSetup(payload, wire.PayloadRAKP4, wire.RAKP4{Tag: r.Tag, Status: wire.StatusOK, SIDm: s.sidm, ICV: icv}.Append(nil))

@@ -61,6 +61,7 @@ type session struct {
 	v20        bool
 	state      sessionState
 	remote     net.Addr
+	link       packetSink // the socket remote last reached us on (nil in tests without one)
 	lastActive time.Time
 	userIdx    int // index into cfg.Users, -1 before RAKP1
 	priv       Privilege
