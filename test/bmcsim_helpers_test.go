@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os/exec"
 	"strings"
@@ -47,6 +48,30 @@ func startSimBMCOn(t testing.TB, ip string, cfg bmcsim.Config) *simBMC {
 	}
 	pc, err := net.ListenPacket("udp4", net.JoinHostPort(ip, "0"))
 	must(t, err)
+	return serveSimBMC(t, pc, cfg)
+}
+
+// startSimBMCLow is startSimBMC on a port below 32768: FreeIPMI 1.6.10
+// rejects HOST:PORT with a larger port ("hostname invalid").
+func startSimBMCLow(t testing.TB, cfg bmcsim.Config) *simBMC {
+	t.Helper()
+	if cfg.Users == nil {
+		cfg.Users = bmcsimUsers
+	}
+	for range 100 {
+		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(32768-20000)))
+		if err == nil {
+			return serveSimBMC(t, pc, cfg)
+		}
+	}
+	t.Fatal("no free UDP port in 20000-32767 on 127.0.0.1")
+	return nil
+}
+
+// serveSimBMC serves a BMC built from cfg on pc until the test ends.
+func serveSimBMC(t testing.TB, pc net.PacketConn, cfg bmcsim.Config) *simBMC {
+	t.Helper()
+	ip := pc.LocalAddr().(*net.UDPAddr).IP.String()
 	b := bmcsim.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -268,9 +268,9 @@ func (b *BMC) ListenAndServe(ctx context.Context, addr string) error {
 // handle is handleVia without a socket: unsolicited SOL output is lost.
 func (b *BMC) handle(pkt []byte, from net.Addr) [][]byte { return b.handleVia(pkt, from, nil) }
 
-// handleVia processes one datagram that arrived through sink and returns
-// the datagrams to send back to its source; SOL packets are answered
-// through sink directly. It never panics on any input, and everything it
+// handleVia processes one datagram that arrived through sink. Answers are
+// sent through sink (in order with the SOL output they cause) when it is
+// not nil, else returned. It never panics on any input, and everything it
 // returns is a well-formed RMCP packet unless garbage was requested by
 // Faults.
 func (b *BMC) handleVia(pkt []byte, from net.Addr, sink packetSink) [][]byte {
@@ -300,16 +300,27 @@ func (b *BMC) handleVia(pkt []byte, from net.Addr, sink packetSink) [][]byte {
 		}
 		b.garbage, b.curSink = GarbageNone, nil
 		sol := b.solHandled
-		b.unlockAndFlush(now)
-		if sol {
-			return nil
-		}
-		if out == nil {
+		switch {
+		case sol:
+		case out == nil:
 			b.stats.ignored.Add(1)
-			return nil
+		default:
+			if g == GarbageRandom || g == GarbageTruncated {
+				out = f.corruptDatagram(g, out)
+			}
+			if sink != nil {
+				// The answer goes before any SOL output it caused (an
+				// Activate Payload answer must precede the first data:
+				// ipmitool takes any packet it gets next for the answer).
+				b.outbox = append(b.outbox, outDatagram{})
+				copy(b.outbox[1:], b.outbox)
+				b.outbox[0] = outDatagram{sink: sink, to: from, b: out}
+				out = nil
+			}
 		}
-		if g == GarbageRandom || g == GarbageTruncated {
-			out = f.corruptDatagram(g, out)
+		b.unlockAndFlush(now)
+		if out == nil {
+			return nil
 		}
 		return [][]byte{out}
 	}
