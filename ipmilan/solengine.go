@@ -172,9 +172,10 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 		outSeq  = randByte() % 15
 		lastSeq uint8 // last BMC packet seq accepted (0: none yet)
 		lastLen int   // characters of it delivered
-		// staleSeq and staleHits count late copies of an old packet.
-		staleSeq  uint8
-		staleHits int
+		// delivered remembers, per SOL sequence number, what the most
+		// recent packet with that number delivered, to tell a late copy
+		// of an old packet from new output.
+		delivered [16]deliveredPacket
 		timer     = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
@@ -297,18 +298,13 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 					if len(p.Data) > lastLen {
 						lastLen += e.write(p.Data[lastLen:])
 					}
+					delivered[p.Seq] = remember(p.Data[:lastLen])
 					accepted = lastLen
-				case behind >= 1 && behind <= 7 && staleHits < 2:
-					// A late copy of a packet already delivered (the
-					// network reordered or duplicated it): neither deliver
-					// nor acknowledge it. A BMC that really went back
-					// resends it; the third time it is taken as new.
+				case behind >= 1 && behind <= 7 && delivered[p.Seq].copyOf(p.Data):
+					// A late copy of a packet already delivered: the
+					// network reordered or duplicated it, or the BMC resent
+					// it before our ACK arrived. Drop it.
 					e.st.duplicates.Add(1)
-					if p.Seq == staleSeq {
-						staleHits++
-					} else {
-						staleSeq, staleHits = p.Seq, 1
-					}
 					continue
 				default:
 					if lastSeq != 0 && p.Seq != lastSeq%15+1 {
@@ -316,7 +312,7 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 						e.emit(SOLEvent{Kind: SOLGap, Detail: fmt.Sprintf("SOL packet sequence jumped from %d to %d", lastSeq, p.Seq)})
 					}
 					lastSeq, lastLen = p.Seq, e.write(p.Data)
-					staleSeq, staleHits = 0, 0
+					delivered[p.Seq] = remember(p.Data[:lastLen])
 					accepted = lastLen
 				}
 				ack := wire.SOLPacket{AckSeq: p.Seq, Accepted: uint8(min(accepted, 255))}
@@ -331,6 +327,32 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 			}
 		}
 	}
+}
+
+// deliveredPacket identifies what one SOL packet delivered.
+type deliveredPacket struct {
+	valid bool
+	n     int
+	sum   uint64
+}
+
+func remember(b []byte) deliveredPacket {
+	return deliveredPacket{valid: true, n: len(b), sum: fnv64(b)}
+}
+
+// copyOf reports whether data is a copy of the delivered packet (possibly
+// with more appended, as a BMC may add characters when it resends).
+func (d deliveredPacket) copyOf(data []byte) bool {
+	return d.valid && len(data) >= d.n && fnv64(data[:d.n]) == d.sum
+}
+
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
 
 // write appends console output to the read buffer, as much as fits, and
