@@ -1,0 +1,273 @@
+package ipmilan_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/solgate/solgate/ipmilan"
+	"github.com/solgate/solgate/ipmilan/bmcsim"
+)
+
+func dialSOL(t *testing.T, addr string, o ipmilan.SOLOptions, cfg ipmilan.Config) *ipmilan.SOL {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg.Addr, cfg.User, cfg.Password = addr, "admin", ipmilan.Secret("secret")
+	c, err := ipmilan.DialSOL(ctx, cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// checkStream reads a bmcsim Stream of total bytes and checks that every
+// line is there once, in order: each line starts with its byte offset.
+func checkStream(t *testing.T, r io.Reader, total int) {
+	t.Helper()
+	got := make([]byte, total)
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatalf("read %d bytes: %v", total, err)
+	}
+	off := 0
+	for off < total {
+		end := bytes.Index(got[off:], []byte("\r\n"))
+		if end < 0 {
+			break // the last line may be cut by total
+		}
+		n, err := strconv.Atoi(string(bytes.Fields(got[off : off+end])[0]))
+		if err != nil || n != off {
+			t.Fatalf("line at byte %d says %q: lost, duplicated or reordered output", off, got[off:off+min(end, 40)])
+		}
+		off += end + 2
+	}
+}
+
+// TestSOLLossyStream: a 1 MB numbered stream through 10% loss plus
+// duplication and reordering each way arrives complete and in order.
+func TestSOLLossyStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 MB through a lossy link")
+	}
+	bmc, addr := startBMC(t, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true, RetryInterval: 5 * time.Millisecond, Retries: 1000}})
+	c := dialSOL(t, addr, ipmilan.SOLOptions{RetryInterval: 20 * time.Millisecond, Retries: 1000}, ipmilan.Config{Timeout: 100 * time.Millisecond, Retries: 10})
+	bmc.SetFaults(bmcsim.Faults{Seed: 3, DropRequests: 0.1, Drop: 0.1, Duplicate: 0.05, Reorder: 0.05})
+	const total = 1 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go bmc.Stream(ctx, 0, total)
+	checkStream(t, c, total)
+	st := c.Stats()
+	t.Logf("client stats %+v", st)
+	if st.Duplicates == 0 || st.Gaps != 0 || st.Overruns != 0 {
+		t.Errorf("want duplicates dropped and no gaps or overruns: %+v", st)
+	}
+}
+
+func TestSOLBothWays(t *testing.T) {
+	bmc, addr := startBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+	c := dialSOL(t, addr, ipmilan.SOLOptions{}, ipmilan.Config{})
+	in := bytes.Repeat([]byte("typed 0123456789\r"), 500)
+	if _, err := c.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !bytes.Contains(bmc.HostInput(), in) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !bytes.Equal(bmc.HostInput(), in) {
+		t.Fatalf("host got %d bytes, want %d", len(bmc.HostInput()), len(in))
+	}
+	bmc.HostWrite([]byte("\x1b[2J\x1b[1;1HBIOS\r\nno newline at the end"))
+	want := "\x1b[2J\x1b[1;1HBIOS\r\nno newline at the end"
+	// The host echoes input first; read until the output has come.
+	var got []byte
+	buf := make([]byte, 4096)
+	timer := time.AfterFunc(10*time.Second, func() { c.Close() })
+	defer timer.Stop()
+	for !bytes.Contains(got, []byte(want)) {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("console output so far %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.HasPrefix(got, bytes.ReplaceAll(in, []byte("\r"), []byte("\r\n"))) {
+		t.Errorf("echo of the typed input missing or altered")
+	}
+	if err := c.Break(context.Background()); err != nil {
+		t.Fatalf("break: %v", err)
+	}
+	if n := bmc.Stats().SOLBreaks; n != 1 {
+		t.Fatalf("BMC saw %d breaks, want 1", n)
+	}
+}
+
+func TestSOLDeactivatedByBMC(t *testing.T) {
+	bmc, addr := startBMC(t, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true}})
+	before := runtime.NumGoroutine()
+	c := dialSOL(t, addr, ipmilan.SOLOptions{}, ipmilan.Config{})
+	bmc.DeactivateSOL()
+	waitEvent(t, c, ipmilan.SOLDeactivated)
+	if _, err := io.ReadAll(c); !errors.Is(err, ipmilan.ErrSOLDeactivated) {
+		t.Fatalf("read after deactivation: %v", err)
+	}
+	c.Close()
+	noLeak(t, before)
+}
+
+func TestSOLStolen(t *testing.T) {
+	bmc, addr := startBMC(t, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true}})
+	c := dialSOL(t, addr, ipmilan.SOLOptions{}, ipmilan.Config{})
+	// A second client without Steal is refused; with Steal it wins.
+	ctx := context.Background()
+	_, err := ipmilan.DialSOL(ctx, ipmilan.Config{Addr: addr, User: "admin", Password: ipmilan.Secret("secret")}, ipmilan.SOLOptions{})
+	if !errors.Is(err, ipmilan.ErrSOLActive) {
+		t.Fatalf("second client without steal: %v", err)
+	}
+	thief := dialSOL(t, addr, ipmilan.SOLOptions{Steal: true}, ipmilan.Config{})
+	if n := bmc.Stats().SOLSteals; n != 1 {
+		t.Fatalf("BMC counted %d steals, want 1", n)
+	}
+	ev := waitEvent(t, c, ipmilan.SOLStolen, ipmilan.SOLDeactivated)
+	t.Logf("first client saw: %v %s", ev.Kind, ev.Detail)
+	if thief.Err() != nil {
+		t.Fatalf("thief's console ended: %v", thief.Err())
+	}
+}
+
+func TestSOLBMCReboot(t *testing.T) {
+	bmc, addr := startBMC(t, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true}})
+	before := runtime.NumGoroutine()
+	c := dialSOL(t, addr, ipmilan.SOLOptions{RetryInterval: 50 * time.Millisecond, Retries: 4},
+		ipmilan.Config{KeepAlive: 200 * time.Millisecond, Timeout: 100 * time.Millisecond})
+	bmc.Reboot(5 * time.Second)
+	ev := waitEvent(t, c, ipmilan.SOLSessionLost)
+	if !errors.Is(ev.Err, ipmilan.ErrNoAnswer) {
+		t.Fatalf("session lost because %v", ev.Err)
+	}
+	c.Close()
+	noLeak(t, before)
+}
+
+func TestSOLAltPort(t *testing.T) {
+	// The BMC names another UDP port for SOL in Activate Payload and
+	// serves the protocol there too: DialSOL redoes the session there.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alt := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	bmc, addr := startBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true, Port: uint16(alt)}})
+	c := dialSOL(t, addr, ipmilan.SOLOptions{}, ipmilan.Config{})
+	if want := net.JoinHostPort("127.0.0.1", strconv.Itoa(alt)); c.Session().Addr() != want {
+		t.Fatalf("SOL session on %s, want the alternate %s", c.Session().Addr(), want)
+	}
+	bmc.HostWrite([]byte("via the alternate port\r\n"))
+	buf := make([]byte, 64)
+	n, err := io.ReadAtLeast(c, buf, len("via the alternate port"))
+	if err != nil || !bytes.Contains(buf[:n], []byte("via the alternate port")) {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	// With IgnoreAltPort the console stays on the session's port.
+	c2, err := ipmilan.DialSOL(context.Background(), ipmilan.Config{Addr: addr, User: "admin", Password: ipmilan.Secret("secret")},
+		ipmilan.SOLOptions{IgnoreAltPort: true, Steal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.Session().Addr() != addr {
+		t.Fatalf("IgnoreAltPort: SOL on %s, want %s", c2.Session().Addr(), addr)
+	}
+}
+
+func waitEvent(t *testing.T, c *ipmilan.SOL, kinds ...ipmilan.SOLEventKind) ipmilan.SOLEvent {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-c.Events():
+			if !ok {
+				t.Fatalf("events closed without %v (console error %v)", kinds, c.Err())
+			}
+			for _, k := range kinds {
+				if ev.Kind == k {
+					return ev
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no %v event within 20s", kinds)
+		}
+	}
+}
+
+func noLeak(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// BenchmarkSOLThroughput: one console at bmcsim's fastest rate, clean and
+// through 10% loss (plus duplication and reordering) each way; every byte
+// must arrive, in order.
+func BenchmarkSOLThroughput(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		faults bmcsim.Faults
+	}{
+		{"clean", bmcsim.Faults{}},
+		{"10pct-loss", bmcsim.Faults{Seed: 5, DropRequests: 0.1, Drop: 0.1, Duplicate: 0.05, Reorder: 0.05}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			bmc := bmcsim.New(bmcsim.Config{Users: []bmcsim.User{{Name: "admin", Password: "secret"}},
+				SOL: bmcsim.SOLConfig{NoBootText: true, RetryInterval: 5 * time.Millisecond, Retries: 1000}})
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go bmc.Serve(ctx, pc)
+			defer pc.Close()
+			c, err := ipmilan.DialSOL(ctx, ipmilan.Config{Addr: pc.LocalAddr().String(), User: "admin", Password: ipmilan.Secret("secret")},
+				ipmilan.SOLOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			bmc.SetFaults(tc.faults)
+			const total = 1 << 20
+			b.SetBytes(total)
+			buf := make([]byte, 64<<10)
+			b.ResetTimer()
+			for range b.N {
+				go bmc.Stream(ctx, 0, total)
+				for got := 0; got < total; {
+					n, err := c.Read(buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+			}
+			b.StopTimer()
+			if st := c.Stats(); st.BytesIn != uint64(b.N)*total || st.Gaps != 0 || st.Overruns != 0 {
+				b.Fatalf("lost or extra output: %+v", st)
+			}
+		})
+	}
+}
