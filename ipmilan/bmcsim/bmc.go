@@ -241,7 +241,7 @@ func (b *BMC) Serve(ctx context.Context, pc net.PacketConn) error {
 		}
 		b.stats.packetsIn.Add(1)
 		f := b.faults.Load()
-		if f.Freeze || b.isDown(time.Now()) {
+		if f.Freeze {
 			continue
 		}
 		if f.DropRequests > 0 && f.dropRequest() {
@@ -274,6 +274,9 @@ func (b *BMC) handle(pkt []byte, from net.Addr) [][]byte { return b.handleVia(pk
 // returns is a well-formed RMCP packet unless garbage was requested by
 // Faults.
 func (b *BMC) handleVia(pkt []byte, from net.Addr, sink packetSink) [][]byte {
+	if b.isDown(b.now()) {
+		return nil // rebooting
+	}
 	hdr, rest, err := wire.ParseRMCP(pkt)
 	if err != nil || hdr.IsACK() {
 		b.stats.ignored.Add(1)

@@ -71,7 +71,10 @@ type SOLConfig struct {
 	Hostname string
 	// MinPriv is the privilege needed to activate or deactivate SOL (SOL
 	// parameter 2; default PrivUser). ForceEncryption refuses activation
-	// (CC 0x84) in sessions without confidentiality.
+	// (CC 0x84) in sessions without confidentiality. Otherwise SOL
+	// packets are protected as the session's cipher suite says, whatever
+	// the encryption/authentication bits of Activate Payload ask (pyghmi
+	// asks for both in any suite).
 	MinPriv         Privilege
 	ForceEncryption bool
 	// BogusSizes reports the payload sizes byte-swapped (as several
@@ -172,7 +175,6 @@ const (
 	ccPayloadActive     wire.CompletionCode = 0x80 // Activate: already active; Deactivate: already inactive
 	ccPayloadDisabled   wire.CompletionCode = 0x81
 	ccPayloadLimit      wire.CompletionCode = 0x82
-	ccPayloadNeedsNoEnc wire.CompletionCode = 0x83
 	ccPayloadNeedsEnc   wire.CompletionCode = 0x84
 	ccParamUnsupported  wire.CompletionCode = 0x80
 	ccParamReadOnly     wire.CompletionCode = 0x82
@@ -283,8 +285,6 @@ func (b *BMC) activatePayloadLocked(s *session, req wire.Request, now time.Time)
 		return respond(req, ccPayloadActive, nil)
 	case sol.instanceOf(s) != nil:
 		return respond(req, ccPayloadLimit, nil) // one instance per session: SOL packets name none
-	case r.Aux[0]&wire.SOLAuxEncrypt != 0 && s.suite.Conf == wire.ConfNone:
-		return respond(req, ccPayloadNeedsNoEnc, nil)
 	case sol.forceEncryption && s.suite.Conf == wire.ConfNone:
 		return respond(req, ccPayloadNeedsEnc, nil)
 	}
