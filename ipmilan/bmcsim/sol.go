@@ -172,12 +172,12 @@ var (
 
 // Completion codes of the payload commands (spec 24.1, 24.2).
 const (
-	ccPayloadActive     wire.CompletionCode = 0x80 // Activate: already active; Deactivate: already inactive
-	ccPayloadDisabled   wire.CompletionCode = 0x81
-	ccPayloadLimit      wire.CompletionCode = 0x82
-	ccPayloadNeedsEnc   wire.CompletionCode = 0x84
-	ccParamUnsupported  wire.CompletionCode = 0x80
-	ccParamReadOnly     wire.CompletionCode = 0x82
+	ccPayloadActive    wire.CompletionCode = 0x80 // Activate: already active; Deactivate: already inactive
+	ccPayloadDisabled  wire.CompletionCode = 0x81
+	ccPayloadLimit     wire.CompletionCode = 0x82
+	ccPayloadNeedsEnc  wire.CompletionCode = 0x84
+	ccParamUnsupported wire.CompletionCode = 0x80
+	ccParamReadOnly    wire.CompletionCode = 0x82
 )
 
 func swap16(v uint16) uint16 { return bits.ReverseBytes16(v) }
