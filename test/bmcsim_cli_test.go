@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/ipmilan/bmcsim"
 )
 
 // TestBMCSimCommand runs `solgate bmcsim` as a sysadmin would: it prints
@@ -121,13 +124,19 @@ func TestBMCSimCommandHostsFileAndErrors(t *testing.T) {
 		{[]string{"--freeze", "node9"}, "no BMC named"},
 		{[]string{"--garbage", "lots"}, "unknown garbage kind"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--sol-payload-size", "300"}, "want 5-259"},
+		{[]string{"--sol-instances", "16"}, "SOL instances 16"},
+		{[]string{"--sol-port", "70000"}, "--sol-port 70000"},
+		{[]string{"-n", "3", "--listen", "127.0.0.1:21000", "--sol-port", "21002"}, "overlap the BMC ports 21000-21002"},
+		{[]string{"--stream", "fast"}, "want bytes per second or max"},
+		{[]string{"--sol-retry-interval", "-1s"}, "negative SOL interval"},
 	} {
 		o, code := runSolgateBMCSim(t, bin, tc.args...)
 		if code != 2 || !strings.Contains(o, tc.want) {
 			t.Errorf("bmcsim %v: exit %d, output %q, want exit 2 and %q", tc.args, code, o, tc.want)
 		}
 	}
-	if o, code := runSolgateBMCSim(t, bin, "--help"); code != 0 || !strings.Contains(o, "Examples:") {
+	if o, code := runSolgateBMCSim(t, bin, "--help"); code != 0 || !strings.Contains(o, "Examples:") || !strings.Contains(o, "-stream RATE") {
 		t.Errorf("--help: exit %d\n%s", code, o)
 	}
 }
@@ -138,4 +147,66 @@ func runSolgateBMCSim(t *testing.T, bin string, args ...string) (string, int) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	o, _ := cmd.CombinedOutput()
 	return string(o), cmd.ProcessState.ExitCode()
+}
+
+// TestBMCSimCommandSOLStream: `solgate bmcsim --stream max` hosts print
+// numbered lines nonstop; ipmitool's SOL console on one of them shows the
+// boot, then the stream from its first byte with nothing missing (what
+// was printed before anyone connected was kept, the rest waited).
+func TestBMCSimCommandSOLStream(t *testing.T) {
+	t.Parallel()
+	ipmitool := needTool(t, "ipmitool")
+	bin := solgateBin(t)
+	cmd := exec.Command(bin, "bmcsim", "--listen", "127.0.0.1:0", "--names", "s[1-2]", "--stream", "max", "--sol-retry-interval", "50ms")
+	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+bmcsimPassword)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			t.Errorf("solgate bmcsim (pid %d) not reaped", cmd.Process.Pid)
+		}
+	})
+	sc := bufio.NewScanner(out)
+	var addr string
+	for sc.Scan() {
+		if name, a, _ := strings.Cut(sc.Text(), " "); name == "s2" {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no address for s2; stderr:\n%s", stderr.String())
+	}
+	go io.Copy(io.Discard, out)
+	host, port, _ := strings.Cut(addr, ":")
+	c := startSimConsole(t, ipmitool, "-I", "lanplus", "-C", "3", "-H", host, "-p", port, "-U", "admin", "-P", bmcsimPassword, "sol", "activate")
+	c.waitText("s2 login: ", 10*time.Second)
+	want := bmcsim.AppendStreamText(nil, 0, 64<<10)
+	c.waitFor("the first 64 KiB of the numbered stream", 20*time.Second, func(b []byte) bool { return bytes.Contains(b, want) })
+	c.typeText("\r~.")
+	if _, ok := c.wait(10 * time.Second); !ok {
+		t.Fatal("ipmitool still running after ~.")
+	}
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("solgate bmcsim still running 10 s after SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "SOL: 1 activations") {
+		t.Errorf("summary lacks the SOL activation:\n%s", stderr.String())
+	}
 }

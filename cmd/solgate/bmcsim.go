@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/solgate/solgate/conserver/hostlist"
@@ -35,6 +37,14 @@ port 623 needs root). Each speaks IPMI v2.0 RMCP+ (and v1.5 with
 --allow-lan15) with a simulated chassis: power on/off/cycle/reset/soft/diag
 and boot options, as ipmitool, FreeIPMI and solgate power expect.
 
+Each BMC also has a Serial-over-LAN console (ipmitool sol activate,
+ipmiconsole, solgate sol): behind it a simulated host prints a boot (BIOS
+screen, kernel log, login prompt) on power on and reset and echoes what is
+typed; with --stream it prints sequence-numbered lines ("%010d" byte offset,
+a fixed filler, CR LF) forever, so a console that loses anything shows a
+jump in the numbers. Output printed while no console is connected is kept
+in a small buffer (--sol-buffer), or, for --stream, waited on.
+
 Once every BMC listens, one line per BMC "NAME ADDRESS:PORT" goes to stdout
 (or --hosts-file); then it runs until SIGINT or SIGTERM.
 
@@ -47,17 +57,23 @@ Examples:
   sudo solgate bmcsim -n 100 --listen 127.0.1.1:623 --names 'node[001-100]'
   solgate bmcsim -n 50 --drop 0.1 --dup 0.05 --reorder 0.05 --delay 5ms --seed 7
   solgate bmcsim -n 4 --allow-lan15 --freeze 'node0003'
+  solgate bmcsim -n 10 --stream 20000 --drop 0.05 --sol-retry-interval 50ms
+  solgate bmcsim -n 2 --sol-port 21000 --sol-payload-size 36 --quirks solport
   ipmitool -I lanplus -C 17 -H 127.0.0.1 -p 20000 -U admin -P password chassis power status
-  ipmipower -D LAN_2_0 -h 127.0.0.1:20000 -u admin -p password --stat`
+  ipmipower -D LAN_2_0 -h 127.0.0.1:20000 -u admin -p password --stat
+  ipmitool -I lanplus -C 3 -H 127.0.0.1 -p 20000 -U admin -P password sol activate
+  ipmiconsole -h 127.0.0.1:20000 -u admin -p password`
 
 // Simulator quirk names: the FreeIPMI -W workaround a client needs
 // against a BMC with that quirk, where there is one.
-var bmcsimQuirks = map[string]func(*bmcsim.Quirks){
-	"opensesspriv":    func(q *bmcsim.Quirks) { q.OpenSessionPrivZero = true },
-	"supermicro20":    func(q *bmcsim.Quirks) { q.RAKP2ExtraByte = true },
-	"nochecksumcheck": func(q *bmcsim.Quirks) { q.BadChecksum = true },
-	"no20authcaps":    func(q *bmcsim.Quirks) { q.NoExtendedAuthCaps = true },
-	"nociphersuites":  func(q *bmcsim.Quirks) { q.NoCipherSuiteList = true },
+var bmcsimQuirks = map[string]func(*bmcsim.Config){
+	"opensesspriv":    func(c *bmcsim.Config) { c.Quirks.OpenSessionPrivZero = true },
+	"supermicro20":    func(c *bmcsim.Config) { c.Quirks.RAKP2ExtraByte = true },
+	"nochecksumcheck": func(c *bmcsim.Config) { c.Quirks.BadChecksum = true },
+	"no20authcaps":    func(c *bmcsim.Config) { c.Quirks.NoExtendedAuthCaps = true },
+	"nociphersuites":  func(c *bmcsim.Config) { c.Quirks.NoCipherSuiteList = true },
+	"solpayloadsize":  func(c *bmcsim.Config) { c.SOL.BogusSizes = true }, // sizes reported byte-swapped
+	"solport":         func(c *bmcsim.Config) { c.SOL.SwapPort = true },   // SOL port reported byte-swapped
 }
 
 type bmcsimFlags struct {
@@ -70,6 +86,12 @@ type bmcsimFlags struct {
 	lockoutDuration                                  time.Duration
 	seed                                             int64
 	maxSessions, lockout, manufacturer, product      int
+
+	// Serial-over-LAN.
+	solPort, solSize, solRetries, solBuffer, solInstances int
+	solRetryInterval                                      time.Duration
+	noSOL, noBootText, noEcho                             bool
+	stream                                                string
 }
 
 func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -108,6 +130,16 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Float64Var(&f.garbageProb, "garbage-prob", 0, "probability of corrupting an answer (0: every answer, if --garbage is set)")
 	fs.StringVar(&f.freeze, "freeze", "", "`HOSTLIST` of BMC names that answer nothing (hung BMCs)")
 	fs.Int64Var(&f.seed, "seed", 1, "seed of the fault decisions (BMC i uses seed+i)")
+	fs.IntVar(&f.solPort, "sol-port", 0, "serve SOL on this alternate UDP `PORT` too and report it in Activate Payload (BMC i: PORT+i, or PORT on its own address with --per-address); 0: the BMC's own port")
+	fs.IntVar(&f.solSize, "sol-payload-size", 0, "SOL payload size in `BYTES`, header included, both ways (5-259; default 259: 255 characters a packet)")
+	fs.IntVar(&f.solRetries, "sol-retries", 0, "times the BMC resends unacknowledged console output before dropping it (default 32; -1: no resends)")
+	fs.DurationVar(&f.solRetryInterval, "sol-retry-interval", 0, "wait for an acknowledgement before resending output (default 100ms)")
+	fs.IntVar(&f.solBuffer, "sol-buffer", 0, "console output the BMC holds, in `BYTES` (default 8192)")
+	fs.IntVar(&f.solInstances, "sol-instances", 0, "SOL payload instances per BMC (1-15; default 1)")
+	fs.BoolVar(&f.noSOL, "no-sol", false, "SOL payload disabled (Activate Payload answers 0x81)")
+	fs.BoolVar(&f.noBootText, "no-boot-text", false, "the simulated hosts print no boot text on power on and reset")
+	fs.BoolVar(&f.noEcho, "no-echo", false, "the simulated hosts do not echo typed input")
+	fs.StringVar(&f.stream, "stream", "", "each host prints sequence-numbered lines forever at `RATE` bytes/s (max: as fast as its console takes them)")
 	fs.BoolVar(&f.verbose, "v", false, "log rejected logins and session events to stderr")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -123,6 +155,10 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
+	rate, err := parseStreamRate(f.stream)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
 	fleet, err := bmcsim.StartFleet(ctx, fc)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
@@ -135,7 +171,14 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stderr, "solgate bmcsim: %d BMCs listening (user %q); Ctrl-C stops\n", fleet.Len(), f.user)
+	var streams sync.WaitGroup
+	if rate >= 0 {
+		for i := range fleet.Len() {
+			streams.Go(func() { fleet.BMC(i).Stream(ctx, rate, math.MaxInt) })
+		}
+	}
 	<-ctx.Done()
+	streams.Wait()
 	err = fleet.Close()
 	var total bmcsim.Stats
 	for i := range fleet.Len() {
@@ -144,9 +187,13 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		total.SessionsOpened += st.SessionsOpened
 		total.AuthFailures += st.AuthFailures
 		total.Commands += st.Commands
+		total.SOLActivations += st.SOLActivations
+		total.SOLBytesSent += st.SOLBytesSent
+		total.SOLRetransmits += st.SOLRetransmits
 	}
-	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions, %d commands, %d failed logins\n",
-		total.PacketsIn, total.SessionsOpened, total.Commands, total.AuthFailures)
+	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions, %d commands, %d failed logins; SOL: %d activations, %d bytes of console output delivered, %d resends\n",
+		total.PacketsIn, total.SessionsOpened, total.Commands, total.AuthFailures,
+		total.SOLActivations, total.SOLBytesSent, total.SOLRetransmits)
 	return err
 }
 
@@ -193,7 +240,29 @@ func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []strin
 			return fc, nil, err
 		}
 	}
-	for _, q := range strings.Split(f.quirks, ",") {
+	if f.solSize != 0 && (f.solSize < 5 || f.solSize > 259) {
+		return fc, nil, fmt.Errorf("bmcsim: --sol-payload-size %d: want 5-259 (SOL header included)", f.solSize)
+	}
+	if f.solPort < 0 || f.solPort > 65535 || f.solPort != 0 && !f.perAddress && f.solPort+fc.N-1 > 65535 {
+		return fc, nil, fmt.Errorf("bmcsim: --sol-port %d: %d ports from there run past 65535", f.solPort, fc.N)
+	}
+	if _, p, err := net.SplitHostPort(f.listen); err == nil && f.solPort != 0 {
+		first, _ := strconv.Atoi(p)
+		n := fc.N
+		if f.perAddress {
+			n = 1
+		}
+		if first != 0 && f.solPort < first+n && first < f.solPort+n {
+			return fc, nil, fmt.Errorf("bmcsim: --sol-port %d: the SOL ports overlap the BMC ports %d-%d", f.solPort, first, first+n-1)
+		}
+	}
+	if f.solRetries < -1 || f.solRetries > 1000 {
+		return fc, nil, fmt.Errorf("bmcsim: --sol-retries %d: want -1 (never) to 1000", f.solRetries)
+	}
+	c.SOL = bmcsim.SOLConfig{Disabled: f.noSOL, Instances: f.solInstances, InboundSize: uint16(f.solSize),
+		OutboundSize: uint16(f.solSize), RetryInterval: f.solRetryInterval, Retries: f.solRetries,
+		BufferSize: f.solBuffer, NoEcho: f.noEcho, NoBootText: f.noBootText}
+	for _, q := range strings.Split(f.quirks, ",") { // after c.SOL: quirks amend it
 		if q = strings.TrimSpace(q); q == "" {
 			continue
 		}
@@ -201,7 +270,7 @@ func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []strin
 		if !ok {
 			return fc, nil, fmt.Errorf("bmcsim: unknown quirk %q (want %s)", q, strings.Join(sortedKeys(bmcsimQuirks), ", "))
 		}
-		set(&c.Quirks)
+		set(&c)
 	}
 	g, err := bmcsim.ParseGarbageKind(f.garbage)
 	if err != nil {
@@ -239,6 +308,12 @@ func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []strin
 		c.PowerOn = f.power == "on" || f.power == "mixed" && i%2 == 0
 		c.Faults.Seed = f.seed + int64(i)
 		c.Faults.Freeze = frozen[names[i]]
+		c.SOL.Hostname = names[i]
+		if f.solPort != 0 && !f.perAddress {
+			c.SOL.Port = uint16(f.solPort + i)
+		} else {
+			c.SOL.Port = uint16(f.solPort)
+		}
 		if c.Logger != nil {
 			c.Logger = c.Logger.With("bmc", names[i])
 		}
@@ -363,3 +438,19 @@ func writeBMCList(file string, names, addrs []string, stdout io.Writer) error {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// parseStreamRate reads --stream: "" is off (-1), "max" or 0 is as fast as
+// the consoles take it, else bytes per second.
+func parseStreamRate(s string) (int, error) {
+	switch s {
+	case "":
+		return -1, nil
+	case "max":
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bmcsim: --stream %q: want bytes per second or max", s)
+	}
+	return n, nil
+}
