@@ -148,7 +148,7 @@ func TestCredentialErrors(t *testing.T) {
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			if d := time.Since(start); d > 2*time.Second {
+			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("took %v", d)
 			}
 			t.Log(err)
@@ -177,7 +177,8 @@ func TestBadBMCs(t *testing.T) {
 			if !errors.Is(err, ipmilan.ErrNoAnswer) && !errors.Is(err, ipmilan.ErrProtocol) {
 				t.Fatalf("got %v", err)
 			}
-			if d := time.Since(start); d > 2*time.Second {
+			// Three tries of 100 ms; generous for a loaded CI machine.
+			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("took %v", d)
 			}
 		})
@@ -186,7 +187,7 @@ func TestBadBMCs(t *testing.T) {
 		_, addr := startBMC(t, bmcsim.Config{Faults: bmcsim.Faults{Freeze: true}})
 		start := time.Now()
 		_, err := dial(t, ipmilan.Config{Addr: addr, Timeout: 100 * time.Millisecond, Retries: 2})
-		if !errors.Is(err, ipmilan.ErrNoAnswer) || time.Since(start) > time.Second {
+		if !errors.Is(err, ipmilan.ErrNoAnswer) || time.Since(start) > 5*time.Second {
 			t.Fatalf("got %v after %v", err, time.Since(start))
 		}
 	})
@@ -250,13 +251,13 @@ func TestQuirks(t *testing.T) {
 }
 
 func TestKeepAliveAndDeadBMC(t *testing.T) {
-	bmc, addr := startBMC(t, bmcsim.Config{SessionTimeout: 300 * time.Millisecond})
-	s, err := dial(t, ipmilan.Config{Addr: addr, KeepAlive: 100 * time.Millisecond, Timeout: 50 * time.Millisecond})
+	bmc, addr := startBMC(t, bmcsim.Config{SessionTimeout: time.Second})
+	s, err := dial(t, ipmilan.Config{Addr: addr, KeepAlive: 200 * time.Millisecond, Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	time.Sleep(time.Second) // three BMC session timeouts
+	time.Sleep(3 * time.Second) // three BMC session timeouts
 	if _, err := s.ChassisStatus(context.Background()); err != nil {
 		t.Fatalf("session did not survive idle time with keepalives: %v", err)
 	}

@@ -214,6 +214,10 @@ type Config struct {
 	// KeepAlive is the idle interval between keepalive commands (default
 	// 15s; negative disables).
 	KeepAlive time.Duration
+	// DeadAfter ends the session when a keepalive went unanswered and
+	// nothing valid has come from the BMC for this long (default twice
+	// KeepAlive plus one keepalive's retries).
+	DeadAfter time.Duration
 	Quirks    Quirks
 	Logger    *slog.Logger
 }
@@ -237,6 +241,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = 2*max(cfg.KeepAlive, 0) + time.Duration(cfg.Retries+1)*cfg.Timeout
 	}
 	if cfg.Privilege == 0 {
 		cfg.Privilege = PrivAdmin

@@ -102,6 +102,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		calls: make(map[uint8]*call), setup: make(chan setupMsg, 4), done: make(chan struct{}),
 		rqSeq: randByte() & 0x3F, pw16: wire.Password16(c.Password),
 	}
+	s.lastRecv.Store(time.Now().UnixNano())
 	s.wg.Add(1)
 	go s.readLoop()
 	if c.Interface == LAN {
@@ -562,11 +563,17 @@ func (s *Session) keepAlive() {
 			_, err = s.do(ctx, wire.NetFnApp, wire.CmdGetDeviceID, nil)
 		}
 		cancel()
-		if err != nil && !errors.As(err, new(*CompletionError)) {
-			s.log.Warn("keepalive failed, session lost", "err", err)
-			go s.shutdown(fmt.Errorf("keepalive: %w", err))
+		if err == nil || errors.As(err, new(*CompletionError)) {
+			continue
+		}
+		// One unanswered keepalive is not a dead session (a busy BMC, a
+		// lost burst): only silence for DeadAfter is.
+		if silent := time.Since(time.Unix(0, s.lastRecv.Load())); silent >= s.cfg.DeadAfter {
+			s.log.Warn("BMC silent, session lost", "silent", silent.Round(time.Millisecond), "err", err)
+			go s.shutdown(fmt.Errorf("keepalive: %w (nothing from the BMC for %v)", err, silent.Round(time.Second)))
 			return
 		}
+		s.log.Debug("keepalive unanswered", "err", err)
 	}
 }
 

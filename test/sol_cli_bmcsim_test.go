@@ -20,7 +20,7 @@ func TestSolCommandRecovers(t *testing.T) {
 	bmc := startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}, SessionTimeout: 3 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "--follow", "--timeout", "200ms", bmc.Addr)
+	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "--follow", "--timeout", "200ms", "--keepalive", "1s", bmc.Addr)
 	cmd.Env = []string{"IPMI_PASSWORD=" + bmcsimPassword}
 	stdin, err := cmd.StdinPipe()
 	must(t, err)

@@ -63,6 +63,7 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	eofWait := fs.Duration("eof-wait", time.Second, "without a terminal: how long to wait for output after stdin ends")
 	follow := fs.Bool("follow", false, "without a terminal: stay connected after stdin ends")
 	noReconnect := fs.Bool("no-reconnect", false, "exit instead of reconnecting when the session drops")
+	keepalive := fs.Duration("keepalive", 15*time.Second, "IPMI keepalive interval; the session counts as lost after twice this without an answer")
 	logDir := fs.String("log-dir", "", "also record the console into the solgate log store under `DIR` (read it with solgate log)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -81,6 +82,7 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, msg: "sol: " + err.Error()}
 	}
 	cfg := targets[0].Config
+	cfg.KeepAlive = *keepalive
 	if cfg.Interface == ipmilan.LAN {
 		return &exitError{code: 2, msg: "sol: SOL needs --interface lanplus (IPMI 2.0)"}
 	}
