@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -136,35 +135,8 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // parseAge parses ages such as 90s, 30m, 1h30m, 2d, 1w.
 func parseAge(s string) (time.Duration, bool) {
-	var total time.Duration
-	for s != "" {
-		i := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == 0 || i == len(s) || i > 9 {
-			return 0, false
-		}
-		n, _ := strconv.Atoi(s[:i])
-		var unit time.Duration
-		switch s[i] {
-		case 's':
-			unit = time.Second
-		case 'm':
-			unit = time.Minute
-		case 'h':
-			unit = time.Hour
-		case 'd':
-			unit = 24 * time.Hour
-		case 'w':
-			unit = 7 * 24 * time.Hour
-		default:
-			return 0, false
-		}
-		total += time.Duration(n) * unit
-		s = s[i+1:]
-	}
-	return total, true
+	d, err := config.ParseDuration(s)
+	return d, err == nil && d > 0
 }
 
 // openLogs opens a log directory for reading.

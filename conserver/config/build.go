@@ -253,7 +253,7 @@ func (b *builder) server(f *parsedFile) {
 		s.HostKeys = []string{filepath.Join(s.StateDir, "ssh_host_ed25519_key")}
 	}
 	if sh.ReloadInterval != nil {
-		d, err := parseDuration(*sh.ReloadInterval)
+		d, err := ParseDuration(*sh.ReloadInterval)
 		switch {
 		case err != nil:
 			bad("reload_interval", "%v", err)
@@ -486,7 +486,7 @@ func (b *builder) apply(s settings, sh *settingsShape, f *parsedFile, e *entryPo
 		if d.v == nil {
 			continue
 		}
-		v, err := parseDuration(*d.v)
+		v, err := ParseDuration(*d.v)
 		if err != nil {
 			bad(d.key, "%v", err)
 			continue

@@ -387,13 +387,13 @@ func TestParseHelpers(t *testing.T) {
 	}
 	durs := map[string]time.Duration{"0": 0, "30s": 30 * time.Second, "90d": 90 * 24 * time.Hour, "1d12h": 36 * time.Hour, "2w": 14 * 24 * time.Hour, "500ms": 500 * time.Millisecond}
 	for in, want := range durs {
-		if got, err := parseDuration(in); err != nil || got != want {
-			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "d", "10", "1y", "-1h", "1.5h", "99999999999999999w"} {
-		if _, err := parseDuration(bad); err == nil {
-			t.Errorf("parseDuration(%q) accepted", bad)
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", bad)
 		}
 	}
 	for in, want := range map[string][2]byte{"^Ec": {5, 'c'}, "^ec": {5, 'c'}, "^@x": {0, 'x'}, "^]q": {0x1d, 'q'}} {
@@ -422,7 +422,7 @@ func TestParseHelpers(t *testing.T) {
 func TestFormatRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, d := range []time.Duration{0, time.Millisecond, 1500 * time.Millisecond, 90 * time.Minute, 36 * time.Hour, 90 * 24 * time.Hour} {
-		back, err := parseDuration(formatDuration(d))
+		back, err := ParseDuration(formatDuration(d))
 		if err != nil || back != d {
 			t.Errorf("%v -> %q -> %v, %v", d, formatDuration(d), back, err)
 		}

@@ -194,9 +194,10 @@ func formatSize(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// parseDuration accepts Go durations plus days and weeks: "90d", "2w",
-// "1d12h", "30s". "0" is zero.
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration reads durations as sysadmins write them: a sequence of
+// numbers with units ms, s, m, h, d (24 h) and w (7 d), e.g. "90d" or
+// "1h30m"; "0" is zero.
+func ParseDuration(s string) (time.Duration, error) {
 	t := strings.TrimSpace(s)
 	if t == "0" {
 		return 0, nil
