@@ -65,6 +65,23 @@ run "$SOLGATE" power -c "$work/solgate.toml" node01 cycle --wait --json
 say "Next boot from the network on node02"
 run "$SOLGATE" power -c "$work/solgate.toml" node02 pxe
 
+say "Record node03's serial console while it power-cycles (solgate sol --log-dir)"
+printf '$ %s\n' "$SOLGATE sol -c $work/solgate.toml node03 --follow --log-dir $work/log </dev/null &"
+"$SOLGATE" sol -c "$work/solgate.toml" node03 --follow --log-dir "$work/log" </dev/null >/dev/null 2>"$work/sol.err" &
+sol_pid=$!
+sleep 1
+run "$SOLGATE" power -c "$work/solgate.toml" node03 cycle --wait
+sleep 3
+kill "$sol_pid" 2>/dev/null; wait "$sol_pid" 2>/dev/null || true
+
+say "What node03 printed, from the compressed log store (last 15 lines, escapes stripped)"
+run "$SOLGATE" log -c "$work/solgate.toml" node03 --plain -n 15
+if command -v zstdcat >/dev/null; then
+  say "The same log read with the standard zstd tools"
+  printf '$ zstdcat %s/log/node03/*.zst | tail -n 4\n' "$work"
+  zstdcat "$work"/log/node03/*.zst | tail -n 4 || true
+fi
+
 say "A wrong password gives a clear error and exit status 1"
 printf 'wrong\n' > "$work/wrong.pass"
 first=$(head -1 "$work/hosts" | awk '{print $2}')
@@ -74,5 +91,6 @@ say "Done. Try it yourself:"
 cat <<TXT
   $SOLGATE bmcsim -n 100 --listen 127.0.0.1:20000 &
   IPMI_PASSWORD=password $SOLGATE power -u admin '127.0.0.1:[20000-20099]' status --consolidate
+  IPMI_PASSWORD=password $SOLGATE sol -u admin 127.0.0.1:20000       # Ctrl-E c . to leave
   ipmitool -I lanplus -C 17 -H 127.0.0.1 -p 20000 -U admin -P password chassis power status
 TXT
