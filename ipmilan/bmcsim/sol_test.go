@@ -367,7 +367,7 @@ func TestSOLInput(t *testing.T) {
 		// Host off: NACK, character transfer unavailable.
 		b.SetPower(false)
 		seq = c.data("x")
-		if p := c.one(); p.Op != wire.SOLNack|wire.SOLStatusUnavailable {
+		if p := c.one(); p.AckSeq != seq || p.Op != wire.SOLNack|wire.SOLStatusUnavailable {
 			t.Fatalf("input with the host off: %+v", p)
 		}
 		st := b.Stats()
