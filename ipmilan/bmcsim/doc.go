@@ -7,7 +7,10 @@
 // on a socket until ctx ends; StartFleet starts N BMCs on consecutive
 // loopback ports or addresses and returns their addresses. Power,
 // SetPower, Boot and Stats observe and drive the simulated host;
-// SetFaults changes fault injection at run time.
+// SetFaults changes fault injection at run time. The serial console:
+// HostWrite, Stream (with AppendStreamText to check what arrived),
+// HostInput, PauseInput, DeactivateSOL and Reboot; Config.SOL configures
+// it.
 //
 // What it speaks: ASF presence ping; Get Channel Authentication
 // Capabilities (1.5 format, extended data); Get Channel Cipher Suites;
