@@ -306,7 +306,7 @@ func (b *BMC) Stream(ctx context.Context, rate, total int) error {
 		}
 		n := min(total-off, maxChunk)
 		if rate > 0 {
-			allowed := int(min(int64(math.MaxInt32), int64(float64(rate)*time.Since(start).Seconds()))) - off
+			allowed := int(int64(float64(rate)*time.Since(start).Seconds()) - int64(off))
 			if allowed < min(n, max(1, rate/100)) {
 				// Wait until about a hundredth of a second's worth is due.
 				want := off + min(n, max(1, rate/100))
