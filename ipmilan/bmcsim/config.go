@@ -4,35 +4,21 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/solgate/solgate/ipmilan/internal/wire"
 )
 
-// Privilege is an IPMI privilege level (same values as the protocol).
-type Privilege uint8
+// Privilege is an IPMI privilege level; the same type as the client's.
+type Privilege = wire.Privilege
 
 // Privilege levels a User may be limited to.
 const (
-	PrivCallback Privilege = 1
-	PrivUser     Privilege = 2
-	PrivOperator Privilege = 3
-	PrivAdmin    Privilege = 4
-	PrivOEM      Privilege = 5
+	PrivCallback = wire.PrivCallback
+	PrivUser     = wire.PrivUser
+	PrivOperator = wire.PrivOperator
+	PrivAdmin    = wire.PrivAdmin
+	PrivOEM      = wire.PrivOEM
 )
-
-func (p Privilege) String() string {
-	switch p {
-	case PrivCallback:
-		return "callback"
-	case PrivUser:
-		return "user"
-	case PrivOperator:
-		return "operator"
-	case PrivAdmin:
-		return "admin"
-	case PrivOEM:
-		return "oem"
-	}
-	return fmt.Sprintf("Privilege(%d)", uint8(p))
-}
 
 // User is an account on the simulated BMC. Name may be empty (the null
 // user); Password is at most 20 bytes (16 for IPMI v1.5 logins).
