@@ -20,6 +20,7 @@ test: ## run all tests with -race, interop tests against ipmi_sim/ipmitool/FreeI
 bench: build ## micro-benchmarks per package, then the end-to-end scale benchmarks in test/ (figures in the log)
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v '/test$$')
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -v -timeout 30m ./test/ | grep -v '^=== '
+	set -o pipefail; SOLGATE_BENCH=1 $(GO) test -run '^TestBench' -count=1 -v -timeout 30m ./test/ | grep -v '^=== '
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
