@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 )
 
 // PayloadType is the RMCP+ payload type (spec 13.27.3), bits 5:0.
@@ -270,6 +271,23 @@ type Keys struct {
 	K2        []byte // confidentiality key; AES uses K2[:16]
 	Password  []byte // MD5-128 integrity is keyed by the password (20 bytes)
 	Rand      io.Reader
+
+	// The AES key schedule is computed once per session, not per packet;
+	// the block is read-only afterwards and safe for concurrent use.
+	blockOnce sync.Once
+	block     cipher.Block
+	blockErr  error
+}
+
+func (k *Keys) aes() (cipher.Block, error) {
+	k.blockOnce.Do(func() {
+		if len(k.K2) < 16 {
+			k.blockErr = fmt.Errorf("wire: AES key: want 16 bytes, got %d", len(k.K2))
+			return
+		}
+		k.block, k.blockErr = aes.NewCipher(k.K2[:16])
+	})
+	return k.block, k.blockErr
 }
 
 // Seal encrypts plaintext if the session has confidentiality, builds the
@@ -384,10 +402,7 @@ func (k *Keys) encrypt(plaintext []byte) ([]byte, error) {
 	if k.Conf != ConfAESCBC128 {
 		return nil, fmt.Errorf("wire: confidentiality algorithm %v not supported", k.Conf)
 	}
-	if len(k.K2) < 16 {
-		return nil, fmt.Errorf("wire: AES key: want 16 bytes, got %d", len(k.K2))
-	}
-	blk, err := aes.NewCipher(k.K2[:16])
+	blk, err := k.aes()
 	if err != nil {
 		return nil, err
 	}
@@ -413,10 +428,7 @@ func (k *Keys) decrypt(ct []byte) ([]byte, error) {
 	if len(ct) < 2*aesBlock || len(ct)%aesBlock != 0 {
 		return nil, fmt.Errorf("wire: AES payload length %d: want a multiple of 16, at least 32", len(ct))
 	}
-	if len(k.K2) < 16 {
-		return nil, fmt.Errorf("wire: AES key: want 16 bytes, got %d", len(k.K2))
-	}
-	blk, err := aes.NewCipher(k.K2[:16])
+	blk, err := k.aes()
 	if err != nil {
 		return nil, err
 	}
