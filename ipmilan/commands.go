@@ -48,28 +48,15 @@ func (s *Session) ChassisControl(ctx context.Context, c ChassisControl) error {
 }
 
 // BootDevice is a next-boot override for SetBootDevice.
-type BootDevice uint8
+type BootDevice = wire.BootDevice
 
+// The boot devices solgate uses.
 const (
-	BootNone BootDevice = wire.BootDeviceNone
-	BootPXE  BootDevice = wire.BootDevicePXE
-	BootDisk BootDevice = wire.BootDeviceDisk
-	BootBIOS BootDevice = wire.BootDeviceBIOS // into BIOS setup
+	BootNone = wire.BootDeviceNone
+	BootPXE  = wire.BootDevicePXE
+	BootDisk = wire.BootDeviceDisk
+	BootBIOS = wire.BootDeviceBIOS // into BIOS setup
 )
-
-func (d BootDevice) String() string {
-	switch d {
-	case BootNone:
-		return "none"
-	case BootPXE:
-		return "pxe"
-	case BootDisk:
-		return "disk"
-	case BootBIOS:
-		return "bios"
-	}
-	return fmt.Sprintf("BootDevice(%d)", uint8(d))
-}
 
 // BootOptions refine SetBootDevice.
 type BootOptions struct {
@@ -81,7 +68,7 @@ type BootOptions struct {
 // parameter 5): by default for the next boot only.
 func (s *Session) SetBootDevice(ctx context.Context, d BootDevice, o BootOptions) error {
 	data := []byte{wire.BootParamFlags}
-	data = wire.BootFlags{Valid: d != BootNone, Persistent: o.Persistent, EFI: o.EFI, Device: uint8(d)}.Append(data)
+	data = wire.BootFlags{Valid: d != BootNone, Persistent: o.Persistent, EFI: o.EFI, Device: d}.Append(data)
 	if _, err := s.do(ctx, wire.NetFnChassis, wire.CmdSetBootOptions, data); err != nil {
 		return fmt.Errorf("ipmilan: %s: set boot device %v: %w", s.cfg.Addr, d, err)
 	}
@@ -104,7 +91,7 @@ func (s *Session) BootDevice(ctx context.Context) (BootDevice, BootOptions, erro
 	if !f.Valid {
 		return BootNone, BootOptions{}, nil
 	}
-	return BootDevice(f.Device), BootOptions{Persistent: f.Persistent, EFI: f.EFI}, nil
+	return f.Device, BootOptions{Persistent: f.Persistent, EFI: f.EFI}, nil
 }
 
 // SessionInfo runs Get Session Info for this session.

@@ -1,48 +1,25 @@
 package bmcsim
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/internal/wire"
 )
 
 // BootDevice is the boot device selector of boot option parameter 5.
-type BootDevice uint8
+type BootDevice = wire.BootDevice
 
 // Boot devices (IPMI spec table 28-14, data 2 bits 5:2).
 const (
-	BootNone   BootDevice = 0x0
-	BootPXE    BootDevice = 0x1
-	BootDisk   BootDevice = 0x2
-	BootSafe   BootDevice = 0x3
-	BootDiag   BootDevice = 0x4
-	BootCDROM  BootDevice = 0x5
-	BootBIOS   BootDevice = 0x6 // BIOS setup
-	BootFloppy BootDevice = 0xF
+	BootNone   = wire.BootDeviceNone
+	BootPXE    = wire.BootDevicePXE
+	BootDisk   = wire.BootDeviceDisk
+	BootSafe   = wire.BootDeviceSafe
+	BootDiag   = wire.BootDeviceDiag
+	BootCDROM  = wire.BootDeviceCDROM
+	BootBIOS   = wire.BootDeviceBIOS // BIOS setup
+	BootFloppy = wire.BootDeviceFloppy
 )
-
-func (d BootDevice) String() string {
-	switch d {
-	case BootNone:
-		return "none"
-	case BootPXE:
-		return "pxe"
-	case BootDisk:
-		return "disk"
-	case BootSafe:
-		return "safe"
-	case BootDiag:
-		return "diag"
-	case BootCDROM:
-		return "cdrom"
-	case BootBIOS:
-		return "bios"
-	case BootFloppy:
-		return "floppy"
-	}
-	return fmt.Sprintf("BootDevice(%d)", uint8(d))
-}
 
 // BootState is what Set System Boot Options left for the next boot and
 // what the last simulated boot used.
@@ -143,7 +120,7 @@ func (c *chassis) boot() {
 
 func (c *chassis) bootState() BootState {
 	f, _ := wire.ParseBootFlags(c.bootFlags[:])
-	return BootState{Device: BootDevice(f.Device), Valid: f.Valid, Persistent: f.Persistent, EFI: f.EFI,
+	return BootState{Device: f.Device, Valid: f.Valid, Persistent: f.Persistent, EFI: f.EFI,
 		LastBoot: c.lastBoot, Boots: c.boots}
 }
 

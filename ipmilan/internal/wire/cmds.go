@@ -294,13 +294,45 @@ func (c ChassisControl) String() string {
 	return [...]string{"power down", "power up", "power cycle", "hard reset", "diagnostic interrupt", "soft shutdown"}[c]
 }
 
-// Boot option parameter 5 (boot flags) device selectors, bits 5:2 of data 2.
+// BootDevice is the device selector of boot option parameter 5 (boot
+// flags), data 2 bits 5:2 (spec table 28-14).
+type BootDevice uint8
+
+const (
+	BootDeviceNone   BootDevice = 0x0
+	BootDevicePXE    BootDevice = 0x1
+	BootDeviceDisk   BootDevice = 0x2
+	BootDeviceSafe   BootDevice = 0x3
+	BootDeviceDiag   BootDevice = 0x4
+	BootDeviceCDROM  BootDevice = 0x5
+	BootDeviceBIOS   BootDevice = 0x6 // force boot into BIOS setup
+	BootDeviceFloppy BootDevice = 0xF
+)
+
+func (d BootDevice) String() string {
+	switch d {
+	case BootDeviceNone:
+		return "none"
+	case BootDevicePXE:
+		return "pxe"
+	case BootDeviceDisk:
+		return "disk"
+	case BootDeviceSafe:
+		return "safe"
+	case BootDeviceDiag:
+		return "diag"
+	case BootDeviceCDROM:
+		return "cdrom"
+	case BootDeviceBIOS:
+		return "bios"
+	case BootDeviceFloppy:
+		return "floppy"
+	}
+	return fmt.Sprintf("BootDevice(%d)", uint8(d))
+}
+
 const (
 	BootParamFlags    = 5
-	BootDeviceNone    = 0x0
-	BootDevicePXE     = 0x1
-	BootDeviceDisk    = 0x2
-	BootDeviceBIOS    = 0x6 // force boot into BIOS setup
 	bootFlagsValid    = 0x80
 	bootFlagsPersist  = 0x40
 	bootFlagsEFI      = 0x20
@@ -312,7 +344,7 @@ type BootFlags struct {
 	Valid      bool
 	Persistent bool
 	EFI        bool
-	Device     uint8 // BootDeviceXxx
+	Device     BootDevice
 }
 
 // Append encodes the parameter data (5 bytes).
@@ -327,7 +359,7 @@ func (f BootFlags) Append(b []byte) []byte {
 	if f.EFI {
 		d1 |= bootFlagsEFI
 	}
-	return append(b, d1, (f.Device&0x0F)<<2, 0, 0, 0)
+	return append(b, d1, uint8(f.Device&0x0F)<<2, 0, 0, 0)
 }
 
 // ParseBootFlags decodes the parameter data.
@@ -336,7 +368,7 @@ func ParseBootFlags(b []byte) (BootFlags, error) {
 		return BootFlags{}, shortErr("boot flags", 2, len(b))
 	}
 	return BootFlags{Valid: b[0]&bootFlagsValid != 0, Persistent: b[0]&bootFlagsPersist != 0,
-		EFI: b[0]&bootFlagsEFI != 0, Device: (b[1] >> 2) & 0x0F}, nil
+		EFI: b[0]&bootFlagsEFI != 0, Device: BootDevice(b[1]>>2) & 0x0F}, nil
 }
 
 // SessionInfo is the Get Session Info response data (spec 22.20), as far
