@@ -40,11 +40,7 @@ type SOL struct {
 	eng     *solEngine
 	ownSess bool // Close closes the session too (DialSOL)
 	inst    uint8
-	wg      chanWG
 }
-
-// chanWG waits for one goroutine.
-type chanWG chan struct{}
 
 // AltPortError says the BMC wants SOL on another UDP port.
 type AltPortError struct{ Port uint16 }
@@ -149,14 +145,11 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 		return nil, &AltPortError{Port: port}
 	}
 	eng.maxIn = solChars(resp.InboundSize, q.Has(QuirkSOLPayloadSize))
-	c := &SOL{s: s, eng: eng, inst: o.Instance, wg: make(chanWG)}
+	c := &SOL{s: s, eng: eng, inst: o.Instance}
 	activated = true
 	keep := func(ctx context.Context) error { return c.checkOwner(ctx) }
 	s.keepaliveFn.Store(&keep)
-	go func() {
-		defer close(c.wg)
-		eng.run(s.done, s.Err)
-	}()
+	go eng.run(s.done, s.Err) // owned by the SOL: close waits for it (eng.ended)
 	eng.emit(SOLEvent{Kind: SOLActive, Detail: fmt.Sprintf("cipher suite %d, %d characters per packet", s.suite.ID, eng.maxIn)})
 	return c, nil
 }
@@ -277,7 +270,6 @@ func (c *SOL) Close() error {
 	c.s.SetPayloadHandler(nil)
 	c.s.keepaliveFn.Store(nil)
 	c.eng.close()
-	<-c.wg
 	if c.ownSess {
 		return c.s.Close()
 	}

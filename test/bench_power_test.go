@@ -116,10 +116,7 @@ func BenchmarkPowerStatusFleet(b *testing.B) {
 		check(tc.name, out, err, ": on\n")
 		rows = append(rows, row{tc.name, wall, cpu})
 	}
-	if p, err := exec.LookPath("ipmipower"); err == nil || isExec("/usr/sbin/ipmipower") {
-		if err != nil {
-			p = "/usr/sbin/ipmipower"
-		}
+	if p := findTool("ipmipower"); p != "" {
 		for _, tc := range []struct {
 			name string
 			args []string
@@ -162,16 +159,11 @@ func BenchmarkPowerStatusOne(b *testing.B) {
 		{"ipmipower 2.0", "ipmipower", nil, []string{"-D", "LAN_2_0", "-h", addr, "-u", "admin", "-p", bmcsimPassword, "--stat"}},
 	}
 	for _, tl := range tools {
-		if _, err := exec.LookPath(tl.bin); err != nil && !isExec("/usr/sbin/"+tl.bin) && !strings.HasPrefix(tl.bin, "/") {
-			b.Logf("%s not installed: skipped", tl.bin)
-			continue
-		}
 		bin := tl.bin
 		if !strings.HasPrefix(bin, "/") {
-			if p, err := exec.LookPath(bin); err == nil {
-				bin = p
-			} else {
-				bin = "/usr/sbin/" + bin
+			if bin = findTool(bin); bin == "" {
+				b.Logf("%s not installed: skipped", tl.bin)
+				continue
 			}
 		}
 		var walls []time.Duration

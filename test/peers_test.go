@@ -10,8 +10,20 @@ import (
 // is missing, or failing it when SOLGATE_REQUIRE_INTEROP is set.
 func needTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
+	if p := findTool(name); p != "" {
+		return p
+	}
+	if os.Getenv("SOLGATE_REQUIRE_INTEROP") != "" {
+		t.Fatalf("%s not installed and SOLGATE_REQUIRE_INTEROP is set (install it: see .ci/run)", name)
+	}
+	t.Skipf("%s not installed; skipping interop test (set SOLGATE_REQUIRE_INTEROP=1 to fail instead)", name)
+	return ""
+}
+
+// findTool returns the path of a program in PATH or the sbin directories
+// (FreeIPMI installs there), or "" when it is not installed.
+func findTool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
 	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
@@ -19,10 +31,6 @@ func needTool(t testing.TB, name string) string {
 			return p
 		}
 	}
-	if os.Getenv("SOLGATE_REQUIRE_INTEROP") != "" {
-		t.Fatalf("%s not installed and SOLGATE_REQUIRE_INTEROP is set (install it: see .ci/run)", name)
-	}
-	t.Skipf("%s not installed; skipping interop test (set SOLGATE_REQUIRE_INTEROP=1 to fail instead)", name)
 	return ""
 }
 

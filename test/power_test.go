@@ -39,7 +39,7 @@ func runSolgate(t testing.TB, env []string, args ...string) (string, string, int
 // output and exit status must say what happened per host.
 func TestPowerCommandIPMISim(t *testing.T) {
 	sim := startIPMISim(t, defaultSimUsers)
-	dead := "127.0.0.1:" + itoa(freeUDPPort(t))
+	dead := "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
 	env := []string{"IPMI_PASSWORD=secret"}
 	common := []string{"-u", "admin", "-C", "3", "--timeout", "200ms"}
 
@@ -93,8 +93,6 @@ func TestPowerCommandIPMISim(t *testing.T) {
 		t.Fatalf("bad hostlist: code %d err %q", code, errOut)
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestPowerCommandConfig: with -c, console names resolve to BMCs and
 // credentials from the solgate config file.

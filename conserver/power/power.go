@@ -227,11 +227,12 @@ func Describe(err error, bmc string) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "ipmilan: ")
 	msg = strings.TrimPrefix(msg, bmc+": ")
-	if i := strings.Index(msg, ErrNoAnswerText); i >= 0 {
+	if i := strings.Index(msg, noAnswer); i >= 0 {
 		return msg[i:]
 	}
 	return msg
 }
 
-// ErrNoAnswerText starts the message of an unanswered BMC.
-var ErrNoAnswerText = ipmilan.ErrNoAnswer.Error()
+// noAnswer starts the message of an unanswered BMC: "no answer after 3
+// tries" is all a sysadmin needs, not the stage it happened in.
+var noAnswer = ipmilan.ErrNoAnswer.Error()
