@@ -38,7 +38,7 @@ type Session struct {
 	rqSeq   uint8
 	calls   map[uint8]*call
 	inWin   window
-	refused bool // the last write or read saw ICMP port unreachable
+	refused bool // ICMP port unreachable seen since the last request began
 
 	setup chan setupMsg // v2.0 session-setup payloads from the reader
 	// payloads receives non-IPMI payloads of the established session
@@ -389,6 +389,7 @@ func (s *Session) doOnce(ctx context.Context, netFn wire.NetFn, cmd uint8, data 
 		return wire.Response{}, ErrClosed
 	}
 	seq, ok := s.allocSeq(c)
+	s.refused = false
 	s.mu.Unlock()
 	if !ok {
 		return wire.Response{}, fmt.Errorf("%w: 64 requests in flight", ErrProtocol)
