@@ -157,8 +157,7 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 		}
 		return "next boot " + string(a), nil
 	}
-	ctl := map[Action]ipmilan.ChassisControl{On: ipmilan.PowerOn, Off: ipmilan.PowerOff, Cycle: ipmilan.PowerCycle,
-		Reset: ipmilan.HardReset, Soft: ipmilan.SoftShutdown, Diag: ipmilan.DiagInterupt}[a]
+	ctl := controls[a]
 	note := "ok"
 	if a == Cycle || a == Reset {
 		// Cycle and reset need not power on a node that is off (IPMI
@@ -203,6 +202,10 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 		}
 	}
 }
+
+// controls maps the chassis-control actions to their command.
+var controls = map[Action]ipmilan.ChassisControl{On: ipmilan.PowerOn, Off: ipmilan.PowerOff, Cycle: ipmilan.PowerCycle,
+	Reset: ipmilan.HardReset, Soft: ipmilan.SoftShutdown, Diag: ipmilan.DiagInterupt}
 
 func onOff(on bool) string {
 	if on {
