@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -98,7 +100,7 @@ var (
 	ErrInUse      = errors.New("logstore: console log is already open for writing")
 	ErrReadOnly   = errors.New("logstore: store is read-only")
 	ErrNoSuchLog  = errors.New("logstore: no log for this console")
-	ErrBadConsole = errors.New("logstore: console name is not a safe path component")
+	ErrBadConsole = errors.New("bad console name")
 )
 
 // Store is a log directory: one folder of segments per console. It hands
@@ -194,28 +196,52 @@ func (s *Store) encoder() *zstd.Encoder {
 	return s.enc
 }
 
-// CheckConsoleName returns an error unless name can be used as a console's
-// folder name: 1 to 128 bytes of letters, digits, '.', '_', '-', '+', '@'
-// and ':', not starting with '.' or '-'.
+// MaxConsoleName is the longest console name, in bytes.
+const MaxConsoleName = 128
+
+// CheckConsoleName is solgate's one rule for console names, shared by the
+// configuration and the log store: a name becomes a folder under the log
+// directory, an SSH user name and a syslog HOSTNAME, so it is 1 to
+// MaxConsoleName bytes of ASCII letters, digits, '.', '_' and '-', not
+// starting with '.' or '-'. The error wraps ErrBadConsole and quotes the
+// name cut to a readable length.
 func CheckConsoleName(name string) error {
-	if name == "" || len(name) > 128 {
-		return fmt.Errorf("%w: %q: must be 1 to 128 bytes", ErrBadConsole, name)
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrBadConsole)
+	case len(name) > MaxConsoleName:
+		return fmt.Errorf("%w %s: longer than %d bytes", ErrBadConsole, QuoteShort(name), MaxConsoleName)
+	case name[0] == '.' || name[0] == '-':
+		return fmt.Errorf("%w %s: starts with %q", ErrBadConsole, QuoteShort(name), name[0])
 	}
-	if name[0] == '.' || name[0] == '-' {
-		return fmt.Errorf("%w: %q: must not start with %q", ErrBadConsole, name, name[0])
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+	for i, r := range name {
+		if r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
 			continue
 		}
-		switch c {
-		case '.', '_', '-', '+', '@', ':':
-			continue
+		what := fmt.Sprintf("%q", r)
+		if r == utf8.RuneError {
+			what = fmt.Sprintf("byte %#02x", name[i])
 		}
-		return fmt.Errorf("%w: %q: byte %q at %d is not allowed", ErrBadConsole, name, c, i)
+		return fmt.Errorf("%w %s: contains %s (allowed: letters, digits, '.', '_', '-')", ErrBadConsole, QuoteShort(name), what)
 	}
 	return nil
+}
+
+// QuoteShort quotes s for an error message, cut to 40 characters so a
+// huge value never floods a log, with non-ASCII shown as characters.
+func QuoteShort(s string) string {
+	const keep = 40
+	if utf8.RuneCountInString(s) <= keep {
+		return strconv.Quote(s)
+	}
+	n := 0
+	for i := range s {
+		if n == keep {
+			return strconv.Quote(s[:i]) + fmt.Sprintf("... (%d bytes)", len(s))
+		}
+		n++
+	}
+	return strconv.Quote(s)
 }
 
 // Writer returns the Writer of console, opening (and if a crash left it

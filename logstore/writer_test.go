@@ -347,13 +347,13 @@ func TestRetention(t *testing.T) {
 }
 
 func TestConsoleNames(t *testing.T) {
-	for _, ok := range []string{"node42", "rack1-node001", "n.example.com", "node_1", "a+b", "bmc@x", "x:1", "N"} {
+	for _, ok := range []string{"node42", "rack1-node001", "n.example.com", "node_1", "N", "a-b.c_d"} {
 		if err := CheckConsoleName(ok); err != nil {
 			t.Errorf("CheckConsoleName(%q) = %v", ok, err)
 		}
 	}
 	s := openTest(t, "", Options{})
-	for _, bad := range []string{"", ".", "..", "../etc", "a/b", ".hidden", "-rf", "a b", "a\x00b", "ä", strings.Repeat("x", 129), "a\\b"} {
+	for _, bad := range []string{"", ".", "..", "../etc", "a/b", ".hidden", "-rf", "a b", "a\x00b", "ä", strings.Repeat("x", 129), "a\\b", "a+b", "bmc@x", "x:1", "n\xff"} {
 		if err := CheckConsoleName(bad); !errors.Is(err, ErrBadConsole) {
 			t.Errorf("CheckConsoleName(%q) = %v, want ErrBadConsole", bad, err)
 		}
@@ -888,4 +888,17 @@ func TestIdleClose(t *testing.T) {
 			t.Fatalf("raw = %q", raw)
 		}
 	})
+}
+
+func TestConsoleNameMessages(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"nöde", `bad console name "nöde": contains 'ö'`},
+		{"n\xffde", `contains byte 0xff`},
+		{strings.Repeat("x", 50<<20), `... (52428800 bytes): longer than 128 bytes`},
+	} {
+		err := CheckConsoleName(c.name)
+		if err == nil || !strings.Contains(err.Error(), c.want) || len(err.Error()) > 200 {
+			t.Errorf("CheckConsoleName(%.20q) = %.300v, want it to contain %q (and be short)", c.name, err, c.want)
+		}
+	}
 }

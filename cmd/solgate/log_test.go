@@ -181,7 +181,7 @@ func TestLogErrors(t *testing.T) {
 		{[]string{"log", "--log-dir", dir, "node1", "--since", "soon"}, 2, "--since: bad time"},
 		{[]string{"log", "--log-dir", dir, "node1", "--since", "1h", "--until", "2h"}, 2, "is not after"},
 		{[]string{"log", "--log-dir", dir, "node1", "-f", "--until", "1h"}, 2, "--follow and --until"},
-		{[]string{"log", "--log-dir", dir, "../etc"}, 2, "not a safe path component"},
+		{[]string{"log", "--log-dir", dir, "../etc"}, 2, "bad console name"},
 		{[]string{"log", "--log-dir", dir, "node9"}, 1, "no log for console node9"},
 		{[]string{"log", "--log-dir", filepath.Join(dir, "missing"), "node1"}, 1, "log directory"},
 		{[]string{"log", "--log-dir", dir, "-c", "x.toml", "node1"}, 2, "not both"},

@@ -197,9 +197,9 @@ groups = ["admins"]
 		{"no bmc", map[string]string{"solgate.toml": "\n[[console]]\nname = \"n1\"\n"},
 			[]string{`solgate.toml:2: console n1: no bmc: give a hostlist as long as name, or a template such as "{name}-bmc" (here or in [defaults])`}},
 		{"unsafe names", map[string]string{"solgate.toml": "[[console]]\nname = \"..x,ok,a/b,c d\"\nbmc = \"{name}\"\n"},
-			[]string{`solgate.toml:2: console name "..x" starts with '.' (and 1 more bad names: a/b)`}},
+			[]string{`solgate.toml:2: bad console name "..x": starts with '.' (and 1 more bad names: a/b)`}},
 		{"name with control char", map[string]string{"solgate.toml": "[[console]]\nname = \"a\\u0007b\"\nbmc = \"x\"\n"},
-			[]string{`solgate.toml:2: console name "a\ab" contains '\a' (allowed: letters, digits, '.', '_', '-')`}},
+			[]string{`solgate.toml:2: bad console name "a\ab": contains '\a' (allowed: letters, digits, '.', '_', '-')`}},
 		{"duplicate across files", map[string]string{
 			"solgate.toml":      "[defaults]\nbmc = \"{name}-bmc\"\n[[console]]\nname = \"node[1-4]\"\n",
 			"conf.d/a.toml":     "\n\n[[console]]\nname = \"node[3-6]\"\n",

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/solgate/solgate/logstore"
 )
 
 // ValidQuirks are the BMC workaround names a console may list, as FreeIPMI
@@ -29,33 +31,9 @@ var facilities = map[string]int{
 	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
 }
 
-// maxNameLen bounds console names: they are directory names, SSH user names
-// and syslog HOSTNAMEs (RFC 5424 allows 255).
-const maxNameLen = 128
-
-// checkConsoleName reports why name is not a safe console name. Names become
-// a directory under log_dir and an SSH user name, so they are one path
-// component of letters, digits, '.', '_' and '-', not starting with '.'
-// or '-'.
-func checkConsoleName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty console name")
-	case len(name) > maxNameLen:
-		return fmt.Errorf("console name %.20q... is longer than %d bytes", name, maxNameLen)
-	case name[0] == '.':
-		return fmt.Errorf("console name %q starts with '.'", name)
-	case name[0] == '-':
-		return fmt.Errorf("console name %q starts with '-'", name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(isAlnum(c) || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("console name %q contains %q (allowed: letters, digits, '.', '_', '-')", name, c)
-		}
-	}
-	return nil
-}
+// checkConsoleName reports why name is not a usable console name: the
+// log store's rule (logstore.CheckConsoleName), the one rule for both.
+func checkConsoleName(name string) error { return logstore.CheckConsoleName(name) }
 
 // checkIdent validates user and group names: [A-Za-z0-9_][A-Za-z0-9_.-]*.
 func checkIdent(kind, name string) error {
