@@ -69,3 +69,19 @@ func (e *SetupError) Unwrap() error {
 	}
 	return nil
 }
+
+// SOLActiveError says the SOL payload is held by another session. Owner is
+// that session's BMC session ID (0 when the BMC does not say); compare it
+// with Session.ID of an earlier session to recognise one's own.
+type SOLActiveError struct {
+	Owner uint32
+}
+
+func (e *SOLActiveError) Error() string {
+	if e.Owner == 0 {
+		return ErrSOLActive.Error()
+	}
+	return fmt.Sprintf("%v (BMC session %#x)", ErrSOLActive, e.Owner)
+}
+
+func (e *SOLActiveError) Is(target error) bool { return target == ErrSOLActive }

@@ -128,6 +128,15 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 // Addr is the BMC address the session talks to.
 func (s *Session) Addr() string { return s.cfg.Addr }
 
+// ID is the session's ID as the BMC numbers it (RMCP+: the managed system
+// session ID; IPMI 1.5: the session ID). Get Payload Instance Info names a
+// payload's owner by this ID.
+func (s *Session) ID() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sid
+}
+
 // CipherSuite is the negotiated RMCP+ suite (0 for IPMI 1.5 sessions).
 func (s *Session) CipherSuite() int { return int(s.suite.ID) }
 

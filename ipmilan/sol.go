@@ -15,8 +15,14 @@ import (
 // SOLOptions configure a Serial-over-LAN console.
 type SOLOptions struct {
 	// Steal deactivates the payload when another session holds it, then
-	// activates it for us. Without it such a BMC gives ErrSOLActive.
+	// activates it for us. Without it such a BMC gives a *SOLActiveError
+	// (errors.Is ErrSOLActive) naming the holder.
 	Steal bool
+	// StealFrom, when not zero, is a BMC session ID the caller knows to be
+	// its own stale session (a previous process killed before it could
+	// deactivate): a payload held by that session is taken even without
+	// Steal, instead of waiting for the BMC to time the session out.
+	StealFrom uint32
 	// Instance is the SOL payload instance (default 1).
 	Instance uint8
 	// RetryInterval and Retries govern retransmission of our input
@@ -71,8 +77,9 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 			return nil, err
 		}
 		if active {
-			if !o.Steal {
-				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, ErrSOLActive)
+			owner := s.payloadOwner(ctx, o.Instance)
+			if !o.Steal && (o.StealFrom == 0 || owner != o.StealFrom) {
+				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, &SOLActiveError{Owner: owner})
 			}
 			if err := s.deactivateSOL(ctx, o.Instance); err != nil {
 				return nil, err
@@ -116,13 +123,13 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 			case wire.CCPayloadActive:
 				// Races: a BMC can still say "active" right after a
 				// deactivation; FreeIPMI loops a bounded number of times.
-				if o.Steal && try < 5 {
+				if (o.Steal || o.StealFrom != 0) && try < 5 {
 					if derr := s.deactivateSOL(ctx, o.Instance); derr != nil {
 						return nil, derr
 					}
 					continue
 				}
-				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, ErrSOLActive)
+				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, &SOLActiveError{Owner: s.payloadOwner(ctx, o.Instance)})
 			case wire.CCPayloadDisabled:
 				return nil, fmt.Errorf("ipmilan: %s: activate SOL: SOL is disabled on the BMC or not permitted for user %q: %w", s.cfg.Addr, s.cfg.User, err)
 			case wire.CCPayloadLimit:
@@ -186,6 +193,16 @@ func (s *Session) payloadActive(ctx context.Context, inst uint8) (bool, error) {
 	}
 	bits := binary.LittleEndian.Uint16(r.Data[1:])
 	return bits&(1<<(inst-1)) != 0, nil
+}
+
+// payloadOwner returns the BMC session ID holding the payload instance,
+// or 0 when unknown (not active, or the BMC does not say).
+func (s *Session) payloadOwner(ctx context.Context, inst uint8) uint32 {
+	r, err := s.do(ctx, wire.NetFnApp, wire.CmdGetPayloadInstanceInfo, []byte{uint8(wire.PayloadSOL), inst})
+	if err != nil || len(r.Data) < 4 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(r.Data)
 }
 
 func (s *Session) deactivateSOL(ctx context.Context, inst uint8) error {

@@ -143,6 +143,29 @@ func TestSOLStolen(t *testing.T) {
 	}
 }
 
+// TestSOLStealFrom: a payload held by a known session (one's own, left by
+// a killed process) is taken with StealFrom; any other holder is not, and
+// the refusal names the holder.
+func TestSOLStealFrom(t *testing.T) {
+	_, addr := startBMC(t, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true}})
+	stale := dialSOL(t, addr, ipmilan.SOLOptions{}, ipmilan.Config{})
+	staleID := stale.Session().ID()
+	if staleID == 0 {
+		t.Fatal("session ID is 0")
+	}
+	cfg := ipmilan.Config{Addr: addr, User: "admin", Password: ipmilan.Secret("secret")}
+	_, err := ipmilan.DialSOL(context.Background(), cfg, ipmilan.SOLOptions{StealFrom: staleID + 1})
+	var active *ipmilan.SOLActiveError
+	if !errors.As(err, &active) || !errors.Is(err, ipmilan.ErrSOLActive) || active.Owner != staleID {
+		t.Fatalf("StealFrom another session: %v (want SOLActiveError naming %#x)", err, staleID)
+	}
+	c := dialSOL(t, addr, ipmilan.SOLOptions{StealFrom: staleID}, ipmilan.Config{})
+	waitEvent(t, stale, ipmilan.SOLStolen, ipmilan.SOLDeactivated)
+	if c.Err() != nil {
+		t.Fatalf("new console ended: %v", c.Err())
+	}
+}
+
 func TestSOLBMCReboot(t *testing.T) {
 	bmc, addr := startBMC(t, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true}})
 	before := runtime.NumGoroutine()
