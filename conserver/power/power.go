@@ -101,12 +101,7 @@ func Run(ctx context.Context, targets []Target, a Action, o Options, out chan<- 
 	if o.Fanout <= 0 {
 		o.Fanout = 64
 	}
-	if o.WaitTimeout <= 0 {
-		o.WaitTimeout = 60 * time.Second
-	}
-	if o.PollEvery <= 0 {
-		o.PollEvery = time.Second
-	}
+	o.defaults()
 	if o.Deadline <= 0 {
 		o.Deadline = 30 * time.Second
 		if o.Wait {
@@ -134,12 +129,30 @@ func Run(ctx context.Context, targets []Target, a Action, o Options, out chan<- 
 	wg.Wait()
 }
 
+func (o *Options) defaults() {
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = 60 * time.Second
+	}
+	if o.PollEvery <= 0 {
+		o.PollEvery = time.Second
+	}
+}
+
 func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 	s, err := ipmilan.Dial(ctx, t.Config)
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
+	return Exec(ctx, s, a, o)
+}
+
+// Exec performs action a in the open session s and returns the result
+// as Result.State words. The console manager runs power actions this way
+// over a console's live SOL session: BMCs have few session slots.
+// o.Fanout and o.Deadline do not apply (ctx bounds the call).
+func Exec(ctx context.Context, s *ipmilan.Session, a Action, o Options) (string, error) {
+	o.defaults()
 	switch a {
 	case Status:
 		st, err := s.ChassisStatus(ctx)
@@ -157,7 +170,10 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 		}
 		return "next boot " + string(a), nil
 	}
-	ctl := controls[a]
+	ctl, ok := controls[a]
+	if !ok {
+		return "", fmt.Errorf("unknown action %q", a)
+	}
 	note := "ok"
 	if a == Cycle || a == Reset {
 		// Cycle and reset need not power on a node that is off (IPMI
