@@ -118,8 +118,8 @@ type redial struct {
 
 // solConn is one live SOL connection: the session and its console.
 type solConn struct {
-	sess *ipmilan.Session
-	sol  *ipmilan.SOL
+	sess bmcSession
+	sol  solStream
 	once sync.Once
 }
 

@@ -51,8 +51,11 @@ func (c *Console) Power(ctx context.Context, id Identity, a power.Action) (strin
 		err error
 		via = "the console's session"
 	)
+	if conn != nil && conn.sess.IPMI() == nil {
+		conn = nil
+	}
 	if conn != nil {
-		res, err = run(conn.sess)
+		res, err = run(conn.sess.IPMI())
 		if errors.Is(err, ipmilan.ErrClosed) {
 			conn = nil // it ended meanwhile: use a session of our own
 		}

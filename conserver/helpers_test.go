@@ -103,8 +103,11 @@ type consoleSpec struct {
 // lines given.
 func testConfig(dir, server string, consoles []consoleSpec, access string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlog_dir = %q\nstate_dir = %q\nreconnect_min = \"50ms\"\nreconnect_max = \"500ms\"\nreconnect_stable = \"2s\"\nreload_interval = \"0\"\n%s\n",
-		filepath.Join(dir, "log"), filepath.Join(dir, "state"), server)
+	fmt.Fprintf(&b, "[server]\nlog_dir = %q\nstate_dir = %q\nreload_interval = \"0\"\n", filepath.Join(dir, "log"), filepath.Join(dir, "state"))
+	if !strings.Contains(server, "reconnect_") {
+		b.WriteString("reconnect_min = \"50ms\"\nreconnect_max = \"500ms\"\nreconnect_stable = \"2s\"\n")
+	}
+	b.WriteString(server + "\n")
 	b.WriteString("[defaults]\nuser = \"admin\"\npassword_file = \"bmc.pass\"\ncipher_suite = 17\n\n")
 	for _, c := range consoles {
 		fmt.Fprintf(&b, "[[console]]\nname = %q\nbmc = %q\n%s\n", c.name, c.bmc, c.extra)
@@ -118,7 +121,7 @@ func testConfig(dir, server string, consoles []consoleSpec, access string) strin
 }
 
 // newEnv writes the configuration and starts a manager on it.
-func newEnv(t testing.TB, server string, consoles []consoleSpec, o Options) *testEnv {
+func newEnv(t testing.TB, server string, consoles []consoleSpec, o Options, setup ...func(*Manager)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &testEnv{t: t, dir: dir, path: filepath.Join(dir, "solgate.toml"), logBuf: &syncBuffer{}}
@@ -141,6 +144,9 @@ func newEnv(t testing.TB, server string, consoles []consoleSpec, o Options) *tes
 	m, err := NewManager(o)
 	must(t, err)
 	e.m = m
+	for _, f := range setup {
+		f(m)
+	}
 	if _, err := m.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}

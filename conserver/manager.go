@@ -74,6 +74,7 @@ type Manager struct {
 	hs    *limiter
 	sess  *sessionStore
 	rnd   func(n int64) int64
+	open  func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) // openSession; tests replace it
 
 	cfg   atomic.Pointer[config.Config]
 	boots atomic.Pointer[bootPatterns]
@@ -119,6 +120,7 @@ func NewManager(o Options) (*Manager, error) {
 	}
 	m := &Manager{opts: o, log: log, store: o.Store, hs: newLimiter(64), sess: sess, rnd: o.Rand,
 		consoles: map[string]*Console{}}
+	m.open = m.openSession
 	return m, nil
 }
 

@@ -72,7 +72,7 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 	defer cancel()
 	stale := c.m.sess.get(c.name, cfg.Addr)
 	for moved := false; ; moved = true {
-		sess, err := c.m.opts.Dial(ctx, cfg)
+		sess, err := c.m.open(ctx, cfg)
 		if err != nil {
 			return nil, &connectResult{err: err}
 		}
