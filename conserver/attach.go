@@ -112,6 +112,11 @@ type Attachment struct {
 	parser  *escape.Parser
 	esc     [2]byte
 	confirm byte // a power-menu key awaiting [y/N]; 0: none
+	// Test seams of the escape engine: typed data, commands and [y/N]
+	// answers go here instead of being acted on, when set.
+	send        func([]byte)
+	commandHook func(cmd string) bool
+	answerHook  func(b byte)
 
 	lastInput atomic.Int64 // unix nanos
 

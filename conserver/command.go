@@ -1,6 +1,7 @@
 package conserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -50,35 +51,58 @@ func findPowerKey(k byte) (powerKey, bool) {
 	return powerKey{}, false
 }
 
-// typed runs the escape engine over p. The caller holds wmu.
+// typed runs the escape engine over p. The caller holds wmu. Runs of
+// ordinary bytes go to the parser whole; inside an escape it is fed one
+// byte at a time, so that the byte after a command that asks [y/N] is
+// the answer however the input was cut into writes. Only y or Y
+// confirms; the escape's first byte cancels and starts an escape.
 func (a *Attachment) typed(p []byte) int {
 	esc := a.c.settings().esc
 	if a.parser == nil || a.esc != esc {
 		// A new escape (reload): start clean.
 		a.parser, a.esc, a.confirm = escape.New(esc, twoKeyCommands), esc, 0
 	}
-	rest := p
-	if a.confirm != 0 && len(rest) > 0 {
-		a.answer(rest[0])
-		rest = rest[1:]
+	send := a.send
+	if send == nil {
+		send = func(b []byte) { a.c.input(a, b) }
 	}
-	for _, it := range a.parser.Feed(rest) {
-		if it.Command == "" {
-			data := it.Data
-			if a.confirm != 0 {
-				a.answer(data[0])
-				data = data[1:]
+	run, answer := a.command, a.answer
+	if a.commandHook != nil {
+		run = a.commandHook
+	}
+	if a.answerHook != nil {
+		answer = func(b byte) { a.confirm = 0; a.answerHook(b) }
+	}
+	rest := p
+	for len(rest) > 0 {
+		if a.confirm != 0 {
+			if rest[0] == esc[0] {
+				answer(0) // an escape instead of an answer: no, and the escape goes on
+				continue
 			}
-			if len(data) > 0 {
-				a.c.input(a, data)
-			}
+			answer(rest[0])
+			rest = rest[1:]
 			continue
 		}
-		if a.confirm != 0 {
-			a.answer(0) // another escape command: not a yes
+		n := 1 // inside an escape, or at its first byte
+		if !a.parser.Pending() {
+			switch i := bytes.IndexByte(rest, esc[0]); {
+			case i < 0:
+				n = len(rest)
+			case i > 0:
+				n = i
+			}
 		}
-		if !a.command(it.Command) {
-			break // detached
+		chunk := rest[:n]
+		rest = rest[n:]
+		for _, it := range a.parser.Feed(chunk) {
+			if it.Command == "" {
+				send(it.Data)
+				continue
+			}
+			if !run(it.Command) {
+				return len(p) // detached: the rest is not typed
+			}
 		}
 	}
 	return len(p)

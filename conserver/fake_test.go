@@ -22,6 +22,8 @@ type fakeBMC struct {
 	steals  int      // times solgate took the payload from a foreign holder
 	reclaim int      // times solgate took it back from its own stale session
 	stale   uint32   // a session of "a previous daemon" holding the payload
+	typed   []byte   // what solgate wrote to the console
+	breaks  int
 }
 
 func (f *fakeBMC) open(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
@@ -137,8 +139,19 @@ func (c *fakeSOL) Read(p []byte) (int, error) {
 	<-c.ended
 	return 0, c.Err()
 }
-func (c *fakeSOL) Write(p []byte) (int, error)     { return len(p), c.Err() }
-func (c *fakeSOL) Break(ctx context.Context) error { return nil }
+func (c *fakeSOL) Write(p []byte) (int, error) {
+	c.f.mu.Lock()
+	c.f.typed = append(c.f.typed, p...)
+	c.f.mu.Unlock()
+	return len(p), c.Err()
+}
+
+func (c *fakeSOL) Break(ctx context.Context) error {
+	c.f.mu.Lock()
+	c.f.breaks++
+	c.f.mu.Unlock()
+	return nil
+}
 func (c *fakeSOL) Events() <-chan ipmilan.SOLEvent { return c.events }
 func (c *fakeSOL) Stats() ipmilan.SOLStats         { return ipmilan.SOLStats{} }
 func (c *fakeSOL) Err() error {
@@ -154,4 +167,10 @@ func (c *fakeSOL) Close() error {
 	c.f.mu.Unlock()
 	c.end(ipmilan.ErrClosed)
 	return nil
+}
+
+func (f *fakeBMC) input() (string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return string(f.typed), f.breaks
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/conserver/escape"
+	"github.com/solgate/solgate/conserver/power"
 	"github.com/solgate/solgate/ipmilan"
 	"github.com/solgate/solgate/logstore"
 )
@@ -75,6 +76,8 @@ type Manager struct {
 	sess  *sessionStore
 	rnd   func(n int64) int64
 	open  func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) // openSession; tests replace it
+	// powerFn, when set (tests), performs power actions instead of a BMC.
+	powerFn func(ctx context.Context, c *Console, a power.Action) (string, error)
 
 	cfg   atomic.Pointer[config.Config]
 	boots atomic.Pointer[bootPatterns]
