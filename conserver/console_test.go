@@ -36,7 +36,7 @@ func TestConsoleLogsAndAttaches(t *testing.T) {
 	if !strings.Contains(r.text(), want) {
 		t.Fatal("the attachment's output lacks the stream in one piece")
 	}
-	waitFor(t, "stream in the log", 5*time.Second, func() bool { return strings.Contains(logText(t, e.store, "node1"), want) })
+	waitFor(t, "stream in the log", 5*time.Second, func() bool { return strings.Contains(logRaw(t, e.store, "node1"), want) })
 
 	// Input: typed text reaches the host, echoed back.
 	line := "echo hello-from-alice\r"

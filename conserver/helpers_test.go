@@ -270,3 +270,19 @@ func logText(t testing.TB, store *logstore.Store, console string) string {
 func newTestLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// logRaw returns a console's logged output bytes, events left out.
+func logRaw(t testing.TB, store *logstore.Store, console string) string {
+	t.Helper()
+	lines, err := store.Tail(console, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if l.Event == "" {
+			b.Write(l.Text)
+		}
+	}
+	return b.String()
+}
