@@ -197,6 +197,10 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 		c.log = c.m.log.With("console", c.name, "bmc", p.ipmi.Addr)
 	}
 	c.mu.Unlock()
+	if what&config.ChangeLog != 0 {
+		c.w.SetLimits(logLimits(cc.Log)) // no reconnect: the writer takes them at its next flush
+		c.event(logstore.EventNote, "log rotation and retention settings changed")
+	}
 	if what&config.ChangeEscape != 0 && p.esc != oldEsc {
 		c.tell(fmt.Sprintf("the escape is now %s (%s? for help)", formatEscape(p.esc), formatEscape(p.esc)))
 	}

@@ -335,6 +335,7 @@ func (m *Manager) startConsole(p *prepared) error {
 	if err != nil {
 		return err
 	}
+	w.SetLimits(logLimits(p.cfg.Log))
 	c := newConsole(m, p, w)
 	m.mu.Lock()
 	if m.closed {
@@ -431,4 +432,9 @@ func (m *Manager) sortedNames() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// logLimits maps a console's log settings onto its writer's.
+func logLimits(l config.LogSettings) logstore.Limits {
+	return logstore.Limits{SegmentBytes: l.RotateSize, SegmentAge: l.RotateAge, RetainAge: l.RetainAge, RetainBytes: l.RetainBytes}
 }

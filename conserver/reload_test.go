@@ -93,7 +93,7 @@ func TestReloadWithLiveSessions(t *testing.T) {
 	}
 
 	// The real edit.
-	after := []consoleSpec{{name: "node1", bmc: sims["s1b"].Addr}, {name: "node2", bmc: sims["s2"].Addr}, {name: "node4", bmc: sims["s4"].Addr}}
+	after := []consoleSpec{{name: "node1", bmc: sims["s1b"].Addr}, {name: "node2", bmc: sims["s2"].Addr, extra: "log_rotate_size = \"32MiB\""}, {name: "node4", bmc: sims["s4"].Addr}}
 	e.write(testConfig(e.dir, "", after, access(`"alice", "carol"`, `"alice"`)))
 	var res ApplyResult
 	select {
@@ -104,7 +104,7 @@ func TestReloadWithLiveSessions(t *testing.T) {
 		t.Fatal("the edit was not applied")
 	}
 	if strings.Join(res.Started, ",") != "node4" || strings.Join(res.Stopped, ",") != "node3" ||
-		strings.Join(res.Reconnects, ",") != "node1" || res.Detached != 1 {
+		strings.Join(res.Reconnects, ",") != "node1" || strings.Join(res.Updated, ",") != "node2" || res.Detached != 1 {
 		t.Fatalf("apply result %+v", res)
 	}
 	if e.m.Console("node2") != node2 {
@@ -146,6 +146,9 @@ func TestReloadWithLiveSessions(t *testing.T) {
 		if got := established(t, e, console); got != want {
 			t.Errorf("%s: %d sessions established, want %d", console, got, want)
 		}
+	}
+	if !strings.Contains(logText(t, e.store, "node2"), "! note log rotation and retention settings changed") {
+		t.Error("node2's log settings change is not in its log")
 	}
 	if st := sims["s2"].Stats(); st.SessionsOpened != sessBefore || st.SOLActivations != 1 {
 		t.Errorf("node2's BMC saw new sessions: %+v", st)

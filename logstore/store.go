@@ -443,7 +443,8 @@ func (s *Store) quiesce() {
 
 // retain deletes a console's segments beyond the retention limits.
 func (s *Store) retain(j maintJob) {
-	if s.opt.RetainAge <= 0 && s.opt.RetainBytes <= 0 {
+	lim := j.w.limits()
+	if lim.RetainAge <= 0 && lim.RetainBytes <= 0 {
 		return
 	}
 	dir := filepath.Join(s.dir, j.console)
@@ -471,8 +472,8 @@ func (s *Store) retain(j maintJob) {
 		if i+1 < len(segs) {
 			end = segs[i+1].start
 		}
-		old := s.opt.RetainAge > 0 && now.Sub(end) > s.opt.RetainAge
-		big := s.opt.RetainBytes > 0 && total > s.opt.RetainBytes
+		old := lim.RetainAge > 0 && now.Sub(end) > lim.RetainAge
+		big := lim.RetainBytes > 0 && total > lim.RetainBytes
 		if !old && !big {
 			break
 		}

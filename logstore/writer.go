@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -66,6 +67,8 @@ type Writer struct {
 	closed    bool
 	liveName  string // copy of seg for the maintainer
 	stats     WriterStats
+
+	lim atomic.Pointer[Limits] // SetLimits; nil: the Store's Options
 }
 
 // WriterStats are a Writer's counters since it was opened.
@@ -302,7 +305,7 @@ func (w *Writer) checkAge(now time.Time) {
 	if !w.ioMu.TryLock() {
 		return // busy (maybe stuck on a slow disk); try at the next tick
 	}
-	old := w.seg != "" && now.Sub(w.segStart) >= w.s.opt.SegmentAge
+	old := w.seg != "" && now.Sub(w.segStart) >= w.limits().SegmentAge
 	w.ioMu.Unlock()
 	if !old {
 		return
@@ -401,7 +404,7 @@ func (w *Writer) flushIO(final bool) error {
 	defer putBuf(text)
 
 	now := w.s.now()
-	if w.seg != "" && (rotate || w.size >= w.s.opt.SegmentBytes || now.Sub(w.segStart) >= w.s.opt.SegmentAge) {
+	if lim := w.limits(); w.seg != "" && (rotate || w.size >= lim.SegmentBytes || now.Sub(w.segStart) >= lim.SegmentAge) {
 		w.rotateIO()
 	}
 	if len(text) == 0 && w.lost.bytes == 0 {
@@ -673,7 +676,7 @@ func (w *Writer) open() error {
 			f.Close()
 			break
 		}
-		if size >= w.s.opt.SegmentBytes || now.Sub(sg.start) >= w.s.opt.SegmentAge {
+		if lim := w.limits(); size >= lim.SegmentBytes || now.Sub(sg.start) >= lim.SegmentAge {
 			f.Close()
 			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
 			continue
