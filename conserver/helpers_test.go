@@ -239,7 +239,13 @@ func (r *reader) text() string {
 
 func (r *reader) wait(t testing.TB, want string, d time.Duration) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%q in the attachment's output; got %q", want, tailStr(r.text(), 400)), d, func() bool { return strings.Contains(r.text(), want) })
+	deadline := time.Now().Add(d)
+	for !strings.Contains(r.text(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %q in the attachment's output; got %q", d, want, tailStr(r.text(), 400))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func tailStr(s string, n int) string {
