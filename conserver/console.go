@@ -88,24 +88,25 @@ type Console struct {
 	bytesOut   atomic.Uint64 // typed input handed to SOL.Write
 	lastOutput atomic.Int64  // unix nanos
 
-	mu       sync.Mutex // guards the fields below
-	set      *prepared
-	st       State
-	since    time.Time
-	reason   string
-	nextTry  time.Time
-	conn     *solConn
-	upSince  time.Time
-	everUp   bool
-	reconns  int
-	own      ownership
-	req      *redial
-	writer   *Attachment
-	all      []*Attachment
-	in       inputQueue
-	pumping  bool
-	solStats ipmilan.SOLStats // of the last session, once it ended
-	stopped  bool
+	mu        sync.Mutex // guards the fields below
+	set       *prepared
+	st        State
+	since     time.Time
+	reason    string
+	nextTry   time.Time
+	conn      *solConn
+	upSince   time.Time
+	downSince time.Time // when the last session ended (zero before the first)
+	everUp    bool
+	reconns   int
+	own       ownership
+	req       *redial
+	writer    *Attachment
+	all       []*Attachment
+	in        inputQueue
+	pumping   bool
+	solStats  ipmilan.SOLStats // of the last session, once it ended
+	stopped   bool
 }
 
 // redial is a request to drop the SOL connection and dial again now.
@@ -298,6 +299,7 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 	c.mu.Lock()
 	c.conn = conn
 	c.upSince = now
+	downSince := c.downSince
 	if c.everUp {
 		c.reconns++
 	}
@@ -312,6 +314,12 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 		c.tell(note.took)
 	}
 	c.event(logstore.EventReconnect, msg)
+	if !downSince.IsZero() {
+		// Most BMCs keep little or nothing printed while no console is
+		// active: say so where the output may jump.
+		c.event(logstore.EventGap, fmt.Sprintf("SOL was down for %v: output the node printed meanwhile is lost unless the BMC kept it",
+			now.Sub(downSince).Round(time.Millisecond)))
+	}
 	c.log.Info("conserver: SOL up", "session", fmt.Sprintf("%#x", conn.sess.ID()))
 	c.tell("connected")
 	return now
@@ -384,6 +392,7 @@ func (c *Console) lost(conn *solConn, err error, bo *backoff) time.Duration {
 	st := conn.sol.Stats()
 	c.mu.Lock()
 	c.conn = nil
+	c.downSince = time.Now()
 	c.solStats = st
 	req := c.req
 	c.dropInputLocked()

@@ -66,7 +66,7 @@ func (c *Console) Power(ctx context.Context, id Identity, a power.Action) (strin
 	if conn == nil {
 		via = "a short-lived session"
 		var s *ipmilan.Session
-		s, err = c.m.opts.Dial(ctx, set.ipmi)
+		s, err = c.m.opts.Dial(ctx, c.m.ipmiConfig(set))
 		if err == nil {
 			res, err = run(s)
 			s.Close()

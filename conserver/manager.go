@@ -46,8 +46,8 @@ type Options struct {
 	Backoff Backoff
 	// MaxHandshakes, when positive, replaces [server] max_handshakes.
 	MaxHandshakes int
-	// IPMITimeout, KeepAlive: ipmilan.Config's per-attempt timeout and
-	// keepalive interval (0: ipmilan's defaults, 1 s and 15 s).
+	// IPMITimeout, KeepAlive, when positive, replace [server] ipmi_timeout
+	// and ipmi_keepalive.
 	IPMITimeout time.Duration
 	KeepAlive   time.Duration
 	// AttachBuffer bounds each attachment's unread output (default 256
@@ -179,7 +179,7 @@ func (m *Manager) daemon() *config.Daemon {
 		return &c.Server.Daemon
 	}
 	d := config.Daemon{ReconnectMin: time.Second, ReconnectMax: 5 * time.Minute, ReconnectStable: time.Minute,
-		MaxHandshakes: 64, ShutdownTimeout: 5 * time.Second, StealGrace: 10 * time.Minute, StealLimit: 3, StealWindow: time.Hour}
+		MaxHandshakes: 64, ShutdownTimeout: 5 * time.Second, IPMITimeout: time.Second, KeepAlive: 15 * time.Second, StealGrace: 10 * time.Minute, StealLimit: 3, StealWindow: time.Hour}
 	return &d
 }
 
@@ -321,8 +321,6 @@ func (m *Manager) prepare(cc *config.Console) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", cc.File, cc.Line, err)
 	}
-	ic.Timeout = m.opts.IPMITimeout
-	ic.KeepAlive = m.opts.KeepAlive
 	esc, err := escape.Parse(cc.Escape)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: console %s: %w", cc.File, cc.Line, cc.Name, err)
@@ -437,4 +435,19 @@ func (m *Manager) sortedNames() []string {
 // logLimits maps a console's log settings onto its writer's.
 func logLimits(l config.LogSettings) logstore.Limits {
 	return logstore.Limits{SegmentBytes: l.RotateSize, SegmentAge: l.RotateAge, RetainAge: l.RetainAge, RetainBytes: l.RetainBytes}
+}
+
+// ipmiConfig is a console's connection settings with the manager's
+// timeouts applied.
+func (m *Manager) ipmiConfig(p *prepared) ipmilan.Config {
+	cfg := p.ipmi
+	d := m.daemon()
+	cfg.Timeout, cfg.KeepAlive = d.IPMITimeout, d.KeepAlive
+	if m.opts.IPMITimeout > 0 {
+		cfg.Timeout = m.opts.IPMITimeout
+	}
+	if m.opts.KeepAlive > 0 {
+		cfg.KeepAlive = m.opts.KeepAlive
+	}
+	return cfg
 }

@@ -67,7 +67,7 @@ type connectResult struct {
 // connect opens a session and activates SOL, applying the steal policy.
 func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 	set := c.settings()
-	cfg := set.ipmi
+	cfg := c.m.ipmiConfig(set)
 	ctx, cancel := context.WithTimeout(c.ctx, connectTimeout(cfg))
 	defer cancel()
 	stale := c.m.sess.get(c.name, cfg.Addr)

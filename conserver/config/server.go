@@ -194,6 +194,12 @@ type Daemon struct {
 	// session on SIGTERM.
 	ShutdownTimeout time.Duration
 
+	// IPMITimeout is the per-attempt timeout of IPMI requests; KeepAlive the
+	// idle interval between keepalives. A session the BMC has not answered
+	// for twice KeepAlive (plus one request's retries) is lost.
+	IPMITimeout time.Duration
+	KeepAlive   time.Duration
+
 	// StealGrace: with steal = "when-idle", how long another client may
 	// hold a console's SOL payload before solgate takes it.
 	StealGrace time.Duration
@@ -218,6 +224,8 @@ type daemonShape struct {
 	ReconnectStable *string   `toml:"reconnect_stable"`
 	MaxHandshakes   *int      `toml:"max_handshakes"`
 	ShutdownTimeout *string   `toml:"shutdown_timeout"`
+	IPMITimeout     *string   `toml:"ipmi_timeout"`
+	KeepAlive       *string   `toml:"ipmi_keepalive"`
 	StealGrace      *string   `toml:"steal_grace"`
 	StealLimit      *int      `toml:"steal_limit"`
 	StealWindow     *string   `toml:"steal_window"`
@@ -248,6 +256,8 @@ func defaultDaemon() Daemon {
 		ReconnectStable: time.Minute,
 		MaxHandshakes:   64,
 		ShutdownTimeout: 5 * time.Second,
+		IPMITimeout:     time.Second,
+		KeepAlive:       15 * time.Second,
 		StealGrace:      10 * time.Minute,
 		StealLimit:      3,
 		StealWindow:     time.Hour,
@@ -285,6 +295,8 @@ func (b *builder) daemon(f *parsedFile, sh *daemonShape, e *entryPos) {
 	dur("reconnect_max", sh.ReconnectMax, &d.ReconnectMax, 10*time.Millisecond, 24*time.Hour)
 	dur("reconnect_stable", sh.ReconnectStable, &d.ReconnectStable, time.Second, 24*time.Hour)
 	dur("shutdown_timeout", sh.ShutdownTimeout, &d.ShutdownTimeout, 100*time.Millisecond, 10*time.Minute)
+	dur("ipmi_timeout", sh.IPMITimeout, &d.IPMITimeout, 50*time.Millisecond, time.Minute)
+	dur("ipmi_keepalive", sh.KeepAlive, &d.KeepAlive, 500*time.Millisecond, 10*time.Minute)
 	dur("steal_grace", sh.StealGrace, &d.StealGrace, 0, 7*24*time.Hour)
 	dur("steal_window", sh.StealWindow, &d.StealWindow, time.Second, 7*24*time.Hour)
 	if d.ReconnectMax < d.ReconnectMin && sh.ReconnectMin != nil && sh.ReconnectMax == nil {
@@ -333,6 +345,8 @@ func (d *Daemon) dump(p func(format string, args ...any)) {
 	p("reconnect_stable = %s\n", q(formatDuration(d.ReconnectStable)))
 	p("max_handshakes = %d\n", d.MaxHandshakes)
 	p("shutdown_timeout = %s\n", q(formatDuration(d.ShutdownTimeout)))
+	p("ipmi_timeout = %s\n", q(formatDuration(d.IPMITimeout)))
+	p("ipmi_keepalive = %s\n", q(formatDuration(d.KeepAlive)))
 	p("steal_grace = %s\n", q(formatDuration(d.StealGrace)))
 	p("steal_limit = %d\n", d.StealLimit)
 	p("steal_window = %s\n", q(formatDuration(d.StealWindow)))
@@ -347,6 +361,8 @@ func (d *Daemon) hash(w hashWriter) {
 	w.num(int64(d.ReconnectStable))
 	w.num(int64(d.MaxHandshakes))
 	w.num(int64(d.ShutdownTimeout))
+	w.num(int64(d.IPMITimeout))
+	w.num(int64(d.KeepAlive))
 	w.num(int64(d.StealGrace))
 	w.num(int64(d.StealLimit))
 	w.num(int64(d.StealWindow))
