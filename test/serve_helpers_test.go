@@ -157,9 +157,9 @@ func tailString(s string, n int) string {
 
 // streamCheck is what checkStream found in a console's log.
 type streamCheck struct {
-	bytes   int   // stream bytes in the log
-	next    int   // the stream offset after the last logged byte
-	jumps   int   // discontinuities (each preceded by a gap event)
+	bytes   int // stream bytes in the log
+	next    int // the stream offset after the last logged byte
+	jumps   int // discontinuities (each preceded by a gap event)
 	causes  []string
 	lastAt  time.Time // the last stream record's time
 	offsets []jump
