@@ -314,9 +314,11 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 		c.tell(note.took)
 	}
 	c.event(logstore.EventReconnect, msg)
-	if !downSince.IsZero() {
-		// Most BMCs keep little or nothing printed while no console is
-		// active: say so where the output may jump.
+	// Most BMCs keep little or nothing printed while no console is
+	// active: say so where the output may jump.
+	if downSince.IsZero() {
+		c.event(logstore.EventGap, "first SOL session of this solgate serve: output printed while it was not running is lost unless the BMC kept it")
+	} else {
 		c.event(logstore.EventGap, fmt.Sprintf("SOL was down for %v: output the node printed meanwhile is lost unless the BMC kept it",
 			now.Sub(downSince).Round(time.Millisecond)))
 	}
