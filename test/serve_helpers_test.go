@@ -250,3 +250,15 @@ func streamOffset(data []byte) (int, bool) {
 	}
 	return 0, false
 }
+
+// appendFile appends text to a file.
+func appendFile(t testing.TB, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	defer f.Close()
+	_, err = f.WriteString(text)
+	must(t, err)
+}
+
+func ensureTestDir(dir string) error { return os.MkdirAll(dir, 0o700) }
