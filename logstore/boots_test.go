@@ -81,3 +81,33 @@ func TestBoots(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenFileBudget(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, "", Options{MaxOpenFiles: 2})
+	var ws []*Writer
+	for i := range 6 {
+		ws = append(ws, mustWriter(t, s, "n"+string(rune('a'+i))))
+	}
+	for round := range 3 {
+		for _, w := range ws {
+			w.Write([]byte("line\r\n"))
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if n := s.OpenFiles(); n > 2 {
+				t.Fatalf("round %d: %d live segments open, budget 2", round, n)
+			}
+		}
+	}
+	for _, w := range ws {
+		lines, err := s.Tail(w.Console(), 10)
+		if err != nil || len(lines) != 3 {
+			t.Fatalf("%s: %d lines (%v), want 3", w.Console(), len(lines), err)
+		}
+		w.Close()
+	}
+	if n := s.OpenFiles(); n != 0 {
+		t.Fatalf("%d files open after closing every writer", n)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -62,6 +63,11 @@ type Options struct {
 	// ReadOnly opens an existing directory for reading only: Open does
 	// not create it and Writer fails.
 	ReadOnly bool
+	// MaxOpenFiles bounds the live segments kept open between writes:
+	// beyond it a Writer closes its segment after each write and reopens
+	// it at the next, so a daemon with 10,000 consoles needs about one
+	// descriptor per console (its socket), not two. Default 1024.
+	MaxOpenFiles int
 }
 
 func (o *Options) setDefaults() {
@@ -91,6 +97,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxOpenFiles <= 0 {
+		o.MaxOpenFiles = 1024
 	}
 }
 
@@ -129,6 +138,8 @@ type Store struct {
 
 	ctx    context.Context // cancelled by Close: aborts sealing
 	cancel context.CancelFunc
+
+	openFiles atomic.Int64 // live segments open (fdbudget.go)
 
 	lockMu sync.Mutex // guards lockF
 	lockF  *os.File   // the lock file, open once a Writer exists

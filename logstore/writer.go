@@ -352,10 +352,7 @@ func (w *Writer) Close() error {
 // closeFiles closes the segment and the folder lock. Caller holds ioMu
 // or owns w exclusively.
 func (w *Writer) closeFiles() {
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
-	}
+	w.closeFileIO()
 	if w.locked {
 		w.s.unlockConsole(w.console)
 		w.locked = false
@@ -469,6 +466,7 @@ func (w *Writer) flushIO(final bool) error {
 	}
 	w.mu.Unlock()
 	w.lost = gapInfo{}
+	w.releaseOverBudgetIO()
 	return nil
 }
 
@@ -491,8 +489,8 @@ func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
 			// skip it; the next start repairs only the newest segment) and
 			// start a new one once writing works again.
 			w.s.log.Warn("logstore: cannot cut back a failed write", "console", w.console, "segment", w.seg, "err", terr)
-			w.f.Close()
-			w.f, w.seg = nil, ""
+			w.closeFileIO()
+			w.seg = ""
 			w.idx = indexEntry{}
 			w.setLive("")
 		}
@@ -520,7 +518,7 @@ func (w *Writer) reopenIO() error {
 	if err != nil {
 		return err
 	}
-	w.f = w.s.wrap(f)
+	w.setFileIO(w.s.wrap(f))
 	return nil
 }
 
@@ -543,8 +541,7 @@ func (w *Writer) closeIdle() {
 			return
 		}
 	}
-	w.f.Close()
-	w.f = nil
+	w.closeFileIO()
 }
 
 // loseIO counts console bytes lost to a disk error.
@@ -595,7 +592,8 @@ func (w *Writer) createSegmentIO(now time.Time) error {
 			os.Remove(path)
 			return fmt.Errorf("logstore: create segment %s: %w", path, err)
 		}
-		w.f, w.seg, w.segStart, w.size = sf, name, start, int64(len(hdr))
+		w.setFileIO(sf)
+		w.seg, w.segStart, w.size = name, start, int64(len(hdr))
 		w.lastWrite = time.Now()
 		w.lastName, w.lastIndex = start, now
 		w.idx = indexEntry{}
@@ -618,10 +616,10 @@ func (w *Writer) rotateIO() {
 		if err := w.f.Sync(); err != nil {
 			w.s.log.Warn("logstore: sync segment", "console", w.console, "segment", w.seg, "err", err)
 		}
-		w.f.Close()
+		w.closeFileIO()
 	}
 	seg := w.seg
-	w.f, w.seg = nil, ""
+	w.seg = ""
 	w.idx = indexEntry{}
 	w.setLive("")
 	w.s.addMaint(maintJob{console: w.console, w: w, seg: seg})
@@ -681,7 +679,8 @@ func (w *Writer) open() error {
 			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
 			continue
 		}
-		w.f, w.seg, w.segStart, w.size, w.lastIndex = w.s.wrap(f), sg.name, sg.start, size, now
+		w.setFileIO(w.s.wrap(f))
+		w.seg, w.segStart, w.size, w.lastIndex = sg.name, sg.start, size, now
 		w.lastWrite = time.Now()
 		w.setLive(sg.name)
 	}
