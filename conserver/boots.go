@@ -13,8 +13,9 @@ import (
 // event: at power actions solgate performs (cycle, reset, power on), and
 // at boot banners in the output, matched per line against [server]
 // boot_firmware (BIOS/UEFI POST) and boot_kernel (the kernel's first
-// line) substrings. Matching is per line, on its first maxBootLine bytes,
-// with bytes.Contains per pattern: no regexp, no per-byte state machine.
+// line) substrings. Each line is tested once (at its end, or once its
+// first maxBootLine bytes are in) with bytes.Contains per pattern: no
+// regexp, no per-byte state machine.
 //
 // A banner starts a new boot unless it continues the current one: boots
 // go power action, then firmware, then kernel; a banner of a later stage
@@ -71,11 +72,10 @@ func compileBoots(d *config.Daemon) (*bootPatterns, error) {
 
 // match returns the first pattern the line matches.
 func (bp *bootPatterns) match(line []byte) (*bootPattern, bool) {
-	trimmed := bytes.TrimLeft(line, "\r")
 	for i := range bp.pats {
 		p := &bp.pats[i]
 		if p.anchored {
-			if bytes.HasPrefix(trimmed, p.lit) {
+			if bytes.HasPrefix(bytes.TrimLeft(line, "\r"), p.lit) {
 				return p, true
 			}
 		} else if bytes.Contains(line, p.lit) {
@@ -112,7 +112,9 @@ func (d *bootDetector) scan(p []byte, bp *bootPatterns, now time.Time) (i, j int
 				d.line = make([]byte, 0, maxBootLine)
 			}
 			d.line = append(d.line, seg[:min(len(seg), maxBootLine-len(d.line))]...)
-			if len(d.line) > d.tested {
+			// Test once per line: at its end, or when its first
+			// maxBootLine bytes are in.
+			if done := seg[len(seg)-1] == '\n' || len(d.line) == maxBootLine; done && len(d.line) > d.tested {
 				d.tested = len(d.line)
 				if pat, ok := bp.match(d.line); ok {
 					d.matched = true

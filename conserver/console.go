@@ -47,8 +47,10 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
 
-// readBufSize is the supervisor's read buffer: a few SOL packets.
-const readBufSize = 2048
+// readBufSize is the supervisor's read buffer: four SOL packets. Small,
+// because every connected console holds one; a busy console just reads
+// more often.
+const readBufSize = 1024
 
 // Console is one configured console: its SOL connection kept up by a
 // supervisor goroutine, its log writer, and the users attached to it.

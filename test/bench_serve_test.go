@@ -30,20 +30,22 @@ func benchEnvInt(name string, def int) int {
 
 // fleetProcs are solgate bmcsim processes.
 type fleetProcs struct {
-	cmds []*exec.Cmd
-	logs []string
+	cmds  []*exec.Cmd
+	logs  []string
+	addrs []string // every BMC's address, in order
 }
 
 // bmcsimFleet starts n BMCs as solgate bmcsim processes of at most per
-// BMCs each, on ports from first up, and returns when all listen.
-func bmcsimFleet(t *testing.T, n, per, first int, extra ...string) *fleetProcs {
+// BMCs each, on loopback ports the kernel picks (a fixed range would meet
+// other tests' sockets on a shared machine), and returns when all listen.
+func bmcsimFleet(t *testing.T, n, per int, extra ...string) *fleetProcs {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fleetProcs{}
 	for i := 0; i*per < n; i++ {
 		k := min(per, n-i*per)
 		hosts := filepath.Join(dir, fmt.Sprintf("hosts%d", i))
-		args := append([]string{"bmcsim", "-n", strconv.Itoa(k), "--listen", fmt.Sprintf("127.0.0.1:%d", first+i*per),
+		args := append([]string{"bmcsim", "-n", strconv.Itoa(k), "--listen", "127.0.0.1:0",
 			"--hosts-file", hosts, "--no-boot-text"}, extra...)
 		cmd := exec.Command(solgateBin(t), args...)
 		cmd.Env = []string{"IPMI_PASSWORD=" + bmcsimPassword}
@@ -67,18 +69,28 @@ func bmcsimFleet(t *testing.T, n, per, first int, extra ...string) *fleetProcs {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		f.addrs = append(f.addrs, readHosts(hosts)...)
 	}
 	return f
 }
 
+// consolesOn names one console per BMC: node1, node2, ...
+func consolesOn(addrs []string) []servedConsole {
+	out := make([]servedConsole, len(addrs))
+	for i, a := range addrs {
+		out[i] = servedConsole{name: fmt.Sprintf("node%d", i+1), bmc: a}
+	}
+	return out
+}
+
 // stop ends the simulators and returns how many sessions and SOL
-// payloads they still had.
-func (f *fleetProcs) stop(t *testing.T) (open, active int) {
+// payloads they still had, and the console output they delivered.
+func (f *fleetProcs) stop(t *testing.T) (open, active, delivered int) {
 	t.Helper()
 	for _, c := range f.cmds {
 		c.Process.Signal(syscall.SIGTERM)
 	}
-	re := regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\)`)
+	re := regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered`)
 	for i, c := range f.cmds {
 		c.Wait()
 		b, _ := os.ReadFile(f.logs[i])
@@ -88,10 +100,12 @@ func (f *fleetProcs) stop(t *testing.T) (open, active int) {
 		}
 		o, _ := strconv.Atoi(m[1])
 		a, _ := strconv.Atoi(m[2])
+		d, _ := strconv.Atoi(m[3])
 		open += o
 		active += a
+		delivered += d
 	}
-	return open, active
+	return open, active, delivered
 }
 
 // procStat reads a process's resident memory (KiB), CPU time and open fds.
@@ -144,10 +158,9 @@ func TestBenchServeIdle(t *testing.T) {
 	needBench(t)
 	n := benchEnvInt("SOLGATE_BENCH_CONSOLES", 10000)
 	idle := time.Duration(benchEnvInt("SOLGATE_BENCH_IDLE_SECONDS", 60)) * time.Second
-	const first = 20000
-	fleet := bmcsimFleet(t, n+1, 2500, first) // one spare BMC for the reload
+	fleet := bmcsimFleet(t, n+1, 2500) // one spare BMC for the reload
 	dir := t.TempDir()
-	cfg := writeServeConfig(t, dir, "", []servedConsole{{name: fmt.Sprintf("node[1-%d]", n), bmc: fmt.Sprintf("127.0.0.1:[%d-%d]", first, first+n-1)}})
+	cfg := writeServeConfig(t, dir, "", consolesOn(fleet.addrs[:n]))
 	// Only what the benchmark counts: info is one line per console event.
 	b, _ := os.ReadFile(cfg)
 	must(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), `log_level = "debug"`, `log_level = "info"`, 1)), 0o640))
@@ -179,7 +192,7 @@ func TestBenchServeIdle(t *testing.T) {
 
 	// Reload: one console moves to the spare BMC.
 	b, _ = os.ReadFile(cfg)
-	text := string(b) + fmt.Sprintf("\n[[console]]\nname = \"spare\"\nbmc = \"127.0.0.1:%d\"\n", first+n)
+	text := string(b) + fmt.Sprintf("\n[[console]]\nname = \"spare\"\nbmc = %q\n", fleet.addrs[n])
 	saved := time.Now()
 	tmp := cfg + ".tmp"
 	must(t, os.WriteFile(tmp, []byte(text), 0o640))
@@ -204,9 +217,59 @@ func TestBenchServeIdle(t *testing.T) {
 	if strings.Contains(p.stderr.String(), "did not finish in time") {
 		t.Errorf("shutdown: some consoles did not finish within shutdown_timeout")
 	}
-	if open, active := fleet.stop(t); open != 0 || active != 0 {
+	if open, active, _ := fleet.stop(t); open != 0 || active != 0 {
 		t.Errorf("after SIGTERM the BMCs still had %d sessions open and %d SOL payloads active", open, active)
 	} else {
 		t.Logf("after SIGTERM no BMC had a session open or a SOL payload active")
+	}
+}
+
+// TestBenchServeBusy: SOLGATE_BENCH_BUSY consoles (default 1,000) printing
+// at 115200 baud (11,520 bytes/s each) at once for SOLGATE_BENCH_SECONDS
+// (default 30): daemon CPU, and every byte in the logs.
+func TestBenchServeBusy(t *testing.T) {
+	needBench(t)
+	n := benchEnvInt("SOLGATE_BENCH_BUSY", 1000)
+	secs := benchEnvInt("SOLGATE_BENCH_SECONDS", 30)
+	const rate = 11520
+	fleet := bmcsimFleet(t, n, 500, "--stream", strconv.Itoa(rate))
+	dir := t.TempDir()
+	cfg := writeServeConfig(t, dir, "", consolesOn(fleet.addrs))
+	b, _ := os.ReadFile(cfg)
+	must(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), `log_level = "debug"`, `log_level = "info"`, 1)), 0o640))
+	p := startServe(t, cfg)
+	pid := p.cmd.Process.Pid
+	deadline := time.Now().Add(2 * time.Minute)
+	for p.countLog(`"msg":"conserver: SOL up"`) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d consoles connected", p.countLog(`"msg":"conserver: SOL up"`), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Every simulated host streams from its start, waiting while no
+	// console is connected (it loses nothing before solgate is there).
+	_, cpu0, _ := procStat(t, pid)
+	time.Sleep(time.Duration(secs) * time.Second)
+	rss, cpu1, fds := procStat(t, pid)
+	cpuPct := 100 * (cpu1 - cpu0).Seconds() / float64(secs)
+	if _, err := p.stop(60 * time.Second); err != nil {
+		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+	_, _, delivered := fleet.stop(t)
+	var total, jumps int
+	for i := range n {
+		res := checkStream(t, filepath.Join(dir, "log"), fmt.Sprintf("node%d", i+1))
+		total += res.bytes
+		jumps += res.jumps
+		if res.jumps != 0 {
+			t.Errorf("node%d: %d jumps in the stream: %v", i+1, res.jumps, res.offsets)
+		}
+	}
+	t.Logf("%d consoles at 115200 baud for %d s: %d bytes delivered by the BMCs, %d logged (%.1f kB/s per console), %d jumps; daemon CPU %.0f%% of one core, RSS %d MiB, %d fds",
+		n, secs, delivered, total, float64(total)/float64(n)/float64(secs)/1000, jumps, cpuPct, rss>>10, fds)
+	// The BMCs count what they saw acknowledged: at SIGTERM a console's
+	// last packet may be logged without its acknowledgement counted.
+	if total < delivered || total > delivered+n*255 {
+		t.Errorf("%d bytes delivered, %d logged", delivered, total)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -153,6 +154,12 @@ func newDaemon(path string, stderr io.Writer) (*daemon, error) {
 		return nil, &exitError{code: 1, msg: "serve: " + err.Error()}
 	}
 	raiseFileLimit(d.log)
+	if os.Getenv("GOGC") == "" {
+		// Thousands of idle sessions make a large live heap and little
+		// garbage: collecting at 50% growth instead of 100% keeps the
+		// resident memory per console down for a negligible CPU cost.
+		debug.SetGCPercent(50)
+	}
 	return d, nil
 }
 
