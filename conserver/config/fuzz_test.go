@@ -36,7 +36,7 @@ func FuzzParse(f *testing.F) {
 			if err := checkConsoleName(x.Name); err != nil {
 				t.Fatalf("accepted unsafe name: %v", err)
 			}
-			if err := checkBMC(x.BMC); err != nil {
+			if err := CheckBMC(x.BMC); err != nil {
 				t.Fatalf("accepted bad BMC: %v", err)
 			}
 		}

@@ -5,7 +5,6 @@ package config
 import (
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -26,7 +25,7 @@ func (b *builder) syslog(f *parsedFile) {
 		}
 		u, err := url.Parse(ss.Address)
 		if err != nil {
-			bad("address", "%q is not a URL", ss.Address)
+			bad("address", "%s is not a URL", quote(ss.Address))
 			continue
 		}
 		t.Network = u.Scheme
@@ -34,7 +33,7 @@ func (b *builder) syslog(f *parsedFile) {
 		case "udp", "tcp", "tls":
 			port := map[string]string{"udp": "514", "tcp": "514", "tls": "6514"}[u.Scheme]
 			if u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
-				bad("address", "%q: want %s://HOST[:PORT]", ss.Address, u.Scheme)
+				bad("address", "%s: want %s://HOST[:PORT]", quote(ss.Address), u.Scheme)
 				ok = false
 				break
 			}
@@ -42,18 +41,18 @@ func (b *builder) syslog(f *parsedFile) {
 				port = u.Port()
 			}
 			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-				bad("address", "%q: port %q is not a number from 1 to 65535", ss.Address, port)
+				bad("address", "%s: invalid port %s (want a number from 1 to 65535)", quote(ss.Address), quote(port))
 				ok = false
 			}
 			t.Address = net.JoinHostPort(u.Hostname(), port)
 		case "unix":
 			if u.Host != "" || !filepath.IsAbs(u.Path) {
-				bad("address", "%q: want unix:///absolute/path", ss.Address)
+				bad("address", "%s: want unix:///absolute/path", quote(ss.Address))
 				ok = false
 			}
 			t.Address = u.Path
 		default:
-			bad("address", "%q: scheme must be udp, tcp, tls or unix", ss.Address)
+			bad("address", "%s: scheme must be udp, tcp, tls or unix", quote(ss.Address))
 			ok = false
 		}
 		if ss.Format != nil {
@@ -61,14 +60,14 @@ func (b *builder) syslog(f *parsedFile) {
 			case "rfc5424", "rfc3164":
 				t.Format = *ss.Format
 			default:
-				bad("format", "%q is not rfc5424 or rfc3164", *ss.Format)
+				bad("format", "%s is not rfc5424 or rfc3164", quote(*ss.Format))
 				ok = false
 			}
 		}
 		if ss.Facility != nil {
 			fac, known := facilities[*ss.Facility]
 			if !known {
-				bad("facility", "%q is not a syslog facility (kern, user, daemon, auth, local0 ... local7, ...)", *ss.Facility)
+				bad("facility", "%s is not a syslog facility (kern, user, daemon, auth, local0 ... local7, ...)", quote(*ss.Facility))
 				ok = false
 			}
 			t.Facility = fac
@@ -76,6 +75,9 @@ func (b *builder) syslog(f *parsedFile) {
 		if ss.Consoles != nil {
 			t.Consoles = *ss.Consoles
 			names, err := hostlist.ExpandLimit(t.Consoles, b.limit)
+			if serr := checkSpaces(t.Consoles); serr != nil {
+				err = serr
+			}
 			if err != nil {
 				bad("consoles", "%v", err)
 				ok = false
@@ -92,8 +94,8 @@ func (b *builder) syslog(f *parsedFile) {
 				bad("tls_ca_file", "only applies to tls:// addresses")
 				ok = false
 			} else if !b.opts.SkipSecrets {
-				if _, err := os.ReadFile(t.CAFile); err != nil {
-					bad("tls_ca_file", "%s: %v", t.CAFile, unwrapPath(err))
+				if _, _, err := ReadFileLimit(t.CAFile, maxCABundle); err != nil {
+					bad("tls_ca_file", "%s: %v", t.CAFile, err)
 					ok = false
 				}
 			}
