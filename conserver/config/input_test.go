@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // loadWithin runs LoadWith in a goroutine and fails the test if it takes
