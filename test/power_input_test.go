@@ -7,38 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// startBMCSimProcess runs `solgate bmcsim` with n BMCs in its own process
-// and returns their addresses, in order.
-func startBMCSimProcess(t *testing.T, n int, args ...string) []string {
-	t.Helper()
-	hosts := filepath.Join(t.TempDir(), "hosts")
-	cmd := exec.Command(solgateBin(t), append([]string{"bmcsim", "-n", strconv.Itoa(n), "--listen", "127.0.0.1:0", "--hosts-file", hosts}, args...)...)
-	cmd.Env = []string{"IPMI_PASSWORD=password"}
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	must(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, "bmcsim to listen", 60*time.Second, func() bool { return strings.Contains(errb.String(), "BMCs listening") })
-	data, err := os.ReadFile(hosts)
-	must(t, err)
-	var addrs []string
-	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		_, addr, _ := strings.Cut(l, " ")
-		addrs = append(addrs, addr)
-	}
-	if len(addrs) != n {
-		t.Fatalf("bmcsim listed %d BMCs, want %d", len(addrs), n)
-	}
-	return addrs
-}
 
 // parsePowerLines maps "HOST: answer" lines to answers, failing on a
 // host reported twice.
@@ -69,8 +42,8 @@ func parsePowerLines(t *testing.T, out string) map[string]string {
 // (the BMCs keep power off for ten minutes in a cycle), the others were
 // never touched and are on.
 func TestPowerInterruptDuringCycleWait(t *testing.T) {
-	addrs := startBMCSimProcess(t, 300, "--cycle-delay", "10m", "--power", "on")
-	env := []string{"IPMI_PASSWORD=password"}
+	addrs := bmcsimProcess(t, 300, "--cycle-delay", "10m", "--power", "on")
+	env := []string{"IPMI_PASSWORD=" + bmcsimPassword}
 	for round, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		hosts := addrs[round*150 : (round+1)*150]
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -187,8 +160,8 @@ func TestPowerUsageErrors(t *testing.T) {
 // used, so that a fallback is visible.
 func TestPowerReportsCipherSuite(t *testing.T) {
 	t.Parallel()
-	addrs := startBMCSimProcess(t, 2, "--cipher-suites", "3")
-	env := []string{"IPMI_PASSWORD=password"}
+	addrs := bmcsimProcess(t, 2, "--cipher-suites", "3")
+	env := []string{"IPMI_PASSWORD=" + bmcsimPassword}
 	out, errOut, code := runSolgate(t, env, "power", "-u", "admin", strings.Join(addrs, ","), "status", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
