@@ -194,6 +194,8 @@ groups = ["admins"]
 			[]string{`solgate.toml:3: console n[1-4]: bmc "b[1-3]" has 3 addresses but name "n[1-4]" has 4 names`}},
 		{"single bmc for many", map[string]string{"solgate.toml": "[[console]]\nname = \"n[1-2]\"\nbmc = \"b\"\n"},
 			[]string{`solgate.toml:3: console n[1-2]: bmc "b" has 1 addresses but name "n[1-2]" has 2 names (for one BMC per name use a template such as "{name}-bmc")`}},
+		{"bmc list with a repeat", map[string]string{"solgate.toml": "[[console]]\nname = \"n[1-4]\"\nbmc = \"b[1-3,2]\"\n"},
+			[]string{`solgate.toml:3: console n[1-4]: bmc "b[1-3,2]" has 3 addresses but name "n[1-4]" has 4 names (it lists b2 more than once; each counts once)`}},
 		{"no bmc", map[string]string{"solgate.toml": "\n[[console]]\nname = \"n1\"\n"},
 			[]string{`solgate.toml:2: console n1: no bmc: give a hostlist as long as name, or a template such as "{name}-bmc" (here or in [defaults])`}},
 		{"unsafe names", map[string]string{"solgate.toml": "[[console]]\nname = \"..x,ok,a/b\"\nbmc = \"{name}\"\n"},

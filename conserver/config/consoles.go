@@ -171,7 +171,7 @@ func (b *builder) bmcs(f *parsedFile, e *entryPos, cs *consoleShape, names []str
 	}
 	// One more than needed, so that a list one too long is told apart
 	// from one far too long without expanding the latter.
-	addrs, err := hostlist.ExpandLimit(spec, len(names)+1)
+	addrs, repeated, err := hostlist.ExpandDups(spec, len(names)+1)
 	if errors.Is(err, hostlist.ErrTooLarge) {
 		b.errs.addf(f.name, line, label, "bmc %s has more addresses than name %s has names (%d)", quote(spec), quote(cs.Name), len(names))
 		return nil
@@ -182,7 +182,10 @@ func (b *builder) bmcs(f *parsedFile, e *entryPos, cs *consoleShape, names []str
 	}
 	if len(addrs) != len(names) {
 		hint := ""
-		if len(addrs) == 1 {
+		switch {
+		case len(repeated) > 0:
+			hint = fmt.Sprintf(" (it lists %s more than once; each counts once)", cutName(hostlist.Compress(repeated)))
+		case len(addrs) == 1:
 			hint = " (for one BMC per name use a template such as \"{name}-bmc\")"
 		}
 		b.errs.addf(f.name, line, label, "bmc %s has %d addresses but name %s has %d names%s", quote(spec), len(addrs), quote(cs.Name), len(names), hint)
