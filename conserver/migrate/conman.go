@@ -465,7 +465,7 @@ func (p *cmParser) console(t cmTok, con map[string]cmTok) {
 		shown := quote(dev)
 		if len(args) > 1 {
 			// Arguments are not shown: scripts take passwords there.
-			shown += fmt.Sprintf(" with %d arguments (not shown)", len(args)-1)
+			shown += fmt.Sprintf(" with %d %s (not shown)", len(args)-1, plural(len(args)-1, "argument", "arguments"))
 		}
 		p.b.skip(name, "dev "+shown+" is "+what, p.file, at)
 		return

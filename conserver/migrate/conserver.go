@@ -601,7 +601,7 @@ func command(cmd string) string {
 	if len(f) == 1 {
 		return quote(f[0])
 	}
-	return fmt.Sprintf("%s with %d arguments (not shown)", quote(f[0]), len(f)-1)
+	return fmt.Sprintf("%s with %d %s (not shown)", quote(f[0]), len(f)-1, plural(len(f)-1, "argument", "arguments"))
 }
 
 // breakSeq returns conserver's break sequence n, its built-in ones included.

@@ -175,7 +175,7 @@ console nomaster { type ipmi; host x; master ""; }
 		got = append(got, s.Name+": "+s.Why)
 	}
 	want := []string{
-		`sh: type exec "/bin/sh" with 1 arguments (not shown): solgate runs no commands`,
+		`sh: type exec "/bin/sh" with 1 argument (not shown): solgate runs no commands`,
 		`ts: type host (terminal server) "ts1:2700"`,
 		`ser: type device (serial port) "/dev/ttyS0"`,
 		`sock: type uds (Unix socket) "/run/x.sock"`,
@@ -361,7 +361,7 @@ access * { trusted 127.0.0.1; }
 		t.Errorf("groups: %+v", r.Groups)
 	}
 	out := string(r.TOML())
-	for _, want := range []string{"# [[access]]\n# consoles = \"a,b\"\n# read = [\"@admins\", \"@wheel\"]\n# write = [\"@admins\"]\n", "# group admins (conserver.cf:6): carol\n"} {
+	for _, want := range []string{"# [[access]]\n# consoles = \"*\"\n# read = [\"@admins\", \"@wheel\"]\n# write = [\"@admins\"]\n", "# group admins (conserver.cf:6): carol\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -63,7 +63,7 @@ func TestDebianConserverExample(t *testing.T) {
 	for _, want := range []string{
 		`web1.conserver.com (conserver.cf:46): type host (terminal server) "ts1.conserver.com:2200"`, // portbase 2000 + portinc 100 * port 2
 		`ldap1.conserver.com (conserver.cf:55): type host (terminal server) "ts2.conserver.com:2007"`,
-		`ssh (conserver.cf:60): type exec "ssh" with 1 arguments (not shown)`,
+		`ssh (conserver.cf:60): type exec "ssh" with 1 argument (not shown)`,
 		`ttya (conserver.cf:68): type device (serial port) "/dev/ttya"`,
 		`conserver.cf:18: break 4 ("+\\d+\\d+")`,
 		`conserver.cf:19: break 5 ("\\033c")`,
@@ -74,4 +74,22 @@ func TestDebianConserverExample(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestGoldenGenerated pins the output format on generated configurations
+// with IPMI consoles of every kind (the Debian examples have none).
+func TestGoldenGenerated(t *testing.T) {
+	t.Parallel()
+	text, _, _ := genConserver(40)
+	r, err := Conserver("/etc/conserver/conserver.cf", []byte(text), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareGolden(t, "testdata/golden/generated-conserver.golden", r.TOML())
+	text, _, _ = genConMan(40)
+	r, err = ConMan("/etc/conman.conf", []byte(text), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareGolden(t, "testdata/golden/generated-conman.golden", r.TOML())
 }

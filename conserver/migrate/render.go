@@ -190,10 +190,11 @@ func (r *Result) WriteTOML(w io.Writer) error {
 		len(r.Skipped), plural(len(r.Skipped), "console", "consoles"))
 	if len(r.Secrets) > 0 {
 		b.WriteString("#\n# Before using it: create the secret files listed below, read the notes, and\n")
+		b.WriteString("# check it as the daemon will read it:\n")
 	} else {
-		b.WriteString("#\n# Before using it: read the notes, and\n")
+		b.WriteString("#\n# Before using it: read the notes, and check it as the daemon will read it:\n")
 	}
-	b.WriteString("# check it as the daemon will read it:\n#   solgate check -c /etc/solgate/solgate.toml\n")
+	b.WriteString("#   solgate check -c /etc/solgate/solgate.toml\n")
 
 	if len(r.Secrets) > 0 {
 		fmt.Fprintf(&b, "#\n# Secrets are not copied from %s. Write each into its file, on one\n", src)
@@ -330,7 +331,11 @@ func (r *Result) writeAccess(b *bytes.Buffer) {
 	}
 	for _, g := range groups {
 		b.WriteString("#\n# [[access]]\n")
-		fmt.Fprintf(b, "# consoles = %s\n", commentText(tomlString(hostlist.Compress(g.names))))
+		consoles := "*"
+		if len(g.names) < len(r.Consoles) {
+			consoles = hostlist.Compress(g.names)
+		}
+		fmt.Fprintf(b, "# consoles = %s\n", commentText(tomlString(consoles)))
 		for _, l := range []struct {
 			key  string
 			list []string
