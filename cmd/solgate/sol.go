@@ -65,6 +65,7 @@ Examples:
   solgate sol -c /etc/solgate/solgate.toml node42 --steal
   printf 'root\r' | IPMI_PASSWORD=... solgate sol -u admin 10.1.2.42 --eof-wait 3s
   solgate sol -c /etc/solgate/solgate.toml node42 --follow --log-dir /var/log/solgate </dev/null
+  solgate sol -u admin --bmc 10.1.2.42:623 node42 --log-dir ./logs
 
 `
 
@@ -111,7 +112,7 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		tty: tty, reconnect: !*noReconnect, esc: esc}
 	if *logDir != "" {
 		if err := logstore.CheckConsoleName(pos[0]); err != nil {
-			return &exitError{code: 2, msg: "sol: --log-dir: " + err.Error()}
+			return &exitError{code: 2, msg: "sol: --log-dir: " + err.Error() + " (with an address as HOST, name the console: --bmc ADDRESS NAME)"}
 		}
 		store, err := logstore.Open(*logDir, logstore.Options{})
 		if err != nil {
