@@ -48,7 +48,7 @@ func TestPowerInterruptDuringCycleWait(t *testing.T) {
 		hosts := addrs[round*150 : (round+1)*150]
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, solgateBin(t), "power", "-u", "admin", "--timeout", "500ms", "--fanout", "40",
+		cmd := exec.CommandContext(ctx, solgateBin(t), "power", "-u", "admin", "--fanout", "40",
 			strings.Join(hosts, ","), "cycle", "--wait")
 		cmd.Env = env
 		var out, errb syncBuffer
