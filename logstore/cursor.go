@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Position is a place in one console's log: a segment and an offset in
@@ -402,4 +403,17 @@ func max0(v int64) int64 { return max(v, 0) }
 func segExistsBefore(dir, name string) bool {
 	segs, _ := listSegments(dir)
 	return len(segs) > 0 && segs[0].name < name
+}
+
+// Oldest returns the start of console's oldest segment (from its name);
+// ok is false when the console has no log.
+func (s *Store) Oldest(console string) (start time.Time, ok bool) {
+	if CheckConsoleName(console) != nil {
+		return time.Time{}, false
+	}
+	segs, err := listSegments(filepath.Join(s.dir, console))
+	if err != nil || len(segs) == 0 {
+		return time.Time{}, false
+	}
+	return segs[0].start, true
 }
