@@ -22,9 +22,10 @@
 // syslog: the shipper only reads files.
 //
 // A console's position advances only once the receiver has taken its
-// lines: for udp and a unix datagram socket once sent; for tcp, tls and a
-// unix stream socket once the peer's kernel acknowledged the bytes
-// (SIOCOUTQ); for relp once the receiver answered "200 OK". When the
+// lines: for udp and a unix datagram socket once sent; for tcp and tls
+// once the peer's TCP acknowledged the bytes (TCP_INFO bytes_acked); for
+// a unix stream socket once the peer read them (SIOCOUTQ); for relp once
+// the receiver answered "200 OK". When the
 // connection breaks, whatever it had not taken is read again from the
 // log and resent after a reconnect (backoff from 100 ms doubling to 30
 // s). Positions are saved (a file per target in the state directory,

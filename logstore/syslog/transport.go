@@ -24,8 +24,8 @@ import (
 //
 //   - udp, unix datagram: sent (a datagram the network or receiver drops
 //     is lost);
-//   - tcp, tls, unix stream: acknowledged by the peer's TCP (SIOCOUTQ:
-//     the bytes no longer in the send queue), or read by the peer (unix);
+//   - tcp, tls: acknowledged by the peer's TCP (TCP_INFO bytes_acked);
+//   - unix stream: read by the peer (SIOCOUTQ);
 //   - relp: acknowledged by the receiver with "200 OK".
 //
 // A conn is used by one goroutine (its target's), except that relp and the
@@ -172,7 +172,7 @@ func (c *countConn) Write(p []byte) (int, error) {
 // (what local stream receivers expect; messages never hold one).
 type streamConn struct {
 	c      net.Conn // what messages are written to (a tls.Conn for tls)
-	sock   net.Conn // the socket itself, for SIOCOUTQ
+	sock   net.Conn // the socket itself, for what the peer took
 	cc     *countConn
 	octet  bool
 	w      *bufio.Writer
@@ -260,11 +260,10 @@ func (s *streamConn) taken() (int, error) {
 	if len(s.ends) == 0 {
 		return s.done, nil
 	}
-	q, err := outq(s.sock)
+	acked, err := ackedBytes(s.sock, s.raw)
 	if err != nil {
 		return s.done, err
 	}
-	acked := s.raw - int64(q)
 	k := 0
 	for k < len(s.ends) && s.ends[k] <= acked {
 		k++
@@ -283,9 +282,13 @@ func (s *streamConn) close() {
 	<-s.rdone
 }
 
-// outq returns the bytes in a socket's send queue that the peer has not
-// acknowledged (TCP) or read (unix stream).
-func outq(c net.Conn) (int, error) {
+// ackedBytes returns how many bytes written to a socket the peer has
+// taken: for TCP the bytes its TCP acknowledged (tcpi_bytes_acked, which
+// unlike the send queue length is not reset when a reset purges the
+// queue); for a unix stream socket the bytes written less those the peer
+// has not read yet (SIOCOUTQ), trusted only if the peer has not closed,
+// since closing frees what it did not read.
+func ackedBytes(c net.Conn, written int64) (int64, error) {
 	if cc, ok := c.(*countConn); ok {
 		c = cc.Conn
 	}
@@ -297,13 +300,34 @@ func outq(c net.Conn) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n int
+	_, isTCP := c.(*net.TCPConn)
+	var acked int64
 	var ierr error
-	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+	err = rc.Control(func(fd uintptr) {
+		if isTCP {
+			info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				ierr = fmt.Errorf("TCP_INFO: %w", err)
+				return
+			}
+			acked = int64(info.Bytes_acked)
+			return
+		}
+		q, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		if err != nil {
+			ierr = fmt.Errorf("SIOCOUTQ: %w", err)
+			return
+		}
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if n == 0 && err == nil {
+			ierr = errors.New("receiver closed the connection")
+			return
+		}
+		acked = written - int64(q)
+	})
+	if err != nil {
 		return 0, err
 	}
-	if ierr != nil {
-		return 0, fmt.Errorf("SIOCOUTQ: %w", ierr)
-	}
-	return n, nil
+	return acked, ierr
 }
