@@ -41,6 +41,11 @@ func printScript(w *logstore.Writer, console string, from, n int) []shipped {
 		case 7:
 			w.Event(logstore.EventPower, fmt.Sprintf("cycle %d by alice: ok", i))
 			want = append(want, shipped{"power", 5, fmt.Sprintf("cycle %d by alice: ok", i)})
+		case 9:
+			// The store writes gap events itself (disk full, crash); one
+			// written here takes the same path to syslog.
+			w.Event(logstore.EventGap, fmt.Sprintf("%d bytes lost until 2026-11-23T10:01:09.400Z: no space left on device", i))
+			want = append(want, shipped{"gap", 4, fmt.Sprintf("%d bytes lost until 2026-11-23T10:01:09.400Z: no space left on device", i)})
 		default:
 			fmt.Fprintf(w, "\x1b[0;32m  OK  \x1b[0m] line %d of %s with ünïcode\r\n", i, console)
 			want = append(want, shipped{"console", 6, fmt.Sprintf("  OK  ] line %d of %s with ünïcode", i, console)})

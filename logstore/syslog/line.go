@@ -1,7 +1,9 @@
 package syslog
 
 import (
+	"bytes"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/solgate/solgate/logstore"
@@ -13,16 +15,42 @@ import (
 type Pattern struct {
 	Re       *regexp.Regexp
 	Severity Severity
+	// lits, when set, are literals one of which the line must contain:
+	// the same test as Re, much faster than an alternation in regexp.
+	lits []string
+}
+
+func (p *Pattern) match(text []byte) bool {
+	if p.lits == nil {
+		return p.Re.Match(text)
+	}
+	for _, l := range p.lits {
+		if bytes.Contains(text, []byte(l)) {
+			return true
+		}
+	}
+	return false
+}
+
+// literals makes a Pattern matching any of lits.
+func literals(sev Severity, lits ...string) Pattern {
+	q := make([]string, len(lits))
+	for i, l := range lits {
+		q[i] = regexp.QuoteMeta(l)
+	}
+	return Pattern{Re: regexp.MustCompile(strings.Join(q, "|")), Severity: sev, lits: lits}
 }
 
 // DefaultPatterns are the patterns a target uses after its own: kernel
-// panics, Oopses, BUGs and machine checks are crit, the OOM killer err,
-// lockups and hung tasks warning. The first pattern that matches wins.
+// panics, Oopses, BUGs, general protection faults and machine checks are
+// crit; the OOM killer err; lockups, stalls, hung tasks and call traces
+// warning. The first pattern that matches wins.
 func DefaultPatterns() []Pattern {
 	return []Pattern{
-		{regexp.MustCompile(`Kernel panic|\bOops\b|\bBUG: |general protection fault|(?i:machine check)|\[Hardware Error\]`), Crit},
-		{regexp.MustCompile(`Out of memory|invoked oom-killer|oom-kill:|Memory cgroup out of memory`), Err},
-		{regexp.MustCompile(`soft lockup|hard LOCKUP|blocked for more than \d+ seconds|rcu_\w+ (self-)?detected stall|Call Trace:`), Warning},
+		literals(Crit, "Kernel panic", "Oops: ", "BUG: ", "general protection fault", "Machine check", "machine check",
+			"MACHINE CHECK", "[Hardware Error]"),
+		literals(Err, "Out of memory", "invoked oom-killer", "oom-kill:", "Memory cgroup out of memory"),
+		literals(Warning, "soft lockup", "hard LOCKUP", "blocked for more than", "detected stall", "Call Trace:"),
 	}
 }
 
@@ -94,8 +122,8 @@ type lineEmitter struct {
 }
 
 func (e *lineEmitter) severity(text []byte) Severity {
-	for _, p := range e.patterns {
-		if p.Re.Match(text) {
+	for i := range e.patterns {
+		if p := &e.patterns[i]; p.match(text) {
 			return p.Severity
 		}
 	}

@@ -48,6 +48,10 @@ type Target struct {
 	// (default 2048 for udp and unix, 8192 otherwise; 1024 for RFC 3164;
 	// at least 480). Longer lines are split into parts.
 	MaxMessage int
+	// Backfill starts consoles that had logs before the target was first
+	// applied at their oldest record; by default they start at their end
+	// (consoles whose logs begin later always start at the beginning).
+	Backfill bool
 	// Window is the most messages sent and not yet durably committed
 	// (taken by the receiver and their positions saved): after a crash,
 	// at most this many are sent again. Default 10,000.
@@ -67,7 +71,7 @@ func (t *Target) equal(u *Target) bool {
 		t.Facility != u.Facility || t.Severity != u.Severity || t.NoDefaultPatterns != u.NoDefaultPatterns ||
 		t.Consoles != u.Consoles || (t.Ships == nil) != (u.Ships == nil) || t.CAFile != u.CAFile ||
 		t.ServerName != u.ServerName || t.CertFile != u.CertFile || t.KeyFile != u.KeyFile ||
-		t.SDID != u.SDID || t.MaxMessage != u.MaxMessage || t.Window != u.Window {
+		t.SDID != u.SDID || t.MaxMessage != u.MaxMessage || t.Window != u.Window || t.Backfill != u.Backfill {
 		return false
 	}
 	return slices.EqualFunc(t.Patterns, u.Patterns, func(a, b Pattern) bool {

@@ -270,7 +270,7 @@ func (t *target) console(name string) *cstate {
 	if !has {
 		// A console that was there before this target starts at its end;
 		// one that began after, at its beginning.
-		if oldest, ok := t.sh.store.Oldest(name); ok && oldest.Before(t.st.created.Truncate(time.Second)) {
+		if oldest, ok := t.sh.store.Oldest(name); ok && !t.cfg.Backfill && oldest.Before(t.st.created.Truncate(time.Second)) {
 			end, err := t.sh.store.End(name)
 			if err != nil {
 				t.logLimited("end", slog.LevelWarn, "syslog: find the end of a log", "console", name, "err", err)
