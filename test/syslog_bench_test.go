@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"strconv"
 	"sync"
 	"testing"
@@ -122,3 +124,103 @@ func TestBenchSyslogDrain(t *testing.T) {
 			network, total, consoles, el.Round(time.Millisecond), rate, cpu.Seconds()/(rate/10000)/el.Seconds(), float64(peak)/(1<<20))
 	}
 }
+
+// TestBenchSyslogLag measures the lag from a console byte to rsyslog's
+// output file over TCP: one line every 100 ms for 10 s, with the store's
+// flush interval at its default (1 s) and at 250 ms
+// (SOLGATE_SYSLOG_LAG_LINES sets how many lines).
+func TestBenchSyslogLag(t *testing.T) {
+	benchGate(t)
+	n := envInt(t, "SOLGATE_SYSLOG_LAG_LINES", 100)
+	rs := newRsyslog(t)
+	for _, flush := range []time.Duration{time.Second, 250 * time.Millisecond} {
+		store, err := logstore.Open(t.TempDir(), logstore.Options{FlushInterval: flush})
+		if err != nil {
+			t.Fatal(err)
+		}
+		console := fmt.Sprintf("lag%d", flush.Milliseconds())
+		w, err := store.Writer(console)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh := syslog.NewShipper(store, t.TempDir(), nil)
+		if err := sh.Apply([]syslog.Target{{Network: "tcp", Address: rs.tcp, Facility: 16}}); err != nil {
+			t.Fatal(err)
+		}
+		sent := make([]time.Time, n)
+		seen := make([]time.Time, n)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f, err := os.Open(rs.out)
+			for err != nil {
+				time.Sleep(5 * time.Millisecond)
+				f, err = os.Open(rs.out)
+			}
+			defer f.Close()
+			buf := make([]byte, 0, 1<<20)
+			got := 0
+			deadline := time.Now().Add(time.Duration(n)*100*time.Millisecond + 30*time.Second)
+			for got < n && time.Now().Before(deadline) {
+				chunk := make([]byte, 64<<10)
+				k, _ := f.Read(chunk)
+				if k == 0 {
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
+				now := time.Now()
+				buf = append(buf, chunk[:k]...)
+				for {
+					i := indexByte(buf, '\n')
+					if i < 0 {
+						break
+					}
+					line := string(buf[:i])
+					buf = buf[i+1:]
+					var id int
+					if j := lastIndex(line, console+" lag probe "); j >= 0 {
+						fmt.Sscanf(line[j+len(console)+11:], "%d", &id)
+						if id >= 0 && id < n && seen[id].IsZero() {
+							seen[id] = now
+							got++
+						}
+					}
+				}
+			}
+		}()
+		time.Sleep(300 * time.Millisecond)
+		for i := range n {
+			sent[i] = time.Now()
+			fmt.Fprintf(w, "%s lag probe %d\r\n", console, i)
+			time.Sleep(100 * time.Millisecond)
+		}
+		<-done
+		var lags []time.Duration
+		for i := range n {
+			if !seen[i].IsZero() {
+				lags = append(lags, seen[i].Sub(sent[i]))
+			}
+		}
+		sh.Close()
+		store.Close()
+		if len(lags) < n {
+			t.Fatalf("flush %v: only %d of %d probes arrived", flush, len(lags), n)
+		}
+		slicesSort(lags)
+		t.Logf("lag console byte -> rsyslog file, store flush interval %v: median %v, p99 %v, max %v over %d lines (machine shared and loaded)",
+			flush, lags[len(lags)/2].Round(time.Millisecond), lags[len(lags)*99/100].Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond), len(lags))
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func lastIndex(s, sub string) int { return strings.LastIndex(s, sub) }
+
+func slicesSort(d []time.Duration) { slices.Sort(d) }
