@@ -120,7 +120,7 @@ func TestBenchSyslogDrain(t *testing.T) {
 		<-memDone
 		sh.Close()
 		rate := float64(total) / el.Seconds()
-		t.Logf("drain %s: %d lines from %d consoles in %v: %.0f lines/s; CPU %.2f s per 10,000 lines/s (whole test process, rsyslog excluded); peak heap+stack %.1f MiB (machine shared and loaded)",
+		t.Logf("drain %s: %d lines from %d consoles in %v: %.0f lines/s; CPU %.2f cores per 10,000 lines/s (whole test process, rsyslog excluded); peak heap+stack %.1f MiB (machine shared and loaded)",
 			network, total, consoles, el.Round(time.Millisecond), rate, cpu.Seconds()/(rate/10000)/el.Seconds(), float64(peak)/(1<<20))
 	}
 }

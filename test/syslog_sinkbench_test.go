@@ -42,5 +42,5 @@ func TestBenchSyslogShipperAlone(t *testing.T) {
 	}
 	el, cpu := time.Since(t0), cpuTime()-cpu0
 	rate := float64(total) / el.Seconds()
-	t.Logf("shipper alone (tcp sink): %d lines in %v: %.0f lines/s, %.2f CPU s per s per 10,000 lines/s", total, el.Round(time.Millisecond), rate, cpu.Seconds()/el.Seconds()/(rate/10000))
+	t.Logf("shipper alone (tcp sink): %d lines in %v: %.0f lines/s, %.2f cores per 10,000 lines/s", total, el.Round(time.Millisecond), rate, cpu.Seconds()/el.Seconds()/(rate/10000))
 }
