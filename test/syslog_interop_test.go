@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -275,5 +274,4 @@ func TestSyslogLocalSocket(t *testing.T) {
 	if !slices.Equal(got["dgram"], got["stream"]) {
 		t.Fatal("datagram and stream sockets got different messages")
 	}
-	_ = os.Remove
 }

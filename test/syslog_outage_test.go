@@ -115,11 +115,11 @@ func TestSyslogReceiverOutage(t *testing.T) {
 	for _, ws := range want {
 		total += len(ws)
 	}
-	got := rs.waitLines(60*time.Second, func(ls []rsyslogLine) bool {
+	rs.waitLines(60*time.Second, func(ls []rsyslogLine) bool {
 		return countInput(ls, "tcp") >= total && countInput(ls, "tls") >= total && countInput(ls, "relp") >= total
 	})
 	time.Sleep(500 * time.Millisecond) // let duplicates, if any, arrive too
-	got = rs.lines()
+	got := rs.lines()
 	for _, in := range []string{"tcp", "tls", "relp"} {
 		checkExactly(t, got, in, want)
 	}
