@@ -122,7 +122,7 @@ func TestSyslogReceiverOutage(t *testing.T) {
 	rs.waitLines(60*time.Second, func(ls []rsyslogLine) bool {
 		return countInput(ls, "tcp") >= total-100 && countInput(ls, "tls") >= total-100 && countInput(ls, "relp") >= total
 	})
-	time.Sleep(2 * time.Second) // the last of TCP and TLS
+	time.Sleep(2 * time.Second)        // the last of TCP and TLS
 	time.Sleep(500 * time.Millisecond) // let duplicates, if any, arrive too
 	got := rs.lines()
 	checkExactly(t, got, "relp", want)
