@@ -177,15 +177,16 @@ type Rule struct {
 
 // SyslogTarget is one [[syslog]] receiver of console lines.
 type SyslogTarget struct {
-	URL      string // as written, e.g. "tcp://loghost:514"
-	Network  string // "udp", "tcp", "tls" or "unix"
-	Address  string // host:port, or a socket path for "unix"
-	Format   string // "rfc5424" or "rfc3164"
-	Facility int    // 0-23, e.g. 16 for local0
-	Consoles string // hostlist of the consoles shipped; "" means all
-	CAFile   string // for tls: CA bundle to verify the receiver; "" uses the system roots
-	File     string
-	Line     int
+	URL           string // as written, e.g. "tcp://loghost:514"
+	Network       string // "udp", "tcp", "tls" or "unix"
+	Address       string // host:port, or a socket path for "unix"
+	Format        string // "rfc5424" or "rfc3164"
+	Facility      int    // 0-23, e.g. 16 for local0
+	Consoles      string // hostlist of the consoles shipped; "" means all
+	CAFile        string // for tls: CA bundle to verify the receiver; "" uses the system roots
+	SyslogOptions        // the other keys (syslog.go)
+	File          string
+	Line          int
 
 	names map[string]bool // expanded Consoles; nil means every console
 }

@@ -323,7 +323,7 @@ deny = ["@admins"]
 			}},
 		{"syslog", map[string]string{"solgate.toml": "[[syslog]]\naddress = \"http://x\"\n[[syslog]]\naddress = \"udp://h:514\"\nformat = \"json\"\nfacility = \"local9\"\ntls_ca_file = \"/etc/ca.pem\"\n[[syslog]]\naddress = \"unix://dev/log\"\n"},
 			[]string{
-				`solgate.toml:2: syslog address: "http://x": scheme must be udp, tcp, tls or unix`,
+				`solgate.toml:2: syslog address: "http://x": scheme must be udp, tcp, tls, relp or unix`,
 				`solgate.toml:5: syslog format: "json" is not rfc5424 or rfc3164`,
 				`solgate.toml:6: syslog facility: "local9" is not a syslog facility (kern, user, daemon, auth, local0 ... local7, ...)`,
 				`solgate.toml:7: syslog tls_ca_file: only applies to tls:// addresses`,

@@ -142,7 +142,7 @@ func userEqual(a, b *User) bool {
 
 func syslogEqual(a, b SyslogTarget) bool {
 	return a.URL == b.URL && a.Network == b.Network && a.Address == b.Address && a.Format == b.Format &&
-		a.Facility == b.Facility && a.Consoles == b.Consoles && a.CAFile == b.CAFile
+		a.Facility == b.Facility && a.Consoles == b.Consoles && a.CAFile == b.CAFile && a.SyslogOptions.equal(&b.SyslogOptions)
 }
 
 // hashWriter writes length-prefixed fields, so that no two different

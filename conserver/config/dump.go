@@ -75,6 +75,7 @@ func (c *Config) Dump(w io.Writer) error {
 		if t.CAFile != "" {
 			p("tls_ca_file = %s\n", q(t.CAFile))
 		}
+		t.SyslogOptions.dump(func(k, v string) { p("%s = %s\n", k, v) }, q)
 	}
 	return bw.Flush()
 }

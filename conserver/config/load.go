@@ -221,6 +221,15 @@ type syslogShape struct {
 	Facility  *string `toml:"facility"`
 	Consoles  *string `toml:"consoles"`
 	TLSCAFile *string `toml:"tls_ca_file"`
+	// Keys of syslog.go's second part.
+	TLSServerName   *string   `toml:"tls_server_name"`
+	TLSCertFile     *string   `toml:"tls_cert_file"`
+	TLSKeyFile      *string   `toml:"tls_key_file"`
+	Severity        *string   `toml:"severity"`
+	Patterns        *[]string `toml:"patterns"`
+	DefaultPatterns *bool     `toml:"default_patterns"`
+	MaxMessage      *int      `toml:"max_message"`
+	Backfill        *bool     `toml:"backfill"`
 }
 
 // parsedFile is one decoded file with the lines of its tables and keys.
