@@ -879,4 +879,3 @@ func sealCut(text []byte, limit int) int {
 	}
 	return len(text)
 }
-

@@ -74,8 +74,8 @@ type Writer struct {
 	queued    bool // in the Store's flush queue or being flushed
 	rotate    bool // rotate at the next flush even without data
 	closed    bool
-	liveName  string // copy of seg for the maintainer
-	acct      int    // len(pend)+len(line) as counted in Store.pending
+	liveName  string          // copy of seg for the maintainer
+	acct      int             // len(pend)+len(line) as counted in Store.pending
 	sealRetry map[string]bool // segments whose sealing failed and is to be retried
 	stats     WriterStats
 }
