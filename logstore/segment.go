@@ -600,6 +600,7 @@ func (s *Store) repairSegment(path string) (f segFile, size int64, sealed bool, 
 			f.Truncate(off)
 			return f, off, false, nil, nil
 		}
+		f.Datasync()
 		return f, off + int64(len(idx)), false, nil, nil
 	}
 
@@ -634,6 +635,7 @@ func (s *Store) repairSegment(path string) (f segFile, size int64, sealed bool, 
 			s.log.Warn("logstore: repaired torn segment; its gap event is written later", "segment", path, "torn_bytes", lost, "err", err)
 			return f, off, false, text, nil
 		}
+		f.Datasync()
 		s.log.Warn("logstore: repaired torn segment", "segment", path, "torn_bytes", lost, "salvaged_bytes", 0)
 		return f, off + int64(len(out)), false, nil, nil
 	}

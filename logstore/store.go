@@ -151,15 +151,16 @@ type Store struct {
 	queue   []*Writer // writers due for a flush; each at most once (Writer.queued)
 	started bool      // workers running
 	closed  bool
-	maint   []maintJob        // sealing and retention work, done one at a time
-	queued  map[maintKey]bool // the jobs in maint
-	busy    bool              // the maintainer is running a job
+	maint   []maintJob           // sealing and retention work, done one at a time
+	queued  map[maintKey]bool    // the jobs in maint
+	retry   map[maintKey]*Writer // seals that failed for a reason that may pass
+	busy    bool                 // the maintainer is running a job
 	wg      sync.WaitGroup
 
 	ctx    context.Context // cancelled by Close: aborts sealing
 	cancel context.CancelFunc
 
-	closing bool      // with mu: Close has begun; Writers leave syncing to it
+	closeFS bool      // with mu: Close syncs the file system; Writers leave syncing to it
 	dirty   []*Writer // with mu: Writers with data or folders to sync; each once (Writer.inDirty)
 
 	lockMu sync.Mutex // guards lockF
@@ -613,13 +614,13 @@ func (s *Store) maintainer() {
 			err := s.sealSegment(s.ctx, dir, j.seg)
 			if err != nil && s.ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) {
 				s.log.Warn("logstore: seal segment", "console", j.console, "segment", j.seg, "err", err)
-				if !errors.Is(err, errDamaged) && j.w != nil {
-					j.w.retrySealLater(j.seg) // a full disk, say: try again at the next retention pass
+				if !errors.Is(err, errDamaged) {
+					s.retrySealLater(j) // a full disk, say: try again at the next retention pass
 				}
 			}
 		} else {
-			for _, seg := range j.w.takeSealRetries() {
-				s.addMaint(maintJob{console: j.console, w: j.w, seg: seg})
+			for _, r := range s.takeSealRetries(j.console) {
+				s.addMaint(r)
 			}
 			s.retain(j)
 		}
@@ -628,6 +629,30 @@ func (s *Store) maintainer() {
 		s.mu.Unlock()
 		s.mcond.Broadcast()
 	}
+}
+
+// retrySealLater remembers a seal that failed for a reason that may pass
+// (a full disk); the console's next retention pass queues it again.
+func (s *Store) retrySealLater(j maintJob) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retry == nil {
+		s.retry = map[maintKey]*Writer{}
+	}
+	s.retry[maintKey{j.console, j.seg}] = j.w
+}
+
+func (s *Store) takeSealRetries(console string) []maintJob {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []maintJob
+	for k, w := range s.retry {
+		if k.console == console {
+			out = append(out, maintJob{console: k.console, w: w, seg: k.seg})
+			delete(s.retry, k)
+		}
+	}
+	return out
 }
 
 // quiesce waits until no sealing or retention is queued or running.
@@ -690,6 +715,10 @@ func (s *Store) retain(j maintJob) {
 	}
 }
 
+// closeFSWriters is how many Writers Close needs to have before it syncs
+// the whole file system instead of each segment.
+const closeFSWriters = 64
+
 // Close flushes and closes every Writer, stops the background work (a
 // segment being sealed is left for the next start) and waits for it.
 func (s *Store) Close() error {
@@ -698,12 +727,14 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closing = true
 	ws := make([]*Writer, 0, len(s.writers))
 	for _, w := range s.writers {
 		ws = append(ws, w)
 	}
-	started := s.started
+	// With many Writers, one syncfs(2) is far cheaper than a fdatasync
+	// each; with a few, it would sync other programs' files for nothing.
+	s.closeFS = len(ws) > closeFSWriters && !s.opt.ReadOnly && s.opt.SyncInterval > 0
+	closeFS := s.closeFS
 	s.mu.Unlock()
 	var errs []error
 	for _, w := range ws {
@@ -711,7 +742,7 @@ func (s *Store) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if started && !s.opt.ReadOnly && s.opt.SyncInterval > 0 {
+	if closeFS {
 		// The Writers left their last syncs to this one call.
 		if err := s.syncFS(s.dir); err != nil {
 			errs = append(errs, fmt.Errorf("logstore: %w", err))

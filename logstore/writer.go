@@ -40,7 +40,16 @@ type Writer struct {
 	// (Writer.syncData), so Close can wait for it.
 	syncMu sync.Mutex
 	// Guarded by ioMu:
-	locked    bool       // holds the console's lock (Store.lockConsole)
+	locked     bool // holds the console's lock (Store.lockConsole)
+	released   bool // Close has run: no more disk work
+	dirty      bool // frames written to f since its last sync
+	syncDir    bool // a segment was created in dir since the last sync
+	syncParent bool // and dir itself was created: sync the log directory too
+	newDir     bool // dir was created by open: its name is not synced yet
+
+	inDirty bool // guarded by Store.mu: in Store.dirty
+
+	// Guarded by ioMu:
 	seg       string     // live segment's name, "" when there is none
 	f         segFile    // the live segment, nil when none or closed while idle
 	lastWrite time.Time  // monotonic time of the last frame written
@@ -50,12 +59,6 @@ type Writer struct {
 	lastIndex time.Time  // when the last index frame was written
 	lastName  time.Time  // start of the newest segment name in dir
 	lost      gapInfo    // console bytes lost to disk errors, not yet reported
-	released  bool       // Close has run: no more disk work
-	dirty     bool       // frames written to f since its last sync
-	syncDirs  []string   // folders whose new entries are not yet synced
-	newDir    bool       // the console's folder is new: sync the log directory too
-
-	inDirty bool // guarded by Store.mu: in Store.dirty
 
 	mu sync.Mutex // guards the fields below
 	// pend holds complete records not yet written; line the raw bytes of
@@ -74,9 +77,7 @@ type Writer struct {
 	queued    bool // in the Store's flush queue or being flushed
 	rotate    bool // rotate at the next flush even without data
 	closed    bool
-	liveName  string          // copy of seg for the maintainer
-	acct      int             // len(pend)+len(line) as counted in Store.pending
-	sealRetry map[string]bool // segments whose sealing failed and is to be retried
+	liveName  string // copy of seg for the maintainer
 	stats     WriterStats
 }
 
@@ -92,8 +93,6 @@ type WriterStats struct {
 	WriteErrors   int64 // failed frame writes
 	Failing       bool  // the last frame write failed
 	Gaps          int64 // gap events written
-	Syncs         int64 // fdatasyncs of the live segment
-	SyncErrors    int64 // failed fdatasyncs
 }
 
 // gapInfo accumulates lost bytes until a gap event reports them.
@@ -144,7 +143,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, ErrClosed
 	}
 	w.stats.Bytes += int64(n)
-	full := len(w.pend)+len(w.line)+n > w.s.opt.MaxPending
+	had := len(w.pend) + len(w.line)
+	full := had+n > w.s.opt.MaxPending
 	if full || w.s.pending.Load()+int64(n) > w.s.opt.MaxPendingTotal {
 		if full {
 			w.overflow.add(int64(n), now, "console output buffer full: disk too slow")
@@ -198,7 +198,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if len(w.pend) >= w.s.opt.FrameBytes {
 		kick = w.kickLocked()
 	}
-	w.accountLocked()
+	w.s.pending.Add(int64(len(w.pend) + len(w.line) - had)) // one atomic add per Write
 	w.mu.Unlock()
 	if kick {
 		w.s.enqueue(w)
@@ -220,25 +220,17 @@ func (w *Writer) Event(kind EventKind, text string) {
 		return
 	}
 	wasIdle := !w.pendingLocked()
+	had := len(w.pend) + len(w.line)
 	w.closeLineLocked() // an event ends a partial line so it sorts in time
 	w.appendEventLocked(now, kind, text)
 	if wasIdle {
 		w.armLocked()
 	}
-	w.accountLocked()
+	w.s.pending.Add(int64(len(w.pend) + len(w.line) - had))
 	w.mu.Unlock()
 }
 
 func (w *Writer) pendingLocked() bool { return len(w.pend) > 0 || len(w.line) > 0 }
-
-// accountLocked brings the Store's count of pending bytes up to date
-// with w's: one atomic add per Write, whatever its size.
-func (w *Writer) accountLocked() {
-	if cur := len(w.pend) + len(w.line); cur != w.acct {
-		w.s.pending.Add(int64(cur - w.acct))
-		w.acct = cur
-	}
-}
 
 func (w *Writer) noteTimeLocked(t time.Time) {
 	ms := timeMs(t)
@@ -376,7 +368,7 @@ func (w *Writer) Close() error {
 	w.mu.Unlock()
 	err := w.flushIO(true)
 	w.s.mu.Lock()
-	byStore := w.s.closing
+	byStore := w.s.closeFS
 	w.s.mu.Unlock()
 	if !byStore { // Store.Close syncs every file at once instead
 		w.syncCloseIO()
@@ -393,8 +385,8 @@ func (w *Writer) Close() error {
 // meanwhile (a concurrent Close waits for it on syncMu).
 func (w *Writer) syncData() {
 	w.ioMu.Lock()
-	f, dirty, dirs := w.f, w.dirty, w.syncDirs
-	w.dirty, w.syncDirs = false, nil
+	f, dirty, dir, parent := w.f, w.dirty, w.syncDir, w.syncParent
+	w.dirty, w.syncDir, w.syncParent = false, false, false
 	if f == nil {
 		dirty = false
 	}
@@ -404,8 +396,17 @@ func (w *Writer) syncData() {
 	if dirty {
 		w.datasync(f)
 	}
-	for _, d := range dirs {
-		w.s.syncDir(d)
+	w.syncDirsOf(dir, parent)
+}
+
+// syncDirsOf fsyncs the console's folder (dir) and the log directory
+// (parent), as asked.
+func (w *Writer) syncDirsOf(dir, parent bool) {
+	if dir {
+		w.s.syncDir(w.dir)
+	}
+	if parent {
+		w.s.syncDir(w.s.dir)
 	}
 }
 
@@ -417,11 +418,8 @@ func (w *Writer) syncCloseIO() {
 	if w.dirty && w.f != nil && w.s.opt.SyncInterval > 0 {
 		w.datasync(w.f)
 	}
-	w.dirty = false
-	for _, d := range w.syncDirs {
-		w.s.syncDir(d)
-	}
-	w.syncDirs = nil
+	w.syncDirsOf(w.syncDir, w.syncParent)
+	w.dirty, w.syncDir, w.syncParent = false, false, false
 }
 
 func (w *Writer) datasync(f segFile) {
@@ -430,41 +428,10 @@ func (w *Writer) datasync(f segFile) {
 		return // closed meanwhile by rotation (which fsyncs) or Close
 	}
 	w.s.syncs.Add(1)
-	w.mu.Lock()
-	w.stats.Syncs++
-	if err != nil {
-		w.stats.SyncErrors++
-	}
-	w.mu.Unlock()
 	if err != nil {
 		w.s.syncErrors.Add(1)
 		w.s.log.Warn("logstore: fdatasync live segment: output of the last seconds may not survive a power loss", "console", w.console, "err", err)
 	}
-}
-
-// retrySealLater remembers a segment whose sealing failed for a reason
-// that may pass (a full disk); takeSealRetries hands them back.
-func (w *Writer) retrySealLater(seg string) {
-	w.mu.Lock()
-	if w.sealRetry == nil {
-		w.sealRetry = map[string]bool{}
-	}
-	w.sealRetry[seg] = true
-	w.mu.Unlock()
-}
-
-func (w *Writer) takeSealRetries() []string {
-	if w == nil {
-		return nil
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []string
-	for seg := range w.sealRetry {
-		out = append(out, seg)
-	}
-	w.sealRetry = nil
-	return out
 }
 
 // closeFiles closes the segment and the folder lock. Caller holds ioMu
@@ -500,14 +467,13 @@ func (w *Writer) flushIO(final bool) error {
 		return nil
 	}
 	w.mu.Lock()
+	// What is taken stays counted against MaxPendingTotal until written.
+	inflight := len(w.pend) + len(w.line)
 	w.closeLineLocked()
 	w.line = nil // a quiet console keeps no line buffer
 	text, raw := w.pend, w.pendRaw
 	first, last, recs := w.pendFirst, w.pendLast, w.pendRecs
 	w.pend, w.pendRaw, w.pendRecs = nil, 0, 0
-	// The bytes stay counted against MaxPendingTotal until written.
-	inflight := w.acct
-	w.acct = 0
 	rotate := w.rotate
 	w.rotate = false
 	if final && w.overflow.bytes > 0 {
@@ -765,10 +731,8 @@ func (w *Writer) createSegmentIO(firstMs int64, now time.Time) error {
 		if w.s.opt.SyncInterval > 0 {
 			// The new name is synced with the segment's first data, by
 			// the syncer: the file is not durable before that anyway.
-			w.syncDirs = append(w.syncDirs, w.dir)
-			if newDir {
-				w.syncDirs = append(w.syncDirs, w.s.dir)
-			}
+			w.syncDir = true
+			w.syncParent = w.syncParent || newDir
 			w.newDir = false
 			w.s.markDirty(w)
 		}
@@ -867,7 +831,7 @@ func (w *Writer) open() error {
 				w.noteTimeLocked(msTime(rr.ms))
 			}
 			w.armLocked()
-			w.accountLocked()
+			w.s.pending.Add(int64(len(note)))
 			w.mu.Unlock()
 		}
 		if sealed {
