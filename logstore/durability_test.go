@@ -182,6 +182,47 @@ func TestSyncInterval(t *testing.T) {
 	})
 }
 
+// TestSyncRoundManyWriters: a round with more dirty segments than
+// syncFSWriters syncs the file system once instead of each segment.
+func TestSyncRoundManyWriters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := Open(t.TempDir(), Options{SyncInterval: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		d := &disk{}
+		d.install(s)
+		var ws []*Writer
+		for i := range syncFSWriters + 1 {
+			ws = append(ws, mustWriter(t, s, fmt.Sprintf("c%d", i)))
+		}
+		for round := range 2 {
+			for _, w := range ws {
+				w.Write([]byte("tick\r\n"))
+			}
+			time.Sleep(3 * time.Second)
+			synctest.Wait()
+			ops := map[string]int{}
+			for _, c := range d.calls() {
+				ops[c.op]++
+			}
+			if ops["fs"] != round+1 || ops["fdatasync"] != 0 || ops["dir"] != 0 {
+				t.Fatalf("round %d: %v, want one syncfs a round and nothing else", round, ops)
+			}
+		}
+		if st := s.Stats(); st.FSSyncs != 2 || st.Syncs != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		// Quiet now: no more rounds with work.
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if st := s.Stats(); st.FSSyncs != 2 {
+			t.Fatalf("syncs while quiet: %+v", st)
+		}
+	})
+}
+
 // stuckSyncs makes every fdatasync block until release is closed.
 type stuckSyncs struct {
 	*faultFile

@@ -693,9 +693,6 @@ func secondOf(ms int64) time.Time { return msTime(ms).Truncate(time.Second) }
 // name is one second after that one instead.
 func (w *Writer) createSegmentIO(firstMs int64, now time.Time) error {
 	newDir := w.newDir
-	if _, err := os.Stat(w.dir); errors.Is(err, os.ErrNotExist) {
-		newDir = true // removed meanwhile
-	}
 	if err := os.MkdirAll(w.dir, 0o750); err != nil {
 		return fmt.Errorf("logstore: create %s: %w", w.dir, err)
 	}
