@@ -11,6 +11,7 @@
 //	for rec, err := range s.Records(ctx, "node42", logstore.Query{Since: t0, Until: t1}) { ... }
 //	for l, err := range s.Lines(ctx, "node42", logstore.Query{Last: 10, Follow: true}) { ... }
 //	err = s.Grep(ctx, "node42", re, logstore.Query{Since: t0}, func(m logstore.Match) error { ... })
+//	w.Stats(); s.Stats()                // drops, gaps, pending bytes, syncs
 //	w.Close(); s.Close()
 //
 // A Store, its Writers and its readers are safe for concurrent use. Open
@@ -159,11 +160,14 @@
 // Every SyncInterval (5 s) a background goroutine of the Store fdatasyncs
 // the live segments written since its previous round (a few at a time,
 // never on a Write or flush goroutine), and fsyncs the folders of segments
-// created since, with their first data. Segments are fsynced when rotated,
+// created since, with their first data. When more than 64 segments were
+// written, it syncs the log directory's file system instead (syncfs(2)):
+// one journal commit rather than thousands (this also flushes other
+// programs' files on that file system). Segments are fsynced when rotated,
 // sealed copies before they are renamed, and the folder after a seal's
 // rename and after retention removes a segment. Writer.Close fdatasyncs
-// its segment; Store.Close syncs the file system once (syncfs(2)) instead
-// of every segment. So a power loss or kernel crash loses the output of
+// its segment; Store.Close with more than 64 Writers syncs the file system
+// once instead. So a power loss or kernel crash loses the output of
 // about the last SyncInterval plus FlushInterval (more if the disk cannot
 // keep up with the syncs), and never a segment that was complete before
 // that; a frame being written when the power went is a torn tail, which

@@ -39,7 +39,7 @@ The logs are found in --log-dir, else in log_dir of the config file (-c,
 default /etc/solgate/solgate.toml), else in /var/log/solgate.
 
 Exit status: 0 on success, 1 if the log is missing or damaged (what is
-intact is still printed, then what is damaged is named on stderr: a segment
+intact is still printed, and what is damaged is named on stderr: a segment
 cut short, one that cannot be read), 2 on bad usage. Files in the console's
 folder that are not segments are named on stderr and ignored.
 
