@@ -136,3 +136,21 @@ func GetChannelCipherSuites(ctx context.Context, c Commander, ch uint8) ([]Ciphe
 	}
 	return recs, nil
 }
+
+// AuthCaps is the Get Channel Authentication Capabilities answer.
+type AuthCaps = wire.AuthCaps
+
+// GetChannelAuthCaps runs Get Channel Authentication Capabilities for
+// channel ch and privilege level priv, asking for the IPMI v2.0 data.
+func GetChannelAuthCaps(ctx context.Context, c Commander, ch uint8, priv Privilege) (AuthCaps, error) {
+	req := wire.AuthCapsRequest{Channel: ch, Extended: true, MaxPriv: priv}.Append(nil)
+	r, err := do(ctx, c, wire.NetFnApp, wire.CmdGetChannelAuthCaps, req, "get channel authentication capabilities", false, true)
+	if err != nil {
+		return AuthCaps{}, err
+	}
+	a, err := wire.ParseAuthCaps(r)
+	if err != nil {
+		return a, protoErr("get channel authentication capabilities", err)
+	}
+	return a, nil
+}

@@ -121,7 +121,9 @@ const (
 	Password20   PasswordSize = 20
 )
 
-func (s PasswordSize) size20(pw Secret) (bool, error) {
+// Check reports whether pw fits the size, and whether it would be stored
+// in the 20-byte form.
+func (s PasswordSize) Check(pw Secret) (size20 bool, err error) {
 	switch s {
 	case PasswordAuto:
 		if len(pw) > MaxPassword20 {
@@ -146,7 +148,7 @@ func setPassword(ctx context.Context, c Commander, id uint8, op wire.PasswordOp,
 	if err := checkUserID(id); err != nil {
 		return nil, err
 	}
-	s20, err := size.size20(pw)
+	s20, err := size.Check(pw)
 	if err != nil {
 		return nil, err
 	}
