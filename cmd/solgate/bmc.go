@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -232,6 +233,8 @@ func valueText(v bmcconf.Value) string {
 		return v.Value
 	case ipmilan.IsNotSupported(v.Err):
 		return notSupported
+	case errors.Is(v.Err, bmcconf.ErrNotReported):
+		return "unknown"
 	}
 	return "unknown (" + v.Err.Error() + ")"
 }
@@ -310,7 +313,11 @@ func runBMCShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func printShow(w io.Writer, t bmcTarget, s *bmcconf.Snapshot, j showJSON) {
-	fmt.Fprintf(w, "== %s (%s)\n", t.Name, t.Config.Addr)
+	if t.Name == t.Config.Addr {
+		fmt.Fprintf(w, "== %s\n", t.Name)
+	} else {
+		fmt.Fprintf(w, "== %s (%s)\n", t.Name, t.Config.Addr)
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, v := range s.Values() {
 		fmt.Fprintf(tw, "%s\t%s\n", v.Key, valueText(v))

@@ -23,9 +23,10 @@ type key struct {
 	set        func(s *Snapshot, v string) error // nil: read-only
 }
 
-// errNotReported: the BMC does not say (IPMI v2.0 before errata 3 leaves
-// a user's enable status unspecified, for example).
-var errNotReported = errors.New("not reported by the BMC")
+// ErrNotReported: the BMC does not say (IPMI v2.0 before errata 3 leaves
+// a user's enable status unspecified, for example). A value with it is
+// shown as unknown, and a change to it cannot be read back.
+var ErrNotReported = errors.New("not reported by the BMC")
 
 // KeyInfo describes a key for help texts.
 type KeyInfo struct {
@@ -459,7 +460,7 @@ var userFields = []struct {
 			case ipmilan.UserStatusDisabled:
 				return "off", nil
 			}
-			return "", errNotReported
+			return "", ErrNotReported
 		},
 		func(u *ipmilan.User, v string) error {
 			b, err := parseOnOff(v)
@@ -470,7 +471,12 @@ var userFields = []struct {
 			return err
 		}},
 	{"privilege", "privilege limit on the LAN channel: user, operator, admin, callback, oem or none", "access",
-		func(u *ipmilan.User) (string, error) { return privName(u.Access.PrivLimit), nil },
+		func(u *ipmilan.User) (string, error) {
+			if u.Access.PrivLimit == 0 {
+				return "none", nil // reserved: ipmi_sim's unused user IDs
+			}
+			return privName(u.Access.PrivLimit), nil
+		},
 		func(u *ipmilan.User, v string) error {
 			p, err := parsePriv(v, true)
 			u.Access.PrivLimit = p

@@ -87,7 +87,7 @@ func NewPlan(s *Snapshot, as []Assignment) (*Plan, error) {
 		if k.set == nil {
 			return nil, fmt.Errorf("%s is read-only", k.name)
 		}
-		if _, err := k.get(s); err != nil && !errors.Is(err, errNotReported) {
+		if _, err := k.get(s); err != nil && !errors.Is(err, ErrNotReported) {
 			return nil, fmt.Errorf("%s: cannot be set: %w", k.name, err)
 		}
 		if err := k.set(p.want, a.Value); err != nil {

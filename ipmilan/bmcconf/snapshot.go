@@ -2,6 +2,7 @@ package bmcconf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -87,8 +88,13 @@ func Read(ctx context.Context, c ipmilan.Commander, ch uint8) (*Snapshot, error)
 	if s.CiphersErr, err = split(err); err != nil {
 		return nil, err
 	}
+	// Auxiliary: some BMCs answer it only outside a session (ipmi_sim:
+	// 0xD5), so any refusal is kept, not fatal.
 	s.AuthCaps, err = ipmilan.GetChannelAuthCaps(ctx, c, ch, ipmilan.PrivAdmin)
-	if s.AuthCapsErr, err = split(err); err != nil {
+	if ce := new(ipmilan.CompletionError); errors.As(err, &ce) {
+		s.AuthCapsErr, err = err, nil
+	}
+	if s.AuthCapsErr, err = keepErr(s.AuthCapsErr, err); err != nil {
 		return nil, err
 	}
 	if s.SOL, err = ipmilan.ReadSOLConfig(ctx, c, ch); err != nil {
@@ -99,6 +105,14 @@ func Read(ctx context.Context, c ipmilan.Commander, ch uint8) (*Snapshot, error)
 		return nil, err
 	}
 	return s, nil
+}
+
+// keepErr merges a kept refusal with split's view of err.
+func keepErr(kept, err error) (error, error) {
+	if kept != nil {
+		return kept, nil
+	}
+	return split(err)
 }
 
 // split separates "not supported" (kept in the snapshot) from real
