@@ -86,7 +86,13 @@ func (f *bmcFlags) parse(args []string, stderr io.Writer, minPos int, what strin
 		if len(pos) < minPos {
 			return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: want %s (see --help)", f.fs.Name(), what)}
 		}
-		return []bmcTarget{{Target: power.Target{Name: "local", Config: ipmilan.Config{Addr: f.device, User: f.conn.user}}, inband: true}}, pos, nil
+		priv, err := ipmilan.ParsePrivilege(f.conn.priv)
+		if err != nil {
+			return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
+		}
+		// No session: the user, privilege and suite are what doctor checks.
+		cfg := ipmilan.Config{Addr: f.device, User: f.conn.user, Privilege: priv, CipherSuite: f.conn.suite}
+		return []bmcTarget{{Target: power.Target{Name: "local", Config: cfg}, inband: true}}, pos, nil
 	}
 	if len(pos) < minPos+1 {
 		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: want HOSTS %s (see --help)", f.fs.Name(), what)}
@@ -729,6 +735,7 @@ func runBMCDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("bmc doctor", bmcDoctorUsage(), stderr)
 	f.register(fs)
 	baud := fs.String("baud", "115200", "the nodes' serial console speed, which SOL's bit rate must equal")
+	expectSuite := fs.Int("expect-suite", -1, "the cipher suite solgate is configured with, if not the one of this session (-C; 0: 17 or 3)")
 	ts, rest, err := f.parse(args, stderr, 0, "")
 	if err != nil {
 		return err
@@ -750,7 +757,11 @@ func runBMCDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return diag{}, err
 		}
 		cfg := ts[i].Config
-		p, sk := bmcconf.Diagnose(s, bmcconf.Expect{BitRate: rate, User: cfg.User, Privilege: cfg.Privilege, CipherSuite: cfg.CipherSuite})
+		suite := cfg.CipherSuite
+		if *expectSuite >= 0 {
+			suite = *expectSuite
+		}
+		p, sk := bmcconf.Diagnose(s, bmcconf.Expect{BitRate: rate, User: cfg.User, Privilege: cfg.Privilege, CipherSuite: suite})
 		return diag{p, sk}, nil
 	})
 	prefix := fixPrefix(&f)

@@ -89,7 +89,7 @@ func Diagnose(s *Snapshot, e Expect) (problems []Problem, skipped []string) {
 			}
 		}
 		if u == nil {
-			add("user", false, user("add", e.User, privName(e.Privilege)), "user %q does not exist", e.User)
+			add("user", false, user("add", e.User, privName(e.Privilege), "--new-password-file", "FILE"), "user %q does not exist", e.User)
 		}
 	case s.Self.UserID != 0:
 		u = s.User(s.Self.UserID)
