@@ -463,6 +463,7 @@ func applyPlans(ctx context.Context, f *bmcFlags, ts []bmcTarget, stdout io.Writ
 		if err != nil {
 			return out{}, err
 		}
+		s.SetLoginUser(ts[i].Config.User)
 		as, err := assign(i, s)
 		if err != nil {
 			return out{}, err

@@ -199,3 +199,28 @@ func TestBMCCommands(t *testing.T) {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 }
+
+// FuzzExpandValue: no value makes expansion panic; one value per host
+// comes back; a value without templates or ranges is left alone.
+func FuzzExpandValue(f *testing.F) {
+	for _, s := range []string{"10.1.0.{n}", "{name}-x", "a[1-3]", "md5,password", "{i}{n}{name}", "x[", "{", "[1-2]{n}"} {
+		f.Add(s)
+	}
+	hosts := []string{"node1", "node2", "node3"}
+	f.Fuzz(func(t *testing.T, v string) {
+		out, err := expandValue(v, hosts)
+		if err != nil {
+			return
+		}
+		if len(out) != len(hosts) {
+			t.Fatalf("%q: %d values for %d hosts", v, len(out), len(hosts))
+		}
+		if !strings.ContainsAny(v, "[{}") {
+			for _, o := range out {
+				if o != v {
+					t.Fatalf("%q became %q", v, o)
+				}
+			}
+		}
+	})
+}

@@ -346,3 +346,35 @@ func TestDiagnose(t *testing.T) {
 		t.Fatalf("after the fixes: %+v", p)
 	}
 }
+
+// FuzzPlan: no KEY=VALUE makes planning panic, and every value a plan
+// accepts is canonical: planning the value it reports changes to gives
+// that value again.
+func FuzzPlan(f *testing.F) {
+	for _, s := range []string{"sol.bitrate=115200", "lan.ip=10.1.2.3", "lan.vlan=off", "lan.auth.admin=MD5,password",
+		"sol.accumulate=52ms", "user.3.name=bob", "user.2.privilege=none", "lan.cipher.17=unused", "channel.access=Always",
+		"sol.retry.interval=1s", "lan.mac=02-00-00-00-00-01", "user.2.sol=yes", "sol.privilege=operator"} {
+		f.Add(s)
+	}
+	b := bmcsim.New(bmcsim.Config{Users: users, Allow15: true})
+	snap, err := bmcconf.Read(context.Background(), systemInterface{b}, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, kv string) {
+		a, err := bmcconf.ParseAssignment(kv)
+		if err != nil {
+			return
+		}
+		p, err := bmcconf.NewPlan(snap, []bmcconf.Assignment{a})
+		if err != nil {
+			return
+		}
+		for _, c := range p.Changes {
+			again, err := bmcconf.NewPlan(snap, []bmcconf.Assignment{{Key: c.Key, Value: c.New}})
+			if err != nil || len(again.Changes) != 1 || again.Changes[0].New != c.New {
+				t.Fatalf("%q plans %s -> %q, which plans %+v (%v)", kv, c.Key, c.New, again, err)
+			}
+		}
+	})
+}

@@ -64,11 +64,17 @@ func Read(ctx context.Context, c ipmilan.Commander, ch uint8) (*Snapshot, error)
 	}
 	s := &Snapshot{Channel: ch}
 	if si, ok := c.(sessionInfoer); ok {
+		s.Self = Self{LAN: true, Privilege: ipmilan.PrivAdmin, Suite: si.CipherSuite()}
 		info, err := si.SessionInfo(ctx)
-		if err != nil {
+		switch ce := new(ipmilan.CompletionError); {
+		case err == nil:
+			s.Self.UserID, s.Self.Privilege = info.UserID, info.Privilege
+		case errors.As(err, &ce):
+			// No Get Session Info: assume the worst (admin), and let
+			// the caller name the login user (SetLoginUser).
+		default:
 			return nil, err
 		}
-		s.Self = Self{LAN: true, UserID: info.UserID, Privilege: info.Privilege, Suite: si.CipherSuite()}
 	}
 	if s.LAN, err = ipmilan.ReadLANConfig(ctx, c, ch); err != nil {
 		return nil, err
@@ -145,6 +151,20 @@ func (s *Snapshot) Clone() *Snapshot {
 	c.Ciphers = slices.Clone(s.Ciphers)
 	c.Users = slices.Clone(s.Users)
 	return &c
+}
+
+// SetLoginUser tells the snapshot which user the session logged in as,
+// for BMCs whose Get Session Info did not say.
+func (s *Snapshot) SetLoginUser(name string) {
+	if !s.Self.LAN || s.Self.UserID != 0 || name == "" {
+		return
+	}
+	for _, u := range s.Users {
+		if u.Name == name {
+			s.Self.UserID = u.ID
+			return
+		}
+	}
 }
 
 // User returns the user with ID id, or nil.
