@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -137,4 +138,44 @@ func runIpmitoolLine(t *testing.T, bin string, tool []string, prefix string) str
 		}
 	}
 	return ""
+}
+
+// TestBMCCommandConfig: with -c, console names resolve to their BMCs and
+// credentials from the solgate config, per-host values use the console
+// names, and doctor's fixes repeat -c.
+func TestBMCCommandConfig(t *testing.T) {
+	t.Parallel()
+	a := startSimBMC(t, bmcsim.Config{})
+	b := startSimBMC(t, bmcsim.Config{Misconfigured: true})
+	dir := t.TempDir()
+	pw := writeSecretFile(t, "bmc.pass", bmcsimPassword)
+	conf := dir + "/solgate.toml"
+	must(t, os.WriteFile(conf, []byte(`
+[server]
+log_dir = "`+dir+`/log"
+state_dir = "`+dir+`/state"
+
+[defaults]
+user = "admin"
+password_file = "`+pw+`"
+
+[[console]]
+name = "node[07-08]"
+bmc = "`+a.Addr+`,`+b.Addr+`"
+`), 0o600))
+	out, errOut, code := runSolgate(t, nil, "bmc", "set", "-c", conf, "node[07-08]", "lan.ip=10.1.0.{n}", "lan.gateway=10.1.0.254", "--allow-disconnect")
+	if code != 0 || !strings.Contains(out, "node07: lan.ip: ") || !strings.Contains(out, "-> 10.1.0.8: ok") {
+		t.Fatalf("set -c: exit %d\n%s%s", code, out, errOut)
+	}
+	if a.ConfigState().LAN.IP.String() != "10.1.0.7" || b.ConfigState().LAN.IP.String() != "10.1.0.8" {
+		t.Fatalf("addresses %v %v", a.ConfigState().LAN.IP, b.ConfigState().LAN.IP)
+	}
+	out, _, code = runSolgate(t, nil, "bmc", "doctor", "-c", conf, "node[07-08]")
+	if code != 1 || !strings.Contains(out, "node07: ok\n") || !strings.Contains(out, "node08: sol.enable: SOL is disabled; fix: solgate bmc set -c "+conf+" node08 sol.enable=on\n") {
+		t.Fatalf("doctor -c: exit %d\n%s", code, out)
+	}
+	out, _, code = runSolgate(t, nil, "bmc", "show", "-c", conf, "node08")
+	if code != 0 || !strings.HasPrefix(out, "== node08 ("+b.Addr+")\n") || !strings.Contains(out, "lan.ip                10.1.0.8\n") {
+		t.Fatalf("show -c: exit %d\n%s", code, out)
+	}
 }

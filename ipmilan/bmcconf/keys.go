@@ -223,7 +223,7 @@ var staticKeys = []key{
 			}
 			return strings.Join(ids, ","), nil
 		}},
-	{name: "channel.access", help: "IPMI messaging on the LAN channel: always, shared, preboot or disabled", group: "channel",
+	{name: "channel.access", help: "IPMI messaging on the LAN channel: always, shared, preboot or disabled (channel.* keys write the active and the stored settings)", group: "channel",
 		get: chanGet(func(a *ipmilan.ChannelAccess) string { return a.Mode.String() }),
 		set: func(s *Snapshot, v string) error {
 			m, err := ipmilan.ParseAccessMode(strings.ToLower(v))
