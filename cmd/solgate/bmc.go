@@ -82,7 +82,13 @@ func (f *bmcFlags) parse(args []string, stderr io.Writer, minPos int, what strin
 	if f.channel < 0 || f.channel > 15 {
 		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: --channel %d: want 1-15", f.fs.Name(), f.channel)}
 	}
+	if f.fanout < 1 || f.fanout > maxFanout {
+		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: --fanout %d: want 1 to %d", f.fs.Name(), f.fanout, maxFanout)}
+	}
 	if f.inband {
+		if err := f.conn.check(1); err != nil {
+			return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
+		}
 		if len(pos) < minPos {
 			return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: want %s (see --help)", f.fs.Name(), what)}
 		}
@@ -99,6 +105,12 @@ func (f *bmcFlags) parse(args []string, stderr io.Writer, minPos int, what strin
 	}
 	hosts, err := hostlist.Expand(pos[0])
 	if err != nil {
+		return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
+	}
+	if len(hosts) == 0 {
+		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: HOSTS %q names no host", f.fs.Name(), pos[0])}
+	}
+	if err := f.conn.check(len(hosts)); err != nil {
 		return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
 	}
 	ts, err := f.conn.targets(hosts, os.Stdin, stderr)
@@ -663,7 +675,7 @@ func runBMCUser(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &exitError{code: 2, msg: fmt.Sprintf("bmc user: unknown action %q (want add, password, enable, disable, privilege or sol)", op.Action)}
 	}
 	if op.Action == "add" || op.Action == "password" {
-		pw, err := readSecret(*pwFile, "", "New BMC user password", os.Stdin, stderr)
+		pw, _, err := readSecret(*pwFile, "", "New BMC user password", os.Stdin, stderr)
 		if err != nil {
 			return &exitError{code: 2, msg: "bmc user: " + err.Error()}
 		}
@@ -824,7 +836,7 @@ func runBMCDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // fixFlags are the connection flags a fix command repeats.
-var fixFlags = []string{"c", "u", "user", "password-file", "kg-file", "interface", "I", "cipher-suite", "C",
+var fixFlags = []string{"c", "u", "user", "password-file", "kg-file", "interface", "I", "auth-type", "cipher-suite", "C",
 	"privilege", "bmc", "timeout", "retries", "quirks", "insecure", "inband", "device", "channel"}
 
 // fixPrefix is "solgate bmc" plus nothing: the connection flags go after
