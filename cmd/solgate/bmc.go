@@ -52,6 +52,8 @@ type bmcFlags struct {
 	device   string
 	channel  int
 	fs       *flag.FlagSet
+	name     string   // "bmc set", for messages
+	hosts    []string // from parse
 }
 
 func (f *bmcFlags) register(fs *flag.FlagSet) {
@@ -71,57 +73,73 @@ type bmcTarget struct {
 	inband bool
 }
 
-// parse parses args and returns the hosts and the remaining positional
-// arguments. With --inband there are no HOSTS: the only target is "local".
-func (f *bmcFlags) parse(args []string, stderr io.Writer, minPos int, what string) ([]bmcTarget, []string, error) {
+// parse parses args and returns the host names and the remaining
+// positional arguments. With --inband there are no HOSTS: the only host is
+// "local". Nothing is read (passwords) until resolve.
+func (f *bmcFlags) parse(args []string, minPos int, what string) ([]string, []string, error) {
 	pos, err := parseFlags(f.fs, args)
 	if err != nil {
 		return nil, nil, usageErr(err)
 	}
+	f.name = strings.TrimPrefix(f.fs.Name(), "solgate ")
 	f.conn.set = setFlags(f.fs)
 	if f.channel < 0 || f.channel > 15 {
-		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: --channel %d: want 1-15", f.fs.Name(), f.channel)}
+		return nil, nil, f.usage("--channel %d: want 1-15", f.channel)
 	}
 	if f.fanout < 1 || f.fanout > maxFanout {
-		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: --fanout %d: want 1 to %d", f.fs.Name(), f.fanout, maxFanout)}
+		return nil, nil, f.usage("--fanout %d: want 1 to %d", f.fanout, maxFanout)
 	}
 	if f.inband {
-		if err := f.conn.check(1); err != nil {
-			return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
-		}
 		if len(pos) < minPos {
-			return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: want %s (see --help)", f.fs.Name(), what)}
+			return nil, nil, f.usage("want %s (see --help)", what)
 		}
-		priv, err := ipmilan.ParsePrivilege(f.conn.priv)
-		if err != nil {
-			return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
+		if err := f.conn.check(1); err != nil {
+			return nil, nil, f.usage("%v", err)
 		}
-		// No session: the user, privilege and suite are what doctor checks.
-		cfg := ipmilan.Config{Addr: f.device, User: f.conn.user, Privilege: priv, CipherSuite: f.conn.suite}
-		return []bmcTarget{{Target: power.Target{Name: "local", Config: cfg}, inband: true}}, pos, nil
+		f.hosts = []string{"local"}
+		return f.hosts, pos, nil
 	}
 	if len(pos) < minPos+1 {
-		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: want HOSTS %s (see --help)", f.fs.Name(), what)}
+		return nil, nil, f.usage("want HOSTS %s (see --help)", what)
 	}
 	hosts, err := hostlist.Expand(pos[0])
 	if err != nil {
-		return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
+		return nil, nil, f.usage("%v", err)
 	}
 	if len(hosts) == 0 {
-		return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("%s: HOSTS %q names no host", f.fs.Name(), pos[0])}
+		return nil, nil, f.usage("HOSTS %q names no host", pos[0])
 	}
 	if err := f.conn.check(len(hosts)); err != nil {
-		return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
+		return nil, nil, f.usage("%v", err)
 	}
-	ts, err := f.conn.targets(hosts, os.Stdin, stderr)
+	f.hosts = hosts
+	return hosts, pos[1:], nil
+}
+
+func (f *bmcFlags) usage(format string, a ...any) error {
+	return &exitError{code: 2, msg: f.name + ": " + fmt.Sprintf(format, a...)}
+}
+
+// resolve turns the hosts into BMC configurations (reading the password).
+func (f *bmcFlags) resolve(stderr io.Writer) ([]bmcTarget, error) {
+	if f.inband {
+		priv, err := ipmilan.ParsePrivilege(f.conn.priv)
+		if err != nil {
+			return nil, f.usage("%v", err)
+		}
+		// No session: the user, privilege and suite are what doctor checks.
+		cfg := ipmilan.Config{Addr: f.device, User: f.conn.user, Privilege: priv, CipherSuite: f.conn.suite}
+		return []bmcTarget{{Target: power.Target{Name: "local", Config: cfg}, inband: true}}, nil
+	}
+	ts, err := f.conn.targets(f.hosts, os.Stdin, stderr)
 	if err != nil {
-		return nil, nil, &exitError{code: 2, msg: f.fs.Name() + ": " + err.Error()}
+		return nil, f.usage("%v", err)
 	}
 	out := make([]bmcTarget, len(ts))
 	for i, t := range ts {
 		out[i] = bmcTarget{Target: t}
 	}
-	return out, pos[1:], nil
+	return out, nil
 }
 
 // each runs fn on every target, at most fanout at once, each with its own
@@ -278,12 +296,16 @@ func runBMCShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var f bmcFlags
 	fs := newFlagSet("bmc show", bmcShowUsage, stderr)
 	f.register(fs)
-	ts, rest, err := f.parse(args, stderr, 0, "")
+	_, rest, err := f.parse(args, 0, "")
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return &exitError{code: 2, msg: fmt.Sprintf("bmc show: unexpected %q (want only HOSTS)", rest[0])}
+		return f.usage("unexpected %q (want only HOSTS)", rest[0])
+	}
+	ts, err := f.resolve(stderr)
+	if err != nil {
+		return err
 	}
 	snaps, errs := each(ctx, &f, ts, func(ctx context.Context, i int, c ipmilan.Commander) (*bmcconf.Snapshot, error) {
 		return bmcconf.Read(ctx, c, uint8(f.channel))
@@ -436,15 +458,11 @@ func runBMCSet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.register(fs)
 	dry := fs.Bool("dry-run", false, "print what would change, change nothing")
 	allow := fs.Bool("allow-disconnect", false, "also make changes that could cut off the session in use (applied last)")
-	ts, rest, err := f.parse(args, stderr, 1, "KEY=VALUE...")
+	names, rest, err := f.parse(args, 1, "KEY=VALUE...")
 	if err != nil {
 		return err
 	}
-	names := make([]string, len(ts))
-	for i, t := range ts {
-		names[i] = t.Name
-	}
-	perHost := make([][]bmcconf.Assignment, len(ts))
+	perHost := make([][]bmcconf.Assignment, len(names))
 	for _, arg := range rest {
 		a, err := bmcconf.ParseAssignment(arg)
 		if err != nil {
@@ -454,9 +472,13 @@ func runBMCSet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return &exitError{code: 2, msg: fmt.Sprintf("bmc set: %s: %v", a.Key, err)}
 		}
-		for i := range ts {
+		for i := range names {
 			perHost[i] = append(perHost[i], bmcconf.Assignment{Key: a.Key, Value: vals[i]})
 		}
+	}
+	ts, err := f.resolve(stderr)
+	if err != nil {
+		return err
 	}
 	return applyPlans(ctx, &f, ts, stdout, *dry, *allow, func(i int, s *bmcconf.Snapshot) ([]bmcconf.Assignment, error) {
 		return perHost[i], nil
@@ -652,7 +674,7 @@ func runBMCUser(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pwSize := fs.Int("password-size", 0, "store passwords in the 16- or 20-byte form (0: 20 if longer than 16 bytes)")
 	noSOL := fs.Bool("no-sol", false, "add: without SOL payload access")
 	id := fs.Int("id", 0, "add: use user ID `N` (0: the first free one)")
-	ts, rest, err := f.parse(args, stderr, 2, "ACTION NAME [VALUE]")
+	_, rest, err := f.parse(args, 2, "ACTION NAME [VALUE]")
 	if err != nil {
 		return err
 	}
@@ -686,6 +708,10 @@ func runBMCUser(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return &exitError{code: 2, msg: "bmc user: " + strings.TrimPrefix(err.Error(), "ipmilan: ")}
 		}
 		op.Password = pw
+	}
+	ts, err := f.resolve(stderr)
+	if err != nil {
+		return err
 	}
 	return applyPlans(ctx, &f, ts, stdout, *dry, *allow, func(i int, s *bmcconf.Snapshot) ([]bmcconf.Assignment, error) {
 		return op.Assignments(s)
@@ -749,16 +775,23 @@ func runBMCDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	f.register(fs)
 	baud := fs.String("baud", "115200", "the nodes' serial console speed, which SOL's bit rate must equal")
 	expectSuite := fs.Int("expect-suite", -1, "the cipher suite solgate is configured with, if not the one of this session (-C; 0: 17 or 3)")
-	ts, rest, err := f.parse(args, stderr, 0, "")
+	_, rest, err := f.parse(args, 0, "")
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return &exitError{code: 2, msg: fmt.Sprintf("bmc doctor: unexpected %q (want only HOSTS)", rest[0])}
+		return f.usage("unexpected %q (want only HOSTS)", rest[0])
 	}
 	rate, err := ipmilan.ParseBitRate(*baud)
 	if err != nil || rate == ipmilan.BitRateSerial {
-		return &exitError{code: 2, msg: fmt.Sprintf("bmc doctor: --baud %q: want 9600, 19200, 38400, 57600 or 115200", *baud)}
+		return f.usage("--baud %q: want 9600, 19200, 38400, 57600 or 115200", *baud)
+	}
+	if *expectSuite < -1 || *expectSuite > 255 {
+		return f.usage("--expect-suite %d: want a cipher suite", *expectSuite)
+	}
+	ts, err := f.resolve(stderr)
+	if err != nil {
+		return err
 	}
 	type diag struct {
 		problems []bmcconf.Problem
