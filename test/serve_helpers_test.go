@@ -70,9 +70,12 @@ type serveProc struct {
 	err    error
 }
 
-func startServe(t testing.TB, cfgPath string) *serveProc {
+func startServe(t testing.TB, cfgPath string, env ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(solgateBin(t), "serve", "-c", cfgPath)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &serveProc{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.stderr
 	cmd.Stderr = p.stderr

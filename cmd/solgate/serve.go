@@ -114,7 +114,8 @@ type daemon struct {
 	store   *logstore.Store
 	m       *conserver.Manager
 	comps   []component
-	lock    *os.File // the log directory's daemon lock
+	lock    *os.File  // the log directory's daemon lock
+	notify  *notifier // systemd (Type=notify); nil when not under systemd
 }
 
 // newDaemon validates the configuration and prepares the directories; it
@@ -154,6 +155,9 @@ func newDaemon(path string, stderr io.Writer) (*daemon, error) {
 		return nil, &exitError{code: 1, msg: "serve: " + err.Error()}
 	}
 	raiseFileLimit(d.log)
+	if d.notify, err = newNotifier(os.Getenv, os.Getpid()); err != nil {
+		d.log.Warn("serve: systemd notifications off", "err", err)
+	}
 	if os.Getenv("GOGC") == "" {
 		// Thousands of idle sessions make a large live heap and little
 		// garbage: collecting at 50% growth instead of 100% keeps the
@@ -197,6 +201,14 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		d.comps = append(d.comps, c)
 	}
+	d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(cfg.Consoles))))
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	wdDone := make(chan struct{})
+	go func() {
+		defer close(wdDone)
+		d.notify.RunWatchdog(wdCtx, nil, func(err error) { d.log.Warn("serve: systemd watchdog", "err", err) })
+	}()
+	defer func() { stopWatchdog(); <-wdDone }()
 
 	wctx, cancelWatch := context.WithCancel(context.Background())
 	watchDone := make(chan error, 1)
@@ -219,9 +231,17 @@ loop:
 			d.reload(ctx, ev)
 		}
 	}
+	d.tellSystemd(d.notify.Stopping())
 	cancelWatch()
 	<-watchDone
 	return d.stop()
+}
+
+// tellSystemd logs a failed notification (the daemon goes on).
+func (d *daemon) tellSystemd(err error) {
+	if err != nil {
+		d.log.Warn("serve: systemd notification", "err", err)
+	}
 }
 
 // reload applies one watcher event.
@@ -237,11 +257,14 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) {
 		return
 	}
 	start := time.Now()
+	d.tellSystemd(d.notify.Reloading())
 	res, err := d.m.Apply(ctx, ev.Config)
 	if err != nil {
 		d.log.Error("serve: configuration refused; keeping the running one", "reason", ev.Reason, "err", err)
+		d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles; last reload refused", len(d.m.Config().Consoles))))
 		return
 	}
+	defer func() { d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(ev.Config.Consoles)))) }()
 	d.level.Set(parseLevel(ev.Config.Server.LogLevel))
 	for _, c := range d.comps {
 		c.Reload(ctx, ev.Config, ev.Diff)
