@@ -63,13 +63,6 @@ func (l *limiter) setLimit(n int) {
 	l.mu.Unlock()
 }
 
-// inUse reports the slots taken and the waiters.
-func (l *limiter) inUse() (busy, waiting int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.busy, l.q.Len()
-}
-
 func (l *limiter) grantLocked() {
 	for l.busy < l.limit && l.q.Len() > 0 {
 		e := l.q.Front()
