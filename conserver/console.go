@@ -307,8 +307,18 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 	}
 	c.everUp = true
 	c.own.heldSince = time.Time{}
+	if c.req != nil && !c.req.by.zero() {
+		// A user's reopen or force that came while this connection was
+		// being set up: it is satisfied. (A configuration change is not:
+		// it may have named another BMC.)
+		c.req = nil
+	}
 	c.setStateLocked(Up, "", time.Time{})
 	c.mu.Unlock()
+	select { // a wake-up for the attempt that just succeeded
+	case <-c.wake:
+	default:
+	}
 	msg := fmt.Sprintf("SOL session established (BMC session %#x, cipher suite %d)", conn.sess.ID(), conn.sess.CipherSuite())
 	if note != nil && note.took != "" {
 		c.event(logstore.EventKind("steal"), note.took)

@@ -1,8 +1,10 @@
 package conserver
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -253,6 +255,75 @@ func TestOwnStalePayloadReclaimed(t *testing.T) {
 		}
 		if log := logText(t, e.store, "node1"); !strings.Contains(log, "reclaimed the SOL payload from this daemon's previous session 0x5151") {
 			t.Fatalf("log:\n%s", log)
+		}
+	})
+}
+
+// TestHandshakesBounded: start-up dials at most max_handshakes consoles
+// at once, and every console gets connected.
+func TestHandshakesBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{}
+		var mu sync.Mutex
+		busy, peak := 0, 0
+		slow := func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+			mu.Lock()
+			busy++
+			peak = max(peak, busy)
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond) // a handshake takes a while
+			mu.Lock()
+			busy--
+			mu.Unlock()
+			return &fakeSession{f: f, id: 1}, nil
+		}
+		var consoles []consoleSpec
+		for i := range 20 {
+			consoles = append(consoles, consoleSpec{name: fmt.Sprintf("n%02d", i), bmc: fmt.Sprintf("127.0.0.1:%d", 1000+i)})
+		}
+		// Every console on its own fake payload.
+		e := newEnv(t, "max_handshakes = 3", consoles, Options{}, func(m *Manager) {
+			m.open = func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+				s, err := slow(ctx, cfg)
+				if err != nil {
+					return nil, err
+				}
+				return &fakeSession{f: &fakeBMC{}, id: s.ID()}, nil
+			}
+		})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if peak != 3 {
+			t.Fatalf("peak of %d concurrent handshakes, want 3", peak)
+		}
+		for _, c := range e.m.Consoles() {
+			if c.Status().State != Up {
+				t.Fatalf("%s: %v", c.Name(), c.Status().State)
+			}
+		}
+	})
+}
+
+// TestWrongPasswordIsDown: an authentication failure is not hammered: the
+// console is down (with the reason) and retried at the slowest pace.
+func TestWrongPasswordIsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{fail: fmt.Errorf("ipmilan: 127.0.0.1:623: RAKP2: %w", ipmilan.ErrAuth)}
+		_, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"10m\"", "", Options{})
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		st := c.Status()
+		if st.State != Down || !strings.Contains(st.Reason, "authentication failed") {
+			t.Fatalf("status %+v: want down, authentication failed", st)
+		}
+		g := gaps(f.dialTimes())
+		for _, d := range g {
+			if d < 5*time.Minute {
+				t.Fatalf("retried after %v: a wrong password must not be hammered (%v)", d, g)
+			}
+		}
+		if len(g) < 5 || len(g) > 12 {
+			t.Fatalf("%d retries in an hour at a 10 min pace", len(g))
 		}
 	})
 }
