@@ -313,11 +313,15 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 		// it may have named another BMC.)
 		c.req = nil
 	}
+	stale := c.req != nil // the configuration changed meanwhile
 	c.setStateLocked(Up, "", time.Time{})
 	c.mu.Unlock()
 	select { // a wake-up for the attempt that just succeeded
 	case <-c.wake:
 	default:
+	}
+	if stale {
+		conn.close() // read ends at once; the next attempt uses the new settings
 	}
 	msg := fmt.Sprintf("SOL session established (BMC session %#x, cipher suite %d)", conn.sess.ID(), conn.sess.CipherSuite())
 	if note != nil && note.took != "" {

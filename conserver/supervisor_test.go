@@ -327,3 +327,34 @@ func TestWrongPasswordIsDown(t *testing.T) {
 		}
 	})
 }
+
+// TestConfigChangeDuringHandshake: a BMC change saved while the console
+// is still connecting to the old BMC takes effect right after.
+func TestConfigChangeDuringHandshake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var addrs []string
+		f := &fakeBMC{}
+		e := newEnv(t, "", []consoleSpec{{name: "node1", bmc: "127.0.0.1:1001"}}, Options{}, func(m *Manager) {
+			m.open = func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+				mu.Lock()
+				addrs = append(addrs, cfg.Addr)
+				mu.Unlock()
+				time.Sleep(time.Second) // a slow handshake
+				return f.open(ctx, cfg)
+			}
+		})
+		time.Sleep(100 * time.Millisecond) // connecting to :1001
+		e.write(testConfig(e.dir, "", []consoleSpec{{name: "node1", bmc: "127.0.0.1:1002"}}, ""))
+		e.reload()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		got := strings.Join(addrs, " ")
+		mu.Unlock()
+		if got != "127.0.0.1:1001 127.0.0.1:1002" {
+			t.Fatalf("dialled %s, want the old BMC then the new one", got)
+		}
+		waitUp(t, e.m.Console("node1"))
+	})
+}
