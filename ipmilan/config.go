@@ -29,12 +29,15 @@ const (
 	PrivOperator = wire.PrivOperator
 	PrivAdmin    = wire.PrivAdmin
 
-	PowerOff     = wire.ControlPowerDown
-	PowerOn      = wire.ControlPowerUp
-	PowerCycle   = wire.ControlPowerCycle
-	HardReset    = wire.ControlHardReset
-	DiagInterupt = wire.ControlDiagInterupt
-	SoftShutdown = wire.ControlSoftShutdown
+	PowerOff      = wire.ControlPowerDown
+	PowerOn       = wire.ControlPowerUp
+	PowerCycle    = wire.ControlPowerCycle
+	HardReset     = wire.ControlHardReset
+	DiagInterrupt = wire.ControlDiagInterrupt
+	SoftShutdown  = wire.ControlSoftShutdown
+	// DiagInterupt is the old, misspelt name of DiagInterrupt, kept only
+	// until conserver/power uses the new one; it goes then.
+	DiagInterupt = DiagInterrupt
 
 	AuthMD5      = wire.AuthMD5
 	AuthPassword = wire.AuthPassword
