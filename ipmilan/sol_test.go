@@ -166,20 +166,6 @@ func TestSOLStealFrom(t *testing.T) {
 	}
 }
 
-func TestSOLBMCReboot(t *testing.T) {
-	bmc, addr := startBMC(t, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true}})
-	before := runtime.NumGoroutine()
-	c := dialSOL(t, addr, ipmilan.SOLOptions{RetryInterval: 50 * time.Millisecond, Retries: 4},
-		ipmilan.Config{KeepAlive: 200 * time.Millisecond, Timeout: 100 * time.Millisecond})
-	bmc.Reboot(5 * time.Second)
-	ev := waitEvent(t, c, ipmilan.SOLSessionLost)
-	if !errors.Is(ev.Err, ipmilan.ErrNoAnswer) {
-		t.Fatalf("session lost because %v", ev.Err)
-	}
-	c.Close()
-	noLeak(t, before)
-}
-
 func TestSOLAltPort(t *testing.T) {
 	// The BMC names another UDP port for SOL in Activate Payload and
 	// serves the protocol there too: DialSOL redoes the session there.
