@@ -11,3 +11,5 @@ require (
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 )
+
+require github.com/leodido/go-syslog/v4 v4.6.0
