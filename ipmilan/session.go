@@ -59,6 +59,7 @@ type Session struct {
 	// keepaliveFn replaces the default keepalive command (SOL checks
 	// that it still owns the payload).
 	keepaliveFn atomic.Pointer[func(context.Context) error]
+	rxPlain     []byte // the reader's decryption buffer, reused per packet
 	done        chan struct{}
 	closeOnce   sync.Once
 	wipeOnce    sync.Once
@@ -397,10 +398,13 @@ func (s *Session) handle20(raw []byte) {
 	if !ok {
 		return
 	}
-	payload, err := s.keys.Open(raw, p)
+	payload, err := s.keys.OpenTo(s.rxPlain, raw, p)
 	if err != nil {
 		s.log.Debug("drop packet", "err", err)
 		return
+	}
+	if cap(payload) > cap(s.rxPlain) {
+		s.rxPlain = payload[:0] // grown: keep it for the next packet
 	}
 	// Only now, with the packet's integrity verified, may it move the
 	// window (4.7: a forged number must not make genuine packets look old).
@@ -660,18 +664,27 @@ func (s *Session) sendPayload(t wire.PayloadType, payload []byte) error {
 	if s.outSeq == 0 {
 		s.outSeq = 1
 	}
-	b := wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(make([]byte, 0, 96+len(payload)))
+	bp := sendBufs.Get().(*[]byte)
+	b := wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append((*bp)[:0])
 	pkt, err := s.keys.Seal(b, wire.Packet20{Type: t, SessionID: s.sid, Seq: seq}, payload)
 	s.mu.Unlock()
-	if err != nil {
-		return err
+	if err == nil {
+		_, err = s.conn.Write(pkt)
+		*bp = pkt[:0]
 	}
-	_, err = s.conn.Write(pkt)
+	sendBufs.Put(bp)
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		err = nil // like a lost packet: retransmission deals with it
 	}
 	return err
 }
+
+// sendBufs are packet buffers for sendPayload: a SOL packet with its
+// session wrapping is at most about 330 bytes.
+var sendBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 512)
+	return &b
+}}
 
 func (s *Session) setPhase(p phase) {
 	s.mu.Lock()

@@ -164,11 +164,11 @@ type solEngine struct {
 	bumpSeq       bool        // QuirkSOLPacketSeq
 	onPanic       func(error) // called after a recovered panic ended the engine
 
-	in      chan wire.SOLPacket // from deliver; bounded, overflow is dropped (the BMC resends)
-	kick    chan struct{}       // input or a break is waiting
-	drained chan struct{}       // capacity 1: Read made room in the output buffer
-	stop    chan struct{}       // closed by close()
-	ended   chan struct{}       // closed when the engine has stopped
+	in      chan *rxPacket // from deliver; bounded, overflow is dropped (the BMC resends)
+	kick    chan struct{}  // input or a break is waiting
+	drained chan struct{}  // capacity 1: Read made room in the output buffer
+	stop    chan struct{}  // closed by close()
+	ended   chan struct{}  // closed when the engine has stopped
 	events  chan SOLEvent
 
 	// outMu guards the output buffer and the end state.
@@ -186,7 +186,10 @@ type solEngine struct {
 
 	// The receive state, owned by the engine goroutine.
 	last      lastPacket
-	held      *heldPacket
+	held      *heldPacket // nil, or heldBuf
+	heldBuf   heldPacket
+	ackBuf    [wire.SOLHeaderLen]byte
+	txBuf     [wire.SOLHeaderLen + solMaxChars]byte
 	delivered [16]deliveredPacket // per SOL sequence number: what its latest packet delivered
 	holdTimer *time.Timer
 
@@ -232,11 +235,22 @@ func newSOLEngine(send func([]byte) error, maxIn int, outMax int, retryInterval 
 	}
 	return &solEngine{
 		send: send, maxIn: maxIn, retryInterval: retryInterval, retries: retries, outMax: outMax, pauseHold: solPauseHold,
-		in: make(chan wire.SOLPacket, 64), kick: make(chan struct{}, 1), drained: make(chan struct{}, 1), stop: make(chan struct{}),
+		in: make(chan *rxPacket, 64), kick: make(chan struct{}, 1), drained: make(chan struct{}, 1), stop: make(chan struct{}),
 		ended: make(chan struct{}), events: make(chan SOLEvent, 64),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 	}
 }
+
+// rxPacket is a received SOL packet on its way to the engine: the reader
+// reuses its buffer, so the characters are copied (at most the 255 a
+// packet can have acknowledged) into a pooled rxPacket.
+type rxPacket struct {
+	hdr  wire.SOLPacket // Data unused
+	n    int
+	data [solMaxChars]byte
+}
+
+var rxPackets = sync.Pool{New: func() any { return new(rxPacket) }}
 
 // deliver hands a received SOL payload to the engine. It never blocks: if
 // the engine is behind, the packet is dropped and the BMC resends it.
@@ -245,10 +259,13 @@ func (e *solEngine) deliver(payload []byte) {
 	if err != nil {
 		return
 	}
-	p.Data = append([]byte(nil), p.Data...)
+	r := rxPackets.Get().(*rxPacket)
+	r.hdr, r.hdr.Data = p, nil
+	r.n = copy(r.data[:], p.Data)
 	select {
-	case e.in <- p:
+	case e.in <- r:
 	default:
+		rxPackets.Put(r)
 	}
 }
 
@@ -299,7 +316,7 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 	}
 	transmit := func(o *outstanding) {
 		p := wire.SOLPacket{Seq: o.seq, Op: o.op, Data: o.data}
-		if err := e.send(p.Append(nil)); err == nil {
+		if err := e.send(p.Append(e.txBuf[:0])); err == nil {
 			e.st.packetsOut.Add(1)
 		}
 		timer.Reset(e.retryInterval)
@@ -374,7 +391,9 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 			}
 			e.st.retransmits.Add(1)
 			transmit(inFlight)
-		case p := <-e.in:
+		case r := <-e.in:
+			p := r.hdr
+			p.Data = r.data[:r.n]
 			e.st.packetsIn.Add(1)
 			if p.Seq == 0 {
 				e.status(p.Op) // an ACK or NACK may carry status too
@@ -401,6 +420,7 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 			if p.Seq != 0 {
 				e.receive(p)
 			}
+			rxPackets.Put(r) // receive keeps no reference to p.Data
 			if p.Op&wire.SOLStatusDeactivated != 0 {
 				// The BMC's last words are delivered even into a full
 				// buffer: nobody will send them again.
@@ -492,8 +512,8 @@ func (e *solEngine) receive(p wire.SOLPacket) {
 	}
 	// New output (or new output under an old number: see the rules).
 	e.status(p.Op)
-	h := &heldPacket{seq: p.Seq, since: time.Now()}
-	h.n = copy(h.data[:], data)
+	h := &e.heldBuf
+	h.seq, h.since, h.n = p.Seq, now, copy(h.data[:], data)
 	e.held = h
 	if !e.retryHeld() {
 		e.holdTimer.Reset(e.pauseHold)
@@ -548,7 +568,7 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
 
 func (e *solEngine) ack(seq uint8, n int) {
 	ack := wire.SOLPacket{AckSeq: seq, Accepted: uint8(n)}
-	if err := e.send(ack.Append(nil)); err == nil {
+	if err := e.send(ack.Append(e.ackBuf[:0])); err == nil {
 		e.st.packetsOut.Add(1)
 	}
 }
