@@ -570,7 +570,13 @@ func (s *Session) doOnce(ctx context.Context, netFn wire.NetFn, cmd uint8, data 
 		if err != nil {
 			return wire.Response{}, err
 		}
-		if _, err := s.conn.Write(pkt); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		if _, err := s.conn.Write(pkt); errors.Is(err, syscall.ECONNREFUSED) {
+			// The ICMP report of an earlier try, taken by this write
+			// before the reader saw it.
+			s.mu.Lock()
+			s.refused = true
+			s.mu.Unlock()
+		} else if err != nil {
 			if s.Err() != nil {
 				return wire.Response{}, ErrClosed
 			}

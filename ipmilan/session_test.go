@@ -1,6 +1,7 @@
 package ipmilan
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -414,5 +415,43 @@ func TestBadBMCs(t *testing.T) {
 				s.Close()
 			}
 		})
+	})
+}
+
+// TestSOLLossyStream: a 1 MB numbered stream through 10% loss plus
+// duplication and reordering each way arrives complete and in order.
+func TestSOLLossyStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 MB through a lossy link")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet()
+		bmc := memBMC(t, n, memBMCAddr, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true, RetryInterval: 5 * time.Millisecond, Retries: 1000}})
+		c, _ := memSOL(t, n, memBMCAddr, Config{Timeout: 100 * time.Millisecond, Retries: 10}, SOLOptions{RetryInterval: 20 * time.Millisecond, Retries: 1000})
+		bmc.SetFaults(bmcsim.Faults{Seed: 3, DropRequests: 0.1, Drop: 0.1, Duplicate: 0.05, Reorder: 0.05})
+		const total = 1 << 20
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		streamed := make(chan error, 1)
+		go func() { streamed <- bmc.Stream(ctx, 0, total) }()
+		got := make([]byte, total)
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("read %d bytes: %v", total, err)
+		}
+		if want := bmcsim.AppendStreamText(nil, 0, total); !bytes.Equal(got, want) {
+			i := 0
+			for i < total && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("output differs at byte %d: lost, duplicated or reordered", i)
+		}
+		if err := <-streamed; err != nil {
+			t.Fatal(err)
+		}
+		st := c.Stats()
+		t.Logf("client stats %+v", st)
+		if st.Duplicates == 0 || st.Gaps != 0 || st.Overruns != 0 {
+			t.Errorf("want duplicates dropped and no gaps or overruns: %+v", st)
+		}
 	})
 }
