@@ -45,14 +45,25 @@
 // and consoles print as their BMC address.
 //
 // The SOL engine acknowledges output only once it is in the read buffer
-// (bounded by SOLOptions.BufferSize), pauses the BMC when that is full at a cost of about two packets each way per half second,
-// delivers each character once however the BMC resends, retransmits typed
-// input, and reports gaps, overruns, theft and deactivation as events; its
-// rules are documented on solEngine in solengine.go.
+// (bounded by SOLOptions.BufferSize), pauses the BMC when that is full
+// at a cost of about two packets each way per half second, delivers each
+// character once however the BMC resends, retransmits typed input, and
+// reports gaps, overruns, theft and deactivation as events; its rules are
+// documented on solEngine in solengine.go.
+//
+// BMC configuration: Commander is what a *Session and an *Inband (the
+// local BMC through the Linux IPMI driver, OpenInband) have in common, and
+// the configuration commands take one: Get/Set LAN Configuration
+// Parameters (ReadLANConfig, SetLANAddr, ...), Get/Set Channel Access, Get
+// Channel Info and Cipher Suites, the user commands (ListUsers,
+// SetUserName, SetUserPassword, SetUserAccess, SetUserPayloadAccess, ...)
+// and Get/Set SOL Configuration Parameters (ReadSOLConfig, SetSOLEnabled,
+// ...). A command or parameter the BMC lacks is a *NotSupportedError
+// (IsNotSupported); any other refusal a *CompletionError.
 //
 // Not here: ipmitool-style SDR, SEL, FRU or sensor commands, IPMB
 // bridging, and sharing one socket among sessions; solgate only needs
-// power and console.
+// power, console and BMC setup.
 //
 // Goroutine-safety: Session methods are safe for concurrent use. A SOL
 // console takes Read (or ReadContext) from one goroutine and Write from
