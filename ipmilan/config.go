@@ -35,9 +35,6 @@ const (
 	HardReset     = wire.ControlHardReset
 	DiagInterrupt = wire.ControlDiagInterrupt
 	SoftShutdown  = wire.ControlSoftShutdown
-	// DiagInterupt is the old, misspelt name of DiagInterrupt, kept only
-	// until conserver/power uses the new one; it goes then.
-	DiagInterupt = DiagInterrupt
 
 	AuthMD5      = wire.AuthMD5
 	AuthPassword = wire.AuthPassword
