@@ -216,8 +216,13 @@ func TestBenchServeIdle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve after SIGTERM: %v", err)
 	}
-	stopped := logTimes(t, p.stderr.String(), "conserver: all consoles stopped")
-	t.Logf("SIGTERM with %d connected consoles: exited after %v (%d logged as stopped)", n+1, took.Round(time.Millisecond), len(stopped))
+	m := regexp.MustCompile(`"msg":"conserver: all consoles stopped","consoles":(\d+),"took":(\d+)`).FindStringSubmatch(p.stderr.String())
+	if m == nil {
+		t.Fatal("no \"all consoles stopped\" in the daemon log")
+	}
+	ns, _ := strconv.ParseInt(m[2], 10, 64)
+	t.Logf("SIGTERM with %d connected consoles: every payload deactivated and session closed in %v; the process exited after %v",
+		n+1, time.Duration(ns), took.Round(time.Millisecond))
 	if strings.Contains(p.stderr.String(), "did not finish in time") {
 		t.Errorf("shutdown: some consoles did not finish within shutdown_timeout")
 	}
