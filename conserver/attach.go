@@ -182,19 +182,20 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 	}
 	a.holding = o.Replay > 0
 	heldFrom := len(a.buf)
+	mode := a.mode // a's fields are shared from here on
 	c.all = append(c.all, a)
 	c.publishLocked()
 	c.mu.Unlock()
 	c.outMu.Unlock()
 
-	c.event(logstore.EventAttach, fmt.Sprintf("%s (%s)", id, a.mode))
-	c.log.Info("conserver: attach", "user", id.User, "remote", id.Remote, "via", id.Via, "mode", a.mode.String())
+	c.event(logstore.EventAttach, fmt.Sprintf("%s (%s)", id, mode))
+	c.log.Info("conserver: attach", "user", id.User, "remote", id.Remote, "via", id.Via, "mode", mode.String())
 	if taken != nil {
 		taken.notice(fmt.Sprintf("%s: %s took write access; you are read-only now (%sf takes it back)", c.name, id.User, formatEscape(esc)))
 		c.event(logstore.EventForce, fmt.Sprintf("%s took write access from %s", id.User, taken.id.User))
 	}
 	if !o.Spy {
-		c.tellOthers(a, fmt.Sprintf("%s attached (%s)", id.User, a.mode))
+		c.tellOthers(a, fmt.Sprintf("%s attached (%s)", id.User, mode))
 	}
 	if o.Replay > 0 {
 		a.insertReplay(o.Replay, heldFrom)
