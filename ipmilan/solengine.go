@@ -756,6 +756,12 @@ func (e *solEngine) ReadContext(ctx context.Context, p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if done := ctx.Done(); done == nil {
+			// Read: end signals readable too, so a plain receive does
+			// (cheaper than a select, once per packet on a busy console).
+			<-e.readable
+			continue
+		}
 		select {
 		case <-e.readable:
 		case <-e.ended:
