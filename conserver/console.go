@@ -59,7 +59,7 @@ const readBufSize = 1024
 // Goroutines: run (the supervisor: dials, reads the SOL into the log and
 // the attachments, waits out backoffs) for the console's lifetime; pump
 // (typed input to SOL.Write) only while input is queued. The ipmilan
-// session adds its own (reader, keepalive, SOL engine) while connected.
+// session adds its own (reader, SOL engine; the keepalive runs on a timer) while connected.
 //
 // Lock order: outMu, then mu, then an Attachment's mu.
 type Console struct {

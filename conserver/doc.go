@@ -45,8 +45,8 @@
 // reconnect_stable). Failures retrying cannot fix soon (authentication,
 // K_g, SOL disabled, unsupported) leave the console Down, retried at
 // reconnect_max. A second goroutine (the input pump) runs only while typed
-// input is queued; the ipmilan session adds its reader, keepalive and SOL
-// engine while connected. Removal and Shutdown cancel the console's
+// input is queued; the ipmilan session adds its reader and SOL
+// engine (and a keepalive timer) while connected. Removal and Shutdown cancel the console's
 // context with the cause its users read; the supervisor then deactivates
 // the payload, closes the session, detaches every attachment with that
 // cause and closes the log writer. Tests check that no goroutine outlives
