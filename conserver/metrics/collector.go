@@ -64,6 +64,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+func (c *collector) gateway() (GatewayStats, bool) {
+	if c.o.Gateway == nil {
+		return GatewayStats{}, false
+	}
+	return c.o.Gateway.GatewayStats()
+}
+
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 func b2f(b bool) float64 {
@@ -86,8 +93,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		v = "unknown"
 	}
 	m(buildInfo, gauge, 1, v)
-	if c.o.Gateway != nil {
-		g := c.o.Gateway.GatewayStats()
+	if g, ok := c.gateway(); ok {
 		m(gwConnections, gauge, float64(g.Connections))
 		m(gwUnauth, gauge, float64(g.Unauthenticated))
 		m(gwSessions, gauge, float64(g.Sessions))

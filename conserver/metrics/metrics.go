@@ -18,9 +18,11 @@ import (
 	"github.com/solgate/solgate/logstore/syslog"
 )
 
-// Gateway is what the SSH gateway tells metrics.
+// Gateway is what the SSH gateway tells metrics. ok false means there is
+// no gateway running (not configured, or not started yet): its metrics are
+// left out.
 type Gateway interface {
-	GatewayStats() GatewayStats
+	GatewayStats() (s GatewayStats, ok bool)
 }
 
 // GatewayStats are the SSH gateway's figures at one moment.
@@ -33,8 +35,8 @@ type GatewayStats struct {
 	AuthFailures uint64
 }
 
-// Syslog is what the syslog shipper tells metrics; *syslog.Shipper
-// implements it.
+// Syslog is what the syslog shipper tells metrics, one TargetStats per
+// target; *syslog.Shipper implements it.
 type Syslog interface {
 	Stats() []syslog.TargetStats
 }

@@ -23,7 +23,7 @@ import (
 
 type fakeGateway GatewayStats
 
-func (g fakeGateway) GatewayStats() GatewayStats { return GatewayStats(g) }
+func (g fakeGateway) GatewayStats() (GatewayStats, bool) { return GatewayStats(g), true }
 
 type fakeSyslog []syslog.TargetStats
 
