@@ -237,6 +237,11 @@ loop:
 			if !ok {
 				break loop
 			}
+			if ev.Err == nil && ev.Config.Equal(d.m.Config()) {
+				// solgate ctl reload applied it already.
+				d.log.Debug("serve: configuration already applied", "reason", ev.Reason)
+				continue
+			}
 			d.reload(ctx, ev)
 		case f := <-d.calls:
 			f(ctx)
