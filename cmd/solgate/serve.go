@@ -118,10 +118,10 @@ type daemon struct {
 	lock    *os.File  // the log directory's daemon lock
 	notify  *notifier // systemd (Type=notify); nil when not under systemd
 
-	ready   atomic.Bool                  // READY sent and not stopping (/readyz)
-	calls   chan func(context.Context)   // run in the daemon's loop (solgate ctl reload)
-	reloads reloadStats                  // for metrics and solgate ctl
-	started chan struct{}                // closed once every component started (tests, demo)
+	ready   atomic.Bool                // READY sent and not stopping (/readyz)
+	calls   chan func(context.Context) // run in the daemon's loop (solgate ctl reload)
+	reloads reloadStats                // for metrics and solgate ctl
+	started chan struct{}              // closed once every component started (tests, demo)
 }
 
 // newDaemon validates the configuration and prepares the directories; it

@@ -12,7 +12,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	// Daemon-wide.
-	buildInfo       = desc("solgate_build_info", "Always 1; label version is solgate's version.", "version")
+	buildInfo = desc("solgate_build_info", "Always 1; label version is solgate's version.", "version")
 
 	gwConnections  = desc("solgate_gateway_connections", "SSH connections open.")
 	gwUnauth       = desc("solgate_gateway_unauthenticated_connections", "SSH connections open that have not authenticated yet.")
