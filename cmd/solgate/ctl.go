@@ -154,13 +154,42 @@ func ctlStateDir(path string) (string, error) {
 			StateDir string `toml:"state_dir"`
 		} `toml:"server"`
 	}
-	if toml.Unmarshal(data, &shape) == nil && shape.Server.StateDir != "" {
-		return shape.Server.StateDir, nil
-	}
 	if toml.Unmarshal(data, &shape) == nil {
+		if shape.Server.StateDir != "" {
+			return shape.Server.StateDir, nil
+		}
 		return "/var/lib/solgate", nil
 	}
+	// Not even TOML: look for the line itself.
+	if dir := scanStateDir(data); dir != "" {
+		return dir, nil
+	}
 	return "", fmt.Errorf("cannot find state_dir in %s (%v); give --socket", path, err)
+}
+
+// scanStateDir finds state_dir = "..." in the [server] table of a file
+// that does not parse.
+func scanStateDir(data []byte) string {
+	inServer := false
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "[") {
+			inServer = strings.ReplaceAll(l, " ", "") == "[server]"
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !inServer || !ok || strings.TrimSpace(k) != "state_dir" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if i := strings.Index(v, "#"); i > 0 && strings.Count(v[:i], `"`)%2 == 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			return v[1 : len(v)-1]
+		}
+	}
+	return ""
 }
 
 // ctlCall sends one request and reads the answer.
@@ -189,6 +218,9 @@ func ctlCall(ctx context.Context, sock string, req ctlRequest) (ctlReply, json.R
 		return ctlReply{}, nil, fmt.Errorf("send to %s: %w", sock, err)
 	}
 	raw, err := io.ReadAll(io.LimitReader(bufio.NewReader(c), 64<<20))
+	if err != nil && json.Valid(raw) {
+		err = nil // the whole answer came before the connection broke
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctlReply{}, nil, fmt.Errorf("no answer from solgate serve: %w", context.Cause(ctx))
@@ -218,6 +250,9 @@ func printCtlJSON(w io.Writer, cmd string, rep ctlReply, raw json.RawMessage) er
 	case cmd == "info":
 		v = rep.Info
 	case cmd == "who":
+		if rep.Who == nil {
+			rep.Who = []ctlAttached{}
+		}
 		v = rep.Who
 	case cmd == "reload":
 		v = rep.Reload

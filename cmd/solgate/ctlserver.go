@@ -267,15 +267,18 @@ func (s *ctlServer) serve(c *net.UnixConn) {
 		enc.Encode(ctlReply{Error: "no peer credentials"})
 		return
 	}
+	// The request is read before the credentials are judged, so that a
+	// refused client reads the refusal (closing with its request unread
+	// would reset the connection under it).
+	r := bufio.NewReader(&limitedReader{c, 4096})
+	line, rerr := r.ReadBytes('\n')
 	me := os.Geteuid()
 	if int(cred.Uid) != me && cred.Uid != 0 {
 		s.log.Warn("serve: control socket: connection refused", "uid", cred.Uid, "pid", cred.Pid, "err", "neither root nor the daemon's user")
 		enc.Encode(ctlReply{Error: fmt.Sprintf("permission denied: uid %d is neither root nor the daemon's user (uid %d)", cred.Uid, me)})
 		return
 	}
-	r := bufio.NewReader(&limitedReader{c, 4096})
-	line, err := r.ReadBytes('\n')
-	if err != nil {
+	if rerr != nil {
 		enc.Encode(ctlReply{Error: "no request (want one JSON line)"})
 		return
 	}
