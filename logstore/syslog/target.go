@@ -54,17 +54,17 @@ type target struct {
 	// delivered the last of them (conn.suspect), so they are sent again.
 	recent    []recentEntry
 	takenConn int // conn messages taken, as taken last said
-	unsaved  int // messages taken since the positions were last saved
-	dirty    bool
-	lastSave time.Time
-	saveBuf  []byte
-	saveErr  error // the last save's error, read by Close after stop
-	backoff  time.Duration
-	nextDial time.Time
-	dialed   bool // a connection was made before
-	failing  int  // failed attempts since the last good connection
-	wbuf     []byte
-	timer    *time.Timer
+	unsaved   int // messages taken since the positions were last saved
+	dirty     bool
+	lastSave  time.Time
+	saveBuf   []byte
+	saveErr   error // the last save's error, read by Close after stop
+	backoff   time.Duration
+	nextDial  time.Time
+	dialed    bool // a connection was made before
+	failing   int  // failed attempts since the last good connection
+	wbuf      []byte
+	timer     *time.Timer
 
 	// The record being fed, for the sink methods.
 	cur      *cstate
