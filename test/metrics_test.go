@@ -1,12 +1,14 @@
 package test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +17,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/solgate/solgate/conserver/metrics"
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 )
 
@@ -243,6 +247,15 @@ func TestServeMetrics(t *testing.T) {
 		return v == 2
 	})
 	fp0 := s.label(t, "solgate_config_info", "fingerprint")
+	known := map[string]bool{}
+	for _, n := range metrics.Names() {
+		known[n] = true
+	}
+	for name := range s {
+		if strings.HasPrefix(name, "solgate_") && !known[name] {
+			t.Errorf("the daemon exposes %s, which metrics.Names does not list", name)
+		}
+	}
 	for _, c := range []string{"node1", "node2"} {
 		if v, ok := s.get("solgate_console_up", "console", c); !ok || v != 1 {
 			t.Errorf("solgate_console_up{console=%q} = %v (%v), want 1", c, v, ok)
@@ -351,4 +364,206 @@ func TestServeMetrics(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "state", "ctl.sock")); err == nil {
 		t.Errorf("the control socket is left behind after the daemon stopped")
 	}
+}
+
+// TestAlertRules checks etc/solgate-alerts.yml as promtool would where it
+// can (promtool is not installed here): the YAML is Prometheus's rule file
+// shape with no unknown keys, every rule has a name, an expression, a
+// valid "for", a severity and both annotations, and every metric an
+// expression names is one solgate exposes (metrics.Names) or Prometheus's
+// own up.
+func TestAlertRules(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../etc/solgate-alerts.yml")
+	must(t, err)
+	var file struct {
+		Groups []struct {
+			Name     string `yaml:"name"`
+			Interval string `yaml:"interval"`
+			Rules    []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		t.Fatalf("etc/solgate-alerts.yml: %v", err)
+	}
+	known := map[string]bool{"up": true}
+	for _, n := range metrics.Names() {
+		known[n] = true
+	}
+	alerts := map[string]bool{}
+	used := map[string]bool{}
+	if len(file.Groups) == 0 {
+		t.Fatal("no rule groups")
+	}
+	for _, g := range file.Groups {
+		if g.Name == "" || len(g.Rules) == 0 {
+			t.Errorf("group %q: want a name and rules", g.Name)
+		}
+		for _, r := range g.Rules {
+			if !regexp.MustCompile(`^[A-Z][A-Za-z0-9]+$`).MatchString(r.Alert) || alerts[r.Alert] {
+				t.Errorf("alert %q: want a unique CamelCase name", r.Alert)
+			}
+			alerts[r.Alert] = true
+			if r.For != "" {
+				if _, err := model.ParseDuration(r.For); err != nil {
+					t.Errorf("%s: for %q: %v", r.Alert, r.For, err)
+				}
+			}
+			switch r.Labels["severity"] {
+			case "critical", "warning", "info":
+			default:
+				t.Errorf("%s: severity %q: want critical, warning or info", r.Alert, r.Labels["severity"])
+			}
+			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+				t.Errorf("%s: want a summary and a description", r.Alert)
+			}
+			names, err := promqlMetrics(r.Expr)
+			if err != nil || len(names) == 0 {
+				t.Errorf("%s: expr %q: %v (names %v)", r.Alert, r.Expr, err, names)
+			}
+			for _, n := range names {
+				used[n] = true
+				if !known[n] {
+					t.Errorf("%s: expr %q names %s, which solgate does not expose", r.Alert, r.Expr, n)
+				}
+			}
+		}
+	}
+	// What the issue asks the example to cover.
+	for _, n := range []string{"solgate_console_up", "solgate_syslog_backlog_messages", "solgate_console_log_dropped_bytes_total"} {
+		if !used[n] {
+			t.Errorf("no rule uses %s", n)
+		}
+	}
+	// The checker itself.
+	for expr, want := range map[string]string{
+		`sum by (console) (rate(a_total[5m])) > on (x) group_left b{c="d"}`: "a_total b",
+		`deriv(x[15m]) > 0 and y > 1000 unless z offset 5m`:                  "x y z",
+		`up{job="solgate"} == 0`:                                             "up",
+		`sum without (state) (m{state!="up", l=~"a.*"}) / 2`:                 "m",
+	} {
+		got, err := promqlMetrics(expr)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("promqlMetrics(%q) = %v, %v; want %s", expr, got, err, want)
+		}
+	}
+	for _, bad := range []string{`x{a="b"`, `sum(x`, `x{a="b}`} {
+		if _, err := promqlMetrics(bad); err == nil {
+			t.Errorf("promqlMetrics(%q): no error", bad)
+		}
+	}
+}
+
+// promqlMetrics returns the metric names a PromQL expression selects, in
+// order of appearance: identifiers that are not functions, keywords,
+// aggregations' label lists, label matchers, strings, ranges or numbers.
+// It checks brackets and quotes balance; it is not a full parser.
+func promqlMetrics(expr string) ([]string, error) {
+	keywords := map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true,
+		"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true, "inf": true, "nan": true,
+		// Aggregations, which may take by (...) before their parentheses.
+		"sum": true, "min": true, "max": true, "avg": true, "group": true, "stddev": true, "stdvar": true, "count": true,
+		"count_values": true, "bottomk": true, "topk": true, "quantile": true, "limitk": true, "limit_ratio": true}
+	labelLists := map[string]bool{"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true}
+	isIdentStart := func(c byte) bool { return c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	isIdent := func(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
+	var names []string
+	seen := map[string]bool{}
+	depth := 0
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			j := i + 1
+			for j < len(expr) && expr[j] != c {
+				if expr[j] == '\\' && c != '`' {
+					j++
+				}
+				j++
+			}
+			if j >= len(expr) {
+				return nil, fmt.Errorf("unterminated string at %d", i)
+			}
+			i = j + 1
+		case c == '{' || c == '[':
+			end := byte('}')
+			if c == '[' {
+				end = ']'
+			}
+			j := i + 1
+			for j < len(expr) && expr[j] != end {
+				if q := expr[j]; q == '"' || q == '\'' {
+					k := j + 1
+					for k < len(expr) && expr[k] != q {
+						if expr[k] == '\\' {
+							k++
+						}
+						k++
+					}
+					if k >= len(expr) {
+						return nil, fmt.Errorf("unterminated string at %d", j)
+					}
+					j = k
+				}
+				j++
+			}
+			if j >= len(expr) {
+				return nil, fmt.Errorf("unclosed %c at %d", c, i)
+			}
+			i = j + 1
+		case c == '(':
+			depth++
+			i++
+		case c == ')':
+			if depth--; depth < 0 {
+				return nil, fmt.Errorf("unbalanced ) at %d", i)
+			}
+			i++
+		case c >= '0' && c <= '9' || c == '.':
+			for i < len(expr) && (isIdent(expr[i]) || expr[i] == '.') {
+				i++ // a number, possibly with a unit or exponent (5m, 1e3)
+			}
+		case isIdentStart(c):
+			j := i
+			for j < len(expr) && isIdent(expr[j]) {
+				j++
+			}
+			word := expr[i:j]
+			k := j
+			for k < len(expr) && expr[k] == ' ' {
+				k++
+			}
+			switch {
+			case labelLists[word] && k < len(expr) && expr[k] == '(':
+				end := strings.IndexByte(expr[k:], ')')
+				if end < 0 {
+					return nil, fmt.Errorf("unclosed label list after %s", word)
+				}
+				j = k + end + 1
+			case keywords[strings.ToLower(word)]:
+			case k < len(expr) && expr[k] == '(':
+				// a function or an aggregation
+			default:
+				if !seen[word] {
+					seen[word] = true
+					names = append(names, word)
+				}
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("%d unclosed (", depth)
+	}
+	return names, nil
 }

@@ -6,7 +6,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// daemonNames are the names of the families desc made.
+var daemonNames []string
+
 func desc(name, help string, labels ...string) *prometheus.Desc {
+	daemonNames = append(daemonNames, name)
 	return prometheus.NewDesc(name, help, labels, nil)
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -190,6 +191,16 @@ func acceptsGzip(h string) bool {
 		return true
 	}
 	return false
+}
+
+// Names returns the name of every solgate_ metric family this package
+// can expose (some only with their source, or once they have a value),
+// sorted; Go's and the process's own (go_, process_) are not included.
+// For checks of dashboards and alert rules.
+func Names() []string {
+	names := append(consoleMetricNames(), daemonNames...)
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Handler serves /metrics, /healthz and /readyz.

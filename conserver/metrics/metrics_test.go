@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,18 @@ func TestExposition(t *testing.T) {
 		if f.GetHelp() == "" {
 			t.Errorf("%s: no help text", name)
 		}
+	}
+	// With every source and every value set, the scrape holds exactly
+	// the families Names lists.
+	var got []string
+	for name := range fams {
+		if strings.HasPrefix(name, "solgate_") {
+			got = append(got, name)
+		}
+	}
+	slices.Sort(got)
+	if want := Names(); !slices.Equal(got, want) {
+		t.Errorf("scraped families:\n%v\nNames():\n%v", got, want)
 	}
 	for _, runtime := range []string{"go_goroutines", "process_open_fds"} {
 		if fams[runtime] == nil {
