@@ -51,29 +51,102 @@ func newScreen(size ScreenSize, out []byte) (s *screen, err error) {
 			s, err = nil, errEmulator
 		}
 	}()
-	if _, err := s.term.Write(toUTF8(out)); err != nil {
+	if _, err := s.term.Write(toUTF8(clampCSI(out))); err != nil {
 		return nil, fmt.Errorf("%w: %v", errEmulator, err)
 	}
 	return s, nil
 }
 
-// toUTF8 returns out with every byte that is not part of valid UTF-8 read
-// as code page 437, the character set of PC BIOS screens, so the emulator
-// advances the cursor for it instead of skipping it.
+// maxCSIParam bounds CSI parameters fed to the emulator: vt10x repeats
+// tab moves (CHT, CBT) as many times as asked, so ESC[999999999I from a
+// console would keep an attach busy for seconds or forever. No screen
+// needs a larger number.
+const maxCSIParam = 9999
+
+// clampCSI returns out with every CSI parameter larger than maxCSIParam
+// replaced by it, and minus signs dropped from CSI parameters (vt10x
+// reads them as negative counts). Everything else is kept.
+func clampCSI(out []byte) []byte {
+	var b []byte // nil until something changes
+	start := 0
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] != 0x1b || out[i+1] != '[' {
+			continue
+		}
+		j := i + 2
+		for j < len(out) && out[j] >= 0x20 && out[j] <= 0x3f {
+			j++
+		}
+		params := out[i+2 : j]
+		if !needsClamp(params) {
+			i = j - 1
+			continue
+		}
+		if b == nil {
+			b = make([]byte, 0, len(out))
+		}
+		b = append(b, out[start:i+2]...)
+		for k := 0; k < len(params); k++ {
+			c := params[k]
+			switch {
+			case c == '-':
+			case c >= '0' && c <= '9':
+				n := 0
+				for ; k < len(params) && params[k] >= '0' && params[k] <= '9'; k++ {
+					n = min(n*10+int(params[k]-'0'), maxCSIParam)
+				}
+				k--
+				b = strconv.AppendInt(b, int64(n), 10)
+			default:
+				b = append(b, c)
+			}
+		}
+		start = j
+		i = j - 1
+	}
+	if b == nil {
+		return out
+	}
+	return append(b, out[start:]...)
+}
+
+// needsClamp reports whether CSI parameters hold a minus sign or a number
+// above maxCSIParam.
+func needsClamp(params []byte) bool {
+	n := 0
+	for _, c := range params {
+		switch {
+		case c == '-':
+			return true
+		case c >= '0' && c <= '9':
+			n = n*10 + int(c-'0')
+			if n > maxCSIParam {
+				return true
+			}
+		default:
+			n = 0
+		}
+	}
+	return false
+}
+
+// toUTF8 returns out as UTF-8 for the emulator. Output that is valid
+// UTF-8 is kept; anything else is read as code page 437, the character set
+// of PC BIOS screens, byte by byte (a CP437 screen's line drawing can
+// happen to form valid UTF-8 pairs, so the choice is made for the whole
+// output, not per sequence), so the cursor advances for every byte
+// instead of skipping it.
 func toUTF8(out []byte) []byte {
 	if utf8.Valid(out) {
 		return out
 	}
-	b := make([]byte, 0, len(out)+len(out)/4)
-	for len(out) > 0 {
-		r, n := utf8.DecodeRune(out)
-		if r == utf8.RuneError && n <= 1 {
-			b = utf8.AppendRune(b, cp437[out[0]&0x7f])
-			out = out[1:]
+	b := make([]byte, 0, len(out)+len(out)/2)
+	for _, c := range out {
+		if c < 0x80 {
+			b = append(b, c)
 			continue
 		}
-		b = append(b, out[:n]...)
-		out = out[n:]
+		b = utf8.AppendRune(b, cp437[c-0x80])
 	}
 	return b
 }
@@ -152,10 +225,6 @@ func (s *screen) Repaint() (out []byte, err error) {
 	s.term.Lock()
 	defer s.term.Unlock()
 	b := []byte("\x1b[0m\x1b[H\x1b[2J")
-	type attr struct {
-		mode   int16
-		fg, bg vt10x.Color
-	}
 	none := attr{0, vt10x.DefaultFG, vt10x.DefaultBG}
 	cur := none
 	for y := 0; y < s.rows; y++ {
@@ -163,7 +232,7 @@ func (s *screen) Repaint() (out []byte, err error) {
 		last := -1
 		for x := 0; x < s.cols; x++ {
 			g := s.term.Cell(x, y)
-			if cellRune(g.Char) != ' ' || (attr{g.Mode & vtAttrs, g.FG, g.BG}) != none {
+			if cellRune(g.Char) != ' ' || cellAttr(g) != none {
 				last = x
 			}
 		}
@@ -174,13 +243,12 @@ func (s *screen) Repaint() (out []byte, err error) {
 		b = strconv.AppendInt(b, int64(y+1), 10)
 		b = append(b, ";1H"...)
 		for x := 0; x <= last; x++ {
-			g := s.term.Cell(x, y)
-			a := attr{g.Mode & vtAttrs, g.FG, g.BG}
+			a := cellAttr(s.term.Cell(x, y))
 			if a != cur {
 				b = appendSGR(b, a.mode, a.fg, a.bg)
 				cur = a
 			}
-			b = utf8.AppendRune(b, cellRune(g.Char))
+			b = utf8.AppendRune(b, cellRune(s.term.Cell(x, y).Char))
 		}
 	}
 	b = append(b, "\x1b[0m"...)
@@ -194,6 +262,22 @@ func (s *screen) Repaint() (out []byte, err error) {
 		b = append(b, "\x1b[?25l"...)
 	}
 	return b, nil
+}
+
+// attr is what SGR sets for a cell.
+type attr struct {
+	mode   int16
+	fg, bg vt10x.Color
+}
+
+// cellAttr returns the attributes that draw g: vt10x stores a reverse
+// cell with its colours already swapped, so swap them back.
+func cellAttr(g vt10x.Glyph) attr {
+	a := attr{g.Mode & vtAttrs, g.FG, g.BG}
+	if a.mode&vtReverse != 0 {
+		a.fg, a.bg = a.bg, a.fg
+	}
+	return a
 }
 
 // appendSGR appends the Select Graphic Rendition sequence that sets
