@@ -51,10 +51,12 @@ type Options struct {
 	// negative disables it. Attached sessions are never idle: watching a
 	// console is what they are for.
 	IdleTimeout time.Duration
-	// BackoffAfter failed authentications in a row from one source
-	// (IPv4 address or IPv6 /64) make it wait BackoffBase before it may
-	// connect again, doubling with each further failure up to BackoffMax.
-	// Defaults 5, 1s, 5m.
+	// BackoffAfter connections in a row from one source (IPv4 address or
+	// IPv6 /64) that ended without authenticating after a key or method
+	// was refused make it wait BackoffBase before it may connect again,
+	// doubling with each further failure up to BackoffMax; a success
+	// resets it. Handshake timeouts do not count (a crowd of clients can
+	// cause them). Defaults 5, 1s, 5m.
 	BackoffAfter int
 	BackoffBase  time.Duration
 	BackoffMax   time.Duration
@@ -477,7 +479,6 @@ type conn struct {
 	mu         sync.Mutex // guards the fields below
 	authOnce   bool
 	authFailed bool // a real authentication attempt failed
-	timedOut   bool // the handshake timed out
 	closeOnce  bool
 	sessions   int       // open sessions; guarded by srv.mu, not mu
 	idleSince  time.Time // guarded by srv.mu
@@ -519,7 +520,10 @@ func (c *conn) closed() {
 	}
 	c.closeOnce = true
 	authed := c.authOnce
-	failed := c.authFailed || c.timedOut
+	// Only refused keys count: a handshake that times out may be the
+	// server's fault (a crowd of clients at once), and the unauthenticated
+	// cap already bounds stalled clients.
+	failed := c.authFailed
 	c.mu.Unlock()
 	c.cancel(errConnClosed)
 	close(c.done)
@@ -552,9 +556,6 @@ func (c *conn) watch() {
 		hs.Stop()
 		return
 	case <-hs.C:
-		c.mu.Lock()
-		c.timedOut = true
-		c.mu.Unlock()
 		s.log.Info("handshake timed out", "remote", c.remote.String(), "timeout", s.opts.HandshakeTimeout.String())
 		c.close(errHandshake)
 		<-c.done
