@@ -53,14 +53,18 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 	s.log.Info("attached", "user", ss.id.Person, "console", ss.target, "remote", ss.id.Remote, "mode", a.Mode().String(),
 		"pty", ss.pty, "term", ss.term, "cols", cols, "rows", rows)
 
-	banner := ss.banner(con.Status(), a.Mode(), perm, opts)
-	if ss.pty && !opts.Spy {
-		io.WriteString(ss.stdout(), banner)
-		if paint != nil {
-			ss.ch.Write(paint)
+	own := !s.opts.StreamNotices // the gateway writes the banner and the last line
+	if own {
+		banner := ss.banner(con.Status(), a.Mode(), perm, opts)
+		if ss.pty && !opts.Spy {
+			io.WriteString(ss.stdout(), banner)
+			if paint != nil {
+				ss.ch.Write(paint)
+				paint = nil
+			}
+		} else {
+			io.WriteString(ss.stderr(), banner)
 		}
-	} else {
-		io.WriteString(ss.stderr(), banner)
 	}
 
 	ss.mu.Lock()
@@ -85,6 +89,14 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 					outDone <- werr
 					return
 				}
+			}
+			if paint != nil {
+				// The backend's banner came first: the repaint follows it.
+				if _, werr := ss.ch.Write(paint); werr != nil {
+					outDone <- werr
+					return
+				}
+				paint = nil
 			}
 			if err != nil {
 				outDone <- nil
@@ -116,6 +128,7 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 
 	var cause error
 	outFinished, clientGone := false, false
+	fromStream := false // the cause is the attachment's: with StreamNotices its stream said it
 	in := inDone
 	for cause == nil {
 		select {
@@ -123,13 +136,13 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 			cause = context.Cause(ss.ctx)
 			clientGone = errors.Is(cause, errClientGone) || errors.Is(cause, errConnClosed)
 		case <-a.Done():
-			cause = attachCause(a)
+			cause, fromStream = attachCause(a), true
 		case err := <-outDone:
 			outFinished = true
 			if err != nil {
 				cause, clientGone = errClientGone, true
 			} else {
-				cause = attachCause(a)
+				cause, fromStream = attachCause(a), true
 			}
 		case <-in:
 			in = nil
@@ -165,7 +178,7 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 		code, text = exitOK, "detached from "+ss.target
 	}
 	s.log.Info("detached", "user", ss.id.Person, "console", ss.target, "remote", ss.id.Remote, "after", time.Since(start).Round(time.Millisecond).String(), "err", text)
-	if !clientGone {
+	if !clientGone && (own || !fromStream) {
 		if ss.pty && !opts.Spy {
 			fmt.Fprintf(ss.ch, "\r\n[solgate: %s]\r\n", text)
 		} else {

@@ -26,6 +26,9 @@ type fakeBackend struct {
 	order    []string
 	changed  chan struct{}
 	idCalls  int
+	// notices: attachments start with a banner and end with their cause
+	// in the stream, like the console manager's.
+	notices bool
 }
 
 func newFakeBackend() *fakeBackend {
@@ -265,6 +268,9 @@ func (h *fakeHandle) Attach(opts AttachOptions) (Attachment, error) {
 			c.writer, a.mode = a, ReadWrite
 		}
 	}
+	if c.b.notices {
+		a.send([]byte("\r\n[" + c.name + ": up; you are " + a.mode.String() + "]\r\n"))
+	}
 	if opts.Replay > 0 {
 		lines := bytes.SplitAfter(c.output.Bytes(), []byte("\n"))
 		if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
@@ -486,6 +492,12 @@ func (a *fakeAttachment) end(cause error) {
 			c.writer = nil
 		}
 		a.cause = cause
+		if c.b.notices {
+			select {
+			case a.out <- []byte("\r\n[" + cause.Error() + "]\r\n"):
+			default:
+			}
+		}
 		c.mu.Unlock()
 		close(a.done)
 	})

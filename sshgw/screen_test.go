@@ -145,6 +145,37 @@ func TestAttachRepaintsFullScreen(t *testing.T) {
 	}
 }
 
+// With a backend that writes its own banner and last line, the gateway
+// writes neither, puts the repaint after the banner, and still says its
+// own reasons.
+func TestStreamNotices(t *testing.T) {
+	h := start(t, func(o *Options) { o.StreamNotices = true })
+	h.b.notices = true
+	con := h.b.consoles["node1"]
+	con.emit([]byte(biosScreen))
+	tm := attachTerm(t, h.dial("alice", "node1"), true)
+	tm.waitFor("[node1: up; you are rw]\r\n\x1b[0m\x1b[H\x1b[2J")
+	tm.waitFor("[Wue 11/23/2026]")
+	if strings.Contains(tm.stdout(), "[solgate:") {
+		t.Errorf("gateway banner with StreamNotices: %q", tm.stdout())
+	}
+	tm.in.Write([]byte("\x05c."))
+	tm.waitFor("[detached (escape command)]\r\n")
+	if code := tm.exit(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if strings.Contains(tm.stdout(), "[solgate:") {
+		t.Errorf("gateway's own detach line with StreamNotices: %q", tm.stdout())
+	}
+	// A reason of the gateway's own is still told.
+	tm2 := attachTerm(t, h.dial("carol", "node1"), true)
+	tm2.waitFor("you are ro]")
+	h.b.removeKey(h.keys["carol"].PublicKey())
+	h.b.reload()
+	tm2.waitFor("[solgate: your key is no longer accepted]\r\n")
+	tm2.exit()
+}
+
 // FuzzScreen: any console output never panics the emulator wrapper, and
 // what it repaints shows the same screen again.
 func FuzzScreen(f *testing.F) {

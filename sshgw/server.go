@@ -72,6 +72,12 @@ type Options struct {
 	// Escape is shown in banners when a console's Status has none;
 	// default "^Ec".
 	Escape string
+	// StreamNotices says the backend's attachment streams carry their own
+	// banner at the start (state, mode, who writes, help) and the reason
+	// at the end: the gateway then writes neither (only its own reasons,
+	// such as a revoked key), and writes a repaint after the stream's
+	// first chunk, the banner.
+	StreamNotices bool
 }
 
 func (o *Options) defaults() {
