@@ -361,6 +361,10 @@ func (s *Server) recheck() {
 // it has no side effects.
 func (s *Server) offeredKey(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
 	_, err := s.opts.Backend.Identify(key, ctx.RemoteAddr())
+	if err != nil {
+		// Clients offer every key they hold: refusals are routine.
+		s.log.Debug("key refused", "remote", ctx.RemoteAddr().String(), "key", gossh.FingerprintSHA256(key), "err", err)
+	}
 	return err == nil
 }
 
