@@ -81,7 +81,7 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 	// the console going.
 	outDone := make(chan error, 1)
 	go func() {
-		buf := make([]byte, 32<<10)
+		buf := make([]byte, 4<<10) // SOL brings at most 255 bytes a packet
 		for {
 			n, err := a.Read(buf)
 			if n > 0 {
@@ -112,7 +112,7 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 	go func() {
 		defer s.wg.Done()
 		defer close(inDone)
-		buf := make([]byte, 4096)
+		buf := make([]byte, 1<<10) // keystrokes
 		for {
 			n, err := ss.ch.Read(buf)
 			if n > 0 && !opts.Spy {
