@@ -101,6 +101,10 @@ func TestEtcFilesParse(t *testing.T) {
 			if _, ok := parseFile(source{name: p, data: data, main: filepath.Base(p) == "solgate.toml"}, &errs); !ok || errs.Len() > 0 {
 				t.Errorf("%v", &errs)
 			}
+		case strings.Contains(p, "sysusers.d/") || strings.Contains(p, "tmpfiles.d/"):
+			if err := checkSnippetSyntax(data, strings.Contains(p, "sysusers.d/")); err != nil {
+				t.Errorf("%s: %v", p, err)
+			}
 		case ext == ".service" || ext == ".socket" || ext == ".timer" || ext == ".conf" && strings.Contains(p, ".d/"):
 			if err := checkUnitSyntax(data); err != nil {
 				t.Errorf("%s: %v", p, err)
@@ -123,6 +127,31 @@ var (
 	unitSection = regexp.MustCompile(`^\[[A-Za-z][A-Za-z0-9-]*\]$`)
 	unitKey     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*\s*=`)
 )
+
+var (
+	sysusersType = regexp.MustCompile(`^[ugmr]!?$`)
+	tmpfilesType = regexp.MustCompile(`^[fFwdDevqQpLcbCxXrRzZtThHaAm][-+!=~^]*$`)
+)
+
+// checkSnippetSyntax checks sysusers.d(5) and tmpfiles.d(5) lines: a type,
+// then white-space-separated fields (a sysusers GECOS may be quoted).
+func checkSnippetSyntax(data []byte, sysusers bool) error {
+	for i, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		f := strings.Fields(l)
+		typ := tmpfilesType
+		if sysusers {
+			typ = sysusersType
+		}
+		if len(f) < 2 || !typ.MatchString(f[0]) || strings.Count(l, `"`)%2 != 0 {
+			return fmt.Errorf("line %d: not a type followed by fields: %s", i+1, l)
+		}
+	}
+	return nil
+}
 
 // checkUnitSyntax checks systemd unit file syntax (systemd.syntax(7)):
 // comments, [Section] headers, Key=Value lines, backslash continuations.

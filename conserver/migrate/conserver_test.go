@@ -1,0 +1,370 @@
+package migrate
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func importConserver(t *testing.T, text string) *Result {
+	t.Helper()
+	r, err := Conserver("/etc/conserver.cf", []byte(text), Options{SecretDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func console(t *testing.T, r *Result, name string) *Console {
+	t.Helper()
+	for i := range r.Consoles {
+		if r.Consoles[i].Name == name {
+			return &r.Consoles[i]
+		}
+	}
+	t.Fatalf("no console %s in %+v", name, r.Consoles)
+	return nil
+}
+
+// TestConserverInheritance: the implicit default *, include applying a
+// default's settings at the point of the include, a later default of the
+// same name replacing the earlier for the blocks after it, "" unsetting,
+// and rw lists accumulating.
+func TestConserverInheritance(t *testing.T) {
+	t.Parallel()
+	r := importConserver(t, `
+default full { rw *; }
+default * { master localhost; type ipmi; username admin; include full; logfile /var/consoles/&; }
+default rack { username root; password "s3cret"; ipmiprivlevel operator; }
+console n1 { host n1-bmc; }
+console n2 { include rack; host n2-bmc; }
+console n3 { include rack; username ""; host n3-bmc; }
+console n4 { username override; include rack; host n4-bmc; rw !bob; }
+default rack { username other; }
+console n5 { include rack; host n5-bmc; ro carol; }
+default * { master localhost; type ipmi; }
+console n6 { host n6-bmc; logfile ""; }
+`)
+	for _, tc := range []struct {
+		name, user, priv string
+		password         bool
+		access           Access
+	}{
+		{"n1", "admin", "admin", false, Access{Read: []string{"@all"}, Write: []string{"@all"}}},
+		{"n2", "root", "operator", true, Access{Read: []string{"@all"}, Write: []string{"@all"}}},
+		{"n3", "", "operator", true, Access{Read: []string{"@all"}, Write: []string{"@all"}}},
+		{"n4", "root", "operator", true, Access{Read: []string{"@all"}, Write: []string{"@all"}, Deny: []string{"bob"}}},
+		{"n5", "other", "admin", false, Access{Read: []string{"@all", "carol"}, Write: []string{"@all"}}},
+		{"n6", "", "admin", false, Access{}},
+	} {
+		c := console(t, r, tc.name)
+		if c.User != tc.user || !c.HasUser || c.Privilege != tc.priv || (c.Password != "") != tc.password {
+			t.Errorf("%s: user %q (%v), privilege %s, password %q; want %q, %s, password %v", tc.name, c.User, c.HasUser, c.Privilege, c.Password, tc.user, tc.priv, tc.password)
+		}
+		if c.Access.key() != tc.access.key() {
+			t.Errorf("%s: access %+v, want %+v", tc.name, c.Access, tc.access)
+		}
+		if c.BMC != tc.name+"-bmc" {
+			t.Errorf("%s: bmc %s", tc.name, c.BMC)
+		}
+	}
+	if n := console(t, r, "n6").Notes; !slices.Contains(n, "conserver kept no log file for this console; solgate logs every console") {
+		t.Errorf("n6 notes: %q", n)
+	}
+	if n := console(t, r, "n1").Notes; !strings.Contains(strings.Join(n, "\n"), `conserver logged to "/var/consoles/&"`) {
+		t.Errorf("n1 notes: %q", n)
+	}
+	if len(r.Secrets) != 1 || r.Secrets[0].Consoles != 3 || r.Secrets[0].Line != 4 {
+		t.Errorf("secrets: %+v", r.Secrets)
+	}
+	if strings.Contains(string(r.TOML()), "s3cret") {
+		t.Error("the password is in the output")
+	}
+	load(t, r)
+}
+
+func TestConserverIPMISettings(t *testing.T) {
+	t.Parallel()
+	r := importConserver(t, `
+default * { master localhost; type ipmi; }
+console a { host 10.0.0.1; ipmiciphersuite 3; ipmiworkaround intel-session,checksum, auth-capabilites; ipmikg "\001\002k"; }
+console b { host 10.0.0.2:6230; ipmiciphersuite -1; ipmiworkaround default,!default,sun-session; }
+console c { host [fd00::3]:623; ipmiciphersuite 2; ipmiworkaround "intel-session,!intel-session"; ipmikg secretkg; }
+console d { host d-bmc; ipmiciphersuite 0; logfilemax 8m; break 4; motd "hello there"; }
+console e { host e-bmc; ipmiciphersuite 17; logfilemax 2k; ipmiprivlevel USER; aliases e1,e2; }
+console f { host f-bmc; ipmiworkaround bogus; ipmiciphersuite 4; }
+`)
+	a := console(t, r, "a")
+	if a.CipherSuite != 3 || !slices.Equal(a.Quirks, []string{"intel20", "nochecksumcheck", "authcap"}) || a.KG == "" {
+		t.Errorf("a: %+v", a)
+	}
+	if s := r.Secrets[0]; s.Kind != "K_g" || !s.Binary {
+		t.Errorf("a's K_g secret: %+v (octal escapes make it binary)", s)
+	}
+	b := console(t, r, "b")
+	if b.BMC != "10.0.0.2:6230" || b.CipherSuite != 0 || !slices.Equal(b.Quirks, []string{"sun20"}) {
+		t.Errorf("b: %+v", b)
+	}
+	c := console(t, r, "c")
+	if c.BMC != "[fd00::3]:623" || c.CipherSuite != 0 || len(c.Quirks) != 0 || !strings.Contains(strings.Join(c.Notes, "\n"), "ipmiciphersuite 2") {
+		t.Errorf("c: %+v", c)
+	}
+	if s := r.Secrets[1]; s.Kind != "K_g" || s.Binary || s.Path == r.Secrets[0].Path {
+		t.Errorf("c's K_g secret: %+v", s)
+	}
+	d := console(t, r, "d")
+	notes := strings.Join(d.Notes, "\n")
+	if d.RotateSize != 8<<20 || !strings.Contains(notes, "ipmiciphersuite 0") || !strings.Contains(notes, `break 4 ("\\r\\d~\\d^b")`) || !strings.Contains(notes, `motd "hello there"`) {
+		t.Errorf("d: %+v", d)
+	}
+	e := console(t, r, "e")
+	if e.CipherSuite != 17 || e.RotateSize != 0 || e.Privilege != "user" || !strings.Contains(strings.Join(e.Notes, "\n"), `aliases "e1,e2"`) {
+		t.Errorf("e: %+v", e)
+	}
+	f := console(t, r, "f")
+	if len(f.Quirks) != 0 || f.CipherSuite != 0 {
+		t.Errorf("f: %+v", f)
+	}
+	w := notesText(r.Warnings)
+	for _, want := range []string{`conserver.cf:8: console f: ipmiworkaround "bogus" is not one conserver knows`, `conserver.cf:8: console f: ipmiciphersuite 4 is not a suite solgate supports`} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	out := string(r.TOML())
+	if strings.Contains(out, "secretkg") || strings.Contains(out, "\x01") {
+		t.Error("a K_g is in the output")
+	}
+	load(t, r)
+}
+
+func notesText(ns []Note) string {
+	var b strings.Builder
+	for _, n := range ns {
+		b.WriteString(n.String() + "\n")
+	}
+	return b.String()
+}
+
+// TestConserverSkipped: consoles that are not IPMI, or that conserver itself
+// ignores, are listed with the reason, and redefinitions keep the later one.
+func TestConserverSkipped(t *testing.T) {
+	t.Parallel()
+	r := importConserver(t, `
+default * { master localhost; }
+console sh { type exec; }
+console ts { type host; host ts1; port 7; portbase 2000; portinc 100; }
+console ser { type device; device /dev/ttyS0; baud 9600; parity none; }
+console sock { type uds; uds /run/x.sock; }
+console nop { type noop; }
+console nohost { type ipmi; }
+console "bad name" { type ipmi; host x; }
+console badbmc { type ipmi; host "a b"; }
+console notype { host x; }
+console dup { type ipmi; host first; }
+console DUP { type ipmi; host second; }
+console longuser { type ipmi; host x; username abcdefghijklmnopq; }
+console nomaster { type ipmi; host x; master ""; }
+`)
+	var got []string
+	for _, s := range r.Skipped {
+		got = append(got, s.Name+": "+s.Why)
+	}
+	want := []string{
+		`sh: type exec "/bin/sh" with 1 argument (not shown): solgate runs no commands`,
+		`ts: type host (terminal server) "ts1:2700"`,
+		`ser: type device (serial port) "/dev/ttyS0"`,
+		`sock: type uds (Unix socket) "/run/x.sock"`,
+		`nop: type noop (a placeholder)`,
+		`nohost: type ipmi without a host`,
+		`bad name: not a solgate console name`,
+		`badbmc: host "a b" is not an address solgate can use`,
+		`notype: no type`,
+		`longuser: IPMI user solgate cannot use`,
+		`nomaster: no master: conserver does not serve it`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(r.Consoles) != 1 || r.Consoles[0].Name != "DUP" || r.Consoles[0].BMC != "second" {
+		t.Errorf("consoles: %+v", r.Consoles)
+	}
+	if !strings.Contains(notesText(r.Warnings), `conserver.cf:13: console "DUP" defined again (first at line 12)`) {
+		t.Errorf("warnings: %s", notesText(r.Warnings))
+	}
+	load(t, r)
+}
+
+// TestConserverInclude reads #include files relative to the including file,
+// with the parser state carried across, as conserver does.
+func TestConserverInclude(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files := map[string]string{
+		"conserver.cf":  "default * { master localhost; type ipmi; }\n#include consoles.cf\nconsole last { host last-bmc; }\n",
+		"consoles.cf":   "console a { host a-bmc; }\n#include  sub/more.cf  \n",
+		"sub/more.cf":   "console b {\n host b-bmc;\n}\n",
+		"loop.cf":       "#include loop.cf\n",
+		"missing.cf":    "console a { host a-bmc; }\n#include nothere.cf\n",
+		"notinclude.cf": "default * { master localhost; type ipmi; }\n  #include x.cf\n# include y.cf\nconsole a { host a; } #include z.cf\n",
+		"midblock.cf":   "default * { master localhost; type ipmi; }\nconsole a {\n#include body.cf\n}\n",
+		"body.cf":       "host a-bmc;\n",
+	}
+	for n, text := range files {
+		p := filepath.Join(dir, n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imp := func(name string) (*Result, error) {
+		p := filepath.Join(dir, name)
+		data, _ := os.ReadFile(p)
+		return Conserver(p, data, Options{SecretDir: dir})
+	}
+	r, err := imp("conserver.cf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range r.Consoles {
+		names = append(names, c.Name+"@"+filepath.Base(c.File)+":"+strconv.Itoa(c.Line))
+	}
+	if want := []string{"a@consoles.cf:1", "b@more.cf:1", "last@conserver.cf:3"}; !slices.Equal(names, want) {
+		t.Errorf("consoles %v, want %v", names, want)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"loop.cf", "loop.cf:1: #include \"loop.cf\": nested more than 10 deep"},
+		{"missing.cf", "missing.cf:2: #include \"nothere.cf\": open "},
+	} {
+		_, err := imp(tc.file)
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.file, err, tc.want)
+		}
+	}
+	// #include only counts in column 0 and spelled exactly so.
+	r, err = imp("notinclude.cf")
+	if err != nil || len(r.Consoles) != 1 {
+		t.Errorf("notinclude.cf: %v, %+v", err, r)
+	}
+	r, err = imp("midblock.cf")
+	if err != nil || len(r.Consoles) != 1 || r.Consoles[0].BMC != "a-bmc" {
+		t.Errorf("midblock.cf: %v, %+v", err, r)
+	}
+}
+
+// TestConserverSyntax checks conserver's quoting rules: whitespace kept
+// inside names and values, backslashes, double quotes, comments swallowing
+// their newline, and case-insensitive keywords.
+func TestConserverSyntax(t *testing.T) {
+	t.Parallel()
+	r := importConserver(t, `
+DEFAULT * { MASTER localhost; Type ipmi; }
+console my\ node.1 { host "n1-bmc"; }   # a comment
+console q"uot"ed { host q-bmc; motd "say \"hi\" \x"; }
+console sp  { host  sp-bmc  ; motd two   words ; }
+console multi { host m-bmc; motd line one
+  line two; }
+console c# comment
+omment { host c-bmc; }
+`)
+	want := map[string]string{"my node.1": "", "quoted": `say "hi" \x`, "sp": "two   words", "multi": "line one\n  line two", "comment": ""}
+	for _, s := range r.Skipped {
+		if s.Name == "my node.1" {
+			delete(want, s.Name)
+		}
+	}
+	for _, c := range r.Consoles {
+		m, ok := want[c.Name]
+		if !ok {
+			t.Errorf("unexpected console %q", c.Name)
+			continue
+		}
+		delete(want, c.Name)
+		if m != "" && !slices.Contains(c.Notes, "motd "+quote(m)+": solgate's banner shows the console's state, there is no per-console message") {
+			t.Errorf("%s: notes %q, want motd %q", c.Name, c.Notes, m)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("consoles not found: %v", want)
+	}
+	load(t, r)
+}
+
+// TestConserverErrors: every syntax error names the file and line.
+func TestConserverErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"console a { host x; ", "f.cf:1: end of file inside console block \"a\""},
+		{"console a { host x }", "f.cf:1: want ';' after the value of host, not '}'"},
+		{"\n\nconsole a { type ipmi; bogus 1; }", "f.cf:3: unknown keyword \"bogus\" in console block \"a\""},
+		{"consoles a { }", "f.cf:1: unknown block type \"consoles\""},
+		{"console { }", "f.cf:1: console block without a name before '{'"},
+		{"console a host x; }", "f.cf:1: want '{' after console \"a host x\", not ';'"},
+		{"console a {\n host \"x;\n}\n", "f.cf:2: unterminated double quote"},
+		{"console a { host; }", "f.cf:1: keyword host has no value before ';'"},
+		{"}", "f.cf:1: unexpected '}'"},
+		{"break 1 { string x; }\nbreak 2 { str x; }", "f.cf:2: unknown keyword \"str\" in break block \"2\""},
+	} {
+		_, err := Conserver("f.cf", []byte(tc.in), Options{})
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestConserverBreaksTasksGroups lists break sequences, tasks and groups.
+func TestConserverBreaksTasksGroups(t *testing.T) {
+	t.Parallel()
+	r := importConserver(t, `
+break 1 { string "\z"; }
+break 2 { string "+++"; delay 100; }
+task r { cmd "ipmitool power reset"; description "reset it"; confirm yes; }
+group admins { users alice, bob; }
+group admins { users carol; }
+default * { master localhost; type ipmi; rw admins; ro @wheel; }
+console a { host a-bmc; break 2; }
+console b { host b-bmc; break 1; tasklist r; }
+config * { primaryport 782; }
+access * { trusted 127.0.0.1; }
+`)
+	notes := notesText(r.Notes)
+	for _, want := range []string{
+		`conserver.cf:3: break 2 ("+++"): conserver's ^Ecl2 sent this sequence`,
+		`conserver.cf:4: task "r" ("reset it", "ipmitool" with 2 arguments (not shown)): conserver ran it on ^Ec!r`,
+		`conserver.cf:10: config "*" (primaryport): conserver's daemon settings`,
+		`conserver.cf:11: access "*" (trusted)`,
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	if a := console(t, r, "a"); !slices.Contains(a.Notes, `break 2 ("+++"): conserver's ^Ecl0 sent this sequence; solgate's ^Ecl0 sends a serial break`) {
+		t.Errorf("a: %q", a.Notes)
+	}
+	b := console(t, r, "b")
+	if strings.Contains(strings.Join(b.Notes, "\n"), "break") || !slices.Contains(b.Notes, `tasklist "r": solgate has no tasks`) {
+		t.Errorf("b: %q", b.Notes)
+	}
+	if b.Access.key() != (Access{Read: []string{"@admins", "@wheel"}, Write: []string{"@admins"}}).key() {
+		t.Errorf("b access: %+v", b.Access)
+	}
+	if len(r.Groups) != 1 || r.Groups[0].Name != "admins" || !slices.Equal(r.Groups[0].Members, []string{"carol"}) {
+		t.Errorf("groups: %+v", r.Groups)
+	}
+	out := string(r.TOML())
+	for _, want := range []string{"# [[access]]\n# consoles = \"*\"\n# read = [\"@admins\", \"@wheel\"]\n# write = [\"@admins\"]\n", "# group admins (conserver.cf:6): carol\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	load(t, r)
+}
