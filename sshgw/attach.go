@@ -48,6 +48,15 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 		return ss.failed("attach", err)
 	}
 	defer a.Close()
+	// Breaks are taken from now on (the loop below serves them).
+	ss.mu.Lock()
+	ss.att = true
+	ss.mu.Unlock()
+	defer func() {
+		ss.mu.Lock()
+		ss.att = false
+		ss.mu.Unlock()
+	}()
 	start := time.Now()
 	cols, rows := ss.window()
 	s.log.Info("attached", "user", ss.id.Person, "console", ss.target, "remote", ss.id.Remote, "mode", a.Mode().String(),
@@ -66,15 +75,6 @@ func (ss *session) attach(con Console, opts AttachOptions) int {
 			io.WriteString(ss.stderr(), banner)
 		}
 	}
-
-	ss.mu.Lock()
-	ss.att = true
-	ss.mu.Unlock()
-	defer func() {
-		ss.mu.Lock()
-		ss.att = false
-		ss.mu.Unlock()
-	}()
 
 	// Output: the attachment's bounded stream to the client. A slow
 	// client blocks only this goroutine; the manager's lagging rule keeps

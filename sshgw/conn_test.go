@@ -299,7 +299,9 @@ func TestIdleTimeout(t *testing.T) {
 // Garbage, half-open connections and a crowd of clients never take the
 // server down, and leave nothing behind.
 func TestHostileClients(t *testing.T) {
-	h := start(t, func(o *Options) { o.HandshakeTimeout = 2 * time.Second; o.MaxUnauthenticated = 100 })
+	// A handshake timeout long enough for a crowd on a loaded machine, so
+	// that the clients let in do get served.
+	h := start(t, func(o *Options) { o.HandshakeTimeout = 30 * time.Second; o.MaxUnauthenticated = 32 })
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 20; i++ {
 		c := rawDial(t, h.addr, "")
