@@ -268,11 +268,8 @@ func TestKeepaliveNoticesDeadClient(t *testing.T) {
 	defer c.Close()
 	tm := attachTerm(t, c, true)
 	tm.waitFor("read-write")
-	// Alive and answering: several keepalive rounds pass without harm.
-	time.Sleep(500 * time.Millisecond)
-	if h.srv.Stats().Sessions != 1 {
-		t.Fatal("a live client was dropped")
-	}
+	// (That a live client is never dropped is TestWatcherTimers' job,
+	// with a fake clock.)
 	f.frozen.Store(true)
 	waitUntil(t, "the dead client's session to end", func() bool { return h.srv.Stats().Sessions == 0 && con.attachedCount() == 0 })
 }
@@ -280,16 +277,12 @@ func TestKeepaliveNoticesDeadClient(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	h := start(t, func(o *Options) { o.IdleTimeout = 300 * time.Millisecond; o.KeepaliveInterval = 50 * time.Millisecond })
 	c := h.dial("alice", "node1")
-	// A session keeps the connection: not idle while attached.
 	tm := attachTerm(t, c, true)
 	tm.waitFor("read-write")
-	time.Sleep(600 * time.Millisecond)
-	if h.srv.Stats().Conns != 1 {
-		t.Fatal("a connection with an attached session was closed as idle")
-	}
 	tm.in.Write([]byte("\x05c."))
 	tm.exit()
-	// Without sessions, the connection goes after the idle timeout.
+	// Without sessions, the connection goes after the idle timeout (that
+	// sessions hold it off is TestWatcherTimers' job, with a fake clock).
 	waitUntil(t, "idle connection closed", func() bool { return h.srv.Stats().Conns == 0 })
 	if _, err := c.NewSession(); err == nil {
 		t.Error("idle connection still open")

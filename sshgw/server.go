@@ -493,6 +493,7 @@ type conn struct {
 	sessions   int       // open sessions; guarded by srv.mu, not mu
 	idleSince  time.Time // guarded by srv.mu
 	keepMissed int
+	ping       func() error // tests: replaces the keepalive request
 }
 
 func (c *conn) authenticated() {
@@ -622,18 +623,35 @@ func (c *conn) watch() {
 				}
 				continue
 			}
-			sc, _ := c.gctx.Value(gliderssh.ContextKeyConn).(*gossh.ServerConn)
-			if sc == nil {
+			ping := c.pinger()
+			if ping == nil {
 				continue
 			}
 			pending = true
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				_, _, err := sc.SendRequest("keepalive@openssh.com", true, nil)
-				replies <- err
+				replies <- ping()
 			}()
 		}
+	}
+}
+
+// pinger returns the function that sends one keepalive and waits for its
+// answer, or nil while the SSH connection is not set up yet.
+func (c *conn) pinger() func() error {
+	if c.ping != nil {
+		return c.ping
+	}
+	sc, _ := c.gctx.Value(gliderssh.ContextKeyConn).(*gossh.ServerConn)
+	if sc == nil {
+		return nil
+	}
+	return func() error {
+		// OpenSSH answers "failure" to a request it does not know: an
+		// answer is all that counts.
+		_, _, err := sc.SendRequest("keepalive@openssh.com", true, nil)
+		return err
 	}
 }
 
