@@ -14,4 +14,6 @@ require (
 	golang.org/x/term v0.47.0
 )
 
+require github.com/leodido/go-syslog/v4 v4.6.0
+
 require github.com/anmitsu/go-shlex v0.0.0-20200514113438-38f4b401e2be // indirect

@@ -9,7 +9,10 @@ import (
 )
 
 // BMCConfig translates a console's configured BMC settings into the
-// ipmilan connection configuration.
+// ipmilan connection configuration. Every insecure option the console
+// allows (insecure_cipher_suite_zero, insecure_cipher_suite,
+// insecure_auth_password, insecure_auth_none) becomes
+// ipmilan.Config.Insecure; nothing else sets it.
 func BMCConfig(c *config.Console, log *slog.Logger) (ipmilan.Config, error) {
 	cfg := ipmilan.Config{
 		Addr:        c.BMCAddr(),
@@ -29,14 +32,19 @@ func BMCConfig(c *config.Console, log *slog.Logger) (ipmilan.Config, error) {
 	if cfg.Quirks, err = ipmilan.ParseQuirks(c.Quirks...); err != nil {
 		return cfg, fmt.Errorf("console %s: %w", c.Name, err)
 	}
+	// Each insecure choice below was written down with its insecure_* key
+	// (config validation refuses it otherwise); ipmilan.Config has one
+	// switch for all of them.
 	if c.CipherSuiteZero {
 		cfg.ForceSuiteZero, cfg.Insecure = true, true
+	}
+	if c.InsecureCipherSuite {
+		cfg.Insecure = true // an explicit suite without integrity or encryption
 	}
 	switch c.AuthType {
 	case "", "md5":
 		cfg.AuthType = ipmilan.AuthMD5
 	case "password":
-		// The operator wrote it down: a clear-text password is allowed.
 		cfg.AuthType, cfg.Insecure = ipmilan.AuthPassword, true
 	case "none":
 		cfg.AuthType, cfg.Insecure = ipmilan.AuthNone, true

@@ -133,6 +133,8 @@ type Store struct {
 	lockMu sync.Mutex // guards lockF
 	lockF  *os.File   // the lock file, open once a Writer exists
 
+	subs notifier // Changes subscribers (notify.go)
+
 	// wrapFile, if set (by tests), wraps every live segment file.
 	wrapFile func(*os.File) segFile
 }

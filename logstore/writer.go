@@ -457,6 +457,7 @@ func (w *Writer) flushIO(final bool) error {
 		w.loseIO(int64(raw), now, err)
 		return err
 	}
+	w.s.subs.notify(w.console)
 	w.mu.Lock()
 	w.stats.Written += int64(raw)
 	w.stats.Frames++

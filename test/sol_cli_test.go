@@ -50,7 +50,7 @@ func TestSolCommandIPMISim(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	logDir := t.TempDir()
-	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "-C", "3", "--eof-wait", "2s", "--log-dir", logDir, sim.Addr)
+	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "-C", "3", "--eof-wait", "2s", "--log-dir", logDir, "--bmc", sim.Addr, "node42")
 	cmd.Env = []string{"IPMI_PASSWORD=secret"}
 	stdin, err := cmd.StdinPipe()
 	must(t, err)
@@ -76,21 +76,22 @@ func TestSolCommandIPMISim(t *testing.T) {
 		t.Fatalf("solgate sol: %v\nstderr: %s", err, errb.String())
 	}
 
-	// --log-dir recorded the session: the output and a reconnect event.
+	// --log-dir recorded the session: the output between an attach and a
+	// detach event.
 	store, err := logstore.Open(logDir, logstore.Options{ReadOnly: true})
 	must(t, err)
 	defer store.Close()
-	lines, err := store.Tail(sim.Addr, 100)
+	lines, err := store.Tail("node42", 100)
 	must(t, err)
 	var text strings.Builder
-	events := 0
+	var events []logstore.EventKind
 	for _, l := range lines {
-		if l.Event == logstore.EventReconnect {
-			events++
+		if l.Event != "" {
+			events = append(events, l.Event)
 		}
 		text.Write(l.Text)
 	}
-	if !strings.Contains(text.String(), "Welcome to node42") || events == 0 {
-		t.Fatalf("log store has %d reconnect events and text %q", events, text.String())
+	if !strings.Contains(text.String(), "Welcome to node42") || len(events) != 2 || events[0] != logstore.EventAttach || events[1] != logstore.EventDetach {
+		t.Fatalf("log store has events %v and text %q", events, text.String())
 	}
 }

@@ -20,10 +20,13 @@ const checkUsage = `Usage: solgate check [-c FILE] [--dump] [--no-secrets] [HOST
 Reads the main config file and every conf.d/*.toml beside it exactly as
 'solgate serve' does (including the password and key files they name),
 and reports every problem, one per line, as FILE:LINE: [console NAME:] what.
-Unknown keys are errors; a likely misspelling is pointed out. On success it
-prints a summary: files, consoles, users, access rules and syslog targets,
-plus any warnings (world-readable password files, consoles sharing a BMC,
-rules that match no console).
+Unknown keys are errors; a likely misspelling is pointed out. Every file it
+reads must be a regular file of bounded size: a FIFO, socket or device (such
+as /dev/zero), a huge file, or a conf.d entry that is a dangling symlink, a
+symlink loop or a directory is reported at once. On success it prints a
+summary: files, consoles, users, access rules and syslog targets, plus any
+warnings (world-readable password files, consoles sharing a BMC, rules that
+match no console, a hostlist that names a console twice).
 
 --dump prints the effective settings: [server], then every console (or only
 the consoles in HOSTS) with [defaults] applied and secrets shown as

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/conserver/hostlist"
 	"github.com/solgate/solgate/conserver/power"
+	"github.com/solgate/solgate/ipmilan"
+	"github.com/solgate/solgate/logstore"
 )
 
 func init() {
@@ -26,7 +29,15 @@ func powerUsage() string {
 
 Runs ACTION on every BMC in HOSTS at once (at most --fanout at a time) and
 prints one line per host as it completes: "node001: on". The exit status is 0
-only if every host succeeded, 1 if any failed, 2 for usage errors.
+only if every host succeeded, 1 if any failed, 2 for usage errors, which are
+found before any BMC is contacted (an empty HOSTS, a user name or password
+too long, an unknown placeholder in --bmc, a bad address or port).
+
+Ctrl-C or SIGTERM: no new host is started ("interrupted: not started"), a
+session still opening stops before it sends anything, a command already sent
+completes and its result is printed, and --wait stops waiting ("interrupted
+while waiting: cycle sent, ..."). Every host still gets its line; the exit
+status is then 130 (SIGINT) or 143 (SIGTERM). A second Ctrl-C kills at once.
 
 HOSTS is a hostlist: node[001-128,200],gpu[1-4]. Without --bmc or -c each
 host is the BMC address itself, optionally HOST:PORT (127.0.0.1:[20001-20010]).
@@ -49,22 +60,27 @@ Examples:
 }
 
 type powerJSON struct {
-	Host  string `json:"host"`
-	BMC   string `json:"bmc"`
-	OK    bool   `json:"ok"`
-	State string `json:"state,omitempty"`
-	Error string `json:"error,omitempty"`
+	Host        string `json:"host"`
+	BMC         string `json:"bmc"`
+	OK          bool   `json:"ok"`
+	State       string `json:"state,omitempty"`
+	Error       string `json:"error,omitempty"`
+	CipherSuite *int   `json:"cipher_suite,omitempty"` // the RMCP+ suite used, when a 2.0 session opened
+	Interrupted bool   `json:"interrupted,omitempty"`
 }
+
+const maxFanout = 4096 // sessions at once; each is a socket
 
 func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("power", powerUsage(), stderr)
 	var cf connFlags
 	cf.register(fs)
-	fanout := fs.Int("fanout", 64, "BMCs to talk to at once")
+	fanout := fs.Int("fanout", 64, "BMCs to talk to at once (1 to 4096)")
 	wait := fs.Bool("wait", false, "after on/off/cycle/reset/soft, poll until the power state is reached")
-	waitTimeout := fs.Duration("wait-timeout", 60*time.Second, "how long --wait waits")
+	waitTimeout := fs.Duration("wait-timeout", 60*time.Second, "how long --wait waits (1s to 24h)")
 	consolidate := fs.Bool("consolidate", false, "group hosts with the same answer: node[001-100]: on")
-	asJSON := fs.Bool("json", false, "print a JSON array of {host, bmc, ok, state, error}")
+	asJSON := fs.Bool("json", false, "print a JSON array of {host, bmc, ok, state, error, cipher_suite, interrupted}")
+	verbose := fs.Bool("v", false, "also say which cipher suite each session used")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return usageErr(err)
@@ -81,6 +97,18 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return &exitError{code: 2, msg: "power: " + err.Error()}
 	}
+	if len(hosts) == 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("power: HOSTS %s names no host", logstore.QuoteShort(pos[0]))}
+	}
+	if *fanout < 1 || *fanout > maxFanout {
+		return &exitError{code: 2, msg: fmt.Sprintf("power: --fanout %d: want 1 to %d", *fanout, maxFanout)}
+	}
+	if *waitTimeout < time.Second || *waitTimeout > 24*time.Hour {
+		return &exitError{code: 2, msg: fmt.Sprintf("power: --wait-timeout %v: want 1s to 24h", *waitTimeout)}
+	}
+	if err := cf.check(len(hosts)); err != nil {
+		return &exitError{code: 2, msg: "power: " + err.Error()}
+	}
 	targets, err := cf.targets(hosts, os.Stdin, stderr)
 	if err != nil {
 		return &exitError{code: 2, msg: "power: " + err.Error()}
@@ -91,16 +119,18 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		close(results)
 	}()
 	var all []power.Result
-	failed := 0
+	failed, stopped := 0, 0
 	for r := range results {
-		if r.Err != nil {
+		if errors.Is(r.Err, power.ErrInterrupted) {
+			stopped++
+		} else if r.Err != nil {
 			failed++
 		}
 		if *consolidate || *asJSON {
 			all = append(all, r)
 			continue
 		}
-		fmt.Fprintln(stdout, r.Name+": "+answer(r))
+		fmt.Fprintln(stdout, r.Name+": "+answer(r, *verbose))
 	}
 	// Results arrive in completion order; reports list hosts as given.
 	order := make(map[string]int, len(hosts))
@@ -112,9 +142,12 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *asJSON:
 		out := make([]powerJSON, len(all))
 		for i, r := range all {
-			out[i] = powerJSON{Host: r.Name, BMC: r.BMC, OK: r.Err == nil, State: r.State}
+			out[i] = powerJSON{Host: r.Name, BMC: r.BMC, OK: r.Err == nil, State: r.State, Interrupted: errors.Is(r.Err, power.ErrInterrupted)}
 			if r.Err != nil {
 				out[i].Error = power.Describe(r.Err, r.BMC)
+			}
+			if r.Session && r.Interface != ipmilan.LAN {
+				out[i].CipherSuite = &r.CipherSuite
 			}
 		}
 		enc := json.NewEncoder(stdout)
@@ -126,7 +159,7 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		groups := map[string][]string{}
 		var keys []string
 		for _, r := range all {
-			a := answer(r)
+			a := answer(r, *verbose)
 			if groups[a] == nil {
 				keys = append(keys, a)
 			}
@@ -136,17 +169,28 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "%s: %s\n", hostlist.Compress(groups[k]), k)
 		}
 	}
+	if err := interrupted(ctx, fmt.Sprintf("%d of %d hosts not done, %d failed", stopped, len(hosts), failed)); err != nil {
+		return fmt.Errorf("power: %w", err)
+	}
 	if failed > 0 {
 		return &exitError{code: 1}
 	}
 	return nil
 }
 
-func answer(r power.Result) string {
+func answer(r power.Result, verbose bool) string {
+	a := r.State
 	if r.Err != nil {
-		return power.Describe(r.Err, r.BMC)
+		a = power.Describe(r.Err, r.BMC)
 	}
-	return r.State
+	if verbose && r.Session {
+		if r.Interface == ipmilan.LAN {
+			a += " (IPMI 1.5)"
+		} else {
+			a += fmt.Sprintf(" (cipher suite %d)", r.CipherSuite)
+		}
+	}
+	return a
 }
 
 func usageErr(err error) error {
@@ -157,10 +201,27 @@ func usageErr(err error) error {
 }
 
 // targets resolves host names to BMC configurations: from the config file
-// with -c, else by the --bmc template, else the host is the BMC.
+// with -c, else by the --bmc template, else the host is the BMC. Every
+// address is checked before any is contacted.
 func (f *connFlags) targets(hosts []string, stdin *os.File, stderr io.Writer) ([]power.Target, error) {
 	if f.configFile != "" {
 		return f.configTargets(hosts, stdin, stderr)
+	}
+	var bad []string
+	var firstErr error
+	for _, h := range hosts {
+		if err := config.CheckBMC(f.address(h)); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			bad = append(bad, h)
+		}
+	}
+	if firstErr != nil {
+		if len(bad) > 1 {
+			return nil, fmt.Errorf("%v (and %d more hosts with bad addresses)", firstErr, len(bad)-1)
+		}
+		return nil, firstErr
 	}
 	base, err := f.base(stdin, stderr)
 	if err != nil {

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/solgate/solgate/conserver"
 	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/conserver/power"
+	"github.com/solgate/solgate/logstore"
 )
 
 // configTargets resolves hosts through the solgate config file: each host
@@ -43,7 +45,11 @@ func (f *connFlags) configTargets(hosts []string, stdin *os.File, stderr io.Writ
 			ic.User = f.user
 		}
 		if f.set["cipher-suite"] || f.set["C"] {
-			ic.CipherSuite = f.suite
+			// check refused a weak suite without --insecure.
+			ic.CipherSuite, ic.ForceSuiteZero = f.suite, false
+			if slices.Contains(weakSuites, f.suite) {
+				ic.Insecure = true
+			}
 		}
 		out = append(out, power.Target{Name: h, Config: ic})
 	}
@@ -61,6 +67,9 @@ func joinMax(l []string, n int) string {
 		}
 		if i > 0 {
 			s += ", "
+		}
+		if len(x) > 60 {
+			x = logstore.QuoteShort(x)
 		}
 		s += x
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -35,22 +36,36 @@ that is Ctrl-E then c; change with --escape):
 
 When the session drops (BMC unreachable, rebooted, SOL deactivated) solgate
 says so and reconnects with backoff. A payload held by another client is not
-taken unless --steal is given; a console taken from us is not taken back
-unless --steal is given.
+taken unless --steal is given (a solgate sol that was killed leaves its
+session holding the payload until the BMC times it out); a console taken from
+us is not taken back unless --steal is given.
 
 Without a terminal, stdin is copied to the console and the console to stdout,
-so scripts and tests can drive it; when stdin ends, solgate waits --eof-wait
-for trailing output and exits (--follow keeps it open until interrupted).
+so scripts and tests can drive it. Input that arrives before the session is
+up (or while it reconnects) is queued, up to 64 KiB, and sent once it is.
+When stdin ends, solgate waits until the BMC has accepted everything typed,
+then --eof-wait for the output it causes, and exits (--follow keeps it open
+until interrupted). Once stdin has ended it does not reconnect.
+
+Exit status: 0 when the console was reached and everything typed was
+accepted; 1 when the console was never reached (unreachable BMC, wrong port,
+payload held elsewhere), typed input was not accepted, or the session ended
+for good; 2 for usage errors; 130 or 143 when ended by SIGINT or SIGTERM.
 
 With --log-dir the console is also recorded into the log store (compressed,
-timestamped, with reconnects and data gaps as events), as the daemon would:
-read it back with solgate log or zstdcat.
+timestamped, with attach, detach, reconnects and data gaps as events), as the
+daemon would: read it back with solgate log or zstdcat. Then a terminal or
+pipe that stops reading never stalls the recording: output to it waits in a
+1 MiB buffer, and what does not fit is left out of stdout with a notice (the
+log has it). Without --log-dir, a stalled stdout holds the BMC back (SOL flow
+control), so nothing is lost.
 
 Examples:
   solgate sol -u admin --password-file ~/.bmcpw node42-bmc
   solgate sol -c /etc/solgate/solgate.toml node42 --steal
   printf 'root\r' | IPMI_PASSWORD=... solgate sol -u admin 10.1.2.42 --eof-wait 3s
   solgate sol -c /etc/solgate/solgate.toml node42 --follow --log-dir /var/log/solgate </dev/null
+  solgate sol -u admin --bmc 10.1.2.42:623 node42 --log-dir ./logs
 
 `
 
@@ -73,6 +88,12 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(pos) != 1 {
 		return &exitError{code: 2, msg: "sol: want exactly one HOST (see solgate sol --help)"}
 	}
+	if err := cf.check(1); err != nil {
+		return &exitError{code: 2, msg: "sol: " + err.Error()}
+	}
+	if *eofWait < 0 || *eofWait > time.Hour {
+		return &exitError{code: 2, msg: fmt.Sprintf("sol: --eof-wait %v: want 0 to 1h", *eofWait)}
+	}
 	esc, err := escape.Parse(*escSpec)
 	if err != nil {
 		return &exitError{code: 2, msg: "sol: " + err.Error()}
@@ -91,7 +112,7 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		tty: tty, reconnect: !*noReconnect, esc: esc}
 	if *logDir != "" {
 		if err := logstore.CheckConsoleName(pos[0]); err != nil {
-			return &exitError{code: 2, msg: "sol: --log-dir: " + err.Error()}
+			return &exitError{code: 2, msg: "sol: --log-dir: " + err.Error() + " (with an address as HOST, name the console: --bmc ADDRESS NAME)"}
 		}
 		store, err := logstore.Open(*logDir, logstore.Options{})
 		if err != nil {
@@ -135,8 +156,25 @@ type solRunner struct {
 
 	log *logstore.Writer // records the console when --log-dir is set
 
-	mu  sync.Mutex
-	sol *ipmilan.SOL // the live console, nil while reconnecting
+	in   inputQueue    // typed input not yet handed to a session
+	eof  chan struct{} // closed when stdin has ended (without --follow or a terminal)
+	lost atomic.Int64  // typed bytes no BMC accepted
+
+	mu   sync.Mutex
+	sess *solSession // the live console, nil while connecting or reconnecting
+}
+
+// solSession is one SOL session and the typed input handed to it.
+type solSession struct {
+	c      *ipmilan.SOL
+	handed atomic.Int64 // bytes taken from the input queue for this session
+}
+
+// unaccepted is what was handed to the session and neither accepted by the
+// BMC nor reported dropped (yet).
+func (s *solSession) unaccepted() int64 {
+	st := s.c.Stats()
+	return max(0, s.handed.Load()-int64(st.BytesOut)-int64(st.InputDropped))
 }
 
 // event writes a marked line into the console log, if there is one.
@@ -150,47 +188,134 @@ func (r *solRunner) say(format string, a ...any) {
 	fmt.Fprintf(r.stderr, "[solgate: "+format+"]"+r.nl, a...)
 }
 
-func (r *solRunner) current() *ipmilan.SOL {
+func (r *solRunner) current() *solSession {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.sol
+	return r.sess
 }
 
-func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
+func (r *solRunner) setCurrent(s *solSession) {
+	r.mu.Lock()
+	r.sess = s
+	r.mu.Unlock()
+}
+
+func (r *solRunner) stdinEnded() bool {
+	select {
+	case <-r.eof:
+		return true
+	default:
+		return false
+	}
+}
+
+// errNeverReached wraps the last connection error when the console was
+// never reached: solgate sol then exits 1 whatever else happened.
+var errNeverReached = errors.New("console never reached")
+
+func (r *solRunner) run(ctx context.Context, stdin io.Reader) (err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	r.eof = make(chan struct{})
+	r.in.init(maxQueuedInput)
 	errDetach := errors.New("detached")
 	go r.input(ctx, stdin, func(err error) { cancel(err) }, errDetach)
+
+	out := r.stdout
+	if r.log != nil {
+		// The log store never blocks nor fails the console on disk
+		// trouble; a terminal that stops reading must not stall it either
+		// (nor, through SOL flow control, the BMC): output to it goes
+		// through a bounded buffer that drops, with a notice, what does
+		// not fit. The log keeps everything.
+		tw := newTermWriter(r.stdout, termBuffer, r.nl)
+		defer tw.Close(2 * time.Second)
+		out = io.MultiWriter(r.log, tw)
+	}
+	connected := false
+	var lastErr error
+	defer func() {
+		if !connected {
+			if se := interrupted(ctx, fmt.Sprintf("%v: %v", errNeverReached, lastErr)); se != nil {
+				err = fmt.Errorf("sol: %s: %w", r.name, se)
+			} else if err == nil {
+				err = fmt.Errorf("sol: %s: %w: %v", r.name, errNeverReached, lastErr)
+			}
+		}
+		if n := r.lost.Load() + int64(r.in.len()); err == nil && n > 0 {
+			err = fmt.Errorf("sol: %s: %d bytes of typed input were not accepted by the BMC", r.name, n)
+		}
+		if connected {
+			why := "stdin ended"
+			switch {
+			case errors.Is(context.Cause(ctx), errDetach) && r.tty:
+				why = "detached by the user"
+			case interrupted(ctx, "") != nil:
+				why = interrupted(ctx, "").Error()
+			case err != nil:
+				why = err.Error()
+			}
+			r.event(logstore.EventDetach, "solgate sol detached: %s", why)
+		}
+	}()
+	// finish decides how a run ends once stdin has ended and the console
+	// is gone: reconnecting has nothing left to deliver.
+	finish := func(cause error) error {
+		if !connected {
+			return fmt.Errorf("sol: %s: %w: %v", r.name, errNeverReached, cause)
+		}
+		if n := r.in.len(); n > 0 {
+			return fmt.Errorf("sol: %s: %d bytes of typed input not sent: %w", r.name, n, cause)
+		}
+		return nil
+	}
 
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
 		c, err := ipmilan.DialSOL(ctx, r.cfg, r.opts)
 		if err != nil {
+			lastErr = err
 			if ctx.Err() != nil {
 				return r.endErr(ctx, errDetach)
 			}
+			if errors.Is(err, ipmilan.ErrSOLActive) && !r.opts.Steal {
+				return fmt.Errorf("sol: %s: %w; a solgate sol that was killed leaves its session holding the payload until the BMC times it out; --steal takes it now", r.name, err)
+			}
 			if permanent(err) || !r.reconnect {
 				return fmt.Errorf("sol: %s: %w", r.name, err)
+			}
+			if r.stdinEnded() {
+				return finish(err)
 			}
 			wait := jitter(backoff)
 			r.say("%s: %v; retrying in %v", r.name, err, wait.Round(100*time.Millisecond))
 			select {
 			case <-ctx.Done():
 				return r.endErr(ctx, errDetach)
+			case <-r.eof:
+				return finish(err)
 			case <-time.After(wait):
 			}
 			backoff = min(backoff*2, 2*time.Minute)
 			continue
 		}
+		suite := c.Session().CipherSuite()
 		if r.tty {
-			r.say("connected to %s (cipher suite %d); %s? for help", r.name, c.Session().CipherSuite(), escape.Format(r.esc))
+			r.say("connected to %s (cipher suite %d); %s? for help", r.name, suite, escape.Format(r.esc))
 		}
-		r.event(logstore.EventReconnect, "SOL session established by solgate sol (cipher suite %d)", c.Session().CipherSuite())
-		r.mu.Lock()
-		r.sol = c
-		r.mu.Unlock()
+		if !connected {
+			r.event(logstore.EventAttach, "solgate sol attached: SOL session established (cipher suite %d)", suite)
+		} else {
+			r.event(logstore.EventReconnect, "SOL session re-established by solgate sol (cipher suite %d)", suite)
+		}
+		connected = true
+		sess := &solSession{c: c}
+		r.setCurrent(sess)
 		started := time.Now()
+		var wg sync.WaitGroup
+		wg.Add(2)
 		go func() {
+			defer wg.Done()
 			for ev := range c.Events() {
 				switch ev.Kind {
 				case ipmilan.SOLOverrun, ipmilan.SOLGap:
@@ -205,24 +330,23 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
 		}()
 		connDone := make(chan struct{})
 		go func() {
+			defer wg.Done()
+			r.forward(sess, connDone)
+		}()
+		go func() {
 			select {
 			case <-ctx.Done():
 				c.Close() // detach or interrupt: end the copy below
 			case <-connDone:
 			}
 		}()
-		out := r.stdout
-		if r.log != nil {
-			// The log store never blocks nor fails the console on disk
-			// trouble; it counts what it could not keep.
-			out = io.MultiWriter(r.log, r.stdout)
-		}
 		_, copyErr := io.Copy(out, c)
 		close(connDone)
-		r.mu.Lock()
-		r.sol = nil
-		r.mu.Unlock()
+		r.setCurrent(nil)
 		c.Close()
+		wg.Wait()
+		st := c.Stats()
+		r.lost.Add(sess.unaccepted() + int64(st.InputDropped))
 		if ctx.Err() != nil {
 			return r.endErr(ctx, errDetach)
 		}
@@ -233,11 +357,17 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
 		if cause == nil {
 			cause = copyErr
 		}
+		lastErr = cause
 		if errors.Is(cause, ipmilan.ErrSOLStolen) && !r.opts.Steal {
 			return fmt.Errorf("sol: %s: %w (use --steal to take it back)", r.name, cause)
 		}
 		if !r.reconnect {
 			return fmt.Errorf("sol: %s: %w", r.name, cause)
+		}
+		if r.stdinEnded() {
+			r.say("%s: %v", r.name, cause)
+			r.event(logstore.EventReconnect, "SOL session lost: %v", cause)
+			return finish(cause)
 		}
 		wait := jitter(backoff)
 		r.say("%s: %v; reconnecting in %v", r.name, cause, wait.Round(100*time.Millisecond))
@@ -245,21 +375,64 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) error {
 		select {
 		case <-ctx.Done():
 			return r.endErr(ctx, errDetach)
+		case <-r.eof:
+			return finish(cause)
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, 2*time.Minute)
 	}
 }
 
+// endErr is how a run ends when its context did: nil for a detach or the
+// end of stdin, the signal for an interrupt (exit 130 or 143), or the
+// cause.
 func (r *solRunner) endErr(ctx context.Context, detach error) error {
+	if err := interrupted(ctx, ""); err != nil {
+		return fmt.Errorf("sol: %s: %w", r.name, err)
+	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, detach) && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
 	return nil
 }
 
-// input copies stdin to the console, acting on escape commands. It ends
-// the run (stop) on detach, or when stdin ends (after eofWait).
+// forward hands queued input to the session until stop is closed or the
+// session ends. Bytes Write did not take count as lost.
+func (r *solRunner) forward(s *solSession, stop <-chan struct{}) {
+	for {
+		chunk := r.in.take(4096, &s.handed)
+		if len(chunk) == 0 {
+			select {
+			case <-r.in.avail:
+				continue
+			case <-stop:
+				return
+			case <-s.c.Done():
+				return
+			}
+		}
+		n, err := s.c.Write(chunk)
+		if err != nil {
+			s.handed.Add(int64(n - len(chunk)))
+			r.lost.Add(int64(len(chunk) - n))
+			return
+		}
+	}
+}
+
+// drained reports whether every typed byte has reached a BMC (or been
+// given up on, which run reports).
+func (r *solRunner) drained() bool {
+	if r.in.len() > 0 {
+		return false
+	}
+	s := r.current()
+	return s == nil || s.unaccepted() == 0
+}
+
+// input copies stdin to the input queue, acting on escape commands. It
+// ends the run (stop) on detach, or when stdin ends: once what was typed
+// has reached the BMC, after eofWait for the output it causes.
 func (r *solRunner) input(ctx context.Context, stdin io.Reader, stop func(error), detach error) {
 	p := escape.New(r.esc, "l")
 	buf := make([]byte, 4096)
@@ -267,8 +440,11 @@ func (r *solRunner) input(ctx context.Context, stdin io.Reader, stop func(error)
 		n, err := stdin.Read(buf)
 		for _, it := range p.Feed(buf[:n]) {
 			if it.Command == "" {
-				if c := r.current(); c != nil {
-					c.Write(it.Data)
+				// On a terminal never block (the escape must always work):
+				// what does not fit is dropped, and said so. From a pipe,
+				// wait: a script's input is not to be lost.
+				if taken := r.in.put(ctx, it.Data, !r.tty); taken < len(it.Data) && ctx.Err() == nil {
+					r.say("%d bytes of input dropped: the console is not connected and %d bytes are already waiting", len(it.Data)-taken, r.in.len())
 				}
 				continue
 			}
@@ -281,26 +457,40 @@ func (r *solRunner) input(ctx context.Context, stdin io.Reader, stop func(error)
 				e := escape.Format(r.esc)
 				r.say("%s. detach   %sl0 send break   %s? this help", e, e, e)
 			case "l0":
-				if c := r.current(); c != nil {
+				if s := r.current(); s != nil {
 					bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					if err := c.Break(bctx); err != nil {
+					if err := s.c.Break(bctx); err != nil {
 						r.say("break failed: %v", err)
 					} else {
 						r.say("break sent")
 					}
 					cancel()
+				} else {
+					r.say("break not sent: the console is not connected")
 				}
 			default:
 				r.say("unknown escape command %q; %s? for help", it.Command, escape.Format(r.esc))
 			}
 		}
 		if err != nil {
-			if r.tty || r.follow {
-				if r.tty {
-					stop(detach)
-				}
+			if r.tty {
+				stop(detach)
 				return
 			}
+			if r.follow {
+				return
+			}
+			close(r.eof)
+			tick := time.NewTicker(20 * time.Millisecond)
+			for !r.drained() {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					tick.Stop()
+					return
+				}
+			}
+			tick.Stop()
 			select {
 			case <-time.After(r.eofWait):
 			case <-ctx.Done():
@@ -308,6 +498,79 @@ func (r *solRunner) input(ctx context.Context, stdin io.Reader, stop func(error)
 			stop(detach)
 			return
 		}
+	}
+}
+
+// maxQueuedInput bounds typed input waiting for a session: as much as the
+// SOL engine itself queues.
+const maxQueuedInput = 64 << 10
+
+// inputQueue is typed input waiting for a session, bounded. One goroutine
+// puts (input), one takes (the session's forwarder).
+type inputQueue struct {
+	mu    sync.Mutex
+	buf   []byte // guarded by mu
+	max   int
+	avail chan struct{} // capacity 1: bytes were added
+	room  chan struct{} // capacity 1: bytes were taken
+}
+
+func (q *inputQueue) init(max int) {
+	q.max = max
+	q.avail = make(chan struct{}, 1)
+	q.room = make(chan struct{}, 1)
+}
+
+// put queues p, waiting for room when block is set (until ctx ends), else
+// taking what fits. It returns how much it queued.
+func (q *inputQueue) put(ctx context.Context, p []byte, block bool) int {
+	done := 0
+	for {
+		q.mu.Lock()
+		n := min(q.max-len(q.buf), len(p)-done)
+		q.buf = append(q.buf, p[done:done+n]...)
+		q.mu.Unlock()
+		done += n
+		if n > 0 {
+			notify(q.avail)
+		}
+		if done == len(p) || !block {
+			return done
+		}
+		select {
+		case <-q.room:
+		case <-ctx.Done():
+			return done
+		}
+	}
+}
+
+// take removes up to n bytes and adds their count to handed in the same
+// step, so that a reader of len and handed never sees them nowhere.
+func (q *inputQueue) take(n int, handed *atomic.Int64) []byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n = min(n, len(q.buf))
+	if n == 0 {
+		return nil
+	}
+	out := append([]byte(nil), q.buf[:n]...)
+	q.buf = append(q.buf[:0], q.buf[n:]...)
+	handed.Add(int64(n))
+	notify(q.room)
+	return out
+}
+
+func (q *inputQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.buf)
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 

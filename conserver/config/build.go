@@ -9,8 +9,6 @@ import (
 	"os"
 	"slices"
 	"time"
-
-	"github.com/solgate/solgate/conserver/hostlist"
 )
 
 // Built-in defaults, applied before [defaults].
@@ -25,8 +23,17 @@ const (
 	maxPassword20         = 20 // IPMI 2.0 password
 	maxPassword15         = 16 // IPMI 1.5 password
 	maxKG                 = 20 // K_g
-	maxConsoles           = hostlist.DefaultLimit
 )
+
+// MaxConsoles is the most consoles one configuration may define, in all
+// files together: ten times the 10,000 a daemon is built and measured for
+// (each console costs a socket and a log file against a descriptor limit
+// of about 20,000). Hostlists are expanded against what is left of it, so
+// an entry of a million names is refused before any name is produced.
+const MaxConsoles = 100_000
+
+// maxConsoles is MaxConsoles under the name the builder has always used.
+const maxConsoles = MaxConsoles
 
 func builtinSettings() settings {
 	return settings{
@@ -50,12 +57,15 @@ type settings struct {
 	Interface       string
 	CipherSuite     int
 	CipherSuiteZero bool
-	AuthType        string
-	Privilege       string
-	Quirks          []string
-	Steal           string
-	Escape          string
-	Log             LogSettings
+	// InsecureCipherSuite: the explicit CipherSuite lacks integrity or
+	// confidentiality and insecure_cipher_suite allowed it.
+	InsecureCipherSuite bool
+	AuthType            string
+	Privilege           string
+	Quirks              []string
+	Steal               string
+	Escape              string
+	Log                 LogSettings
 }
 
 type builder struct {
@@ -66,9 +76,12 @@ type builder struct {
 	secrets  map[string]secretResult // by kind and path, so a shared file is read once
 	owner    map[string]loc          // console name -> where it was defined
 	bmcOwner map[string]string       // BMC address -> console, to warn about sharing
-	userLoc  map[string]loc
-	keyOwner map[string]string // authorized key -> user name
-	limit    int               // most consoles (and names in any hostlist)
+	// lowerOwner maps a lower-cased console name to the console, to refuse
+	// names that differ only in case.
+	lowerOwner map[string]string
+	userLoc    map[string]loc
+	keyOwner   map[string]string // authorized key -> user name
+	limit      int               // most consoles (and names in any hostlist)
 
 	caConfigured bool // some trusted_user_ca_* is set (read or not)
 }
@@ -104,9 +117,11 @@ func build(path string, srcs []source, opts Options) (*Config, error) {
 		secrets:  map[string]secretResult{},
 		owner:    map[string]loc{},
 		bmcOwner: map[string]string{},
-		userLoc:  map[string]loc{},
-		keyOwner: map[string]string{},
-		limit:    maxConsoles,
+
+		lowerOwner: map[string]string{},
+		userLoc:    map[string]loc{},
+		keyOwner:   map[string]string{},
+		limit:      maxConsoles,
 	}
 	if opts.maxConsoles > 0 {
 		b.limit = opts.maxConsoles
@@ -180,6 +195,6 @@ func (b *builder) addRef(p string) {
 
 func (b *builder) warnf(format string, args ...any) {
 	if len(b.cfg.Warnings) < maxErrors {
-		b.cfg.Warnings = append(b.cfg.Warnings, fmt.Sprintf(format, args...))
+		b.cfg.Warnings = append(b.cfg.Warnings, cutMessage(fmt.Sprintf(format, args...), maxMessage))
 	}
 }

@@ -77,15 +77,20 @@ type Console struct {
 
 	Interface string // "lanplus" (IPMI 2.0, RMCP+) or "lan" (IPMI 1.5)
 
-	// CipherSuite is the RMCP+ cipher suite; 0 means automatic: the first of
-	// 17, 3, 2, 1 that the BMC lists. Suite 0 itself (no authentication,
-	// no encryption) is used only when CipherSuiteZero is true.
-	CipherSuite     int
-	CipherSuiteZero bool
+	// CipherSuite is the RMCP+ cipher suite; 0 means automatic: 17, else
+	// 3 (the suites with integrity and encryption). Suite 0 itself (no
+	// authentication, no encryption) is used only when CipherSuiteZero is
+	// true. InsecureCipherSuite is true when an explicit suite without
+	// integrity or encryption (1, 2, 6, 7, 11, 15, 16) was allowed with
+	// insecure_cipher_suite.
+	CipherSuite         int
+	CipherSuiteZero     bool
+	InsecureCipherSuite bool
 
 	// AuthType is the IPMI 1.5 authentication type for Interface "lan":
-	// "" (automatic: md5, then password), "md5", "md2", "password", or
-	// "none" (only with insecure_auth_none).
+	// "" or "md5", "password" (clear text: only with
+	// insecure_auth_password) or "none" (only with insecure_auth_none).
+	// md2 is refused at load time: this client does not speak it.
 	AuthType string
 
 	Privilege string   // "user", "operator" or "admin"
@@ -172,15 +177,16 @@ type Rule struct {
 
 // SyslogTarget is one [[syslog]] receiver of console lines.
 type SyslogTarget struct {
-	URL      string // as written, e.g. "tcp://loghost:514"
-	Network  string // "udp", "tcp", "tls" or "unix"
-	Address  string // host:port, or a socket path for "unix"
-	Format   string // "rfc5424" or "rfc3164"
-	Facility int    // 0-23, e.g. 16 for local0
-	Consoles string // hostlist of the consoles shipped; "" means all
-	CAFile   string // for tls: CA bundle to verify the receiver; "" uses the system roots
-	File     string
-	Line     int
+	URL           string // as written, e.g. "tcp://loghost:514"
+	Network       string // "udp", "tcp", "tls" or "unix"
+	Address       string // host:port, or a socket path for "unix"
+	Format        string // "rfc5424" or "rfc3164"
+	Facility      int    // 0-23, e.g. 16 for local0
+	Consoles      string // hostlist of the consoles shipped; "" means all
+	CAFile        string // for tls: CA bundle to verify the receiver; "" uses the system roots
+	SyslogOptions        // the other keys (syslog.go)
+	File          string
+	Line          int
 
 	names map[string]bool // expanded Consoles; nil means every console
 }

@@ -194,9 +194,11 @@ groups = ["admins"]
 			[]string{`solgate.toml:3: console n[1-4]: bmc "b[1-3]" has 3 addresses but name "n[1-4]" has 4 names`}},
 		{"single bmc for many", map[string]string{"solgate.toml": "[[console]]\nname = \"n[1-2]\"\nbmc = \"b\"\n"},
 			[]string{`solgate.toml:3: console n[1-2]: bmc "b" has 1 addresses but name "n[1-2]" has 2 names (for one BMC per name use a template such as "{name}-bmc")`}},
+		{"bmc list with a repeat", map[string]string{"solgate.toml": "[[console]]\nname = \"n[1-4]\"\nbmc = \"b[1-3,2]\"\n"},
+			[]string{`solgate.toml:3: console n[1-4]: bmc "b[1-3,2]" has 3 addresses but name "n[1-4]" has 4 names (it lists b2 more than once; each counts once)`}},
 		{"no bmc", map[string]string{"solgate.toml": "\n[[console]]\nname = \"n1\"\n"},
 			[]string{`solgate.toml:2: console n1: no bmc: give a hostlist as long as name, or a template such as "{name}-bmc" (here or in [defaults])`}},
-		{"unsafe names", map[string]string{"solgate.toml": "[[console]]\nname = \"..x,ok,a/b,c d\"\nbmc = \"{name}\"\n"},
+		{"unsafe names", map[string]string{"solgate.toml": "[[console]]\nname = \"..x,ok,a/b\"\nbmc = \"{name}\"\n"},
 			[]string{`solgate.toml:2: bad console name "..x": starts with '.' (and 1 more bad names: a/b)`}},
 		{"name with control char", map[string]string{"solgate.toml": "[[console]]\nname = \"a\\u0007b\"\nbmc = \"x\"\n"},
 			[]string{`solgate.toml:2: bad console name "a\ab": contains '\a' (allowed: letters, digits, '.', '_', '-')`}},
@@ -206,7 +208,7 @@ groups = ["admins"]
 			"conf.d/b.toml.swp": "garbage [[[",
 		}, []string{`conf.d/a.toml:4: console node[3-4]: defined twice; first at SOLGATE:3`}},
 		{"bad bmc address", map[string]string{"solgate.toml": "[[console]]\nname = \"a\"\nbmc = \"x:99999\"\n"},
-			[]string{`solgate.toml:3: console a: BMC address "x:99999": port "99999" is not a number from 1 to 65535`}},
+			[]string{`solgate.toml:3: console a: BMC address "x:99999": invalid port "99999" (want a number from 1 to 65535)`}},
 		{"bad template", map[string]string{"solgate.toml": "[defaults]\nbmc = \"{host}-bmc\"\n"},
 			[]string{`solgate.toml:2: [defaults] bmc "{host}-bmc" must be a template containing {name}, such as "{name}-bmc"`}},
 		{"unreadable password file", map[string]string{"solgate.toml": "[defaults]\nbmc = \"{name}\"\npassword_file = \"missing.pass\"\n[[console]]\nname = \"a\"\n"},
@@ -259,9 +261,9 @@ groups = ["admins"]
 		{"rule without consoles or grants", map[string]string{"solgate.toml": users + "[[access]]\nread = [\"alice\"]\n[[access]]\nconsoles = \"n[1-\"\n[[access]]\nconsoles = \"*\"\n"},
 			[]string{
 				`solgate.toml:5: [[access]] has no consoles (a hostlist, or "*" for all)`,
-				`solgate.toml:7: [[access]] for n[1- grants and denies nothing (set read, write, power or deny)`,
+				`solgate.toml:7: [[access]] for "n[1-" grants and denies nothing (set read, write, power or deny)`,
 				`solgate.toml:8: access consoles: hostlist: "n[1-": missing ']' for '[' at offset 1`,
-				`solgate.toml:9: [[access]] for * grants and denies nothing (set read, write, power or deny)`,
+				`solgate.toml:9: [[access]] for "*" grants and denies nothing (set read, write, power or deny)`,
 			}},
 		{"conflicting rules", map[string]string{"solgate.toml": users + `
 [defaults]
@@ -276,9 +278,52 @@ consoles = "n[3-8]"
 deny = ["@admins"]
 `},
 			[]string{`solgate.toml:13: console n[3-4]: access rule denies @admins, whom the rule at SOLGATE:10 grants write; remove one of them`}},
+		// Issue 9 item 3: config mistakes named.
+		{"name with a space", map[string]string{"solgate.toml": "[[console]]\nname = \"node 1\"\nbmc = \"{name}-bmc\"\n"},
+			[]string{`solgate.toml:2: name "node 1": "node 1" holds white space, which would split it into several names; separate names with commas`}},
+		{"bmc list with a space", map[string]string{"solgate.toml": "[[console]]\nname = \"n[1-2]\"\nbmc = \"b 1, b2\"\n"},
+			[]string{`solgate.toml:3: console n[1-2]: bmc "b 1, b2": "b 1" holds white space, which would split it into several names; separate names with commas`}},
+		{"names differing only in case", map[string]string{"solgate.toml": "[defaults]\nbmc = \"{name}-bmc\"\n[[console]]\nname = \"node1\"\n[[console]]\nname = \"NODE1,Node2,node2\"\n"},
+			[]string{
+				`solgate.toml:6: console NODE1: differs from console node1 (SOLGATE:3) only in letter case; console names must differ by more than case`,
+				`solgate.toml:6: console node2: differs from console Node2 (SOLGATE:5) only in letter case; console names must differ by more than case`,
+			}},
+		{"stepped range", map[string]string{"solgate.toml": "[[console]]\nname = \"node[1-3:2]\"\nbmc = \"{name}-bmc\"\n"},
+			[]string{`solgate.toml:2: name: hostlist: "node[1-3:2]": unexpected ':' in '[]': steps such as [1-9:2] are not supported (list the numbers, as in [1,3,5]) at offset 8`}},
+		// Issue 9 item 4: characters, not bytes; "invalid port".
+		{"non-ASCII user, group and BMC", map[string]string{"solgate.toml": "[[user]]\nname = \"bö\"\n[[user]]\nname = \"al\"\ngroups = [\"ädmins\"]\n[[console]]\nname = \"n1\"\nbmc = \"bmc-ö.mgmt\"\n"},
+			[]string{
+				`solgate.toml:2: [[user]] user name "bö" contains 'ö' (allowed: letters, digits, '_', and '.', '-' after the first)`,
+				`solgate.toml:5: user al: group name "ädmins" contains 'ä' (allowed: letters, digits, '_', and '.', '-' after the first)`,
+				`solgate.toml:8: console n1: BMC address "bmc-ö.mgmt": host name contains 'ö'`,
+			}},
+		{"empty and zero ports", map[string]string{"solgate.toml": "[[console]]\nname = \"a,b\"\nbmc = \"127.0.0.1:,:0\"\n[[console]]\nname = \"c\"\nbmc = \":623\"\n"},
+			[]string{
+				`solgate.toml:3: console a: BMC address "127.0.0.1:": invalid port "" (want a number from 1 to 65535)`,
+				`solgate.toml:3: console b: BMC address ":0": invalid port "0" (want a number from 1 to 65535)`,
+				`solgate.toml:6: console c: BMC address ":623": no host before the port`,
+			}},
+		{"unknown placeholder", map[string]string{"solgate.toml": "[[console]]\nname = \"a\"\nbmc = \"{nam}-bmc.{name}\"\n"},
+			[]string{`solgate.toml:3: console a: bmc template "{nam}-bmc.{name}": unknown placeholder "{nam}" ({name} is the only one)`}},
+		// Issue 8 item 5: security keys.
+		{"insecure auth types and suites", map[string]string{"solgate.toml": "[defaults]\nbmc = \"{name}\"\n" +
+			"[[console]]\nname = \"a\"\ninterface = \"lan\"\nauth_type = \"password\"\n" +
+			"[[console]]\nname = \"b\"\ninterface = \"lan\"\nauth_type = \"md2\"\n" +
+			"[[console]]\nname = \"c\"\ncipher_suite = 2\n" +
+			"[[console]]\nname = \"d\"\ncipher_suite = 15\n" +
+			"[[console]]\nname = \"e\"\ncipher_suite = 3\ninsecure_cipher_suite = true\n" +
+			"[[console]]\nname = \"f\"\ninsecure_auth_password = true\n"},
+			[]string{
+				`solgate.toml:6: console a: auth_type: "password" sends the BMC password in clear text in every message; it needs insecure_auth_password = true (prefer "md5")`,
+				`solgate.toml:10: console b: auth_type: "md2" is not supported (MD2 is broken, and solgate does not speak it); use "md5"`,
+				`solgate.toml:13: console c: cipher_suite: suite 2 has no encryption: what is typed on the console, root passwords included, travels in clear; it needs insecure_cipher_suite = true (or use 3 or 17, or leave cipher_suite out for the automatic choice)`,
+				`solgate.toml:16: console d: cipher_suite: suite 15 has no integrity and no encryption: what is typed on the console, root passwords included, travels in clear; it needs insecure_cipher_suite = true (or use 3 or 17, or leave cipher_suite out for the automatic choice)`,
+				`solgate.toml:20: console e: insecure_cipher_suite: is set but cipher_suite in the same table is not one without integrity or encryption (1, 2, 6, 7, 11, 15, 16)`,
+				`solgate.toml:23: console f: insecure_auth_password: is set but auth_type is not "password" in the same table`,
+			}},
 		{"syslog", map[string]string{"solgate.toml": "[[syslog]]\naddress = \"http://x\"\n[[syslog]]\naddress = \"udp://h:514\"\nformat = \"json\"\nfacility = \"local9\"\ntls_ca_file = \"/etc/ca.pem\"\n[[syslog]]\naddress = \"unix://dev/log\"\n"},
 			[]string{
-				`solgate.toml:2: syslog address: "http://x": scheme must be udp, tcp, tls or unix`,
+				`solgate.toml:2: syslog address: "http://x": scheme must be udp, tcp, tls, relp or unix`,
 				`solgate.toml:5: syslog format: "json" is not rfc5424 or rfc3164`,
 				`solgate.toml:6: syslog facility: "local9" is not a syslog facility (kern, user, daemon, auth, local0 ... local7, ...)`,
 				`solgate.toml:7: syslog tls_ca_file: only applies to tls:// addresses`,
@@ -408,13 +453,13 @@ func TestParseHelpers(t *testing.T) {
 		}
 	}
 	for _, ok := range []string{"node1-bmc", "10.0.0.1", "10.0.0.1:623", "[fd00::1]", "[fd00::1]:623", "fd00::1", "bmc.example.org:6230"} {
-		if err := checkBMC(ok); err != nil {
-			t.Errorf("checkBMC(%q): %v", ok, err)
+		if err := CheckBMC(ok); err != nil {
+			t.Errorf("CheckBMC(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "a b", "x:", "x:0", "x:y", "[not-v6]:623", "a..b", "-", "h:1:2:zz", "[::1"} {
-		if err := checkBMC(bad); err == nil && bad != "-" {
-			t.Errorf("checkBMC(%q) accepted", bad)
+	for _, bad := range []string{"", "a b", "x:", "x:0", "x:y", "[not-v6]:623", "a..b", "-", "h:1:2:zz", "[::1", ":623", "[::1]x", "x:+5"} {
+		if err := CheckBMC(bad); err == nil && bad != "-" {
+			t.Errorf("CheckBMC(%q) accepted", bad)
 		}
 	}
 }

@@ -129,6 +129,7 @@ func Compare(old, new *Config) Diff {
 func connEqual(a, b *Console) bool {
 	return a.BMC == b.BMC && a.User == b.User && a.Password.Equal(b.Password) && a.KG.Equal(b.KG) &&
 		a.Interface == b.Interface && a.CipherSuite == b.CipherSuite && a.CipherSuiteZero == b.CipherSuiteZero &&
+		a.InsecureCipherSuite == b.InsecureCipherSuite &&
 		a.AuthType == b.AuthType && a.Privilege == b.Privilege && slices.Equal(a.Quirks, b.Quirks) &&
 		a.Steal == b.Steal
 }
@@ -141,7 +142,7 @@ func userEqual(a, b *User) bool {
 
 func syslogEqual(a, b SyslogTarget) bool {
 	return a.URL == b.URL && a.Network == b.Network && a.Address == b.Address && a.Format == b.Format &&
-		a.Facility == b.Facility && a.Consoles == b.Consoles && a.CAFile == b.CAFile
+		a.Facility == b.Facility && a.Consoles == b.Consoles && a.CAFile == b.CAFile && a.SyslogOptions.equal(&b.SyslogOptions)
 }
 
 // hashWriter writes length-prefixed fields, so that no two different
@@ -181,7 +182,7 @@ func (w hashWriter) secret(s Secret) {
 		return
 	}
 	w.num(2)
-	w.bytes(s.b)
+	w.bytes(s.Reveal())
 }
 
 func serverHash(s *Server) [32]byte {
@@ -221,6 +222,7 @@ func (c *Config) canonicalHash() [32]byte {
 		w.str(x.Interface)
 		w.num(int64(x.CipherSuite))
 		w.num(b2i(x.CipherSuiteZero))
+		w.num(b2i(x.InsecureCipherSuite))
 		w.str(x.AuthType)
 		w.str(x.Privilege)
 		w.strs(x.Quirks)

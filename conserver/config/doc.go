@@ -20,7 +20,18 @@
 // and an inline password only with insecure_inline_password = true) are
 // read at load time into Secret values that never print themselves.
 // Relative paths in a file (password_file, kg_file, tls_ca_file,
-// trusted_user_ca_files) are relative to that file's directory.
+// trusted_user_ca_files) are relative to that file's directory. Every file
+// is read with ReadFileLimit: opened without blocking, refused unless it is
+// a regular file of bounded size (a FIFO, socket, device or huge file is an
+// error at once, as is a conf.d entry that is a dangling symlink, a symlink
+// loop or a directory).
+//
+// Console names follow logstore.CheckConsoleName, must differ by more than
+// letter case, and hold no white space (hostlists in the config take commas
+// between names); at most MaxConsoles in all, each hostlist expanded
+// against what is left of that budget. Messages quote values through
+// logstore.QuoteShort (cut, non-ASCII as characters), and every message is
+// cut at 2,000 bytes whatever it holds.
 //
 // Entry points:
 //   - Load / LoadWith: one validated *Config snapshot.
@@ -28,6 +39,8 @@
 //     IdentifyKey: what the console manager and SSH gateway ask.
 //   - Compare: what changed between two snapshots, per console and per kind
 //     (connection, log, access, escape).
+//   - CheckBMC, CheckTemplate, ReadFileLimit: the same checks and bounded
+//     reads for the command line (solgate power and sol).
 //   - Watcher: reloads on file changes (fsnotify on the directories, with a
 //     debounce), on Reload (SIGHUP) and periodically, and emits validated
 //     snapshots with their Diff, or an error while keeping the old one.

@@ -75,6 +75,7 @@ func (c *Config) Dump(w io.Writer) error {
 		if t.CAFile != "" {
 			p("tls_ca_file = %s\n", q(t.CAFile))
 		}
+		t.SyslogOptions.dump(func(k, v string) { p("%s = %s\n", k, v) }, q)
 	}
 	return bw.Flush()
 }
@@ -115,11 +116,22 @@ func (c *Config) dumpConsole(bw *bufio.Writer, i int) {
 	p("interface = %s\n", q(x.Interface))
 	switch {
 	case x.Interface == "lan":
-		p("auth_type = %s%s\n", q(x.AuthType), map[bool]string{true: " # automatic: md5, then password", false: ""}[x.AuthType == ""])
+		switch x.AuthType {
+		case "":
+			p("auth_type = \"\" # md5\n")
+		case "password":
+			p("auth_type = \"password\" # INSECURE: clear-text password\n")
+		case "none":
+			p("auth_type = \"none\" # INSECURE: no password\n")
+		default:
+			p("auth_type = %s\n", q(x.AuthType))
+		}
 	case x.CipherSuiteZero:
 		p("cipher_suite = 0 # INSECURE: no authentication, no encryption\n")
 	case x.CipherSuite == 0:
-		p("cipher_suite = 0 # automatic: the first of 17, 3, 2, 1 the BMC lists\n")
+		p("cipher_suite = 0 # automatic: 17, else 3\n")
+	case x.InsecureCipherSuite:
+		p("cipher_suite = %d # INSECURE: %s\n", x.CipherSuite, weakSuites[x.CipherSuite])
 	default:
 		p("cipher_suite = %d\n", x.CipherSuite)
 	}

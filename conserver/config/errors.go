@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxErrors caps the problems one Load reports; a generated file with a
@@ -66,7 +67,26 @@ func (l *ErrorList) add(e *Error) {
 		l.Omitted++
 		return
 	}
+	// Values are quoted cut where they are formatted; this is the net
+	// under every message, so that no mistake prints megabytes.
+	e.Console = cutMessage(e.Console, 200)
+	e.Msg = cutMessage(e.Msg, maxMessage)
 	l.Errors = append(l.Errors, e)
+}
+
+// maxMessage bounds one error or warning, in bytes.
+const maxMessage = 2000
+
+// cutMessage cuts s to at most n bytes on a character boundary, saying so.
+func cutMessage(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + fmt.Sprintf("... (cut: %d bytes)", len(s))
 }
 
 func (l *ErrorList) addf(file string, line int, console, format string, args ...any) {

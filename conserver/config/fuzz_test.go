@@ -2,13 +2,14 @@ package config
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
 // FuzzParse feeds arbitrary main and conf.d files through decoding and
-// validation. Properties: no panic; a rejected config has located errors;
-// an accepted one has safe console names, dumps, and loads to the same
-// hash again.
+// validation. Properties: no panic; a rejected config has located errors
+// of bounded length; an accepted one has safe console names that differ by
+// more than case, dumps, and loads to the same hash again.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(baseConfig), []byte(""))
 	f.Add([]byte("[server]\nlisten = \":2222\"\n[defaults]\nbmc = \"{name}-bmc\"\n[[console]]\nname = \"n[1-3]\"\ncipher_suite = 17\n"),
@@ -29,14 +30,22 @@ func FuzzParse(f *testing.F) {
 				if e.File == "" || e.Msg == "" {
 					t.Fatalf("unlocated error %+v", e)
 				}
+				if len(e.Msg) > maxMessage+40 || len(e.Console) > 240 {
+					t.Fatalf("uncut error of %d bytes", len(e.Error()))
+				}
 			}
 			return
 		}
+		folded := map[string]bool{}
 		for _, x := range c.Consoles {
+			if folded[strings.ToLower(x.Name)] {
+				t.Fatalf("accepted names differing only in case: %s", x.Name)
+			}
+			folded[strings.ToLower(x.Name)] = true
 			if err := checkConsoleName(x.Name); err != nil {
 				t.Fatalf("accepted unsafe name: %v", err)
 			}
-			if err := checkBMC(x.BMC); err != nil {
+			if err := CheckBMC(x.BMC); err != nil {
 				t.Fatalf("accepted bad BMC: %v", err)
 			}
 		}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -82,6 +82,11 @@ func readSources(path string) ([]source, error) {
 	}
 	for _, n := range names {
 		data, err := readFile(n)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, lerr := os.Lstat(n); errors.Is(lerr, fs.ErrNotExist) {
+				continue // renamed or removed since the listing
+			}
+		}
 		if err != nil {
 			errs.addf(n, 0, "", "%v", err)
 			continue
@@ -92,19 +97,8 @@ func readSources(path string) ([]source, error) {
 }
 
 func readFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", unwrapPath(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", unwrapPath(err))
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("larger than %d MiB", maxFileSize>>20)
-	}
-	return data, nil
+	data, _, err := ReadFileLimit(name, maxFileSize)
+	return data, err
 }
 
 // unwrapPath drops the path from a *PathError: the caller names the file.
@@ -117,7 +111,11 @@ func unwrapPath(err error) error {
 }
 
 // confFiles lists dir/*.toml in name order, skipping editor droppings. A
-// missing directory is no error.
+// missing directory is no error. Every entry with a config name is listed,
+// whatever it is: readFile then reports a dangling symbolic link, a link
+// loop or a directory named *.toml rather than skipping it silently. Only
+// an entry that vanished between listing and reading (an editor's rename)
+// is skipped, by readSources.
 func confFiles(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -128,16 +126,9 @@ func confFiles(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if !isConfName(e.Name()) {
-			continue
+		if isConfName(e.Name()) {
+			out = append(out, filepath.Join(dir, e.Name()))
 		}
-		p := filepath.Join(dir, e.Name())
-		// Follow symlinks (Kubernetes mounts files as links into ..data).
-		st, err := os.Stat(p)
-		if err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		out = append(out, p)
 	}
 	slices.Sort(out)
 	return out, nil
@@ -185,8 +176,10 @@ type settingsShape struct {
 	Interface               *string   `toml:"interface"`
 	CipherSuite             *int      `toml:"cipher_suite"`
 	InsecureCipherSuiteZero bool      `toml:"insecure_cipher_suite_zero"`
+	InsecureCipherSuite     bool      `toml:"insecure_cipher_suite"`
 	AuthType                *string   `toml:"auth_type"`
 	InsecureAuthNone        bool      `toml:"insecure_auth_none"`
+	InsecureAuthPassword    bool      `toml:"insecure_auth_password"`
 	Privilege               *string   `toml:"privilege"`
 	Quirks                  *[]string `toml:"quirks"`
 	Steal                   *string   `toml:"steal"`
@@ -228,6 +221,15 @@ type syslogShape struct {
 	Facility  *string `toml:"facility"`
 	Consoles  *string `toml:"consoles"`
 	TLSCAFile *string `toml:"tls_ca_file"`
+	// Keys of syslog.go's second part.
+	TLSServerName   *string   `toml:"tls_server_name"`
+	TLSCertFile     *string   `toml:"tls_cert_file"`
+	TLSKeyFile      *string   `toml:"tls_key_file"`
+	Severity        *string   `toml:"severity"`
+	Patterns        *[]string `toml:"patterns"`
+	DefaultPatterns *bool     `toml:"default_patterns"`
+	MaxMessage      *int      `toml:"max_message"`
+	Backfill        *bool     `toml:"backfill"`
 }
 
 // parsedFile is one decoded file with the lines of its tables and keys.
@@ -313,7 +315,7 @@ func unknownKey(k toml.Key) string {
 	default:
 		where = " in " + table
 	}
-	msg := fmt.Sprintf("unknown key %q%s", last, where)
+	msg := fmt.Sprintf("unknown key %s%s", quote(last), where)
 	if table == "" {
 		// A setting written before any table header, or a header forgotten.
 		for _, t := range []struct {
@@ -332,7 +334,7 @@ func unknownKey(k toml.Key) string {
 		}
 	}
 	if best != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", best)
+		msg += fmt.Sprintf(" (did you mean %s?)", quote(best))
 	}
 	return msg
 }

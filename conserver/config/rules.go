@@ -21,6 +21,11 @@ func (b *builder) rules(f *parsedFile) {
 			ok = false
 		case "*":
 		default:
+			if err := checkSpaces(as.Consoles); err != nil {
+				b.errs.addf(f.name, e.lineOf("consoles"), "", "access consoles %v", err)
+				ok = false
+				break
+			}
 			names, err := hostlist.ExpandLimit(as.Consoles, b.limit)
 			if err != nil {
 				b.errs.addf(f.name, e.lineOf("consoles"), "", "access consoles: %v", err)
@@ -49,7 +54,7 @@ func (b *builder) rules(f *parsedFile) {
 			}
 		}
 		if len(as.Read)+len(as.Write)+len(as.Power)+len(as.Deny) == 0 {
-			b.errs.addf(f.name, r.Line, "", "[[access]] for %s grants and denies nothing (set read, write, power or deny)", as.Consoles)
+			b.errs.addf(f.name, r.Line, "", "[[access]] for %s grants and denies nothing (set read, write, power or deny)", quote(as.Consoles))
 			ok = false
 		}
 		if ok {
@@ -65,10 +70,10 @@ func (b *builder) checkPrincipal(p string) error {
 		if g == "all" || b.cfg.groups[g] {
 			return nil
 		}
-		return fmt.Errorf("unknown group %q (no [[user]] lists it in groups)", p)
+		return fmt.Errorf("unknown group %s (no [[user]] lists it in groups)", quote(p))
 	}
 	if _, ok := b.userLoc[p]; ok {
 		return nil
 	}
-	return fmt.Errorf("unknown user %q (groups start with @)", p)
+	return fmt.Errorf("unknown user %s (groups start with @)", quote(p))
 }

@@ -21,8 +21,15 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Fatalf("Reveal = %q", con.Password.Reveal())
 	}
 	var outputs []string
-	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
-		outputs = append(outputs, fmt.Sprintf(f, con.Password), fmt.Sprintf(f, *con), fmt.Sprintf(f, con))
+	verbs := []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "% x", "%#x", "%d", "%o", "%O", "%b", "%c", "%U", "%e", "%t", "%p", "%10.3s", "%-8d"}
+	for _, f := range verbs {
+		// The secret alone prints only a placeholder (%p is fmt's own:
+		// it never calls Format, and prints an address, checked below).
+		got := fmt.Sprintf(f, con.Password)
+		if f != "%p" && !strings.Contains(got, redacted) {
+			t.Errorf("Sprintf(%q, secret) = %q, want the placeholder", f, got)
+		}
+		outputs = append(outputs, got, fmt.Sprintf(f, &con.Password), fmt.Sprintf(f, *con), fmt.Sprintf(f, con), fmt.Sprintf(f, []Secret{con.Password}))
 	}
 	outputs = append(outputs, fmt.Sprint(con.Password), con.Password.String(), con.Password.GoString())
 	j, err := json.Marshal(con)
@@ -40,10 +47,19 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Fatal(err)
 	}
 	outputs = append(outputs, dump.String())
-	hexpw := fmt.Sprintf("%x", pw)
+	// The bytes in any base a verb could print them in.
+	var forms []string
+	for _, f := range []string{"%x", "% x", "%d", "%o", "%b", "%U"} {
+		forms = append(forms, strings.Trim(fmt.Sprintf(f, []byte(pw)[:4]), "[]"))
+	}
 	for _, o := range outputs {
-		if strings.Contains(o, pw) || strings.Contains(strings.ToLower(o), hexpw) {
+		if strings.Contains(o, pw) || strings.Contains(o, pw[:6]) {
 			t.Errorf("secret leaked in %q", o)
+		}
+		for _, form := range forms {
+			if strings.Contains(strings.ToLower(o), strings.ToLower(form)) {
+				t.Errorf("secret leaked as %q in %q", form, o)
+			}
 		}
 	}
 	if !strings.Contains(logs.String(), redacted) || !strings.Contains(string(j), redacted) {

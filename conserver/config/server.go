@@ -5,7 +5,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -58,7 +57,7 @@ func (b *builder) server(f *parsedFile) {
 		}
 		*d.dst = *d.v
 		if !filepath.IsAbs(*d.v) {
-			bad(d.key, "%q is not an absolute path", *d.v)
+			bad(d.key, "%s is not an absolute path", quote(*d.v))
 		}
 	}
 	if sh.LogLevel != nil {
@@ -66,13 +65,13 @@ func (b *builder) server(f *parsedFile) {
 		switch s.LogLevel {
 		case "debug", "info", "warn", "error":
 		default:
-			bad("log_level", "%q is not one of debug, info, warn, error", s.LogLevel)
+			bad("log_level", "%s is not one of debug, info, warn, error", quote(s.LogLevel))
 		}
 	}
 	if sh.HostKeys != nil {
 		for i, p := range sh.HostKeys {
 			if !filepath.IsAbs(p) {
-				b.errs.addf(f.name, e.elemLine("host_keys", i), "", "[server] host_keys: %q is not an absolute path", p)
+				b.errs.addf(f.name, e.elemLine("host_keys", i), "", "[server] host_keys: %s is not an absolute path", quote(p))
 			}
 		}
 		s.HostKeys = slices.Clone(sh.HostKeys)
@@ -106,9 +105,9 @@ func (b *builder) server(f *parsedFile) {
 		if b.opts.SkipSecrets {
 			continue
 		}
-		data, err := os.ReadFile(p)
+		data, _, err := ReadFileLimit(p, maxCAKeysFile)
 		if err != nil {
-			b.errs.addf(f.name, line, "", "[server] trusted_user_ca_files: %s: %v", p, unwrapPath(err))
+			b.errs.addf(f.name, line, "", "[server] trusted_user_ca_files: %s: %v", p, err)
 			continue
 		}
 		n := 0
@@ -148,7 +147,7 @@ func parseCAKey(line string) (ssh.PublicKey, error) {
 	}
 	for _, o := range opts {
 		if o != "cert-authority" {
-			return nil, fmt.Errorf("key option %q is not supported", o)
+			return nil, fmt.Errorf("key option %s is not supported", quote(o))
 		}
 	}
 	if _, ok := k.(*ssh.Certificate); ok {
@@ -160,10 +159,10 @@ func parseCAKey(line string) (ssh.PublicKey, error) {
 func checkListen(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q: want HOST:PORT or :PORT", addr)
+		return fmt.Errorf("%s: want HOST:PORT or :PORT", quote(addr))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%q: port is not a number from 0 to 65535", addr)
+		return fmt.Errorf("%s: invalid port (want a number from 0 to 65535)", quote(addr))
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,18 +33,24 @@ func (b *builder) defaults(f *parsedFile) (settings, string) {
 	if sh.BMC != nil {
 		tmpl = *sh.BMC
 		if !strings.Contains(tmpl, "{name}") {
-			b.errs.addf(f.name, e.lineOf("bmc"), "", "[defaults] bmc %q must be a template containing {name}, such as \"{name}-bmc\"", tmpl)
-		} else if err := checkTemplate(tmpl); err != nil {
+			b.errs.addf(f.name, e.lineOf("bmc"), "", "[defaults] bmc %s must be a template containing {name}, such as \"{name}-bmc\"", quote(tmpl))
+		} else if err := CheckTemplate(tmpl); err != nil {
 			b.errs.addf(f.name, e.lineOf("bmc"), "", "[defaults] %v", err)
 		}
 	}
 	return s, tmpl
 }
 
-func checkTemplate(t string) error {
+// CheckTemplate validates a BMC address template such as "{name}-bmc":
+// {name} is its only placeholder, so "{nam}" or a stray brace is an error
+// here rather than a host name looked up for every console.
+func CheckTemplate(t string) error {
 	rest := strings.ReplaceAll(t, "{name}", "")
-	if strings.ContainsAny(rest, "{}") {
-		return fmt.Errorf("bmc template %q: {name} is the only placeholder", t)
+	if i := strings.IndexAny(rest, "{}"); i >= 0 {
+		if j := strings.IndexByte(rest[i:], '}'); rest[i] == '{' && j > 0 {
+			return fmt.Errorf("bmc template %s: unknown placeholder %s ({name} is the only one)", quote(t), quote(rest[i:i+j+1]))
+		}
+		return fmt.Errorf("bmc template %s: {name} is the only placeholder, and braces are allowed only in it", quote(t))
 	}
 	return nil
 }
@@ -65,14 +70,14 @@ func (b *builder) apply(s settings, sh *settingsShape, f *parsedFile, e *entryPo
 			return
 		}
 		if len(valid) > 0 && !slices.Contains(valid, *v) {
-			bad(key, "%q is not one of %s", *v, strings.Join(valid, ", "))
+			bad(key, "%s is not one of %s", quote(*v), strings.Join(valid, ", "))
 			return
 		}
 		*dst = *v
 	}
 	if sh.User != nil {
 		if len(*sh.User) > maxIPMIUser {
-			bad("user", "%q is longer than %d bytes (the IPMI limit)", *sh.User, maxIPMIUser)
+			bad("user", "%s is longer than %d bytes (the IPMI limit)", quote(*sh.User), maxIPMIUser)
 		}
 		s.User = *sh.User
 	}
@@ -89,38 +94,55 @@ func (b *builder) apply(s settings, sh *settingsShape, f *parsedFile, e *entryPo
 	str("interface", sh.Interface, &s.Interface, "lanplus", "lan")
 	if sh.CipherSuite != nil {
 		cs := *sh.CipherSuite
+		weak, isWeak := weakSuites[cs]
 		switch {
 		case cs == 0 && !sh.InsecureCipherSuiteZero:
 			bad("cipher_suite", "suite 0 has no authentication and no encryption; it needs insecure_cipher_suite_zero = true (leave cipher_suite out for the automatic choice)")
 		case cs != 0 && !slices.Contains(ValidCipherSuites, cs):
 			bad("cipher_suite", "%d is not one of %s", cs, joinInts(ValidCipherSuites))
+		case isWeak && !sh.InsecureCipherSuite:
+			bad("cipher_suite", "suite %d has %s: what is typed on the console, root passwords included, travels in clear; it needs insecure_cipher_suite = true (or use 3 or 17, or leave cipher_suite out for the automatic choice)", cs, weak)
 		}
-		s.CipherSuite, s.CipherSuiteZero = cs, cs == 0
+		s.CipherSuite, s.CipherSuiteZero, s.InsecureCipherSuite = cs, cs == 0, isWeak && sh.InsecureCipherSuite
 	}
 	if sh.InsecureCipherSuiteZero && (sh.CipherSuite == nil || *sh.CipherSuite != 0) {
 		bad("insecure_cipher_suite_zero", "is set but cipher_suite is not 0 in the same table")
 	}
+	if sh.InsecureCipherSuite {
+		if _, isWeak := weakSuites[deref(sh.CipherSuite, -1)]; !isWeak {
+			bad("insecure_cipher_suite", "is set but cipher_suite in the same table is not one without integrity or encryption (%s)", joinInts(weakSuiteIDs()))
+		}
+	}
 	if sh.AuthType != nil {
 		switch *sh.AuthType {
-		case "md5", "md2", "password":
+		case "md5":
+		case "md2":
+			bad("auth_type", "\"md2\" is not supported (MD2 is broken, and solgate does not speak it); use \"md5\"")
+		case "password":
+			if !sh.InsecureAuthPassword {
+				bad("auth_type", "\"password\" sends the BMC password in clear text in every message; it needs insecure_auth_password = true (prefer \"md5\")")
+			}
 		case "none":
 			if !sh.InsecureAuthNone {
 				bad("auth_type", "\"none\" sends no password at all; it needs insecure_auth_none = true")
 			}
 		default:
-			bad("auth_type", "%q is not one of md5, md2, password, none", *sh.AuthType)
+			bad("auth_type", "%s is not one of md5, password, none", quote(*sh.AuthType))
 		}
 		s.AuthType = *sh.AuthType
 	}
 	if sh.InsecureAuthNone && (sh.AuthType == nil || *sh.AuthType != "none") {
 		bad("insecure_auth_none", "is set but auth_type is not \"none\" in the same table")
 	}
+	if sh.InsecureAuthPassword && (sh.AuthType == nil || *sh.AuthType != "password") {
+		bad("insecure_auth_password", "is set but auth_type is not \"password\" in the same table")
+	}
 	str("privilege", sh.Privilege, &s.Privilege, "user", "operator", "admin")
 	if sh.Quirks != nil {
 		q := make([]string, 0, len(*sh.Quirks))
 		for i, name := range *sh.Quirks {
 			if !slices.Contains(ValidQuirks, name) {
-				b.errs.addf(f.name, e.elemLine("quirks", i), label, "%squirks: unknown quirk %q (known: %s)", table, name, strings.Join(ValidQuirks, " "))
+				b.errs.addf(f.name, e.elemLine("quirks", i), label, "%squirks: unknown quirk %s (known: %s)", table, quote(name), strings.Join(ValidQuirks, " "))
 				continue
 			}
 			if !slices.Contains(q, name) {
@@ -173,6 +195,30 @@ func (b *builder) apply(s settings, sh *settingsShape, f *parsedFile, e *entryPo
 		bad("log_rotate_age", "%s is shorter than 1m", *sh.LogRotateAge)
 	}
 	return s
+}
+
+// weakSuites are the RMCP+ suites without integrity or confidentiality,
+// with what they lack: an explicit choice of one needs
+// insecure_cipher_suite (and maps to ipmilan.Config.Insecure).
+var weakSuites = map[int]string{
+	1: "no integrity and no encryption", 6: "no integrity and no encryption", 15: "no integrity and no encryption",
+	2: "no encryption", 7: "no encryption", 11: "no encryption", 16: "no encryption",
+}
+
+func weakSuiteIDs() []int {
+	ids := make([]int, 0, len(weakSuites))
+	for id := range weakSuites {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func deref(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 func joinInts(v []int) string {
@@ -233,13 +279,9 @@ func (b *builder) fileSecret(f *parsedFile, line int, label, what, path string, 
 	if r, seen := b.secrets[key]; seen {
 		return r.s
 	}
-	st, err := os.Stat(path)
-	var data []byte
-	if err == nil {
-		data, err = os.ReadFile(path)
-	}
+	data, st, err := ReadFileLimit(path, MaxSecretFile)
 	if err != nil {
-		b.errs.addf(f.name, line, label, "%s %s: %v", what, path, unwrapPath(err))
+		b.errs.addf(f.name, line, label, "%s %s: %v", what, path, err)
 		b.secrets[key] = secretResult{}
 		return Secret{}
 	}
@@ -261,7 +303,7 @@ func (b *builder) fileSecret(f *parsedFile, line int, label, what, path string, 
 func (b *builder) envSecret(f *parsedFile, line int, label, what, name string, kg bool) Secret {
 	src := "env " + name
 	if name == "" || strings.ContainsAny(name, "= \x00") {
-		b.errs.addf(f.name, line, label, "%s: %q is not an environment variable name", what, name)
+		b.errs.addf(f.name, line, label, "%s: %s is not an environment variable name", what, quote(name))
 		return Secret{}
 	}
 	if b.opts.SkipSecrets {

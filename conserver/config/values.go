@@ -2,11 +2,11 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/solgate/solgate/logstore"
 )
@@ -41,18 +41,32 @@ func checkConsoleName(name string) error {
 	return logstore.CheckConsoleName(name)
 }
 
+// quote quotes a value from the configuration for a message: cut when
+// long, non-ASCII shown as characters (logstore.QuoteShort, the one rule).
+func quote(s string) string { return logstore.QuoteShort(s) }
+
+// describeChar names the character at the start of s for a message: the
+// character itself, or the byte when s is not valid UTF-8 there.
+func describeChar(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x", s[0])
+	}
+	return strconv.QuoteRune(r)
+}
+
 // checkIdent validates user and group names: [A-Za-z0-9_][A-Za-z0-9_.-]*.
 func checkIdent(kind, name string) error {
 	if name == "" {
 		return fmt.Errorf("empty %s name", kind)
 	}
 	if len(name) > 64 {
-		return fmt.Errorf("%s name %.20q... is longer than 64 bytes", kind, name)
+		return fmt.Errorf("%s name %s is longer than 64 bytes", kind, quote(name))
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(isAlnum(c) || c == '_' || (i > 0 && (c == '.' || c == '-'))) {
-			return fmt.Errorf("%s name %q contains %q (allowed: letters, digits, '_', and '.', '-' after the first)", kind, name, c)
+			return fmt.Errorf("%s name %s contains %s (allowed: letters, digits, '_', and '.', '-' after the first)", kind, quote(name), describeChar(name[i:]))
 		}
 	}
 	return nil
@@ -62,53 +76,63 @@ func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
-// checkBMC validates a BMC address: a host name, an IPv4 address, or an
-// IPv6 address in brackets, optionally followed by :port.
-func checkBMC(addr string) error {
+// CheckBMC validates a BMC address as the configuration and the command
+// line take it: a host name, an IPv4 address, or an IPv6 address (in
+// brackets when a port follows), optionally followed by :port with a port
+// from 1 to 65535. It resolves nothing.
+func CheckBMC(addr string) error {
 	if addr == "" {
 		return fmt.Errorf("empty BMC address")
 	}
-	host, port := addr, ""
-	if strings.HasPrefix(addr, "[") || strings.Count(addr, ":") == 1 {
-		h, p, err := net.SplitHostPort(addr)
-		if err != nil {
-			if !strings.HasPrefix(addr, "[") || !strings.HasSuffix(addr, "]") {
-				return fmt.Errorf("BMC address %q: want HOST or HOST:PORT", addr)
-			}
-			h = addr[1 : len(addr)-1]
+	host, port, hasPort := addr, "", false
+	switch {
+	case strings.HasPrefix(addr, "["):
+		end := strings.IndexByte(addr, ']')
+		if end < 0 {
+			return fmt.Errorf("BMC address %s: missing ']' after the IPv6 address", quote(addr))
 		}
-		host, port = h, p
-		if strings.HasPrefix(addr, "[") {
-			if _, err := netip.ParseAddr(host); err != nil || !strings.Contains(host, ":") {
-				return fmt.Errorf("BMC address %q: %q in brackets is not an IPv6 address", addr, host)
-			}
+		host = addr[1:end]
+		switch rest := addr[end+1:]; {
+		case rest == "":
+		case rest[0] == ':':
+			port, hasPort = rest[1:], true
+		default:
+			return fmt.Errorf("BMC address %s: want [IPv6]:PORT", quote(addr))
 		}
-	} else if strings.Contains(addr, ":") {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return fmt.Errorf("BMC address %s: %s in brackets is not an IPv6 address", quote(addr), quote(host))
+		}
+	case strings.Count(addr, ":") > 1:
 		if a, err := netip.ParseAddr(addr); err != nil || !a.Is6() {
-			return fmt.Errorf("BMC address %q: want HOST, HOST:PORT or [IPv6]:PORT", addr)
+			return fmt.Errorf("BMC address %s: want HOST, HOST:PORT or [IPv6]:PORT", quote(addr))
 		}
 		return nil
+	case strings.Contains(addr, ":"):
+		host, port, _ = strings.Cut(addr, ":")
+		hasPort = true
 	}
-	if port != "" || strings.HasSuffix(addr, ":") {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("BMC address %q: port %q is not a number from 1 to 65535", addr, port)
+	if hasPort {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '+' {
+			return fmt.Errorf("BMC address %s: invalid port %s (want a number from 1 to 65535)", quote(addr), quote(port))
 		}
 	}
-	if strings.Contains(host, ":") {
+	if strings.HasPrefix(addr, "[") {
 		return nil // IPv6, checked above
 	}
+	if host == "" {
+		return fmt.Errorf("BMC address %s: no host before the port", quote(addr))
+	}
 	if len(host) > 253 {
-		return fmt.Errorf("BMC address %.20q...: host name longer than 253 bytes", addr)
+		return fmt.Errorf("BMC address %s: host name longer than 253 bytes", quote(addr))
 	}
 	for _, label := range strings.Split(host, ".") {
 		if label == "" || len(label) > 63 {
-			return fmt.Errorf("BMC address %q: bad host name", addr)
+			return fmt.Errorf("BMC address %s: bad host name (an empty or over-long part between dots)", quote(addr))
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !(isAlnum(c) || c == '-' || c == '_') {
-				return fmt.Errorf("BMC address %q: host name contains %q", addr, c)
+				return fmt.Errorf("BMC address %s: host name contains %s", quote(addr), describeChar(label[i:]))
 			}
 		}
 	}
@@ -120,17 +144,17 @@ func checkBMC(addr string) error {
 // It returns the two bytes a user types.
 func ParseEscape(s string) (ctrl, cmd byte, err error) {
 	if len(s) != 3 || s[0] != '^' {
-		return 0, 0, fmt.Errorf("escape %q: want ^X followed by one character, as in ^Ec", s)
+		return 0, 0, fmt.Errorf("escape %s: want ^X followed by one character, as in ^Ec", quote(s))
 	}
 	c := s[1]
 	if c >= 'a' && c <= 'z' {
 		c -= 'a' - 'A'
 	}
 	if c < '@' || c > '_' {
-		return 0, 0, fmt.Errorf("escape %q: ^%c is not a control character", s, s[1])
+		return 0, 0, fmt.Errorf("escape %s: ^%c is not a control character", quote(s), s[1])
 	}
 	if s[2] < '!' || s[2] > '~' {
-		return 0, 0, fmt.Errorf("escape %q: the second character must be printable", s)
+		return 0, 0, fmt.Errorf("escape %s: the second character must be printable", quote(s))
 	}
 	return c - '@', s[2], nil
 }
@@ -151,15 +175,15 @@ func parseSize(s string) (int64, error) {
 		i++
 	}
 	if i == 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s)
+		return 0, fmt.Errorf("size %s: want a number with an optional unit (KiB, MiB, GiB, TiB, KB, MB, GB, TB)", quote(s))
 	}
 	n, err := strconv.ParseInt(t[:i], 10, 64)
 	unit, ok := sizeUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
 	if err != nil || !ok {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s)
+		return 0, fmt.Errorf("size %s: want a number with an optional unit (KiB, MiB, GiB, TiB, KB, MB, GB, TB)", quote(s))
 	}
 	if n > (1<<62)/unit {
-		return 0, fmt.Errorf("size %q is too large", s)
+		return 0, fmt.Errorf("size %s is too large", quote(s))
 	}
 	return n * unit, nil
 }
@@ -201,11 +225,11 @@ func ParseDuration(s string) (time.Duration, error) {
 			j++
 		}
 		if i == 0 || j == i {
-			return 0, fmt.Errorf("duration %q: want e.g. 30s, 15m, 24h, 90d, 2w", s)
+			return 0, fmt.Errorf("duration %s: want e.g. 30s, 15m, 24h, 90d, 2w", quote(s))
 		}
 		n, err := strconv.ParseInt(rest[:i], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("duration %q is too large", s)
+			return 0, fmt.Errorf("duration %s is too large", quote(s))
 		}
 		var unit time.Duration
 		switch rest[i:j] {
@@ -222,10 +246,10 @@ func ParseDuration(s string) (time.Duration, error) {
 		case "w":
 			unit = 7 * 24 * time.Hour
 		default:
-			return 0, fmt.Errorf("duration %q: unknown unit %q (want ms, s, m, h, d, w)", s, rest[i:j])
+			return 0, fmt.Errorf("duration %s: unknown unit %s (want ms, s, m, h, d, w)", quote(s), quote(rest[i:j]))
 		}
 		if n > int64((1<<62)/unit) || total > (1<<62)-time.Duration(n)*unit {
-			return 0, fmt.Errorf("duration %q is too large", s)
+			return 0, fmt.Errorf("duration %s is too large", quote(s))
 		}
 		total += time.Duration(n) * unit
 		rest = rest[j:]

@@ -3,8 +3,10 @@ package hostlist
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // DefaultLimit is the number of names Expand accepts before it gives up.
@@ -29,14 +31,34 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	in := e.Input
-	if len(in) > 80 {
-		in = in[:77] + "..."
-	}
 	if e.Offset < 0 {
-		return fmt.Sprintf("hostlist: %q: %s", in, e.Msg)
+		return fmt.Sprintf("hostlist: %s: %s", quoteShort(e.Input, 60), e.Msg)
 	}
-	return fmt.Sprintf("hostlist: %q: %s at offset %d", in, e.Msg, e.Offset)
+	return fmt.Sprintf("hostlist: %s: %s at offset %d", quoteShort(e.Input, 60), e.Msg, e.Offset)
+}
+
+// quoteShort quotes s for a message: cut to keep characters (on a
+// character boundary, with the total length said), non-ASCII shown as
+// characters, not bytes.
+func quoteShort(s string, keep int) string {
+	n := 0
+	for i := range s {
+		if n == keep {
+			return strconv.Quote(s[:i]) + fmt.Sprintf("... (%d bytes)", len(s))
+		}
+		n++
+	}
+	return strconv.Quote(s)
+}
+
+// describeChar names the character at the start of s for a message: the
+// character itself, or the byte when s is not valid UTF-8 there.
+func describeChar(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x", s[0])
+	}
+	return strconv.QuoteRune(r)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -67,8 +89,27 @@ func Expand(s string) ([]string, error) {
 }
 
 // ExpandLimit is Expand with a limit on the number of names (before removing
-// duplicates). A limit below 1 means DefaultLimit.
+// duplicates). A limit below 1 means DefaultLimit. The limit is checked
+// before any name is produced, so an oversized list costs nothing.
 func ExpandLimit(s string, limit int) ([]string, error) {
+	return expand(s, limit, nil)
+}
+
+// maxDups bounds the repeated names ExpandDups reports.
+const maxDups = 100
+
+// ExpandDups is ExpandLimit that also returns the names s lists more than
+// once (each name once, in the order of its first repetition, at most 100
+// of them), so that a caller can warn about node[1-3,2].
+func ExpandDups(s string, limit int) (names, dups []string, err error) {
+	dups = []string{}
+	names, err = expand(s, limit, &dups)
+	return names, dups, err
+}
+
+// expand implements ExpandLimit; when dups is not nil it collects repeated
+// names.
+func expand(s string, limit int, dups *[]string) ([]string, error) {
 	if limit < 1 {
 		limit = DefaultLimit
 	}
@@ -92,9 +133,9 @@ func ExpandLimit(s string, limit int) ([]string, error) {
 		bytes += t.n * t.size
 	}
 	out := make([]string, 0, total)
-	var seen map[string]struct{}
+	var seen map[string]bool // name -> reported as a duplicate
 	if total > 1 {
-		seen = make(map[string]struct{}, total)
+		seen = make(map[string]bool, total)
 	}
 	buf := make([]byte, 0, 64)
 	for _, t := range terms {
@@ -116,10 +157,13 @@ func ExpandLimit(s string, limit int) ([]string, error) {
 			}
 			if seen == nil {
 				out = append(out, string(buf))
-			} else if _, dup := seen[string(buf)]; !dup {
+			} else if again, dup := seen[string(buf)]; !dup {
 				name := string(buf)
-				seen[name] = struct{}{}
+				seen[name] = false
 				out = append(out, name)
+			} else if dups != nil && !again && len(*dups) < maxDups {
+				seen[string(buf)] = true
+				*dups = append(*dups, string(buf))
 			}
 			// Advance the odometer, rightmost group fastest.
 			i := len(t.parts) - 1
@@ -230,9 +274,17 @@ func parse(s string) ([]term, error) {
 				return nil, &Error{Input: s, Offset: i, Msg: "missing ']' for '['"}
 			}
 			body := s[i+1 : i+1+j]
-			if strings.Contains(body, ":") {
+			if isIPv6(body) {
 				// An IPv6 address literal such as [fd00::1]:623.
 				cur.parts = append(cur.parts, part{lit: s[i : i+2+j]})
+			} else if c := strings.IndexByte(body, ':'); c >= 0 {
+				if strings.Trim(body, "0123456789,-:") == "" {
+					// Slurm-style steps (1-9:2).
+					return nil, &Error{Input: s, Offset: i + 1 + c,
+						Msg: "unexpected ':' in '[]': steps such as [1-9:2] are not supported (list the numbers, as in [1,3,5])"}
+				}
+				return nil, &Error{Input: s, Offset: i + 1,
+					Msg: fmt.Sprintf("%s in '[]' is neither a range group nor an IPv6 address", quoteShort(body, 40))}
 			} else {
 				p, err := parseGroup(s, i+1, body)
 				if err != nil {
@@ -247,6 +299,16 @@ func parse(s string) ([]term, error) {
 	flushLit(len(s))
 	endTerm()
 	return terms, nil
+}
+
+// isIPv6 reports whether the inside of brackets is an IPv6 address (with
+// an optional zone), as in [fd00::1]:623, rather than a range group.
+func isIPv6(body string) bool {
+	if !strings.Contains(body, ":") {
+		return false
+	}
+	a, err := netip.ParseAddr(body)
+	return err == nil && a.Is6()
 }
 
 // parseGroup parses the inside of a bracket group that starts at off in s.
@@ -271,7 +333,7 @@ func parseGroup(s string, off int, body string) (part, error) {
 			}
 			if hi < lo {
 				return part{}, &Error{Input: s, Offset: off,
-					Msg: fmt.Sprintf("range %q runs backwards", item)}
+					Msg: fmt.Sprintf("range %s runs backwards", quoteShort(item, 40))}
 			}
 		}
 		p.grp = append(p.grp, rng{lo: lo, hi: hi, width: len(loS)})
@@ -291,12 +353,12 @@ func parseNum(s string, off int, d string) (uint64, error) {
 	for k := 0; k < len(d); k++ {
 		if d[k] < '0' || d[k] > '9' {
 			return 0, &Error{Input: s, Offset: off + k,
-				Msg: fmt.Sprintf("unexpected %q in '[]' (want digits, ',' or '-')", d[k])}
+				Msg: fmt.Sprintf("unexpected %s in '[]' (want digits, ',' or '-')", describeChar(d[k:]))}
 		}
 	}
 	if len(d) > maxDigits {
 		return 0, &Error{Input: s, Offset: off,
-			Msg: fmt.Sprintf("number %s has more than %d digits", d, maxDigits)}
+			Msg: fmt.Sprintf("number %s has more than %d digits", quoteShort(d, 24), maxDigits)}
 	}
 	v, _ := strconv.ParseUint(d, 10, 64) // digits only and short: cannot fail
 	return v, nil

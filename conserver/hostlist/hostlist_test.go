@@ -35,6 +35,7 @@ func TestExpand(t *testing.T) {
 		{"10.1.2.[101-103]", "10.1.2.101 10.1.2.102 10.1.2.103"},
 		{"node[1-2]-bmc.mgmt:623", "node1-bmc.mgmt:623 node2-bmc.mgmt:623"},
 		{"[fd00::1]:623,[fd00::2]", "[fd00::1]:623 [fd00::2]"},
+		{"[fe80::1%eth0]:623", "[fe80::1%eth0]:623"},
 		{"node[0-0]", "node0"},
 		{"x[000000000000000001-000000000000000002]", "x000000000000000001 x000000000000000002"},
 	}
@@ -69,7 +70,13 @@ func TestExpandErrors(t *testing.T) {
 		{"node[5-3]", `hostlist: "node[5-3]": range "5-3" runs backwards at offset 5`},
 		{"node[1-2-3]", `hostlist: "node[1-2-3]": unexpected '-' in '[]' (want digits, ',' or '-') at offset 8`},
 		{"node[1 - 3]", `hostlist: "node[1 - 3]": unexpected ' ' in '[]' (want digits, ',' or '-') at offset 6`},
-		{"n[1234567890123456789]", `hostlist: "n[1234567890123456789]": number 1234567890123456789 has more than 18 digits at offset 2`},
+		{"n[1234567890123456789]", `hostlist: "n[1234567890123456789]": number "1234567890123456789" has more than 18 digits at offset 2`},
+		// Slurm's steps are not IPv6 literals: say what is wrong.
+		{"node[1-3:2]", `hostlist: "node[1-3:2]": unexpected ':' in '[]': steps such as [1-9:2] are not supported (list the numbers, as in [1,3,5]) at offset 8`},
+		{"[fd00:::1]:623", `hostlist: "[fd00:::1]:623": "fd00:::1" in '[]' is neither a range group nor an IPv6 address at offset 1`},
+		// Characters, not bytes of their encoding.
+		{"nöde[ä]", `hostlist: "nöde[ä]": unexpected 'ä' in '[]' (want digits, ',' or '-') at offset 6`},
+		{"n[1-\xff]", `hostlist: "n[1-\xff]": unexpected byte 0xff in '[]' (want digits, ',' or '-') at offset 4`},
 		{"n[1-1000000],m", `hostlist: "n[1-1000000],m": expands to more than 1000000 names (the limit)`},
 		{"n[1-1000][1-1001]", `hostlist: "n[1-1000][1-1001]": expands to more than 1000000 names (the limit)`},
 		{"n[0-999999999999999999][0-999999999999999999][0-999999999999999999][0-9]", ""},
@@ -88,6 +95,68 @@ func TestExpandErrors(t *testing.T) {
 				t.Errorf("error\n got %s\nwant %s", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestErrorsCutLongInput: a huge list or number is never printed whole.
+func TestErrorsCutLongInput(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"n[" + strings.Repeat("1", 1<<20) + "]",
+		"n[" + strings.Repeat("9", 1<<20) + "-1]",
+		strings.Repeat("ö", 1<<20) + "]",
+	} {
+		_, err := Expand(in)
+		if err == nil {
+			t.Fatalf("%d bytes: no error", len(in))
+		}
+		if len(err.Error()) > 300 {
+			t.Errorf("error is %d bytes: %.200s", len(err.Error()), err)
+		}
+		if !strings.Contains(err.Error(), "bytes)") {
+			t.Errorf("error does not say the input was cut: %.200s", err)
+		}
+	}
+}
+
+func TestExpandDups(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, names, dups string }{
+		{"node[1-3]", "node1 node2 node3", ""},
+		{"node[1-3,2]", "node1 node2 node3", "node2"},
+		{"a,b,a,a,c,b", "a b c", "a b"},
+		{"n[1-2],n[1-2]", "n1 n2", "n1 n2"},
+		{"x", "x", ""},
+	}
+	for _, tt := range tests {
+		names, dups, err := ExpandDups(tt.in, 0)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		if g := strings.Join(names, " "); g != tt.names {
+			t.Errorf("%q: names %q, want %q", tt.in, g, tt.names)
+		}
+		if g := strings.Join(dups, " "); g != tt.dups {
+			t.Errorf("%q: dups %q, want %q", tt.in, g, tt.dups)
+		}
+	}
+	_, dups, err := ExpandDups("n[1-1000],n[1-1000]", 0)
+	if err != nil || len(dups) != maxDups {
+		t.Errorf("1000 repeats: %d reported (%v), want the first %d", len(dups), err, maxDups)
+	}
+}
+
+// TestExpandLimitBeforeExpanding: the limit is enforced before any name
+// is produced, so a million-name list over a small budget costs a few
+// allocations, not a million.
+func TestExpandLimitBeforeExpanding(t *testing.T) {
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := ExpandLimit("n[1-1000000]", 1000); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("err = %v, want ErrTooLarge", err)
+		}
+	})
+	if allocs > 20 {
+		t.Errorf("%v allocations for a refused list: names were produced before the limit was checked", allocs)
 	}
 }
 

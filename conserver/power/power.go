@@ -7,6 +7,9 @@
 // never stops early because one target failed: each result carries its
 // own error, and callers decide the exit status.
 //
+// An interrupt (the context of Run ending) stops it starting targets and
+// waiting, but never abandons a command already sent: see Run.
+//
 // Safe for concurrent use; it keeps no state between calls.
 package power
 
@@ -92,11 +95,27 @@ type Result struct {
 	BMC   string
 	State string // "on", "off", "ok", "ok (was off: powered on)", "next boot pxe"
 	Err   error
+	// Session says whether a session was opened; CipherSuite is then the
+	// RMCP+ suite it used (0 for an IPMI 1.5 session, see Interface), so
+	// that a fallback to a weaker suite is visible.
+	Session     bool
+	Interface   ipmilan.Interface
+	CipherSuite int
 }
 
+// ErrInterrupted is wrapped by the error of a target that Run's context
+// ended before its action was confirmed: not started at all, stopped
+// before any command was sent, or stopped while waiting for the power
+// state (the message says which). A command already sent is never
+// abandoned: it completes and its result stands.
+var ErrInterrupted = errors.New("interrupted")
+
 // Run performs the action on every target and sends each Result to out as
-// it completes. It returns when all are done (or ctx ends: the remaining
-// targets report ctx's error). out is not closed.
+// it completes. It returns when every target has a Result. When ctx ends
+// (an interrupt), no new target is started (those report ErrInterrupted,
+// "not started"), a target whose session is still opening stops before
+// sending anything, a command in flight completes (bounded by Deadline),
+// and --wait polling stops. out is not closed.
 func Run(ctx context.Context, targets []Target, a Action, o Options, out chan<- Result) {
 	if o.Fanout <= 0 {
 		o.Fanout = 64
@@ -120,29 +139,70 @@ func Run(ctx context.Context, targets []Target, a Action, o Options, out chan<- 
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				tctx, cancel := context.WithTimeout(ctx, o.Deadline)
-				state, err := do(tctx, t, a, o)
-				cancel()
-				out <- Result{Name: t.Name, BMC: t.Config.Addr, State: state, Err: err}
+				out <- runOne(ctx, t, a, o)
 			}
 		}()
 	}
-	for _, t := range targets {
-		work <- t
+	for i, t := range targets {
+		if ctx.Err() == nil {
+			select {
+			case work <- t:
+				continue
+			case <-ctx.Done():
+			}
+		}
+		for _, t := range targets[i:] {
+			out <- Result{Name: t.Name, BMC: t.Config.Addr, Err: fmt.Errorf("%w: not started", ErrInterrupted)}
+		}
+		break
 	}
 	close(work)
 	wg.Wait()
 }
 
-func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
-	s, err := ipmilan.Dial(ctx, t.Config)
+func runOne(ctx context.Context, t Target, a Action, o Options) Result {
+	r := Result{Name: t.Name, BMC: t.Config.Addr, Interface: t.Config.Interface}
+	if ctx.Err() != nil {
+		r.Err = fmt.Errorf("%w: not started", ErrInterrupted)
+		return r
+	}
+	// Commands run under cmdCtx: the per-target deadline, but not the
+	// interrupt, so that a command the BMC may already have acted on is
+	// never abandoned halfway. Opening the session and waiting are
+	// interruptible (tctx): neither changes anything.
+	cmdCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Deadline)
+	defer cancel()
+	tctx, cancelT := context.WithCancel(cmdCtx)
+	defer cancelT()
+	stop := context.AfterFunc(ctx, cancelT)
+	defer stop()
+	s, err := ipmilan.Dial(tctx, t.Config)
 	if err != nil {
-		return "", err
+		if ctx.Err() != nil {
+			r.Err = fmt.Errorf("%w before any command was sent", ErrInterrupted)
+		} else {
+			r.Err = err
+		}
+		return r
 	}
 	defer s.Close()
+	r.Session, r.CipherSuite = true, s.CipherSuite()
+	r.State, r.Err = do(ctx, cmdCtx, tctx, s, a, o)
+	return r
+}
+
+// do runs the action on an open session. ictx is the interrupt, cmdCtx
+// bounds commands, tctx is cmdCtx ended by the interrupt too.
+func do(ictx, cmdCtx, tctx context.Context, s *ipmilan.Session, a Action, o Options) (string, error) {
+	interrupted := func() error {
+		if ictx.Err() != nil {
+			return fmt.Errorf("%w before any command was sent", ErrInterrupted)
+		}
+		return nil
+	}
 	switch a {
 	case Status:
-		st, err := s.ChassisStatus(ctx)
+		st, err := s.ChassisStatus(cmdCtx)
 		if err != nil {
 			return "", err
 		}
@@ -152,7 +212,10 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 		if a == BIOS {
 			dev = ipmilan.BootBIOS
 		}
-		if err := s.SetBootDevice(ctx, dev, ipmilan.BootOptions{}); err != nil {
+		if err := interrupted(); err != nil {
+			return "", err
+		}
+		if err := s.SetBootDevice(cmdCtx, dev, ipmilan.BootOptions{}); err != nil {
 			return "", err
 		}
 		return "next boot " + string(a), nil
@@ -162,7 +225,10 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 	if a == Cycle || a == Reset {
 		// Cycle and reset need not power on a node that is off (IPMI
 		// leaves it to the BMC); a sysadmin expects it on afterwards.
-		st, err := s.ChassisStatus(ctx)
+		st, err := s.ChassisStatus(tctx)
+		if err := interrupted(); err != nil {
+			return "", err
+		}
 		if err != nil {
 			return "", err
 		}
@@ -170,17 +236,23 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 			ctl, note = ipmilan.PowerOn, "ok (was off: powered on)"
 		}
 	}
-	if err := s.ChassisControl(ctx, ctl); err != nil {
+	if err := interrupted(); err != nil {
+		return "", err
+	}
+	if err := s.ChassisControl(cmdCtx, ctl); err != nil {
 		return "", err
 	}
 	if !o.Wait || a == Diag {
 		return note, nil
 	}
 	want := a != Off && a != Soft
-	wctx, cancel := context.WithTimeout(ctx, o.WaitTimeout)
+	wctx, cancel := context.WithTimeout(tctx, o.WaitTimeout)
 	defer cancel()
 	tick := time.NewTicker(o.PollEvery)
 	defer tick.Stop()
+	waiting := func() error {
+		return fmt.Errorf("%w while waiting: %s sent, power not yet seen %s", ErrInterrupted, a, onOff(want))
+	}
 	// Right after a cycle or reset the power may still read "on" before
 	// it drops: give the BMC one poll interval first.
 	first := a != Cycle && a != Reset
@@ -190,6 +262,9 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 			if err == nil && st.PowerOn() == want {
 				return onOff(want), nil
 			}
+			if ictx.Err() != nil {
+				return "", waiting()
+			}
 			if err != nil && !errors.Is(err, ipmilan.ErrNoAnswer) && wctx.Err() == nil {
 				return "", err
 			}
@@ -197,6 +272,9 @@ func do(ctx context.Context, t Target, a Action, o Options) (string, error) {
 		first = true
 		select {
 		case <-wctx.Done():
+			if ictx.Err() != nil {
+				return "", waiting()
+			}
 			return "", fmt.Errorf("power still not %s after %v", onOff(want), o.WaitTimeout)
 		case <-tick.C:
 		}
@@ -224,6 +302,8 @@ func Describe(err error, bmc string) string {
 		return "authentication failed (wrong password or user)"
 	case errors.Is(err, ipmilan.ErrInsecure):
 		return "refusing insecure authentication (use --insecure to allow)"
+	case errors.Is(err, ErrInterrupted):
+		return err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
 	}

@@ -112,3 +112,72 @@ func TestParseAction(t *testing.T) {
 		t.Errorf("unknown action error: %v", err)
 	}
 }
+
+// TestRunInterrupted: an interrupt during cycle --wait stops the waiting
+// and the starting of new targets, and every result says which happened,
+// consistently with the BMCs' power: cycled ones are off (in their cycle),
+// the others untouched.
+func TestRunInterrupted(t *testing.T) {
+	f := fleet(t, 6, bmcsim.Config{PowerOn: true, CycleDelay: time.Hour})
+	ts := targetsFor(f, "secret")
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan power.Result, len(ts))
+	done := make(chan struct{})
+	go func() {
+		power.Run(ctx, ts, power.Cycle, power.Options{Fanout: 2, Wait: true, WaitTimeout: time.Hour, PollEvery: 20 * time.Millisecond}, ch)
+		close(done)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.BMC(0).Power() || f.BMC(1).Power() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first two BMCs were not cycled within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return within 20s of the interrupt")
+	}
+	close(ch)
+	res := map[string]power.Result{}
+	for r := range ch {
+		res[r.Name] = r
+	}
+	if len(res) != len(ts) {
+		t.Fatalf("%d results for %d targets", len(res), len(ts))
+	}
+	for i, tg := range ts {
+		r := res[tg.Name]
+		msg := "ok: " + r.State
+		if r.Err != nil {
+			msg = power.Describe(r.Err, r.BMC)
+		}
+		on := f.BMC(i).Power()
+		switch {
+		case i < 2:
+			if !errors.Is(r.Err, power.ErrInterrupted) || msg != "interrupted while waiting: cycle sent, power not yet seen on" || on {
+				t.Errorf("%s (cycled): %q, power on %v", tg.Name, msg, on)
+			}
+		default:
+			if !errors.Is(r.Err, power.ErrInterrupted) || msg != "interrupted: not started" || !on {
+				t.Errorf("%s (not started): %q, power on %v", tg.Name, msg, on)
+			}
+		}
+		if strings.Contains(msg, "still not") || strings.Contains(msg, "context canceled") {
+			t.Errorf("%s: %q", tg.Name, msg)
+		}
+	}
+}
+
+// TestRunReportsCipherSuite: the suite a session used is in the result.
+func TestRunReportsCipherSuite(t *testing.T) {
+	f := fleet(t, 2, bmcsim.Config{CipherSuites: []uint8{3}})
+	ts := targetsFor(f, "secret")
+	for _, r := range run(t, ts, power.Status, power.Options{}) {
+		if r.Err != nil || !r.Session || r.CipherSuite != 3 {
+			t.Errorf("%s: %+v", r.Name, r)
+		}
+	}
+}
