@@ -130,14 +130,16 @@ type Server struct {
 	ctx    context.Context // server scope; canceled by Shutdown and Close
 	cancel context.CancelCauseFunc
 
-	mu        sync.Mutex // guards the fields below; never held while calling the backend or doing I/O
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[string]*conn // by connID
-	sessions  map[*session]struct{}
-	perUser   map[string]int // open sessions per person
-	unauth    int            // connections not yet authenticated
-	watching  bool           // the reload watcher runs
+	mu         sync.Mutex // guards the fields below; never held while calling the backend or doing I/O
+	closed     bool
+	listeners  map[net.Listener]struct{}
+	conns      map[string]*conn // by connID
+	sessions   map[*session]struct{}
+	perUser    map[string]int // open sessions per person
+	unauth     int            // connections not yet authenticated
+	watching   bool           // the reload watcher runs
+	capRefused int            // connections refused by the unauthenticated cap since capWarned
+	capWarned  time.Time      // when that was last logged
 
 	wg sync.WaitGroup // every goroutine of ours: conn watchers, sessions, the reload watcher
 }
@@ -401,7 +403,8 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 	src, hasSrc := sourceKey(remote)
 	if hasSrc {
 		if d := s.backoff.wait(src, time.Now()); d > 0 {
-			s.log.Info("connection refused: source in back-off after failed authentications", "remote", remote.String(), "wait", d.Round(time.Second).String())
+			// Debug: the Warn when the back-off began said it once.
+			s.log.Debug("connection refused: source in back-off after failed authentications", "remote", remote.String(), "wait", d.Round(time.Second).String())
 			return nil
 		}
 	}
@@ -411,8 +414,18 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 		return nil
 	}
 	if s.unauth >= s.opts.MaxUnauthenticated {
+		// Warn at most every 10 s, with how many were refused, so that a
+		// flood does not flood the log too.
+		s.capRefused++
+		now := time.Now()
+		var n int
+		if now.Sub(s.capWarned) >= 10*time.Second {
+			n, s.capRefused, s.capWarned = s.capRefused, 0, now
+		}
 		s.mu.Unlock()
-		s.log.Warn("connection refused: too many unauthenticated connections", "remote", remote.String(), "limit", s.opts.MaxUnauthenticated)
+		if n > 0 {
+			s.log.Warn("connections refused: too many unauthenticated connections", "remote", remote.String(), "limit", s.opts.MaxUnauthenticated, "refused", n)
+		}
 		return nil
 	}
 	c := &conn{
