@@ -23,8 +23,18 @@
 // drop replays; session IDs and nonces come from crypto/rand. Passwords
 // are a Secret that never prints.
 //
+// BMC configuration: Commander is what a *Session and an *Inband (the
+// local BMC through the Linux IPMI driver, OpenInband) have in common, and
+// the configuration commands take one: Get/Set LAN Configuration
+// Parameters (ReadLANConfig, SetLANAddr, ...), Get/Set Channel Access, Get
+// Channel Info and Cipher Suites, the user commands (ListUsers,
+// SetUserName, SetUserPassword, SetUserAccess, SetUserPayloadAccess, ...)
+// and Get/Set SOL Configuration Parameters (ReadSOLConfig, SetSOLEnabled,
+// ...). A command or parameter the BMC lacks is a *NotSupportedError
+// (IsNotSupported); any other refusal a *CompletionError.
+//
 // Not here: ipmitool-style SDR, SEL, FRU or sensor commands, and IPMB
-// bridging; solgate only needs power and console.
+// bridging; solgate only needs power, console and BMC setup.
 //
 // The pure packet codecs live in ipmilan/internal/wire and the simulated
 // BMCs used by tests and demos in ipmilan/bmcsim.

@@ -121,7 +121,7 @@ func BenchmarkSeal(b *testing.B) {
 		w.Close()
 		segs, _ := listSegments(s.Dir() + "/n")
 		b.StartTimer()
-		if err := sealSegment(context.Background(), s.Dir()+"/n", segs[0].name, 1<<20); err != nil {
+		if err := s.sealSegment(context.Background(), s.Dir()+"/n", segs[0].name); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -11,6 +11,7 @@
 //	for rec, err := range s.Records(ctx, "node42", logstore.Query{Since: t0, Until: t1}) { ... }
 //	for l, err := range s.Lines(ctx, "node42", logstore.Query{Last: 10, Follow: true}) { ... }
 //	err = s.Grep(ctx, "node42", re, logstore.Query{Since: t0}, func(m logstore.Match) error { ... })
+//	w.Stats(); s.Stats()                // drops, gaps, pending bytes, syncs
 //	w.Close(); s.Close()
 //
 // A Store, its Writers and its readers are safe for concurrent use. Open
@@ -19,7 +20,13 @@
 // # Files
 //
 // Each console has a folder LOG_DIR/<console>/ (mode 0750) of segments
-// named by their start time in UTC, YYYYMMDDTHHMMSSZ.zst (mode 0640).
+// named by their start time in UTC, YYYYMMDDTHHMMSSZ.zst (mode 0640): the
+// second of their first record, so a name never claims a later start than
+// the records in the file (a rotation waits for output in a later second;
+// only a clock set back behind the newest name forces a later one, with a
+// warning). Anything else in the folder is ignored and reported once per
+// file (Options.Warn, *StrayFileError), except names starting with '.',
+// which are the store's own (temporary files of sealing).
 // Console names must be safe path components (CheckConsoleName). A console
 // has one Writer at a time, across processes too: LOG_DIR/.lock carries a
 // Linux open-file-description byte-range lock per console (at an offset
@@ -34,7 +41,9 @@
 //     checksum, each holding whole records (below);
 //   - interleaved, time-index frames: skippable frames with magic
 //     0x184D2A5D (IDs 0 and 0xE are avoided: pzstd and the seekable format
-//     use them).
+//     use them);
+//   - after a repair, a skippable frame with magic 0x184D2A5B holding the
+//     bytes of a frame a crash cut short (see below).
 //
 // zstdcat, zstdgrep, zstd -t and any zstd decoder skip the skippable
 // frames and print the records, for live segments too: every frame is
@@ -62,8 +71,8 @@
 // the oldest buffered byte is FlushInterval (1 s) old, or FrameBytes (64
 // KiB) are buffered, a flush worker compresses the buffer with one Encoder
 // shared by the whole Store (EncodeAll; a per-console encoder would cost
-// megabytes each) and appends it as one data frame. So a crash loses at
-// most about a second. Every IndexInterval (1 min), or once an entry covers
+// megabytes each) and appends it as one data frame. So a crash of the
+// process loses at most about a second. Every IndexInterval (1 min), or once an entry covers
 // 4 MiB, the same write also appends an index frame with one entry
 // covering the data frames since the previous index frame. A Writer holds
 // only its small pending buffer and the open live segment, which it closes
@@ -121,21 +130,48 @@
 // # Crashes and full disks
 //
 // A Writer opening a console repairs the newest segment if it does not end
-// in an index frame: it walks the frames (reading headers only), salvages
-// what the decoder still gets out of a torn last frame (complete records,
-// and the cut last one as a ~ record), cuts the file back, and
-// appends the salvage with a gap event and an index frame. Damage in the
-// middle of a segment is left alone: readers skip the damaged frame with
-// a *CorruptError and read on from the next intact frame.
+// in an index frame: it walks the frames (reading headers only) and
+// salvages what the decoder still gets out of a torn last frame (complete
+// records, and the cut last one as a ~ record). Nothing is cut before what
+// replaces it is on disk: the salvage, with a gap event, is appended after
+// the torn bytes and fdatasynced, then the torn frame's first 8 bytes are
+// overwritten with a skippable frame header (0x184D2A5B) covering it, then
+// an index frame is appended. On a full disk the file is therefore left
+// exactly as it was, the Writer starts a new segment, and the torn one is
+// sealed later, with its salvage, once there is room (sealing writes a
+// copy; a failed seal is retried at each retention pass). A torn tail
+// with nothing to salvage is simply cut. Damage in the middle of a segment
+// is left alone: readers skip the damaged frame with a *CorruptError and
+// read on from the next intact frame.
 //
 // When a write fails (disk full, I/O error, folder removed), the file is
 // cut back to its last complete frame, the console bytes of that flush are
 // counted as dropped (WriterStats) and the Writer keeps accepting; the
 // first successful write after that starts with a gap event giving the
-// count and reason. The same happens when MaxPending bytes are buffered
-// because the disk is too slow: Write never waits for the disk. Frames are
-// not fsynced (a crash of the process loses nothing written); segments
-// are fsynced when rotated and sealed.
+// count and reason. The same happens when a console has MaxPending bytes
+// buffered because the disk is too slow, or when all the Store's Writers
+// together have MaxPendingTotal (256 MiB) buffered, so that a stalled disk
+// under 10,000 consoles costs at most that much memory (first come, first
+// served: the consoles that print the most fill it). Write never waits for
+// the disk.
+//
+// # Power loss
+//
+// Every SyncInterval (5 s) a background goroutine of the Store fdatasyncs
+// the live segments written since its previous round (a few at a time,
+// never on a Write or flush goroutine), and fsyncs the folders of segments
+// created since, with their first data. When more than 64 segments were
+// written, it syncs the log directory's file system instead (syncfs(2)):
+// one journal commit rather than thousands (this also flushes other
+// programs' files on that file system). Segments are fsynced when rotated,
+// sealed copies before they are renamed, and the folder after a seal's
+// rename and after retention removes a segment. Writer.Close fdatasyncs
+// its segment; Store.Close with more than 64 Writers syncs the file system
+// once instead. So a power loss or kernel crash loses the output of
+// about the last SyncInterval plus FlushInterval (more if the disk cannot
+// keep up with the syncs), and never a segment that was complete before
+// that; a frame being written when the power went is a torn tail, which
+// the next start repairs.
 //
 // # Reading
 //
@@ -148,6 +184,17 @@
 // segment for new frames and moves to a newer segment after draining the
 // old one; it keeps segments open, so a rename by sealing does not
 // disturb it.
+//
+// Damage is reported as a *CorruptError naming the file and offset, after
+// which reading goes on: a damaged frame, a segment that cannot be opened
+// (its mode, say), and a segment whose end is damaged: a header cut off, a
+// last frame cut short (the records that can be salvaged from it are read
+// first, except by Follow on the newest segment, whose Writer salvages it
+// when it restarts), a sealed segment without its closing index. The
+// newest segment of a console whose Writer is alive (in this Store, or
+// holding the console's lock in another process) may end in a frame being
+// written: that is not damage, unless the file has not changed for a
+// minute.
 //
 // Grep searches in parallel across chunks and keeps the output in order.
 // It matches a regexp against each line's plain text (escape sequences
@@ -162,6 +209,7 @@
 // No fsync per frame, no encryption, no compression dictionaries, no
 // cross-console index. A console whose Writer is never reopened keeps its
 // last live segment unsealed. Segment selection trusts file names, so
-// records written while the clock was far behind a segment's name may be
-// missed by a time-range query (not by a full read).
+// records written while the clock was behind a segment's name (set back)
+// may be missed by a time-range query (not by a full read). The
+// MaxPendingTotal budget is not shared out fairly between consoles.
 package logstore

@@ -54,12 +54,16 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 	g := &grep{re: re, pf: buildPrefilter(re)}
 	g.since, g.until = q.bounds()
 	dir := filepath.Join(s.dir, console)
-	segs, err := listSegments(dir)
+	segs, err := s.segments(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: %s", ErrNoSuchLog, console)
 		}
 		return fmt.Errorf("logstore: %w", err)
+	}
+	newest := ""
+	if len(segs) > 0 {
+		newest = segs[len(segs)-1].name
 	}
 	segs = selectSegments(segs, g.since, g.until)
 
@@ -82,20 +86,18 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 		res  grepResult
 	}
 	var jobs []*job
-	for i, sg := range segs {
+	for _, sg := range segs {
 		h, err := openSeg(sg)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("logstore: %w", err))
+				errs = append(errs, unreadable(sg.path, err))
 			}
 			continue
 		}
 		handles = append(handles, h)
+		h.plan.damage = append(h.plan.damage, s.tailDamage(h, console, sg.name == newest, true)...)
 		for _, e := range h.plan.damage {
 			errs = append(errs, e)
-		}
-		if h.plan.torn && i < len(segs)-1 {
-			errs = append(errs, &CorruptError{Path: sg.path, Offset: h.plan.end, Err: ErrTruncated})
 		}
 		for _, c := range h.plan.chunks {
 			if !c.Indexed || c.Last >= g.since && c.First < g.until {

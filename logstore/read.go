@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"iter"
 	"math"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Query selects what a reader returns from one console's log.
@@ -56,10 +59,11 @@ type Line struct {
 // segHandle is an open segment and its plan, shared by the passes of one
 // read so they see the same file even if it is sealed meanwhile.
 type segHandle struct {
-	seg  segment
-	f    *os.File
-	size int64
-	plan segPlan
+	seg     segment
+	f       *os.File
+	size    int64
+	modTime time.Time
+	plan    segPlan
 }
 
 func openSeg(sg segment) (*segHandle, error) {
@@ -72,9 +76,101 @@ func openSeg(sg segment) (*segHandle, error) {
 		f.Close()
 		return nil, err
 	}
-	h := &segHandle{seg: sg, f: f, size: st.Size()}
+	h := &segHandle{seg: sg, f: f, size: st.Size(), modTime: st.ModTime()}
 	h.plan = planSegment(f, h.size, sg.path)
 	return h, nil
+}
+
+// unreadable reports a segment that cannot be opened or read (its mode,
+// an I/O error): readers go on with the others.
+func unreadable(path string, err error) *CorruptError {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &CorruptError{Path: path, Offset: 0, Err: fmt.Errorf("cannot read the segment: %w", err)}
+}
+
+// tornGrace is how long the newest segment of a console with a live
+// Writer may end in a frame being written. One write(2) of a frame never
+// takes that long: a tail torn for longer belongs to a Writer that died or
+// gave up on the file.
+const tornGrace = time.Minute
+
+// tailDamage reports the damage at the end of a segment: a header that
+// is missing or cut, a last frame cut short, a sealed segment without its
+// closing index. The newest segment of a console whose Writer is alive may
+// end in a frame being written: that is not damage (Follow reads the frame
+// once it is complete). With salvageTail, a chunk for the records that can
+// be salvaged from a frame cut short is added to the plan.
+func (s *Store) tailDamage(h *segHandle, console string, newest, salvageTail bool) []*CorruptError {
+	p := &h.plan
+	path := h.seg.path
+	inProgress := func() bool { return newest && !p.hdr.Sealed && s.writerAlive(console, h.modTime) }
+	var errs []*CorruptError
+	if p.hdrErr != nil {
+		if inProgress() {
+			return nil // being created
+		}
+		errs = append(errs, &CorruptError{Path: path, Offset: 0, Err: fmt.Errorf("no intact segment header (the file was truncated, or its writer died while creating it): %w", p.hdrErr)})
+		if p.end == 0 {
+			return errs
+		}
+	}
+	switch {
+	case p.torn:
+		if inProgress() {
+			return errs
+		}
+		cut := h.size - p.end
+		what := fmt.Sprintf("the last %d bytes are a frame cut short (the file was truncated, or its writer died)", cut)
+		if salvageTail {
+			c := chunk{Off: p.end, End: h.size, Salvage: true}
+			n := 0
+			if cut <= maxChunkBytes {
+				tail := make([]byte, cut)
+				if k, _ := h.f.ReadAt(tail, p.end); int64(k) == cut {
+					_, _, n = recordStats(salvage(tail))
+				}
+			}
+			if n > 0 {
+				p.chunks = append(p.chunks, c)
+			}
+			what += fmt.Sprintf("; %d records recovered from it", n)
+		}
+		errs = append(errs, &CorruptError{Path: path, Offset: p.end, Err: fmt.Errorf("%w: %s", ErrTruncated, what)})
+	case p.hdr.Sealed && !p.sealed && len(p.damage) == 0:
+		errs = append(errs, &CorruptError{Path: path, Offset: h.size, Err: fmt.Errorf("%w: the segment is sealed but does not end with its complete index", ErrTruncated)})
+	}
+	return errs
+}
+
+// writerAlive reports whether console may have a Writer appending to its
+// newest segment, last modified at mod: one in this Store, or one in
+// another process that holds the console's lock.
+func (s *Store) writerAlive(console string, mod time.Time) bool {
+	if !mod.IsZero() && time.Since(mod) > tornGrace {
+		return false
+	}
+	s.mu.Lock()
+	_, ok := s.writers[console]
+	s.mu.Unlock()
+	if ok {
+		return true
+	}
+	f, err := os.Open(filepath.Join(s.dir, lockFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false // no Writer ever ran here
+	}
+	if err != nil {
+		return true // cannot tell
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: lockOffset(console), Len: 1}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return true
+	}
+	return lk.Type != unix.F_UNLCK
 }
 
 // selectSegments returns the segments that may hold records in
@@ -147,18 +243,22 @@ func (s *Store) records(ctx context.Context, console string, q Query, idle func(
 			yield(Record{}, err)
 			return
 		}
-		r := &reader{dir: filepath.Join(s.dir, console), q: q, idle: idle}
+		r := &reader{s: s, console: console, dir: filepath.Join(s.dir, console), q: q, idle: idle}
 		r.since, r.until = q.bounds()
 		r.run(ctx, yield)
 	}
 }
 
 type reader struct {
+	s            *Store
+	console      string
 	dir          string
 	q            Query
 	idle         func() bool
 	since, until int64
+	newest       string // the name of the console's newest segment
 	handles      map[string]*segHandle
+	skipped      map[int]error // segments findLast could not open, by index
 	buf          []byte
 	recs         []recRef
 	data         []byte
@@ -172,6 +272,10 @@ func (r *reader) handle(sg segment) (*segHandle, error) {
 	if err != nil {
 		return nil, err
 	}
+	newest := sg.name == r.newest
+	// Follow does not salvage the newest segment's torn tail: a Writer
+	// that starts later repairs it, and its salvage is then read.
+	h.plan.damage = append(h.plan.damage, r.s.tailDamage(h, r.console, newest, !(newest && r.q.Follow))...)
 	if r.handles == nil {
 		r.handles = map[string]*segHandle{}
 	}
@@ -193,7 +297,7 @@ func (r *reader) wanted(c chunk) bool {
 
 func (r *reader) run(ctx context.Context, yield func(Record, error) bool) {
 	defer r.closeAll()
-	segs, err := listSegments(r.dir)
+	segs, err := r.s.segments(r.dir)
 	if errors.Is(err, fs.ErrNotExist) && !r.q.Follow {
 		yield(Record{}, fmt.Errorf("%w: %s", ErrNoSuchLog, filepath.Base(r.dir)))
 		return
@@ -202,6 +306,9 @@ func (r *reader) run(ctx context.Context, yield func(Record, error) bool) {
 		yield(Record{}, fmt.Errorf("logstore: %w", err))
 		return
 	}
+	if len(segs) > 0 {
+		r.newest = segs[len(segs)-1].name
+	}
 	segs = selectSegments(segs, r.since, r.until)
 	start := pos{}
 	if r.q.Last > 0 {
@@ -209,6 +316,11 @@ func (r *reader) run(ctx context.Context, yield func(Record, error) bool) {
 		if err != nil {
 			yield(Record{}, err)
 			return
+		}
+		for i := range start.seg { // looked through to find the start
+			if err, ok := r.skipped[i]; ok && !yield(Record{}, unreadable(segs[i].path, err)) {
+				return
+			}
 		}
 	}
 	var last *segHandle
@@ -221,13 +333,12 @@ func (r *reader) run(ctx context.Context, yield func(Record, error) bool) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed by retention meanwhile
 			}
-			if !yield(Record{}, fmt.Errorf("logstore: %w", err)) {
+			if !yield(Record{}, unreadable(segs[i].path, err)) {
 				return
 			}
 			continue
 		}
-		newest := i == len(segs)-1
-		if !r.reportPlan(h, newest, yield) {
+		if !r.reportPlan(h, yield) {
 			return
 		}
 		from := pos{}
@@ -250,19 +361,21 @@ func (r *reader) run(ctx context.Context, yield func(Record, error) bool) {
 		last = h
 	}
 	if r.q.Follow {
-		r.follow(ctx, last, segs, yield)
+		after := ""
+		if len(segs) > 0 {
+			after = segs[len(segs)-1].name
+		}
+		r.follow(ctx, last, after, yield)
 	}
 }
 
-// reportPlan yields the damage found while planning a segment.
-func (r *reader) reportPlan(h *segHandle, newest bool, yield func(Record, error) bool) bool {
+// reportPlan yields the damage found while planning a segment and
+// looking at its end.
+func (r *reader) reportPlan(h *segHandle, yield func(Record, error) bool) bool {
 	for _, e := range h.plan.damage {
 		if !yield(Record{}, e) {
 			return false
 		}
-	}
-	if h.plan.torn && !newest {
-		return yield(Record{}, &CorruptError{Path: h.seg.path, Offset: h.plan.end, Err: ErrTruncated})
 	}
 	return true
 }
@@ -320,6 +433,12 @@ func (r *reader) findLast(ctx context.Context, segs []segment, n int) (pos, erro
 		}
 		h, err := r.handle(segs[i])
 		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				if r.skipped == nil {
+					r.skipped = map[int]error{}
+				}
+				r.skipped[i] = err
+			}
 			continue
 		}
 		for j := len(h.plan.chunks) - 1; j >= 0; j-- {
@@ -348,9 +467,9 @@ func (r *reader) findLast(ctx context.Context, segs []segment, n int) (pos, erro
 	return pos{}, nil
 }
 
-// follow waits for new frames in the newest segment and for newer
-// segments, and yields their records, until ctx ends.
-func (r *reader) follow(ctx context.Context, cur *segHandle, segs []segment, yield func(Record, error) bool) {
+// follow waits for new frames in the newest segment (cur) and for
+// segments newer than after, and yields their records, until ctx ends.
+func (r *reader) follow(ctx context.Context, cur *segHandle, after string, yield func(Record, error) bool) {
 	poll := r.q.Poll
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
@@ -359,24 +478,28 @@ func (r *reader) follow(ctx context.Context, cur *segHandle, segs []segment, yie
 	defer t.Stop()
 	for {
 		// Drain the current segment, then look for a newer one.
-		if cur != nil && !r.drain(cur, yield) {
+		if cur != nil && !r.drain(cur, false, yield) {
 			return
 		}
-		all, _ := listSegments(r.dir)
+		all, _ := r.s.segments(r.dir)
 		var next *segment
 		for k := range all {
-			if cur == nil || all[k].name > cur.seg.name {
+			if all[k].name > after {
 				next = &all[k]
 				break
 			}
 		}
 		if next != nil {
-			if cur != nil && !r.drain(cur, yield) { // anything written before the rotation
+			// Anything written before the rotation; what cur lacks now,
+			// it lacks for good.
+			if cur != nil && !r.drain(cur, true, yield) {
 				return
 			}
+			r.newest = all[len(all)-1].name
+			after = next.name
 			h, err := r.handle(*next)
 			if err != nil {
-				if !yield(Record{}, fmt.Errorf("logstore: %w", err)) {
+				if !errors.Is(err, fs.ErrNotExist) && !yield(Record{}, unreadable(next.path, err)) {
 					return
 				}
 			} else {
@@ -385,7 +508,7 @@ func (r *reader) follow(ctx context.Context, cur *segHandle, segs []segment, yie
 					delete(r.handles, cur.seg.name)
 				}
 				cur = h
-				if !r.reportPlan(h, true, yield) {
+				if !r.reportPlan(h, yield) {
 					return
 				}
 				for _, c := range h.plan.chunks {
@@ -393,8 +516,8 @@ func (r *reader) follow(ctx context.Context, cur *segHandle, segs []segment, yie
 						return
 					}
 				}
-				continue
 			}
+			continue
 		}
 		if r.idle != nil && !r.idle() {
 			return
@@ -408,8 +531,9 @@ func (r *reader) follow(ctx context.Context, cur *segHandle, segs []segment, yie
 	}
 }
 
-// drain reads the frames appended to h since it was last read.
-func (r *reader) drain(h *segHandle, yield func(Record, error) bool) bool {
+// drain reads the frames appended to h since it was last read. final
+// says no more will be: a torn tail is then reported.
+func (r *reader) drain(h *segHandle, final bool, yield func(Record, error) bool) bool {
 	st, err := h.f.Stat()
 	if err != nil || st.Size() <= h.plan.end {
 		return true
@@ -417,6 +541,10 @@ func (r *reader) drain(h *segHandle, yield func(Record, error) bool) bool {
 	h.size = st.Size()
 	p := walkPlan(h.f, h.size, h.seg.path, h.plan.end, segPlan{end: h.plan.end})
 	h.plan.end = p.end
+	if final && p.torn {
+		p.damage = append(p.damage, &CorruptError{Path: h.seg.path, Offset: p.end,
+			Err: fmt.Errorf("%w: the last %d bytes are a frame cut short (the file was truncated, or its writer died)", ErrTruncated, h.size-p.end)})
+	}
 	for _, e := range p.damage {
 		if !yield(Record{}, e) {
 			return false

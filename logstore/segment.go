@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -46,21 +45,81 @@ func parseSegmentName(name string) (time.Time, bool) {
 
 // listSegments returns a console folder's segments, oldest first.
 func listSegments(dir string) ([]segment, error) {
+	segs, _, err := scanSegments(dir)
+	return segs, err
+}
+
+// StrayFileError is a file in a console's folder that is not a segment:
+// readers and writers ignore it, and say so once (Options.Warn).
+type StrayFileError struct {
+	Path   string
+	Reason string
+}
+
+func (e *StrayFileError) Error() string {
+	return fmt.Sprintf("logstore: %s: %s; ignored", e.Path, e.Reason)
+}
+
+// scanSegments returns a console folder's segments, oldest first, and the
+// entries that are neither segments nor the store's own files (names
+// starting with '.', such as a sealer's temporary files).
+func scanSegments(dir string) ([]segment, []*StrayFileError, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var segs []segment
+	var strays []*StrayFileError
 	for _, e := range ents {
-		if !e.Type().IsRegular() {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
 			continue
 		}
-		if t, ok := parseSegmentName(e.Name()); ok {
-			segs = append(segs, segment{name: e.Name(), path: filepath.Join(dir, e.Name()), start: t})
+		path := filepath.Join(dir, name)
+		t, ok := parseSegmentName(name)
+		switch {
+		case ok && e.Type().IsRegular():
+			segs = append(segs, segment{name: name, path: path, start: t})
+		case ok:
+			strays = append(strays, &StrayFileError{Path: path, Reason: fmt.Sprintf("named like a segment but not a regular file (%v)", e.Type())})
+		default:
+			strays = append(strays, &StrayFileError{Path: path, Reason: "not a segment: segment names are YYYYMMDDTHHMMSSZ.zst (UTC start time)"})
 		}
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].name < segs[j].name })
-	return segs, nil
+	return segs, strays, nil
+}
+
+// segments is listSegments that also warns, once per file, about stray
+// entries in the folder.
+func (s *Store) segments(dir string) ([]segment, error) {
+	segs, strays, err := scanSegments(dir)
+	for _, e := range strays {
+		s.warnOnce(e.Path, e)
+	}
+	return segs, err
+}
+
+// warnOnce reports err through Options.Warn (or the Logger) the first
+// time it is called for key.
+func (s *Store) warnOnce(key string, err error) {
+	s.strayMu.Lock()
+	_, seen := s.strays[key]
+	if !seen {
+		if s.strays == nil {
+			s.strays = map[string]struct{}{}
+		}
+		s.strays[key] = struct{}{}
+	}
+	s.strayMu.Unlock()
+	if seen {
+		return
+	}
+	if s.opt.Warn != nil {
+		s.opt.Warn(err)
+		return
+	}
+	s.log.Warn("logstore: ignoring a file", "err", err)
 }
 
 // removeTemps deletes temporary files a crashed sealer left behind.
@@ -165,6 +224,9 @@ type chunk struct {
 	First, Last int64 // Unix ms; meaningful when Indexed
 	Size        int64 // decompressed bytes when Indexed
 	Indexed     bool
+	// Salvage marks the torn frame that ends a damaged segment: its
+	// records are what the decoder gets out of it (see salvage).
+	Salvage bool
 }
 
 // segPlan is what a reader knows about a segment before decompressing.
@@ -327,6 +389,9 @@ func decodeChunk(r io.ReaderAt, path string, c chunk, dst []byte) ([]byte, []*Co
 		}
 		return dst, []*CorruptError{{Path: path, Offset: c.Off, Err: err}}
 	}
+	if c.Salvage {
+		return append(dst, salvage(src)...), nil
+	}
 	base := len(dst)
 	// DecodeAll grows dst one frame at a time: room for the whole chunk
 	// up front keeps a chunk of many frames from costing quadratic copies.
@@ -404,43 +469,73 @@ func recordStats(text []byte) (first, last int64, n int) {
 // after it was created. It is removed.
 var errEmptySegment = errors.New("segment has no header; removed")
 
+// errDamaged marks a segment that is damaged other than at its end: it
+// is left as it is, and not retried.
+var errDamaged = errors.New("damaged")
+
+// tornGapText is the text of the gap event that replaces a torn frame.
+func tornGapText(torn int64, salvaged int) string {
+	return fmt.Sprintf("the writer stopped in the middle of a frame (crash?): %d compressed bytes torn, %d bytes of records salvaged; anything after is lost", torn, salvaged)
+}
+
+// errRepairDeferred says a torn segment could not be repaired without
+// risking what can be salvaged from it (no room to write the salvage):
+// it is left exactly as it was, for sealing to salvage later.
+var errRepairDeferred = errors.New("torn segment left as it is until there is room to write what can be salvaged")
+
+// tornFrameID is the skippable frame ID (magic 0x184D2A5B) that a repair
+// writes over the start of a torn frame once what could be salvaged from
+// it is safely written after it: the torn bytes stay, but every zstd
+// decoder and reader skips them, and sealing drops them.
+const tornFrameID = 0xB
+
 // repairSegment opens the newest segment of a console for appending. If
 // it ends in a torn frame (the writer died mid-write), the decodable
-// prefix of that frame is salvaged, the file cut back to its last complete
-// frame, and the salvage appended as a complete frame with a gap event;
-// data frames after the last index frame get one. It reports whether the
-// segment is already sealed (then it must not be appended to).
-func repairSegment(path string, enc *zstd.Encoder, log *slog.Logger) (f *os.File, size int64, sealed bool, err error) {
-	f, err = os.OpenFile(path, os.O_RDWR, 0)
+// prefix of that frame is salvaged and appended, as a complete frame with
+// a gap event, after the torn bytes, which then become a skippable frame;
+// data frames after the last index frame get one. Nothing is cut before
+// what replaces it is on disk: if the salvage cannot be written (a full
+// disk), the file is left as it was and errRepairDeferred returned. A
+// torn tail without anything to salvage is cut; if the gap event cannot
+// be written then, it is returned as note for the Writer to write later.
+// sealed reports that the segment is already sealed (then it must not be
+// appended to).
+func (s *Store) repairSegment(path string) (f segFile, size int64, sealed bool, note []byte, err error) {
+	osf, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, 0, false, nil, err
 	}
+	st, err := osf.Stat()
+	if err != nil {
+		osf.Close()
+		return nil, 0, false, nil, err
+	}
+	sf := s.wrap(osf)
+	f = sf
 	defer func() {
 		if err != nil {
-			f.Close()
+			sf.Close()
 			f = nil
 		}
 	}()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, false, err
-	}
 	size = st.Size()
 	hdr, herr := headerAt(f, size)
 	if herr != nil {
 		if size < 64 {
 			// Created but the header never made it: nothing to keep.
 			f.Close()
-			os.Remove(path)
-			return nil, 0, false, errEmptySegment
+			if os.Remove(path) == nil {
+				s.syncDir(filepath.Dir(path))
+			}
+			return nil, 0, false, nil, errEmptySegment
 		}
-		return nil, 0, false, fmt.Errorf("repair %s: %w", path, herr)
+		return nil, 0, false, nil, fmt.Errorf("repair %s: %w (%w; left as is)", path, herr, errDamaged)
 	}
 	if hdr.Sealed {
-		return f, size, true, nil
+		return f, size, true, nil, nil
 	}
 	if _, _, _, ok := trailingIndex(f, size); ok {
-		return f, size, false, nil // closed cleanly, or idle after an index frame
+		return f, size, false, nil, nil // closed cleanly, or idle after an index frame
 	}
 	// Walk, noting the end of the last index frame and the torn tail.
 	w := newWalker(f, size)
@@ -455,7 +550,7 @@ func repairSegment(path string, enc *zstd.Encoder, log *slog.Logger) (f *os.File
 			break
 		}
 		if err != nil {
-			return nil, 0, false, fmt.Errorf("repair %s: offset %d: %w (damaged; left as is)", path, off, err)
+			return nil, 0, false, nil, fmt.Errorf("repair %s: offset %d: %w (%w; left as is)", path, off, err, errDamaged)
 		}
 		if fr.Kind == kindData {
 			after = append(after, fr)
@@ -464,78 +559,123 @@ func repairSegment(path string, enc *zstd.Encoder, log *slog.Logger) (f *os.File
 		}
 		off = fr.End()
 	}
-	entry := indexEntry{}
-	timed := false // entry has First and Last
-	addText := func(text []byte, at, end int64) {
+	// entries index the data frames after the last index frame (if
+	// contiguous) and the salvage frame.
+	var entries []indexEntry
+	addEntry := func(text []byte, at, end int64) {
 		first, last, n := recordStats(text)
-		if entry.End == 0 {
-			entry.Off = at
-		}
-		entry.End = end
-		entry.Size += uint32(len(text))
-		entry.Records += uint32(n)
 		if n == 0 {
 			return
 		}
-		if !timed {
-			entry.First, entry.Last, timed = first, last, true
-		}
-		entry.First, entry.Last = min(entry.First, first), max(entry.Last, last)
 		lastTs = max(lastTs, last)
+		if k := len(entries) - 1; k >= 0 && entries[k].End == at {
+			e := &entries[k]
+			e.End = end
+			e.First, e.Last = min(e.First, first), max(e.Last, last)
+			e.Size += uint32(len(text))
+			e.Records += uint32(n)
+			return
+		}
+		entries = append(entries, indexEntry{Off: at, End: end, First: first, Last: last, Size: uint32(len(text)), Records: uint32(n)})
 	}
 	for _, fr := range after {
 		src := make([]byte, fr.Len)
 		if _, err := f.ReadAt(src, fr.Off); err != nil {
-			return nil, 0, false, fmt.Errorf("repair %s: %w", path, err)
+			return nil, 0, false, nil, fmt.Errorf("repair %s: %w", path, err)
 		}
 		text, err := decoder().DecodeAll(src, nil)
 		if err != nil {
-			return nil, 0, false, fmt.Errorf("repair %s: frame at %d: %w (damaged; left as is)", path, fr.Off, err)
+			return nil, 0, false, nil, fmt.Errorf("repair %s: frame at %d: %w (%w; left as is)", path, fr.Off, err, errDamaged)
 		}
-		addText(text, fr.Off, fr.End())
+		addEntry(text, fr.Off, fr.End())
 	}
-	if !torn && len(after) == 0 {
-		return f, off, false, nil
-	}
-	var frame []byte
-	if torn {
-		tail := make([]byte, size-off)
-		if _, err := f.ReadAt(tail, off); err != nil {
-			return nil, 0, false, fmt.Errorf("repair %s: %w", path, err)
+	if !torn {
+		if len(entries) == 0 {
+			return f, off, false, nil, nil
 		}
-		text := salvage(tail)
-		if _, last, n := recordStats(text); n > 0 {
-			lastTs = max(lastTs, last)
+		// Only an index frame is owed: if it cannot be written, the
+		// frames stay unindexed, which readers cope with.
+		idx := appendIndexFrame(nil, entries, false)
+		if _, err := f.WriteAt(idx, off); err != nil {
+			f.Truncate(off)
+			return f, off, false, nil, nil
 		}
-		if lastTs == 0 {
-			if t, ok := parseSegmentName(filepath.Base(path)); ok {
-				lastTs = t.UnixMilli()
-			}
+		f.Datasync()
+		return f, off + int64(len(idx)), false, nil, nil
+	}
+
+	tail := make([]byte, size-off)
+	if _, err := f.ReadAt(tail, off); err != nil {
+		return nil, 0, false, nil, fmt.Errorf("repair %s: %w", path, err)
+	}
+	text := salvage(tail)
+	salvaged := len(text)
+	if _, last, n := recordStats(text); n > 0 {
+		lastTs = max(lastTs, last)
+	}
+	if lastTs == 0 {
+		if t, ok := parseSegmentName(filepath.Base(path)); ok {
+			lastTs = t.UnixMilli()
 		}
-		lost := size - off
-		text = appendEventRecord(text, msTime(lastTs), EventGap,
-			fmt.Sprintf("the writer stopped in the middle of a frame (crash?): %d compressed bytes torn, %d bytes of records salvaged; anything after is lost", lost, len(text)))
-		frame = enc.EncodeAll(text, nil)
-		addText(text, off, off+int64(len(frame)))
-		log.Warn("logstore: repaired torn segment", "segment", path, "torn_bytes", lost, "salvaged_bytes", len(text))
 	}
-	if !timed {
-		entry = indexEntry{} // nothing datable: leave these frames unindexed
+	lost := size - off
+	text = appendEventRecord(text, msTime(lastTs), EventGap, tornGapText(lost, salvaged))
+	frame := s.encoder().EncodeAll(text, nil)
+
+	if salvaged == 0 || lost < 8 {
+		// Nothing to lose by cutting the torn bytes: write the gap event
+		// (and the index) in their place.
+		if err := f.Truncate(off); err != nil {
+			return nil, 0, false, nil, fmt.Errorf("repair %s: %w", path, err)
+		}
+		addEntry(text, off, off+int64(len(frame)))
+		out := appendIndexFrame(frame, entries, false)
+		if _, err := f.WriteAt(out, off); err != nil {
+			f.Truncate(off)
+			s.log.Warn("logstore: repaired torn segment; its gap event is written later", "segment", path, "torn_bytes", lost, "err", err)
+			return f, off, false, text, nil
+		}
+		f.Datasync()
+		s.log.Warn("logstore: repaired torn segment", "segment", path, "torn_bytes", lost, "salvaged_bytes", 0)
+		return f, off + int64(len(out)), false, nil, nil
 	}
-	if entry.End != 0 {
-		frame = appendIndexFrame(frame, []indexEntry{entry}, false)
+
+	// 1. The salvage goes after the torn bytes, which stay until it is
+	// safely on disk: on a full disk the file is left exactly as it was.
+	restore := func(err error) (segFile, int64, bool, []byte, error) {
+		if terr := f.Truncate(size); terr != nil {
+			return nil, 0, false, nil, fmt.Errorf("repair %s: %w; and cutting back what was written: %w", path, err, terr)
+		}
+		return nil, 0, false, nil, fmt.Errorf("repair %s: %w: %w", path, errRepairDeferred, err)
 	}
-	if err := f.Truncate(off); err != nil {
-		return nil, 0, false, fmt.Errorf("repair %s: %w", path, err)
+	if _, err := f.WriteAt(frame, size); err != nil {
+		return restore(err)
 	}
-	if _, err := f.WriteAt(frame, off); err != nil {
-		f.Truncate(off)
-		return nil, 0, false, fmt.Errorf("repair %s: %w", path, err)
+	if err := f.Datasync(); err != nil {
+		return restore(err)
 	}
-	if err := f.Sync(); err != nil {
-		return nil, 0, false, fmt.Errorf("repair %s: %w", path, err)
+	// 2. The torn bytes become a skippable frame: an 8-byte overwrite of
+	// space the file already has.
+	var skip [8]byte
+	binary.LittleEndian.PutUint32(skip[:], skippableMagic|tornFrameID)
+	binary.LittleEndian.PutUint32(skip[4:], uint32(lost-8))
+	if _, err := f.WriteAt(skip[:], off); err != nil {
+		return restore(err)
 	}
-	return f, off + int64(len(frame)), false, nil
+	end := size + int64(len(frame))
+	// 3. The index, if there is room; without it the frames are walked.
+	addEntry(text, size, end)
+	idx := appendIndexFrame(nil, entries, false)
+	if _, err := f.WriteAt(idx, end); err != nil {
+		f.Truncate(end)
+	} else {
+		end += int64(len(idx))
+	}
+	if err := f.Datasync(); err != nil {
+		return nil, 0, false, nil, fmt.Errorf("repair %s: %w", path, err)
+	}
+	s.log.Warn("logstore: repaired torn segment", "segment", path, "torn_bytes", lost, "salvaged_bytes", salvaged)
+	return f, end, false, nil, nil
 }
 
 // salvage decodes what it can of a torn data frame and returns the
@@ -582,9 +722,12 @@ var sealEncoder = sync.OnceValue(func() *zstd.Encoder {
 })
 
 // sealSegment rewrites a closed segment as large frames with a complete
-// index at the end, atomically (temporary file, fsync, rename). A damaged
-// segment is left as it is.
-func sealSegment(ctx context.Context, dir, name string, frameBytes int) error {
+// index at the end, atomically (temporary file, fsync, rename, fsync of
+// the folder). A segment that ends in a torn frame gets what can be
+// salvaged from it and a gap event. A segment damaged elsewhere is left
+// as it is (errDamaged).
+func (s *Store) sealSegment(ctx context.Context, dir, name string) error {
+	frameBytes := s.opt.SealFrameBytes
 	path := filepath.Join(dir, name)
 	in, err := os.Open(path)
 	if err != nil {
@@ -597,23 +740,21 @@ func sealSegment(ctx context.Context, dir, name string, frameBytes int) error {
 	}
 	p := planSegment(in, st.Size(), path)
 	if p.hdrErr != nil {
-		return fmt.Errorf("not sealed: %w", p.hdrErr)
+		return fmt.Errorf("not sealed: %w (%w)", p.hdrErr, errDamaged)
 	}
 	if p.hdr.Sealed {
 		return nil
 	}
-	if len(p.damage) > 0 || p.torn {
-		if len(p.damage) > 0 {
-			return fmt.Errorf("not sealed: %w", p.damage[0])
-		}
-		return fmt.Errorf("not sealed: %s ends in a torn frame", path)
+	if len(p.damage) > 0 {
+		return fmt.Errorf("not sealed: %w (%w)", p.damage[0], errDamaged)
 	}
 	tmp := filepath.Join(dir, "."+name+".tmp")
 	os.Remove(tmp)
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	outf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return err
 	}
+	out := s.wrap(outf)
 	ok := false
 	defer func() {
 		if !ok {
@@ -636,7 +777,7 @@ func sealSegment(ctx context.Context, dir, name string, frameBytes int) error {
 			Size: uint32(len(text)), Records: uint32(n)})
 		wbuf = append(wbuf, frame...)
 		if len(wbuf) >= 1<<20 {
-			if _, err := out.Write(wbuf); err != nil {
+			if _, err := out.WriteAt(wbuf, off); err != nil {
 				return err
 			}
 			off += int64(len(wbuf))
@@ -652,7 +793,7 @@ func sealSegment(ctx context.Context, dir, name string, frameBytes int) error {
 		var errs []*CorruptError
 		buf, errs = decodeChunk(in, path, c, buf)
 		if len(errs) > 0 {
-			return fmt.Errorf("not sealed: %w", errs[0])
+			return fmt.Errorf("not sealed: %w (%w)", errs[0], errDamaged)
 		}
 		off := 0
 		for len(buf)-off >= frameBytes {
@@ -664,13 +805,35 @@ func sealSegment(ctx context.Context, dir, name string, frameBytes int) error {
 		}
 		buf = append(buf[:0], buf[off:]...)
 	}
+	if p.torn {
+		// What a crash cut: salvage it as a repair would.
+		tail := make([]byte, st.Size()-p.end)
+		if _, err := in.ReadAt(tail, p.end); err != nil {
+			return err
+		}
+		text := salvage(tail)
+		_, lastTs, n := recordStats(text)
+		if n == 0 {
+			if _, last, m := recordStats(buf); m > 0 {
+				lastTs = last
+			} else if k := len(entries); k > 0 {
+				lastTs = entries[k-1].Last
+			} else if t, ok := parseSegmentName(name); ok {
+				lastTs = t.UnixMilli()
+			}
+		}
+		buf = append(buf, text...)
+		buf = appendEventRecord(buf, msTime(lastTs), EventGap, fmt.Sprintf(
+			"the segment ended in a frame cut short (the writer crashed, or a write failed and could not be undone): %d compressed bytes torn, %d bytes of records salvaged; anything after is lost",
+			st.Size()-p.end, len(text)))
+	}
 	if len(buf) > 0 {
 		if err := emit(buf); err != nil {
 			return err
 		}
 	}
 	wbuf = appendIndexFrame(wbuf, entries, true)
-	if _, err := out.Write(wbuf); err != nil {
+	if _, err := out.WriteAt(wbuf, off); err != nil {
 		return err
 	}
 	if err := out.Sync(); err != nil {
@@ -686,7 +849,7 @@ func sealSegment(ctx context.Context, dir, name string, frameBytes int) error {
 		return err
 	}
 	ok = true
-	syncDir(dir)
+	s.syncDir(dir)
 	return nil
 }
 
@@ -717,11 +880,4 @@ func sealCut(text []byte, limit int) int {
 		return limit + i + 1
 	}
 	return len(text)
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,6 +48,20 @@ type Options struct {
 	// is slow or failing; beyond it console bytes are dropped, counted and
 	// reported by a gap event. Default 256 KiB.
 	MaxPending int
+	// MaxPendingTotal is the most record bytes all the Store's Writers
+	// together buffer (pending, and being written); beyond it console
+	// bytes are dropped the same way, so a stalled disk under thousands of
+	// consoles costs a bounded amount of memory. Default 256 MiB; never
+	// less than MaxPending.
+	MaxPendingTotal int64
+	// SyncInterval is how often the live segments written since the last
+	// sync are fdatasynced (by a background goroutine, never by Write), and
+	// with them the folders of newly created segments; when more than 64
+	// were written, the log directory's file system is synced instead
+	// (syncfs(2)). What a power loss or kernel crash can lose is about the
+	// last SyncInterval plus FlushInterval of output. Default 5 s; negative
+	// never syncs live segments (rotation and sealing still do).
+	SyncInterval time.Duration
 	// IndexInterval is how often a live segment gets a time-index frame
 	// covering the frames since the previous one. Default 1 minute.
 	IndexInterval time.Duration
@@ -56,6 +71,12 @@ type Options struct {
 	// Logger receives warnings (disk errors, repairs, damage). nil
 	// discards them. Console bytes never go here.
 	Logger *slog.Logger
+	// Warn, if set, receives once per file the problems that readers and
+	// writers notice but that stop nothing: for now a file in a console's
+	// folder that is not a segment (*StrayFileError), which is ignored.
+	// nil sends them to Logger. It may be called from several goroutines
+	// at once.
+	Warn func(err error)
 	// Now is the clock for record timestamps and rotation; nil means
 	// time.Now. Tests and importers of old logs set it.
 	Now func() time.Time
@@ -82,6 +103,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPending < o.FrameBytes {
 		o.MaxPending = o.FrameBytes
+	}
+	if o.MaxPendingTotal <= 0 {
+		o.MaxPendingTotal = 256 << 20
+	}
+	if o.MaxPendingTotal < int64(o.MaxPending) {
+		o.MaxPendingTotal = int64(o.MaxPending)
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = 5 * time.Second
 	}
 	if o.IndexInterval <= 0 {
 		o.IndexInterval = time.Minute
@@ -122,28 +152,126 @@ type Store struct {
 	queue   []*Writer // writers due for a flush; each at most once (Writer.queued)
 	started bool      // workers running
 	closed  bool
-	maint   []maintJob        // sealing and retention work, done one at a time
-	queued  map[maintKey]bool // the jobs in maint
-	busy    bool              // the maintainer is running a job
+	maint   []maintJob           // sealing and retention work, done one at a time
+	queued  map[maintKey]bool    // the jobs in maint
+	retry   map[maintKey]*Writer // seals that failed for a reason that may pass
+	busy    bool                 // the maintainer is running a job
 	wg      sync.WaitGroup
 
 	ctx    context.Context // cancelled by Close: aborts sealing
 	cancel context.CancelFunc
+
+	closeFS bool      // with mu: Close syncs the file system; Writers leave syncing to it
+	dirty   []*Writer // with mu: Writers with data or folders to sync; each once (Writer.inDirty)
 
 	lockMu sync.Mutex // guards lockF
 	lockF  *os.File   // the lock file, open once a Writer exists
 
 	subs notifier // Changes subscribers (notify.go)
 
-	// wrapFile, if set (by tests), wraps every live segment file.
-	wrapFile func(*os.File) segFile
+	strayMu sync.Mutex          // guards strays
+	strays  map[string]struct{} // stray files already warned about
+
+	pending       atomic.Int64 // record bytes buffered by all Writers (MaxPendingTotal)
+	budgetDropped atomic.Int64
+	syncs         atomic.Int64
+	fsSyncs       atomic.Int64
+	syncErrors    atomic.Int64
+
+	// The seam around the calls that make data survive a power loss,
+	// which a test cannot stage: tests set these to observe them or to
+	// inject errors. wrapFile wraps every segment file a Writer appends
+	// to or repairs; syncDirFn fsyncs a folder; syncFSFn syncs the file
+	// system holding a folder.
+	wrapFile  func(*os.File) segFile
+	syncDirFn func(dir string) error
+	syncFSFn  func(dir string) error
 }
 
 func (s *Store) wrap(f *os.File) segFile {
 	if s.wrapFile != nil {
 		return s.wrapFile(f)
 	}
-	return f
+	return osFile{f}
+}
+
+// syncDir fsyncs a folder, so that the names created, renamed or removed
+// in it survive a power loss.
+func (s *Store) syncDir(dir string) error {
+	fn := s.syncDirFn
+	if fn == nil {
+		fn = syncDirOS
+	}
+	err := fn(dir)
+	if err != nil {
+		s.syncErrors.Add(1)
+		s.log.Warn("logstore: sync folder", "dir", dir, "err", err)
+	}
+	return err
+}
+
+func syncDirOS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncFS syncs the whole file system of dir (syncfs(2)): one call for
+// every segment at shutdown instead of one fdatasync each.
+func (s *Store) syncFS(dir string) error {
+	fn := s.syncFSFn
+	if fn == nil {
+		fn = syncFSOS
+	}
+	err := fn(dir)
+	s.fsSyncs.Add(1)
+	if err != nil {
+		s.syncErrors.Add(1)
+	}
+	return err
+}
+
+func syncFSOS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
+}
+
+// StoreStats are a Store's counters since it was opened.
+type StoreStats struct {
+	// Pending is the record bytes all Writers buffer now, pending or
+	// being written; at most about Options.MaxPendingTotal.
+	Pending int64
+	// BudgetDropped counts console bytes dropped because Pending had
+	// reached MaxPendingTotal (each is also in its Writer's Dropped and
+	// reported by a gap event in its log).
+	BudgetDropped int64
+	Syncs         int64 // fdatasyncs of live segments
+	FSSyncs       int64 // syncfs(2) of the log directory's file system
+	SyncErrors    int64 // failed fdatasyncs, fsyncs and syncfs
+}
+
+// Stats returns the Store's counters.
+func (s *Store) Stats() StoreStats {
+	return StoreStats{
+		Pending:       s.pending.Load(),
+		BudgetDropped: s.budgetDropped.Load(),
+		Syncs:         s.syncs.Load(),
+		FSSyncs:       s.fsSyncs.Load(),
+		SyncErrors:    s.syncErrors.Load(),
+	}
 }
 
 // Open returns the Store rooted at dir, creating dir (0750) unless
@@ -301,6 +429,93 @@ func (s *Store) startLocked() {
 	s.wg.Add(2)
 	go s.maintainer()
 	go s.janitor()
+	if s.opt.SyncInterval > 0 {
+		s.wg.Add(1)
+		go s.syncer()
+	}
+}
+
+// markDirty queues w for the next sync round. The caller holds w.ioMu.
+func (s *Store) markDirty(w *Writer) {
+	s.mu.Lock()
+	if !w.inDirty && !s.closed && s.opt.SyncInterval > 0 {
+		w.inDirty = true
+		s.dirty = append(s.dirty, w)
+	}
+	s.mu.Unlock()
+}
+
+// syncFSWriters is how many Writers a sync round may fdatasync one by
+// one; with more, it syncs the log directory's file system instead.
+const syncFSWriters = 64
+
+// syncWorkers is how many fdatasyncs a sync round runs at once: a
+// journaling file system commits concurrent syncs together, and one slow
+// file does not hold up the rest of the round.
+const syncWorkers = 4
+
+// syncer makes the output written since its previous round durable,
+// every SyncInterval: it fdatasyncs the live segments written to, and
+// fsyncs the folders of the segments created. It runs on its own
+// goroutines, so neither Write nor the flush workers wait for a sync.
+func (s *Store) syncer() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opt.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.syncRound()
+	}
+}
+
+func (s *Store) syncRound() {
+	s.mu.Lock()
+	batch := s.dirty
+	s.dirty = nil
+	for _, w := range batch {
+		w.inDirty = false
+	}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if len(batch) > syncFSWriters {
+		// One syncfs(2) instead of thousands of fdatasyncs: one journal
+		// commit, not one per file (measured: the per-file syncs of
+		// 10,000 consoles cost more CPU than the rest of the logging).
+		for _, w := range batch {
+			w.ioMu.Lock()
+			w.dirty, w.syncDir, w.syncParent = false, false, false
+			w.ioMu.Unlock()
+		}
+		if err := s.syncFS(s.dir); err != nil {
+			s.log.Warn("logstore: syncfs: output of the last seconds may not survive a power loss", "dir", s.dir, "err", err)
+		}
+		return
+	}
+	work := make(chan *Writer)
+	var wg sync.WaitGroup
+	for range min(syncWorkers, len(batch)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range work {
+				w.syncData()
+			}
+		}()
+	}
+	for _, w := range batch {
+		if s.ctx.Err() != nil {
+			break // Close syncs the whole file system instead
+		}
+		work <- w
+	}
+	close(work)
+	wg.Wait()
 }
 
 // enqueue schedules w for a flush. The caller holds w.mu and has checked
@@ -421,10 +636,17 @@ func (s *Store) maintainer() {
 		s.mu.Unlock()
 		dir := filepath.Join(s.dir, j.console)
 		if j.seg != "" {
-			if err := sealSegment(s.ctx, dir, j.seg, s.opt.SealFrameBytes); err != nil && s.ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) {
+			err := s.sealSegment(s.ctx, dir, j.seg)
+			if err != nil && s.ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) {
 				s.log.Warn("logstore: seal segment", "console", j.console, "segment", j.seg, "err", err)
+				if !errors.Is(err, errDamaged) {
+					s.retrySealLater(j) // a full disk, say: try again at the next retention pass
+				}
 			}
 		} else {
+			for _, r := range s.takeSealRetries(j.console) {
+				s.addMaint(r)
+			}
 			s.retain(j)
 		}
 		s.mu.Lock()
@@ -432,6 +654,30 @@ func (s *Store) maintainer() {
 		s.mu.Unlock()
 		s.mcond.Broadcast()
 	}
+}
+
+// retrySealLater remembers a seal that failed for a reason that may pass
+// (a full disk); the console's next retention pass queues it again.
+func (s *Store) retrySealLater(j maintJob) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retry == nil {
+		s.retry = map[maintKey]*Writer{}
+	}
+	s.retry[maintKey{j.console, j.seg}] = j.w
+}
+
+func (s *Store) takeSealRetries(console string) []maintJob {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []maintJob
+	for k, w := range s.retry {
+		if k.console == console {
+			out = append(out, maintJob{console: k.console, w: w, seg: k.seg})
+			delete(s.retry, k)
+		}
+	}
+	return out
 }
 
 // quiesce waits until no sealing or retention is queued or running.
@@ -449,11 +695,17 @@ func (s *Store) retain(j maintJob) {
 		return
 	}
 	dir := filepath.Join(s.dir, j.console)
-	segs, err := listSegments(dir)
+	segs, err := s.segments(dir)
 	if err != nil {
 		s.log.Warn("logstore: retention", "console", j.console, "err", err)
 		return
 	}
+	removed := false
+	defer func() {
+		if removed {
+			s.syncDir(dir)
+		}
+	}()
 	live := j.w.liveSegment()
 	sizes := make([]int64, len(segs))
 	var total int64
@@ -482,10 +734,15 @@ func (s *Store) retain(j maintJob) {
 			s.log.Warn("logstore: retention: remove", "console", j.console, "segment", sg.name, "err", err)
 			return
 		}
+		removed = true
 		total -= sizes[i]
 		s.log.Debug("logstore: retention removed segment", "console", j.console, "segment", sg.name, "bytes", sizes[i])
 	}
 }
+
+// closeFSWriters is how many Writers Close needs to have before it syncs
+// the whole file system instead of each segment.
+const closeFSWriters = 64
 
 // Close flushes and closes every Writer, stops the background work (a
 // segment being sealed is left for the next start) and waits for it.
@@ -499,6 +756,10 @@ func (s *Store) Close() error {
 	for _, w := range s.writers {
 		ws = append(ws, w)
 	}
+	// With many Writers, one syncfs(2) is far cheaper than a fdatasync
+	// each; with a few, it would sync other programs' files for nothing.
+	s.closeFS = len(ws) > closeFSWriters && !s.opt.ReadOnly && s.opt.SyncInterval > 0
+	closeFS := s.closeFS
 	s.mu.Unlock()
 	var errs []error
 	for _, w := range ws {
@@ -506,11 +767,18 @@ func (s *Store) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if closeFS {
+		// The Writers left their last syncs to this one call.
+		if err := s.syncFS(s.dir); err != nil {
+			errs = append(errs, fmt.Errorf("logstore: %w", err))
+		}
+	}
 	s.mu.Lock()
 	s.closed = true
 	s.queue = nil
 	s.maint = nil
 	s.queued = nil
+	s.dirty = nil
 	s.mu.Unlock()
 	s.cancel()
 	s.qcond.Broadcast()

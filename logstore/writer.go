@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxIndexSpan bounds the decompressed bytes one index entry of a live
@@ -32,10 +34,22 @@ type Writer struct {
 	dir     string
 
 	// ioMu serialises disk work: flushes, rotation, Close. Lock order:
-	// ioMu, then mu, then Store.mu.
+	// ioMu, then syncMu, then mu, then Store.mu.
 	ioMu sync.Mutex
+	// syncMu is held while a sync of the live segment runs without ioMu
+	// (Writer.syncData), so Close can wait for it.
+	syncMu sync.Mutex
 	// Guarded by ioMu:
-	locked    bool       // holds the console's lock (Store.lockConsole)
+	locked     bool // holds the console's lock (Store.lockConsole)
+	released   bool // Close has run: no more disk work
+	dirty      bool // frames written to f since its last sync
+	syncDir    bool // a segment was created in dir since the last sync
+	syncParent bool // and dir itself was created: sync the log directory too
+	newDir     bool // dir was created by open: its name is not synced yet
+
+	inDirty bool // guarded by Store.mu: in Store.dirty
+
+	// Guarded by ioMu:
 	seg       string     // live segment's name, "" when there is none
 	f         segFile    // the live segment, nil when none or closed while idle
 	lastWrite time.Time  // monotonic time of the last frame written
@@ -45,7 +59,6 @@ type Writer struct {
 	lastIndex time.Time  // when the last index frame was written
 	lastName  time.Time  // start of the newest segment name in dir
 	lost      gapInfo    // console bytes lost to disk errors, not yet reported
-	released  bool       // Close has run: no more disk work
 
 	mu sync.Mutex // guards the fields below
 	// pend holds complete records not yet written; line the raw bytes of
@@ -70,13 +83,16 @@ type Writer struct {
 
 // WriterStats are a Writer's counters since it was opened.
 type WriterStats struct {
-	Bytes       int64 // console bytes accepted by Write
-	Written     int64 // console bytes written to disk
-	Dropped     int64 // console bytes lost: buffer overflow or disk errors
-	Frames      int64 // data frames written
-	WriteErrors int64 // failed frame writes
-	Failing     bool  // the last frame write failed
-	Gaps        int64 // gap events written
+	Bytes   int64 // console bytes accepted by Write
+	Written int64 // console bytes written to disk
+	Dropped int64 // console bytes lost: buffer overflow or disk errors
+	// BudgetDropped is the part of Dropped lost because the Store's
+	// Writers together buffered MaxPendingTotal bytes.
+	BudgetDropped int64
+	Frames        int64 // data frames written
+	WriteErrors   int64 // failed frame writes
+	Failing       bool  // the last frame write failed
+	Gaps          int64 // gap events written
 }
 
 // gapInfo accumulates lost bytes until a gap event reports them.
@@ -127,8 +143,16 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, ErrClosed
 	}
 	w.stats.Bytes += int64(n)
-	if len(w.pend)+len(w.line)+n > w.s.opt.MaxPending {
-		w.overflow.add(int64(n), now, "console output buffer full: disk too slow")
+	had := len(w.pend) + len(w.line)
+	full := had+n > w.s.opt.MaxPending
+	if full || w.s.pending.Load()+int64(n) > w.s.opt.MaxPendingTotal {
+		if full {
+			w.overflow.add(int64(n), now, "console output buffer full: disk too slow")
+		} else {
+			w.overflow.add(int64(n), now, "output buffers of all consoles full (MaxPendingTotal): disk too slow")
+			w.stats.BudgetDropped += int64(n)
+			w.s.budgetDropped.Add(int64(n))
+		}
 		w.stats.Dropped += int64(n)
 		kick := w.kickLocked()
 		w.mu.Unlock()
@@ -174,6 +198,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if len(w.pend) >= w.s.opt.FrameBytes {
 		kick = w.kickLocked()
 	}
+	w.s.pending.Add(int64(len(w.pend) + len(w.line) - had)) // one atomic add per Write
 	w.mu.Unlock()
 	if kick {
 		w.s.enqueue(w)
@@ -195,11 +220,13 @@ func (w *Writer) Event(kind EventKind, text string) {
 		return
 	}
 	wasIdle := !w.pendingLocked()
+	had := len(w.pend) + len(w.line)
 	w.closeLineLocked() // an event ends a partial line so it sorts in time
 	w.appendEventLocked(now, kind, text)
 	if wasIdle {
 		w.armLocked()
 	}
+	w.s.pending.Add(int64(len(w.pend) + len(w.line) - had))
 	w.mu.Unlock()
 }
 
@@ -340,10 +367,71 @@ func (w *Writer) Close() error {
 	}
 	w.mu.Unlock()
 	err := w.flushIO(true)
+	w.s.mu.Lock()
+	byStore := w.s.closeFS
+	w.s.mu.Unlock()
+	if !byStore { // Store.Close syncs every file at once instead
+		w.syncCloseIO()
+	}
 	w.closeFiles()
 	w.released = true
 	w.s.removeWriter(w)
 	return err
+}
+
+// syncData is a sync round's work on w: fdatasync the live segment if
+// frames were written to it since the last sync, and fsync the folders
+// that got new segments. The sync runs without ioMu, so flushes go on
+// meanwhile (a concurrent Close waits for it on syncMu).
+func (w *Writer) syncData() {
+	w.ioMu.Lock()
+	f, dirty, dir, parent := w.f, w.dirty, w.syncDir, w.syncParent
+	w.dirty, w.syncDir, w.syncParent = false, false, false
+	if f == nil {
+		dirty = false
+	}
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	w.ioMu.Unlock()
+	if dirty {
+		w.datasync(f)
+	}
+	w.syncDirsOf(dir, parent)
+}
+
+// syncDirsOf fsyncs the console's folder (dir) and the log directory
+// (parent), as asked.
+func (w *Writer) syncDirsOf(dir, parent bool) {
+	if dir {
+		w.s.syncDir(w.dir)
+	}
+	if parent {
+		w.s.syncDir(w.s.dir)
+	}
+}
+
+// syncCloseIO makes what w wrote durable before its file is closed.
+// Caller holds ioMu.
+func (w *Writer) syncCloseIO() {
+	w.syncMu.Lock() // wait for a sync running without ioMu
+	defer w.syncMu.Unlock()
+	if w.dirty && w.f != nil && w.s.opt.SyncInterval > 0 {
+		w.datasync(w.f)
+	}
+	w.syncDirsOf(w.syncDir, w.syncParent)
+	w.dirty, w.syncDir, w.syncParent = false, false, false
+}
+
+func (w *Writer) datasync(f segFile) {
+	err := f.Datasync()
+	if errors.Is(err, os.ErrClosed) {
+		return // closed meanwhile by rotation (which fsyncs) or Close
+	}
+	w.s.syncs.Add(1)
+	if err != nil {
+		w.s.syncErrors.Add(1)
+		w.s.log.Warn("logstore: fdatasync live segment: output of the last seconds may not survive a power loss", "console", w.console, "err", err)
+	}
 }
 
 // closeFiles closes the segment and the folder lock. Caller holds ioMu
@@ -379,6 +467,8 @@ func (w *Writer) flushIO(final bool) error {
 		return nil
 	}
 	w.mu.Lock()
+	// What is taken stays counted against MaxPendingTotal until written.
+	inflight := len(w.pend) + len(w.line)
 	w.closeLineLocked()
 	w.line = nil // a quiet console keeps no line buffer
 	text, raw := w.pend, w.pendRaw
@@ -399,10 +489,31 @@ func (w *Writer) flushIO(final bool) error {
 	}
 	w.mu.Unlock()
 	defer putBuf(text)
+	if inflight != 0 {
+		defer w.s.pending.Add(-int64(inflight))
+	}
 
 	now := w.s.now()
+	// start is the earliest record time of what is to be written: a new
+	// segment is named after it (never later than its first record).
+	start := timeMs(now)
+	if recs > 0 {
+		start = first
+	}
+	if w.lost.bytes > 0 {
+		start = min(start, timeMs(w.lost.since))
+	}
 	if w.seg != "" && (rotate || w.size >= w.s.opt.SegmentBytes || now.Sub(w.segStart) >= w.s.opt.SegmentAge) {
-		w.rotateIO()
+		// Rotate only when what comes next starts in a later second
+		// than the live segment: two segments cannot start in the same
+		// second, and bumping the new name a second on would make it
+		// claim a later start than its first record. Until then the
+		// records go to the live segment (a second's worth at most,
+		// unless the clock went back).
+		if secondOf(start).After(w.segStart) ||
+			msTime(start).Before(w.segStart) && w.size >= 2*w.s.opt.SegmentBytes { // the clock went back: bound the segment anyway
+			w.rotateIO()
+		}
 	}
 	if len(text) == 0 && w.lost.bytes == 0 {
 		if final && w.seg != "" && w.idx.End != 0 {
@@ -421,7 +532,7 @@ func (w *Writer) flushIO(final bool) error {
 		}
 	}
 	if w.seg == "" {
-		if err := w.createSegmentIO(now); err != nil {
+		if err := w.createSegmentIO(start, now); err != nil {
 			w.loseIO(int64(raw), now, err)
 			return err
 		}
@@ -490,6 +601,8 @@ func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
 			// start a new one once writing works again.
 			w.s.log.Warn("logstore: cannot cut back a failed write", "console", w.console, "segment", w.seg, "err", terr)
 			w.f.Close()
+			// Sealing salvages it, once the disk works again.
+			w.s.addMaint(maintJob{console: w.console, w: w, seg: w.seg})
 			w.f, w.seg = nil, ""
 			w.idx = indexEntry{}
 			w.setLive("")
@@ -502,6 +615,10 @@ func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
 	}
 	w.size += int64(len(frame))
 	w.lastWrite = time.Now()
+	if !w.dirty && w.s.opt.SyncInterval > 0 {
+		w.dirty = true
+		w.s.markDirty(w)
+	}
 	if withIndex {
 		w.idx = indexEntry{}
 		w.lastIndex = now
@@ -541,6 +658,7 @@ func (w *Writer) closeIdle() {
 			return
 		}
 	}
+	w.syncCloseIO()
 	w.f.Close()
 	w.f = nil
 }
@@ -565,14 +683,24 @@ func (w *Writer) loseIO(raw int64, now time.Time, err error) {
 	w.mu.Unlock()
 }
 
-// createSegmentIO starts a new live segment named after now (or one second
-// after the newest existing name, to keep names unique and sorted).
-func (w *Writer) createSegmentIO(now time.Time) error {
+// secondOf is the segment name time for a record time in Unix ms.
+func secondOf(ms int64) time.Time { return msTime(ms).Truncate(time.Second) }
+
+// createSegmentIO starts a new live segment named after firstMs, the
+// earliest record time it is created for, so that a range query that
+// selects segments by name finds that record. Names must also be unique
+// and sorted: when firstMs is not after the newest existing name (the
+// clock went back, or a segment was abandoned within the second), the
+// name is one second after that one instead.
+func (w *Writer) createSegmentIO(firstMs int64, now time.Time) error {
+	newDir := w.newDir
 	if err := os.MkdirAll(w.dir, 0o750); err != nil {
 		return fmt.Errorf("logstore: create %s: %w", w.dir, err)
 	}
-	start := now.UTC().Truncate(time.Second)
+	start := secondOf(firstMs)
 	if !start.After(w.lastName) {
+		w.s.log.Warn("logstore: new segment named after the newest one: the clock is behind it, so the name claims a later start than its first record",
+			"console", w.console, "first_record", FormatTime(msTime(firstMs)), "newest", segmentName(w.lastName))
 		start = w.lastName.Add(time.Second)
 	}
 	for try := 0; ; try++ {
@@ -598,6 +726,14 @@ func (w *Writer) createSegmentIO(now time.Time) error {
 		w.lastName, w.lastIndex = start, now
 		w.idx = indexEntry{}
 		w.setLive(name)
+		if w.s.opt.SyncInterval > 0 {
+			// The new name is synced with the segment's first data, by
+			// the syncer: the file is not durable before that anyway.
+			w.syncDir = true
+			w.syncParent = w.syncParent || newDir
+			w.newDir = false
+			w.s.markDirty(w)
+		}
 		return nil
 	}
 }
@@ -613,9 +749,13 @@ func (w *Writer) rotateIO() {
 		return
 	}
 	if w.f != nil {
+		w.syncMu.Lock() // wait for a sync running without ioMu
 		if err := w.f.Sync(); err != nil {
+			w.s.syncErrors.Add(1)
 			w.s.log.Warn("logstore: sync segment", "console", w.console, "segment", w.seg, "err", err)
 		}
+		w.dirty = false
+		w.syncMu.Unlock()
 		w.f.Close()
 	}
 	seg := w.seg
@@ -630,6 +770,9 @@ func (w *Writer) rotateIO() {
 // last frame is repaired and the segment reused if still young; older
 // unsealed segments are queued for sealing.
 func (w *Writer) open() error {
+	if _, err := os.Stat(w.dir); errors.Is(err, os.ErrNotExist) {
+		w.newDir = true // its name in the log directory is synced with its first segment
+	}
 	if err := os.MkdirAll(w.dir, 0o750); err != nil {
 		return fmt.Errorf("logstore: create %s: %w", w.dir, err)
 	}
@@ -641,7 +784,7 @@ func (w *Writer) open() error {
 	}
 	w.locked = true
 	removeTemps(w.dir)
-	segs, err := listSegments(w.dir)
+	segs, err := w.s.segments(w.dir)
 	if err != nil {
 		w.closeFiles()
 		return fmt.Errorf("logstore: %w", err)
@@ -665,10 +808,29 @@ func (w *Writer) open() error {
 			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
 			continue
 		}
-		f, size, sealed, err := repairSegment(sg.path, w.s.encoder(), w.s.log)
+		f, size, sealed, note, err := w.s.repairSegment(sg.path)
 		if err != nil {
 			w.s.log.Warn("logstore: newest segment not reusable; starting a new one", "console", w.console, "segment", sg.name, "err", err)
+			if errors.Is(err, errRepairDeferred) {
+				// Sealing salvages the torn tail into a copy once there
+				// is room (retried at each retention pass until then).
+				w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
+			}
 			continue
+		}
+		if note != nil {
+			// A gap event the repair had no room for.
+			w.mu.Lock()
+			if w.pend == nil {
+				w.pend = getBuf()
+			}
+			w.pend = append(w.pend, note...)
+			for _, rr := range splitRecords(note, nil, nil) {
+				w.noteTimeLocked(msTime(rr.ms))
+			}
+			w.armLocked()
+			w.s.pending.Add(int64(len(note)))
+			w.mu.Unlock()
 		}
 		if sealed {
 			f.Close()
@@ -679,7 +841,7 @@ func (w *Writer) open() error {
 			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
 			continue
 		}
-		w.f, w.seg, w.segStart, w.size, w.lastIndex = w.s.wrap(f), sg.name, sg.start, size, now
+		w.f, w.seg, w.segStart, w.size, w.lastIndex = f, sg.name, sg.start, size, now
 		w.lastWrite = time.Now()
 		w.setLive(sg.name)
 	}
@@ -687,13 +849,41 @@ func (w *Writer) open() error {
 	return nil
 }
 
-// segFile is what a Writer needs of its live segment; tests wrap it to
-// inject disk errors.
+// segFile is what a Writer needs of a segment it appends to or repairs:
+// the seam through which tests inject disk errors and observe syncs.
 type segFile interface {
+	ReadAt(p []byte, off int64) (int, error)
 	WriteAt(p []byte, off int64) (int, error)
 	Truncate(size int64) error
-	Sync() error
+	Sync() error     // fsync(2)
+	Datasync() error // fdatasync(2)
 	Close() error
+}
+
+// osFile is a segment file on disk.
+type osFile struct{ *os.File }
+
+// Datasync flushes the file's data, and the metadata needed to read it
+// back (its size), to the device.
+func (f osFile) Datasync() error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = unix.Fdatasync(int(fd)); serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
 }
 
 // Buffers for pending records and frames come in two sizes, so a quiet

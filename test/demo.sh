@@ -20,9 +20,12 @@ run() { printf '$ %s\n' "$*"; "$@" || true; }
 umask 077
 printf 'demo-secret\n' > "$work/bmc.pass"
 
+bad=node$(printf %02d "$N")                    # this one's BMC starts misconfigured
+good=node$(printf %02d $((N > 1 ? N - 1 : 1)))
 say "Starting $N simulated BMCs on loopback (solgate bmcsim)"
 "$SOLGATE" bmcsim -n "$N" --listen 127.0.0.1:0 --names "node[01-$(printf %02d "$N")]" \
-  -u admin --password-file "$work/bmc.pass" --hosts-file "$work/hosts" 2>"$work/bmcsim.log" &
+  -u admin --password-file "$work/bmc.pass" --hosts-file "$work/hosts" \
+  --misconfigured "$bad" --state-dir "$work/bmc-state" 2>"$work/bmcsim.log" &
 sim_pid=$!
 for _ in $(seq 100); do [ -s "$work/hosts" ] && break; sleep 0.05; done
 [ -s "$work/hosts" ] || { echo "bmcsim did not start:"; cat "$work/bmcsim.log"; exit 1; }
@@ -81,6 +84,18 @@ if command -v zstdcat >/dev/null; then
   printf '$ zstdcat %s/log/node03/*.zst | tail -n 4\n' "$work"
   zstdcat "$work"/log/node03/*.zst | tail -n 4 || true
 fi
+
+say "BMC setup: $bad's BMC came misconfigured; solgate bmc doctor says what and how to fix it"
+run "$SOLGATE" bmc doctor -c "$work/solgate.toml" "$good,$bad"
+say "Fix it: SOL on at 115200, payload access for admin, the insecure bits off (read back)"
+run "$SOLGATE" bmc set -c "$work/solgate.toml" "$bad" sol.enable=on sol.bitrate=115200 \
+  channel.per-msg-auth=on lan.cipher.0=unused
+run "$SOLGATE" bmc user -c "$work/solgate.toml" "$bad" sol admin on
+run "$SOLGATE" bmc user -c "$work/solgate.toml" "$bad" disable 1
+run "$SOLGATE" bmc doctor -c "$work/solgate.toml" "$bad"
+say "What $bad's BMC looks like now (SOL part; the full list has LAN, channel and users)"
+printf '$ %s\n' "$SOLGATE bmc show -c $work/solgate.toml $bad | grep '^sol\.'"
+"$SOLGATE" bmc show -c "$work/solgate.toml" "$bad" | grep '^sol\.' || true
 
 say "A wrong password gives a clear error and exit status 1"
 printf 'wrong\n' > "$work/wrong.pass"

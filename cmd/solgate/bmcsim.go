@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ Examples:
   solgate bmcsim -n 4 --allow-lan15 --freeze 'node0003'
   solgate bmcsim -n 10 --stream 20000 --drop 0.05 --sol-retry-interval 50ms
   solgate bmcsim -n 2 --sol-port 21000 --sol-payload-size 36 --quirks solport
+  solgate bmcsim -n 4 --misconfigured node0002 --state-dir /tmp/bmc-state   (for solgate bmc doctor)
   ipmitool -I lanplus -C 17 -H 127.0.0.1 -p 20000 -U admin -P password chassis power status
   ipmipower -D LAN_2_0 -h 127.0.0.1:20000 -u admin -p password --stat
   ipmitool -I lanplus -C 3 -H 127.0.0.1 -p 20000 -U admin -P password sol activate
@@ -92,6 +94,9 @@ type bmcsimFlags struct {
 	solRetryInterval                                      time.Duration
 	noSOL, noBootText, noEcho                             bool
 	stream                                                string
+
+	// BMC configuration (solgate bmc).
+	stateDir, misconfigured string
 }
 
 func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -140,6 +145,8 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&f.noBootText, "no-boot-text", false, "the simulated hosts print no boot text on power on and reset")
 	fs.BoolVar(&f.noEcho, "no-echo", false, "the simulated hosts do not echo typed input")
 	fs.StringVar(&f.stream, "stream", "", "each host prints sequence-numbered lines forever at `RATE` bytes/s (max: as fast as its console takes them)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "keep each BMC's users, LAN and SOL settings in `DIR`/NAME.json across restarts (created 0700)")
+	fs.StringVar(&f.misconfigured, "misconfigured", "", "`HOSTLIST` of BMCs that start with what solgate bmc doctor reports (SOL off at 9600, no SOL payload access, anonymous login, cipher suite 0, per-message auth off)")
 	fs.BoolVar(&f.verbose, "v", false, "log rejected logins and session events to stderr")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -300,6 +307,15 @@ func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []strin
 			frozen[n] = true
 		}
 	}
+	misconfigured, err := bmcsimSubset(f.misconfigured, names, "--misconfigured")
+	if err != nil {
+		return fc, nil, err
+	}
+	if f.stateDir != "" {
+		if err := os.MkdirAll(f.stateDir, 0o700); err != nil {
+			return fc, nil, fmt.Errorf("bmcsim: --state-dir: %w", err)
+		}
+	}
 	if f.verbose {
 		c.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -309,6 +325,10 @@ func (f *bmcsimFlags) fleetConfig(stderr io.Writer) (bmcsim.FleetConfig, []strin
 		c.Faults.Seed = f.seed + int64(i)
 		c.Faults.Freeze = frozen[names[i]]
 		c.SOL.Hostname = names[i]
+		c.Misconfigured = misconfigured[names[i]]
+		if f.stateDir != "" {
+			c.StateFile = filepath.Join(f.stateDir, names[i]+".json")
+		}
 		if f.solPort != 0 && !f.perAddress {
 			c.SOL.Port = uint16(f.solPort + i)
 		} else {
@@ -453,4 +473,27 @@ func parseStreamRate(s string) (int, error) {
 		return 0, fmt.Errorf("bmcsim: --stream %q: want bytes per second or max", s)
 	}
 	return n, nil
+}
+
+// bmcsimSubset expands a hostlist of BMC names that must all exist.
+func bmcsimSubset(list string, names []string, flag string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if list == "" {
+		return out, nil
+	}
+	l, err := hostlist.Expand(list)
+	if err != nil {
+		return nil, fmt.Errorf("bmcsim: %s: %w", flag, err)
+	}
+	known := map[string]bool{}
+	for _, n := range names {
+		known[n] = true
+	}
+	for _, n := range l {
+		if !known[n] {
+			return nil, fmt.Errorf("bmcsim: %s: no BMC named %q", flag, n)
+		}
+		out[n] = true
+	}
+	return out, nil
 }

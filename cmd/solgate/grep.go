@@ -39,7 +39,10 @@ The logs are found in --log-dir, else in log_dir of the config file (-c,
 default /etc/solgate/solgate.toml), else in /var/log/solgate.
 
 Exit status (as grep): 0 if a line matched, 1 if none did, 2 on an error
-(bad usage, a missing or damaged log), even if lines matched.
+(bad usage, a missing or damaged log: a segment cut short or unreadable is
+named on stderr, and every intact line is still searched), even if lines
+matched. Files in a console's folder that are not segments are named on
+stderr and ignored.
 
 Examples:
   solgate grep 'Kernel panic' --since 1d
@@ -77,7 +80,12 @@ func runGrep(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return &exitError{code: 2, msg: "grep: " + err.Error()}
 	}
-	s, err := openLogs(dir)
+	var warnMu sync.Mutex // consoles are searched in parallel
+	s, err := openLogs(dir, func(err error) {
+		warnMu.Lock()
+		fmt.Fprintf(stderr, "solgate: grep: warning: %v\n", err)
+		warnMu.Unlock()
+	})
 	if err != nil {
 		return &exitError{code: 2, msg: "grep: " + err.Error()}
 	}
@@ -96,7 +104,7 @@ func runGrep(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &exitError{code: 2, msg: "grep: " + err.Error()}
 	}
 
-	g := &grepRun{s: s, re: re, q: q, quiet: *quiet, silent: *silent, stdout: stdout, stderr: stderr}
+	g := &grepRun{s: s, re: re, q: q, quiet: *quiet, silent: *silent, stdout: stdout, stderr: stderr, errMu: &warnMu}
 	g.run(ctx, consoles)
 	switch {
 	case g.failed && !(g.matched && *quiet):
@@ -115,7 +123,8 @@ type grepRun struct {
 	quiet, silent  bool
 	stdout, stderr io.Writer
 
-	mu      sync.Mutex // guards the fields below and the writers
+	errMu   *sync.Mutex // guards stderr, shared with the store's warnings
+	mu      sync.Mutex  // guards the fields below and stdout
 	matched bool
 	failed  bool
 	cancel  context.CancelFunc
@@ -203,6 +212,8 @@ func (g *grepRun) console(ctx context.Context, name string, workers int) {
 	}
 	g.mu.Lock()
 	g.failed = true
-	fmt.Fprintf(g.stderr, "solgate: grep: %v\n", err)
 	g.mu.Unlock()
+	g.errMu.Lock()
+	fmt.Fprintf(g.stderr, "solgate: grep: %v\n", err)
+	g.errMu.Unlock()
 }

@@ -39,7 +39,9 @@ The logs are found in --log-dir, else in log_dir of the config file (-c,
 default /etc/solgate/solgate.toml), else in /var/log/solgate.
 
 Exit status: 0 on success, 1 if the log is missing or damaged (what is
-intact is still printed), 2 on bad usage.
+intact is still printed, and what is damaged is named on stderr: a segment
+cut short, one that cannot be read), 2 on bad usage. Files in the console's
+folder that are not segments are named on stderr and ignored.
 
 Examples:
   solgate log node42 --since 1h
@@ -51,15 +53,32 @@ Examples:
 // logFlags are the flags log and grep share.
 type logFlags struct {
 	logDir, config string
-	since, until   string
+	since, until   timeFlag
+}
+
+// timeFlag is a time flag's text, and whether it was given at all: an
+// empty --since is a mistake, not "from the beginning".
+type timeFlag struct {
+	s   string
+	set bool
+}
+
+func (t *timeFlag) String() string     { return t.s }
+func (t *timeFlag) Set(s string) error { t.s, t.set = s, true; return nil }
+
+func (t *timeFlag) parse(now time.Time) (time.Time, error) {
+	if t.set && strings.TrimSpace(t.s) == "" {
+		return time.Time{}, errors.New("empty time: give one (RFC 3339, \"2026-11-20 10:00\", an age such as 1h), or leave the flag out")
+	}
+	return parseWhen(t.s, now)
 }
 
 func (f *logFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logDir, "log-dir", "", "log `DIR` (default: log_dir of the config file)")
 	fs.StringVar(&f.config, "c", "", "config `FILE` to take log_dir from (default "+config.DefaultPath+")")
 	fs.StringVar(&f.config, "config", "", "same as -c")
-	fs.StringVar(&f.since, "since", "", "start at time `T` (RFC 3339, \"2026-11-20 10:00\", or an age such as 1h, 2d)")
-	fs.StringVar(&f.until, "until", "", "stop before time `T`")
+	fs.Var(&f.since, "since", "start at time `T` (RFC 3339, \"2026-11-20 10:00\", or an age such as 1h, 2d)")
+	fs.Var(&f.until, "until", "stop before time `T`")
 }
 
 // defaultLogDir is used without --log-dir and without a config file.
@@ -67,10 +86,10 @@ const defaultLogDir = "/var/log/solgate"
 
 // resolve returns the log directory and the time range.
 func (f *logFlags) resolve(now time.Time) (dir string, q logstore.Query, err error) {
-	if q.Since, err = parseWhen(f.since, now); err != nil {
+	if q.Since, err = f.since.parse(now); err != nil {
 		return "", q, fmt.Errorf("--since: %w", err)
 	}
-	if q.Until, err = parseWhen(f.until, now); err != nil {
+	if q.Until, err = f.until.parse(now); err != nil {
 		return "", q, fmt.Errorf("--until: %w", err)
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
@@ -139,9 +158,10 @@ func parseAge(s string) (time.Duration, bool) {
 	return d, err == nil && d > 0
 }
 
-// openLogs opens a log directory for reading.
-func openLogs(dir string) (*logstore.Store, error) {
-	s, err := logstore.Open(dir, logstore.Options{ReadOnly: true})
+// openLogs opens a log directory for reading; warn receives, once per
+// file, what is in a console's folder but is not a segment.
+func openLogs(dir string, warn func(error)) (*logstore.Store, error) {
+	s, err := logstore.Open(dir, logstore.Options{ReadOnly: true, Warn: warn})
 	if err != nil {
 		return nil, fmt.Errorf("log directory: %w", err)
 	}
@@ -192,14 +212,17 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	q.Last = *last
-	s, err := openLogs(dir)
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	defer out.Flush()
+	s, err := openLogs(dir, func(err error) {
+		out.Flush() // the reader's goroutine: the one writing out
+		fmt.Fprintf(stderr, "solgate: log: warning: %v\n", err)
+	})
 	if err != nil {
 		return &exitError{code: 1, msg: "log: " + err.Error()}
 	}
 	defer s.Close()
 
-	out := bufio.NewWriterSize(stdout, 64<<10)
-	defer out.Flush()
 	damaged := false
 	report := func(err error) error {
 		if errors.Is(err, logstore.ErrNoSuchLog) {
@@ -209,7 +232,11 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if errors.As(err, &ce) {
 			damaged = true
 			out.Flush()
-			fmt.Fprintf(stderr, "solgate: log: warning: %v (skipped)\n", err)
+			if errors.Is(err, logstore.ErrTruncated) {
+				fmt.Fprintf(stderr, "solgate: log: warning: %v\n", err)
+			} else {
+				fmt.Fprintf(stderr, "solgate: log: warning: %v (skipped)\n", err)
+			}
 			return nil
 		}
 		return &exitError{code: 1, msg: "log: " + err.Error()}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,4 +303,207 @@ func FuzzParseWhen(f *testing.F) {
 			t.Fatalf("parseWhen(%q) = zero time without error", s)
 		}
 	})
+}
+
+// truncateLast cuts the newest segment of console in dir inside its last
+// frame and returns its name.
+func truncateLast(t *testing.T, dir, console string) string {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, console, "*.zst"))
+	if len(segs) == 0 {
+		t.Fatal("no segments")
+	}
+	last := segs[len(segs)-1]
+	st, _ := os.Stat(last)
+	if err := os.Truncate(last, st.Size()-30); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(last)
+}
+
+// TestLogTruncated: a last segment cut short (live with its writer gone,
+// or sealed) is named on stderr with exit 1 after what is intact, not
+// printed as a healthy short log.
+func TestLogTruncated(t *testing.T) {
+	t.Run("live", func(t *testing.T) {
+		dir, _ := writeTestLogs(t)
+		name := truncateLast(t, dir, "node2")
+		out, errb, code := runCmd(t, "log", "--log-dir", dir, "node2")
+		if code != 1 || !strings.Contains(errb, name) || !strings.Contains(errb, "cut short") || !strings.Contains(out, "node2 line 0\n") {
+			t.Fatalf("log of a truncated live segment: exit %d, stderr %q, %d bytes out", code, errb, len(out))
+		}
+		out, errb, code = runCmd(t, "grep", "--log-dir", dir, "line 1$", "node2")
+		if code != 2 || !strings.Contains(errb, name) || !strings.Contains(out, "node2 line 1\n") {
+			t.Fatalf("grep: exit %d, stderr %q, out %q", code, errb, out)
+		}
+	})
+	t.Run("sealed", func(t *testing.T) {
+		dir := t.TempDir()
+		clk := &logClock{t: logT0}
+		s, err := logstore.Open(dir, logstore.Options{Now: clk.now, SegmentAge: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := s.Writer("n")
+		for i := range 200 {
+			fmt.Fprintf(w, "sealed line %d\r\n", i)
+		}
+		w.Flush()
+		clk.set(logT0.Add(2 * time.Hour))
+		w.Flush() // rotates: the segment is sealed in the background
+		segs, _ := filepath.Glob(filepath.Join(dir, "n", "*.zst"))
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			head := make([]byte, 200)
+			f, _ := os.Open(segs[0])
+			f.Read(head)
+			f.Close()
+			if bytes.Contains(head, []byte(`"sealed":true`)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("segment not sealed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		s.Close()
+		name := truncateLast(t, dir, "n")
+		out, errb, code := runCmd(t, "log", "--log-dir", dir, "n", "--raw")
+		if code != 1 || !strings.Contains(errb, name) || !strings.Contains(errb, "cut short") || !strings.HasPrefix(out, "sealed line 0\r\n") {
+			t.Fatalf("log of a truncated sealed segment: exit %d, stderr %q, out %.40q", code, errb, out)
+		}
+	})
+}
+
+func TestLogEmptyTime(t *testing.T) {
+	dir, _ := writeTestLogs(t)
+	for _, args := range [][]string{
+		{"log", "node1", "--since", ""},
+		{"log", "node1", "--until", " "},
+		{"log", "node1", "--since="},
+		{"grep", "x", "--since", ""},
+		{"grep", "x", "node1", "--until="},
+	} {
+		_, errb, code := runCmd(t, append(args, "--log-dir", dir)...)
+		if code != 2 || !strings.Contains(errb, "empty time") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and \"empty time\"", args, code, errb)
+		}
+	}
+}
+
+// TestLogStrayFiles: a file in a console's folder that is not a segment
+// is named once on stderr, not silently skipped; it is not damage.
+func TestLogStrayFiles(t *testing.T) {
+	dir, _ := writeTestLogs(t)
+	stray := filepath.Join(dir, "node2", "20261123T100000Z.zst.orig")
+	os.WriteFile(stray, []byte("junk"), 0o640)
+	for _, args := range [][]string{{"log", "node2", "-n", "1"}, {"grep", "line 179", "node[1-2]"}} {
+		out, errb, code := runCmd(t, append(args, "--log-dir", dir)...)
+		if code != 0 || strings.Count(errb, stray) != 1 || !strings.Contains(errb, "not a segment") || !strings.Contains(out, "node2 line 179") {
+			t.Errorf("%q: exit %d, stderr %q, out %q", args, code, errb, out)
+		}
+	}
+}
+
+// TestLogUnreadableSegment: one segment with mode 000 does not hide the
+// others: log and grep print what is readable, name the segment, exit
+// non-zero. Root reads mode 000 files, so as root the commands run as
+// nobody in a child process.
+func TestLogUnreadableSegment(t *testing.T) {
+	dir, _ := writeTestLogs(t)
+	segs, _ := filepath.Glob(filepath.Join(dir, "node2", "*.zst"))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want several", len(segs))
+	}
+	bad := segs[1]
+	run := func(args ...string) (string, string, int) { return runCmd(t, args...) }
+	if os.Geteuid() == 0 {
+		run = asNobody(t, dir)
+	}
+	if err := os.Chmod(bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, errb, code := run("log", "--log-dir", dir, "node2")
+	if code != 1 || !strings.Contains(errb, filepath.Base(bad)) || !strings.Contains(errb, "permission denied") ||
+		!strings.Contains(out, "node2 line 0\n") || !strings.Contains(out, "node2 line 179\n") {
+		t.Fatalf("log with an unreadable segment: exit %d, stderr %q, %d bytes out", code, errb, len(out))
+	}
+	out, errb, code = run("grep", "--log-dir", dir, "line 1(0|79)$", "node2")
+	if code != 2 || !strings.Contains(errb, "permission denied") || strings.Count(out, "\n") != 2 {
+		t.Fatalf("grep with an unreadable segment: exit %d, stderr %q, out %q", code, errb, out)
+	}
+}
+
+const cliHelperEnv = "SOLGATE_TEST_CLI_ARGS"
+
+// TestCLIHelper runs solgate with the arguments in $SOLGATE_TEST_CLI_ARGS
+// (separated by US, 0x1f) in a child process (see asNobody).
+func TestCLIHelper(t *testing.T) {
+	a := os.Getenv(cliHelperEnv)
+	if a == "" {
+		return
+	}
+	err := run(context.Background(), strings.Split(a, "\x1f"), os.Stdout, os.Stderr)
+	code := 0
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, ee.msg)
+		}
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 99
+	}
+	os.Exit(code)
+}
+
+// asNobody makes dir readable to everyone and returns a runner of solgate
+// commands as user nobody (65534), through a copy of the test binary.
+func asNobody(t *testing.T, dir string) func(args ...string) (string, string, int) {
+	t.Helper()
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			if fi.IsDir() {
+				os.Chmod(p, 0o755)
+			} else {
+				os.Chmod(p, 0o644)
+			}
+		}
+		return nil
+	})
+	for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
+		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o005 != 0o005 {
+			os.Chmod(p, st.Mode().Perm()|0o005) // t.TempDir's parents are 0700
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "solgate.test")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return func(args ...string) (string, string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		cmd := exec.Command(bin, "-test.run=^TestCLIHelper$")
+		cmd.Env = []string{cliHelperEnv + "=" + strings.Join(args, "\x1f"), "PATH=/usr/bin:/bin", "HOME=/"}
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		err := cmd.Run()
+		var xe *exec.ExitError
+		code := 0
+		if errors.As(err, &xe) {
+			code = xe.ExitCode()
+		} else if err != nil {
+			t.Fatalf("run as nobody: %v", err)
+		}
+		return out.String(), errb.String(), code
+	}
 }

@@ -35,6 +35,7 @@ type BMC struct {
 	lastSweep  time.Time
 	garbage    GarbageKind // corruption chosen for the datagram being answered
 	sol        solState    // SOL payload and the simulated serial console
+	conf       confState   // users, LAN, channel and SOL settings clients change (confstate.go)
 	outbox     []outDatagram
 	curSink    packetSink // socket of the datagram being handled
 	solHandled bool       // the datagram being handled was a SOL packet
@@ -138,6 +139,10 @@ func New(cfg Config) *BMC {
 	b.chassis.onOff = func() { b.sol.con.powerOff() }
 	b.faults.Store(newFaultState(cfg.Faults))
 	b.initSOL()
+	b.initConf()
+	if err := b.loadStateLocked(); err != nil {
+		panic(err) // Validate applied the state file already
+	}
 	return b
 }
 
@@ -374,7 +379,7 @@ func (b *BMC) recordFailureLocked(idx int, now time.Time) {
 	if f.count >= b.cfg.Lockout.Failures {
 		f.lockedUntil = now.Add(b.cfg.Lockout.Duration)
 		f.count = 0
-		b.log.Info("user locked out", "user", b.cfg.Users[idx].Name, "until", f.lockedUntil)
+		b.log.Info("user locked out", "user", b.conf.users[idx].Name, "until", f.lockedUntil)
 	}
 }
 

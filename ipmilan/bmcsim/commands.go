@@ -93,7 +93,11 @@ func (b *BMC) authCaps(req wire.Request) wire.Response {
 	}
 	caps := wire.AuthCaps{Channel: channelLAN, AuthTypes: b.authTypes15(), Extended: r.Extended,
 		KGSet: b.kg != nil, OEMIANA: b.cfg.ManufacturerID & 0xFFFFFF}
-	for _, u := range b.cfg.Users {
+	caps.PerMsgAuthOff, caps.UserAuthOff = b.conf.chanV.PerMsgAuthOff, b.conf.chanV.UserAuthOff
+	for _, u := range b.conf.users {
+		if !u.usable() {
+			continue
+		}
 		switch {
 		case u.Name != "":
 			caps.NonNullUsers = true
@@ -115,12 +119,18 @@ func (b *BMC) cipherSuiteData(bySuite bool) []byte {
 	var out []byte
 	if bySuite {
 		for _, id := range b.cfg.CipherSuites {
+			if !b.suiteEnabledLocked(id) {
+				continue
+			}
 			out = wire.AppendCipherSuiteRecord(out, b.suites[id])
 		}
 		return out
 	}
 	seen := map[byte]bool{}
 	for _, id := range b.cfg.CipherSuites {
+		if !b.suiteEnabledLocked(id) {
+			continue
+		}
 		s := b.suites[id]
 		for _, a := range []byte{uint8(s.Auth), 0x40 | uint8(s.Integrity), 0x80 | uint8(s.Conf)} {
 			if !seen[a] {
@@ -223,11 +233,11 @@ func (b *BMC) commandLocked(s *session, req wire.Request, from net.Addr, now tim
 		cc, d := b.chassis.getBootOption(req.Data)
 		return respond(req, cc, d), nil
 	}
+	if r, ok := b.configCommandLocked(s, req, now); ok {
+		return r, nil
+	}
 	if req.NetFn == wire.NetFnApp && req.Cmd >= wire.CmdActivatePayload && req.Cmd <= wire.CmdGetChannelPayloadVer {
 		return b.payloadCommandLocked(s, req, now), nil
-	}
-	if c == CmdGetSOLConfig || c == CmdSetSOLConfig {
-		return b.solConfigCommandLocked(s, req, now), nil
 	}
 	return respond(req, wire.CCInvalidCommand, nil), nil
 }
@@ -342,7 +352,7 @@ func (b *BMC) sessionInfoLocked(s *session, req wire.Request, from net.Addr) wir
 		return respond(req, wire.CCOK, info.Append(nil)[:3])
 	}
 	info.Handle = target.handle
-	info.UserID = uint8(target.userIdx + 2) // user 1 is the anonymous user
+	info.UserID = uint8(target.userIdx + 1)
 	info.Privilege = wire.Privilege(target.priv)
 	info.IPMI20 = target.v20
 	info.Channel = channelLAN

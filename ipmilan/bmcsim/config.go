@@ -109,6 +109,19 @@ type Config struct {
 	Faults Faults
 	// SOL configures Serial-over-LAN and the simulated serial console.
 	SOL SOLConfig
+	// MaxUsers is the number of user IDs (default 16, or one more than
+	// len(Users); at most 63). Users take IDs 2 and up; ID 1 is the null
+	// user, disabled.
+	MaxUsers int
+	// StateFile, if set, keeps the configuration clients change (users,
+	// LAN, channel access, SOL settings) across restarts: loaded by New
+	// when it exists, rewritten after every change (see State).
+	StateFile string
+	// Misconfigured starts the BMC with what `solgate bmc doctor` warns
+	// about: SOL disabled at 9600 bit/s, no user with SOL payload access,
+	// the anonymous user enabled, per-message authentication off and
+	// cipher suite 0 offered at admin privilege.
+	Misconfigured bool
 	// Logger receives debug records of rejected logins and packets; nil
 	// discards them.
 	Logger *slog.Logger
@@ -156,6 +169,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bmcsim: MaxSessions %d: want 1-%d", c.MaxSessions, maxSessionsLimit)
 	}
 	if err := c.SOL.validate(); err != nil {
+		return err
+	}
+	if err := validateConf(c); err != nil {
 		return err
 	}
 	return c.Faults.validate()

@@ -72,7 +72,21 @@
 // bytes are reported as an overrun). HostInput returns what was typed.
 // Reboot makes the BMC drop every session and go silent for a while.
 //
-// Not here: user management commands, SDR, SEL, FRU and sensors, IPv6
+// BMC configuration (confstate.go, users.go, lanconf.go): a user table
+// of MaxUsers IDs (ID 1 the null user) with Get/Set User Name, Set User
+// Password (16 and 20 bytes, enable, disable, test), Get/Set User Access
+// and Get/Set User Payload Access, all enforced at login and SOL
+// activation; Get Channel Info, Get/Set Channel Access (the privilege
+// limit is enforced); Get/Set LAN Configuration Parameters 0-7, 10-17 and
+// 20-24, where parameter 24 enables and caps the cipher suites and
+// parameter 2 the v1.5 authentication types (an address set there is
+// reported but does not move the socket). ConfigState and SetConfigState
+// read and plant that configuration; Config.StateFile keeps it across
+// restarts, Config.Misconfigured starts with the problems `solgate bmc
+// doctor` reports, and SystemInterface runs a command in-band, as the
+// Linux IPMI driver would deliver it.
+//
+// Not here: SDR, SEL, FRU and sensors, IPv6
 // fleets, the 60 s boot-flag expiry, SOL over IPMI v1.5 (there is none in
 // the standard), serial modem-line semantics.
 //

@@ -80,8 +80,8 @@ func (b *BMC) seal15Locked(t wire.AuthType, seq, sid uint32, pw *[16]byte, resp 
 // Session Challenge.
 func (b *BMC) findUser15(name [16]byte) int {
 	n := bytes.TrimRight(name[:], "\x00")
-	for i, u := range b.cfg.Users {
-		if u.Name == string(n) {
+	for i, u := range b.conf.users {
+		if u.usable() && u.Name == string(n) {
 			return i
 		}
 	}
@@ -91,9 +91,17 @@ func (b *BMC) findUser15(name [16]byte) int {
 func (b *BMC) authType15Allowed(t wire.AuthType) bool {
 	switch t {
 	case wire.AuthMD5, wire.AuthPassword:
-		return true
 	case wire.AuthNone:
-		return b.cfg.AllowAuthNone
+		if !b.cfg.AllowAuthNone {
+			return false
+		}
+	default:
+		return false
+	}
+	for _, m := range b.conf.lan.authEnables { // LAN parameter 2
+		if m.Has(t) {
+			return true
+		}
 	}
 	return false
 }
@@ -146,7 +154,7 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 		subtle.ConstantTimeCompare(r.Challenge[:], c.challenge[:]) != 1 {
 		return nil
 	}
-	u := b.cfg.Users[c.userIdx]
+	u := b.conf.users[c.userIdx]
 	pw := wire.Password16([]byte(u.Password))
 	if c.activated == nil && b.lockedLocked(c.userIdx, now) {
 		return nil
@@ -174,7 +182,7 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 		return answer(0x84, nil) // sequence number out of range
 	}
 	priv := Privilege(r.MaxPriv)
-	if priv == 0 || priv > u.MaxPriv || priv > PrivOEM {
+	if priv == 0 || priv > b.userLimitLocked(c.userIdx) || priv > PrivOEM {
 		return answer(0x86, nil) // requested privilege exceeds limit
 	}
 	s := b.newSessionLocked(now, from, false)

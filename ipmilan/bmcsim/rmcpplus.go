@@ -124,6 +124,9 @@ func setupAnswer(t wire.PayloadType, payload []byte) []byte {
 func (b *BMC) findSuite(a wire.AuthAlg, i wire.IntegrityAlg, c wire.ConfAlg) (wire.CipherSuite, wire.RMCPPlusStatus) {
 	var authOK, integOK, confOK bool
 	for _, s := range b.suites {
+		if !b.suiteEnabledLocked(s.ID) {
+			continue
+		}
 		if s.Auth == a && s.Integrity == i && s.Conf == c {
 			return s, wire.StatusOK
 		}
@@ -193,8 +196,8 @@ func (b *BMC) openSessionLocked(payload []byte, from net.Addr, now time.Time) []
 // NULs (Intel's padded names) are ignored.
 func (b *BMC) findUser20(name []byte, nameOnly bool, priv Privilege) int {
 	n := string(bytes.TrimRight(name, "\x00"))
-	for i, u := range b.cfg.Users {
-		if u.Name == n && (nameOnly || u.MaxPriv == priv) {
+	for i, u := range b.conf.users {
+		if u.usable() && u.Name == n && (nameOnly || u.MaxPriv == priv) {
 			return i
 		}
 	}
@@ -241,8 +244,8 @@ func (b *BMC) rakp1Locked(payload []byte, now time.Time) []byte {
 	if b.lockedLocked(idx, now) {
 		return fail(wire.StatusUnauthorizedName)
 	}
-	u := b.cfg.Users[idx]
-	if priv > u.MaxPriv {
+	u := b.conf.users[idx]
+	if priv > b.userLimitLocked(idx) || priv > b.suitePrivLocked(s.suite.ID) {
 		return fail(wire.StatusUnauthorizedRole)
 	}
 	s.userIdx, s.maxPriv = idx, priv
@@ -279,7 +282,7 @@ func (b *BMC) rakp3Locked(payload []byte, from net.Addr, now time.Time) []byte {
 		b.closeSessionLocked(s, "console aborted: "+r.Status.String())
 		return nil
 	}
-	u := b.cfg.Users[s.userIdx]
+	u := b.conf.users[s.userIdx]
 	want := s.hs.RAKP3Code(s.suite.Auth, []byte(u.Password))
 	if !hmac.Equal(want, r.AuthCode) {
 		b.recordFailureLocked(s.userIdx, now)

@@ -277,7 +277,7 @@ func (b *BMC) activatePayloadLocked(s *session, req wire.Request, now time.Time)
 		return respond(req, ccPayloadDisabled, nil)
 	case n < 1 || n > len(sol.inst):
 		return respond(req, wire.CCInvalidField, nil)
-	case sol.disabled:
+	case sol.disabled, !b.solAllowedLocked(s):
 		return respond(req, ccPayloadDisabled, nil)
 	case s.priv < sol.minPriv:
 		return respond(req, wire.CCInsufficientPriv, nil)
