@@ -47,7 +47,7 @@ func BMCConfig(c *config.Console, log *slog.Logger) (ipmilan.Config, error) {
 	case "password":
 		cfg.AuthType, cfg.Insecure = ipmilan.AuthPassword, true
 	case "none":
-		cfg.AuthType, cfg.Insecure = ipmilan.AuthNone, true
+		cfg.AuthType, cfg.ForceAuthNone, cfg.Insecure = ipmilan.AuthNone, true, true
 	default:
 		return cfg, fmt.Errorf("console %s: IPMI 1.5 auth type %q is not supported (use md5)", c.Name, c.AuthType)
 	}

@@ -39,6 +39,11 @@ func TestBMCConfig(t *testing.T) {
 	if c, err := BMCConfig(&lan, nil); err != nil || c.Interface != ipmilan.LAN || c.AuthType != ipmilan.AuthPassword || !c.Insecure || !c.Quirks.Has(ipmilan.QuirkNoChecksumCheck) {
 		t.Fatalf("1.5 straight password: %+v %v", c, err)
 	}
+	none := base
+	none.Interface, none.AuthType = "lan", "none"
+	if c, err := BMCConfig(&none, nil); err != nil || c.AuthType != ipmilan.AuthNone || !c.ForceAuthNone || !c.Insecure {
+		t.Fatalf("1.5 auth type none (ipmilan needs ForceAuthNone too): %+v %v", c, err)
+	}
 	md2 := base
 	md2.AuthType = "md2"
 	if _, err := BMCConfig(&md2, nil); err == nil || !strings.Contains(err.Error(), "node1") {

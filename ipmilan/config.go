@@ -29,12 +29,12 @@ const (
 	PrivOperator = wire.PrivOperator
 	PrivAdmin    = wire.PrivAdmin
 
-	PowerOff     = wire.ControlPowerDown
-	PowerOn      = wire.ControlPowerUp
-	PowerCycle   = wire.ControlPowerCycle
-	HardReset    = wire.ControlHardReset
-	DiagInterupt = wire.ControlDiagInterupt
-	SoftShutdown = wire.ControlSoftShutdown
+	PowerOff      = wire.ControlPowerDown
+	PowerOn       = wire.ControlPowerUp
+	PowerCycle    = wire.ControlPowerCycle
+	HardReset     = wire.ControlHardReset
+	DiagInterrupt = wire.ControlDiagInterrupt
+	SoftShutdown  = wire.ControlSoftShutdown
 
 	AuthMD5      = wire.AuthMD5
 	AuthPassword = wire.AuthPassword
@@ -55,13 +55,32 @@ func ParsePrivilege(s string) (Privilege, error) {
 	return 0, fmt.Errorf("ipmilan: privilege %q: want user, operator or admin", s)
 }
 
-// Secret holds a password or key. It never prints its content.
+// Secret holds a password or key. It never prints its content: with
+// every fmt verb (Format), in slog records (LogValue), in JSON, XML or
+// text encodings (MarshalText, MarshalJSON), it is "[redacted]". Use
+// []byte(s) where the bytes are really needed.
 type Secret []byte
 
-func (s Secret) String() string               { return "[redacted]" }
+const redacted = "[redacted]"
+
+func (s Secret) String() string               { return redacted }
 func (s Secret) GoString() string             { return `ipmilan.Secret("[redacted]")` }
-func (s Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
-func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// Format prints "[redacted]" whatever the verb and flags: without it,
+// %d, %x, %o or %c would print the bytes, as fmt does for any []byte.
+func (s Secret) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprint(f, s.GoString())
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", redacted)
+	default:
+		fmt.Fprint(f, redacted)
+	}
+}
 
 // Interface selects the IPMI version of the session.
 type Interface uint8
@@ -194,17 +213,33 @@ type Config struct {
 	// It may be given raw or as "0x" followed by hex digits.
 	KG        Secret
 	Interface Interface
-	// CipherSuite is the RMCP+ suite. 0 means automatic: the first of
-	// 17, 3, 2, 1 that the BMC lists (and then accepts). Suite 0 itself
-	// is used only with Insecure and CipherSuite 0 and ForceSuiteZero.
+	// CipherSuite is the RMCP+ suite. 0 means automatic: 17, then 3 (the
+	// suites with both integrity and AES encryption), preferring those
+	// the BMC lists; no other suite is ever chosen automatically. A suite
+	// without integrity or without encryption (1, 2, 6, 7, 11, 15, 16)
+	// must be named here and needs Insecure, or Dial fails with
+	// ErrInsecure; 8 and 12 need neither. Suite 0 (no authentication at
+	// all) is used only with CipherSuite 0, ForceSuiteZero and Insecure.
 	CipherSuite    int
 	ForceSuiteZero bool
-	// AuthType is the IPMI 1.5 authentication type (default MD5).
-	AuthType AuthType
+	// AuthType is the IPMI 1.5 authentication type: MD5 (also for the
+	// zero value) or, with Insecure, AuthPassword. Auth type none, whose
+	// value is the zero value, is used only with ForceAuthNone and
+	// Insecure, so that Insecure alone never turns authentication off.
+	AuthType      AuthType
+	ForceAuthNone bool
 	// Privilege is the session privilege (default admin).
 	Privilege Privilege
-	// Insecure allows cipher suite 0, 1.5 auth type none and straight
-	// passwords.
+	// Insecure allows what would expose passwords or commands on the
+	// network: an explicitly named cipher suite without integrity or
+	// encryption (see CipherSuite), cipher suite 0 (with
+	// ForceSuiteZero), IPMI 1.5 auth type none (with ForceAuthNone) and
+	// straight (clear-text) passwords, and an IPMI 1.5 BMC that turns per-message
+	// authentication off in its Activate Session answer (without
+	// Insecure that answer fails with ErrInsecure; QuirkForcePerMsg keeps
+	// authenticating instead). Each such session logs a warning when it
+	// opens. Insecure never makes the client trust unauthenticated
+	// answers during login.
 	Insecure bool
 	// Timeout is the per-attempt timeout (default 1s). Retries is the
 	// number of retransmissions after the first try: 0 means the default
@@ -220,6 +255,11 @@ type Config struct {
 	DeadAfter time.Duration
 	Quirks    Quirks
 	Logger    *slog.Logger
+
+	// packetConn, when set, is the socket instead of a UDP socket of its
+	// own (tests: an in-memory network under testing/synctest). The
+	// Session owns and closes it.
+	packetConn net.PacketConn
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -248,7 +288,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Privilege == 0 {
 		cfg.Privilege = PrivAdmin
 	}
-	if cfg.Interface == LAN && cfg.AuthType == AuthNone && !cfg.Insecure {
+	if cfg.Interface == LAN && cfg.AuthType == AuthNone && !cfg.ForceAuthNone {
 		cfg.AuthType = AuthMD5
 	}
 	if len(cfg.User) > wire.MaxUserLen {

@@ -1,27 +1,55 @@
 // Package ipmilan is a native IPMI-over-LAN client: IPMI v2.0 RMCP+
-// sessions (cipher suites 1, 2, 3 and 17 by default, 6-16 on request),
-// IPMI v1.5 sessions for old BMCs (MD5, straight password), chassis and
-// device commands, and, built on the same session, Serial-over-LAN.
+// sessions (cipher suites 17 and 3 chosen automatically; 1-3, 6-8, 11,
+// 12, 15-17 by number, those without integrity or encryption only with
+// Config.Insecure), IPMI v1.5 sessions for old BMCs (MD5; straight
+// password and auth type none only with Insecure), chassis and device
+// commands, and, built on the same session, Serial-over-LAN.
 //
 // Entry points: Dial opens an authenticated session to one BMC; the
-// Session methods (ChassisStatus, ChassisControl, SetBootDevice, DeviceID,
-// SessionInfo, Do) run commands on it; Close ends it. Ping sends an ASF
-// presence ping.
+// Session methods (ChassisStatus, ChassisControl, SetBootDevice,
+// BootDevice, DeviceID, SessionInfo, Do) run commands on it; Close ends
+// it. DialSOL (or Session.ActivateSOL) opens a console: SOL.Read,
+// ReadContext, Write, Break, Events, Stats, Done, Err and Close. Ping
+// sends an ASF presence ping.
 //
 // Each Session owns one UDP socket with a fresh source port. One goroutine
 // reads it and demultiplexes: IPMI responses go to the caller waiting on
-// that request sequence number, and other payloads (SOL) to their
-// handler, so unsolicited traffic never confuses a waiting command.
-// Requests are retransmitted with a per-attempt timeout (Config.Timeout,
-// Config.Retries) inside the caller's ctx, which bounds the whole call.
-// Session methods are safe for concurrent use.
+// that request sequence number, and SOL packets to the console's engine,
+// so unsolicited traffic never confuses a waiting command. Requests are
+// retransmitted with a per-attempt timeout (Config.Timeout,
+// Config.Retries) inside the caller's ctx, which bounds the whole call. A
+// keepalive goroutine sends a command when no IPMI answer came for
+// Config.KeepAlive (for a console, Get Payload Instance Info, which also
+// tells whether another session took the payload) and ends the session
+// when the BMC has been silent for Config.DeadAfter. A socket error other
+// than a timeout or an ICMP report ends the session too. Done and Err say
+// when and why a session or console ended.
 //
-// Security defaults: cipher suite 0 and v1.5 authentication type none or
-// straight password are refused unless Config.Insecure allows them; the
-// BMC's RAKP2 proof is verified before the console's proof (RAKP3) is
-// sent; integrity is checked before decryption; sequence-number windows
-// drop replays; session IDs and nonces come from crypto/rand. Passwords
-// are a Secret that never prints.
+// A panic in any goroutine that handles the BMC's packets (the reader,
+// the keepalive, a console's engine) is recovered: it ends that session
+// with an error naming the panic and where it happened, and leaves the
+// process and every other session running.
+//
+// Security: automatic cipher suite choice tries 17, then 3 (both with
+// integrity and AES); a named suite without integrity or encryption, suite
+// 0, IPMI 1.5 auth type none and straight passwords fail with ErrInsecure
+// unless Config.Insecure allows them, and each such session logs a
+// warning. An IPMI 1.5 BMC that turns per-message authentication off in
+// its Activate Session answer is refused the same way, and an activation
+// answer that is not authenticated as asked is ignored. The BMC's RAKP2
+// proof is verified before the console's own proof (RAKP3) is sent;
+// integrity is checked before decryption; receive windows (32 each way)
+// drop replays and refuse numbers far ahead; session IDs and nonces come
+// from crypto/rand. Passwords and keys are a Secret, which prints as
+// [redacted] with every fmt verb, in JSON and in slog records; sessions
+// and consoles print as their BMC address.
+//
+// The SOL engine acknowledges output only once it is in the read buffer
+// (bounded by SOLOptions.BufferSize), pauses the BMC when that is full
+// at a cost of about two packets each way per half second, delivers each
+// character once however the BMC resends, retransmits typed input, and
+// reports gaps, overruns, theft and deactivation as events; its rules are
+// documented on solEngine in solengine.go.
 //
 // BMC configuration: Commander is what a *Session and an *Inband (the
 // local BMC through the Linux IPMI driver, OpenInband) have in common, and
@@ -33,8 +61,14 @@
 // ...). A command or parameter the BMC lacks is a *NotSupportedError
 // (IsNotSupported); any other refusal a *CompletionError.
 //
-// Not here: ipmitool-style SDR, SEL, FRU or sensor commands, and IPMB
-// bridging; solgate only needs power, console and BMC setup.
+// Not here: ipmitool-style SDR, SEL, FRU or sensor commands, IPMB
+// bridging, and sharing one socket among sessions; solgate only needs
+// power, console and BMC setup.
+//
+// Goroutine-safety: Session methods are safe for concurrent use. A SOL
+// console takes Read (or ReadContext) from one goroutine and Write from
+// one, while a third drains Events; Break, Stats and Close may come from
+// any.
 //
 // The pure packet codecs live in ipmilan/internal/wire and the simulated
 // BMCs used by tests and demos in ipmilan/bmcsim.

@@ -11,8 +11,17 @@ import (
 	"github.com/solgate/solgate/ipmilan/internal/wire"
 )
 
-// defaultSuites is the automatic preference order (strongest first).
-var defaultSuites = []uint8{17, 3, 2, 1}
+// defaultSuites is the automatic choice, strongest first: only suites
+// with both integrity and confidentiality. Anything else must be asked
+// for by number, and with Config.Insecure (weakSuite).
+var defaultSuites = []uint8{17, 3}
+
+// weakSuite reports whether a suite leaves packets without integrity
+// protection or without encryption (0, 1, 2, 6, 7, 11, 15, 16): typed
+// root passwords would cross the network readable, or forgeable.
+func weakSuite(c wire.CipherSuite) bool {
+	return c.Integrity == wire.IntegrityNone || c.Conf == wire.ConfNone
+}
 
 func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
@@ -46,6 +55,9 @@ func (s *Session) open15(ctx context.Context) error {
 	if (t == wire.AuthNone || t == wire.AuthPassword) && !s.cfg.Insecure {
 		return fmt.Errorf("IPMI 1.5 auth type %v: %w", t, ErrInsecure)
 	}
+	if t == wire.AuthNone || t == wire.AuthPassword {
+		s.log.Warn("insecure IPMI 1.5 authentication in use (allowed by insecure)", "auth", t.String())
+	}
 	if t != wire.AuthMD5 && t != wire.AuthPassword && t != wire.AuthNone {
 		return fmt.Errorf("IPMI 1.5 auth type %v: %w (this client speaks md5, password and none)", t, ErrUnsupported)
 	}
@@ -69,6 +81,7 @@ func (s *Session) open15(ctx context.Context) error {
 	inStart := randUint32NonZero()
 	s.mu.Lock()
 	s.sid, s.authType, s.phase = ch.TempSessionID, t, phaseActivate
+	s.inAuth.reset(inStart) // the BMC numbers its packets from here
 	s.mu.Unlock()
 	req := wire.ActivateSessionRequest{AuthType: t, MaxPriv: s.cfg.Privilege, Challenge: ch.Challenge, OutSeq: inStart}
 	r, err = s.do(ctx, wire.NetFnApp, wire.CmdActivateSession, req.Append(nil))
@@ -87,15 +100,34 @@ func (s *Session) open15(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.sid, s.outSeq, s.phase = act.SessionID, act.InSeq, phaseActive
-	if act.AuthType == wire.AuthNone && !s.cfg.Quirks.Has(QuirkForcePerMsg) {
-		// Per-message authentication disabled by the BMC: it wants
-		// unauthenticated packets after activation.
-		s.authType = wire.AuthNone
-	}
 	if s.outSeq == 0 {
 		s.outSeq = 1
 	}
 	s.mu.Unlock()
+	switch {
+	case act.AuthType == t:
+	case act.AuthType == wire.AuthNone && s.cfg.Quirks.Has(QuirkForcePerMsg):
+		// The BMC claims per-message authentication is off but wants it
+		// anyway (IBM eServer 325): keep authenticating both ways.
+	case act.AuthType == wire.AuthNone:
+		// Per-message authentication disabled by the BMC: every later
+		// packet, both ways, would go without an auth code, so anyone on
+		// the path could forge power commands. Only with Insecure.
+		if !s.cfg.Insecure {
+			// Close the session the BMC's way (it now ignores
+			// authenticated packets), so it does not hold a slot.
+			s.mu.Lock()
+			s.authType = wire.AuthNone
+			s.mu.Unlock()
+			return fmt.Errorf("activate session: the BMC switched the session to auth type none (per-message authentication disabled): %w", ErrInsecure)
+		}
+		s.log.Warn("BMC disabled per-message authentication: session continues unauthenticated (allowed by insecure)", "auth", t.String())
+		s.mu.Lock()
+		s.authType = wire.AuthNone
+		s.mu.Unlock()
+	default:
+		return fmt.Errorf("activate session: BMC answered auth type %v, we asked for %v: %w", act.AuthType, t, ErrProtocol)
+	}
 	return nil
 }
 
@@ -120,7 +152,7 @@ func (s *Session) open20(ctx context.Context) error {
 	if !caps.IPMI20 && !s.cfg.Quirks.Has(QuirkAuthCap) {
 		return fmt.Errorf("BMC does not offer IPMI 2.0 (try --interface lan): %w", ErrUnsupported)
 	}
-	var candidates []uint8
+	var candidates, listed []uint8
 	switch {
 	case s.cfg.CipherSuite == 0 && s.cfg.ForceSuiteZero:
 		if !s.cfg.Insecure {
@@ -128,33 +160,53 @@ func (s *Session) open20(ctx context.Context) error {
 		}
 		candidates = []uint8{0}
 	case s.cfg.CipherSuite != 0:
-		if _, ok := wire.LookupCipherSuite(uint8(s.cfg.CipherSuite)); !ok || s.cfg.CipherSuite > 255 {
+		suite, ok := wire.LookupCipherSuite(uint8(s.cfg.CipherSuite))
+		if !ok || s.cfg.CipherSuite < 0 || s.cfg.CipherSuite > 255 {
 			return fmt.Errorf("cipher suite %d: %w (this client speaks 1-3, 6-8, 11, 12, 15-17)", s.cfg.CipherSuite, ErrUnsupported)
 		}
-		candidates = []uint8{uint8(s.cfg.CipherSuite)}
+		if weakSuite(suite) && !s.cfg.Insecure {
+			return fmt.Errorf("cipher suite %d (integrity %v, confidentiality %v): %w", suite.ID, suite.Integrity, suite.Conf, ErrInsecure)
+		}
+		candidates = []uint8{suite.ID}
 	default:
-		candidates = s.listedSuites(ctx)
+		candidates, listed = s.listedSuites(ctx)
 	}
 	var lastErr error
 	for _, id := range candidates {
 		suite, _ := wire.LookupCipherSuite(id)
 		err := s.rakp(ctx, suite)
 		if err == nil {
+			if weakSuite(suite) {
+				s.log.Warn("cipher suite without integrity or encryption in use (allowed by insecure)",
+					"suite", suite.ID, "integrity", suite.Integrity.String(), "confidentiality", suite.Conf.String())
+			}
 			return nil
 		}
 		lastErr = fmt.Errorf("cipher suite %d: %w", id, err)
 		if !errors.Is(err, ErrUnsupported) || len(candidates) == 1 {
-			return lastErr
+			break
 		}
 		s.log.Debug("cipher suite refused, trying the next", "suite", id, "err", err)
+	}
+	if errors.Is(lastErr, ErrUnsupported) && s.cfg.CipherSuite == 0 && len(listed) > 0 {
+		return fmt.Errorf("%w (the BMC lists suites %s; automatic choice takes only 17 and 3, which have integrity and encryption: name a weaker suite explicitly and allow it as insecure)", lastErr, suiteList(listed))
 	}
 	return lastErr
 }
 
+func suiteList(ids []uint8) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = fmt.Sprint(id)
+	}
+	return strings.Join(out, ", ")
+}
+
 // listedSuites asks the BMC which suites it offers and returns the
-// default preferences it lists. BMCs misreport (and ipmi_sim does not
-// answer at all), so on any failure all defaults are tried in turn.
-func (s *Session) listedSuites(ctx context.Context) []uint8 {
+// default choices among them (in preference order), and all it listed.
+// BMCs misreport (and ipmi_sim does not answer at all), so when the list
+// fails or holds neither default, both defaults are tried in turn.
+func (s *Session) listedSuites(ctx context.Context) (candidates, listed []uint8) {
 	s.setPhase(phasePreRMCPP)
 	defer s.setPhase(phasePre)
 	var data []byte
@@ -162,7 +214,7 @@ func (s *Session) listedSuites(ctx context.Context) []uint8 {
 		r, err := s.doOnce(ctx, wire.NetFnApp, wire.CmdGetChannelCipherSuites, []byte{wire.ChannelThis, 0, 0x80 | idx}, 0)
 		if err != nil || r.Code != wire.CCOK || len(r.Data) < 1 {
 			if idx == 0 {
-				return defaultSuites
+				return defaultSuites, nil
 			}
 			break
 		}
@@ -172,22 +224,22 @@ func (s *Session) listedSuites(ctx context.Context) []uint8 {
 		}
 	}
 	recs, _ := wire.ParseCipherSuiteRecords(data)
-	listed := map[uint8]bool{}
+	have := map[uint8]bool{}
 	for _, r := range recs {
-		if !r.OEM {
-			listed[r.ID] = true
+		if !r.OEM && !have[r.ID] {
+			have[r.ID] = true
+			listed = append(listed, r.ID)
 		}
 	}
-	var out []uint8
 	for _, id := range defaultSuites {
-		if listed[id] {
-			out = append(out, id)
+		if have[id] {
+			candidates = append(candidates, id)
 		}
 	}
-	if len(out) == 0 {
-		return defaultSuites
+	if len(candidates) == 0 {
+		return defaultSuites, listed
 	}
-	return out
+	return candidates, listed
 }
 
 // rakp runs Open Session and RAKP 1-4 for one cipher suite.
@@ -306,6 +358,8 @@ func (s *Session) rakp(ctx context.Context, suite wire.CipherSuite) error {
 	s.mu.Lock()
 	s.v2, s.suite, s.keys = true, suite, keys
 	s.sid, s.sidm, s.outSeq, s.phase = osResp.SIDc, sidm, 1, phaseActive
+	s.inAuth.reset(1) // the BMC's first packet in the session is number 1
+	s.inUnauth.reset(1)
 	s.mu.Unlock()
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,7 +21,7 @@ import (
 // Session is an authenticated IPMI session with one BMC.
 type Session struct {
 	cfg  Config
-	conn *net.UDPConn
+	conn datagramConn
 	log  *slog.Logger
 
 	// Set during setup, read-only once Dial returns.
@@ -30,15 +32,19 @@ type Session struct {
 	pw16     [16]byte
 
 	// mu guards the fields below it.
-	mu      sync.Mutex
-	phase   phase
-	sid     uint32 // the BMC's session ID (v2.0: SIDc; v1.5: the one ID)
-	sidm    uint32 // our session ID (v2.0 only)
-	outSeq  uint32
-	rqSeq   uint8
-	calls   map[uint8]*call
-	inWin   window
-	refused bool // ICMP port unreachable seen since the last request began
+	mu     sync.Mutex
+	phase  phase
+	sid    uint32 // the BMC's session ID (v2.0: SIDc; v1.5: the one ID)
+	sidm   uint32 // our session ID (v2.0 only)
+	outSeq uint32
+	rqSeq  uint8
+	calls  map[uint8]*call
+	// The receive windows: RMCP+ numbers authenticated and
+	// unauthenticated packets separately (spec 13.28.x; OpenIPMI and
+	// bmcsim do too); IPMI 1.5 uses inAuth alone.
+	inAuth   window
+	inUnauth window
+	refused  bool // ICMP port unreachable seen since the last request began
 
 	setup chan setupMsg // v2.0 session-setup payloads from the reader
 	// payloads receives non-IPMI payloads of the established session
@@ -53,12 +59,42 @@ type Session struct {
 	// keepaliveFn replaces the default keepalive command (SOL checks
 	// that it still owns the payload).
 	keepaliveFn atomic.Pointer[func(context.Context) error]
+	rxPlain     []byte // the reader's decryption buffer, reused per packet
 	done        chan struct{}
 	closeOnce   sync.Once
+	wipeOnce    sync.Once
 	errMu       sync.Mutex
 	err         error // why the session ended
 	wg          sync.WaitGroup
 }
+
+// datagramConn is the Session's socket: a UDP socket connected to the BMC
+// (the kernel then drops datagrams from anyone else and reports ICMP port
+// unreachable), or a net.PacketConn injected through Config.packetConn.
+type datagramConn interface {
+	Read(b []byte) (int, error)
+	Write(b []byte) (int, error)
+	Close() error
+}
+
+// packetConn adapts an injected net.PacketConn to datagramConn: it sends
+// to the BMC's address and drops datagrams from any other.
+type packetConn struct {
+	pc net.PacketConn
+	to net.Addr
+}
+
+func (c packetConn) Read(b []byte) (int, error) {
+	for {
+		n, from, err := c.pc.ReadFrom(b)
+		if err != nil || from.String() == c.to.String() {
+			return n, err
+		}
+	}
+}
+
+func (c packetConn) Write(b []byte) (int, error) { return c.pc.WriteTo(b, c.to) }
+func (c packetConn) Close() error                { return c.pc.Close() }
 
 type phase uint8
 
@@ -93,8 +129,10 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
 	}
-	conn, err := net.DialUDP("udp", nil, raddr)
-	if err != nil {
+	var conn datagramConn
+	if c.packetConn != nil {
+		conn = packetConn{pc: c.packetConn, to: raddr}
+	} else if conn, err = net.DialUDP("udp", nil, raddr); err != nil {
 		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
 	}
 	s := &Session{
@@ -114,6 +152,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		err = s.setPrivilege(ctx)
 	}
 	if err != nil {
+		s.closeAtBMC()
 		s.shutdown(err)
 		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
 	}
@@ -123,6 +162,12 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	s.log.Debug("session open", "interface", c.Interface, "suite", s.suite.ID, "priv", c.Privilege)
 	return s, nil
+}
+
+// Format prints the session as its BMC address and ID, whatever the verb:
+// its fields hold the password and the session keys.
+func (s *Session) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "ipmilan.Session(%s, id %#x)", s.cfg.Addr, s.ID())
 }
 
 // Addr is the BMC address the session talks to.
@@ -140,8 +185,9 @@ func (s *Session) ID() uint32 {
 // CipherSuite is the negotiated RMCP+ suite (0 for IPMI 1.5 sessions).
 func (s *Session) CipherSuite() int { return int(s.suite.ID) }
 
-// Done is closed when the session has ended: Close, or a keepalive that
-// found the BMC gone. Err then says why.
+// Done is closed when the session has ended: Close, a keepalive that
+// found the BMC gone, a socket error, or an internal error while handling
+// the BMC's packets. Err then says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns why the session ended, or nil while it is open.
@@ -154,24 +200,34 @@ func (s *Session) Err() error {
 // Close ends the session at the BMC (best effort, bounded by the
 // per-attempt timeout) and releases its socket and goroutines.
 func (s *Session) Close() error {
-	s.mu.Lock()
-	active := s.phase == phaseActive
-	s.mu.Unlock()
-	if active {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-		var id [4]byte
-		binary.LittleEndian.PutUint32(id[:], s.sid)
-		_, err := s.doOnce(ctx, wire.NetFnApp, wire.CmdCloseSession, id[:], 0)
-		cancel()
-		if err != nil {
-			s.log.Debug("close session", "err", err)
-		}
-	}
+	s.closeAtBMC()
 	s.shutdown(ErrClosed)
 	return nil
 }
 
-func (s *Session) shutdown(cause error) {
+// closeAtBMC sends Close Session if the session is established, so that
+// it does not hold one of the BMC's few slots until it times out.
+func (s *Session) closeAtBMC() {
+	s.mu.Lock()
+	active := s.phase == phaseActive
+	s.mu.Unlock()
+	if !active {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	var id [4]byte
+	binary.LittleEndian.PutUint32(id[:], s.ID())
+	if _, err := s.doOnce(ctx, wire.NetFnApp, wire.CmdCloseSession, id[:], 0); err != nil {
+		s.log.Debug("close session", "err", err)
+	}
+}
+
+// fail ends the session with cause without waiting for its goroutines,
+// so any of them may call it: Done closes, the socket closes (which ends
+// the reader), and every waiting call returns ErrClosed. The first cause
+// wins.
+func (s *Session) fail(cause error) {
 	s.closeOnce.Do(func() {
 		s.errMu.Lock()
 		s.err = cause
@@ -182,17 +238,79 @@ func (s *Session) shutdown(cause error) {
 		close(s.done)
 		s.conn.Close()
 	})
-	s.wg.Wait()
-	if s.keys != nil {
-		clear(s.keys.K1)
-		clear(s.keys.K2)
-		clear(s.keys.Password)
-	}
 }
 
-// SetPayloadHandler routes the established session's non-IPMI payloads
+// shutdown is fail, then waits for the session's goroutines and wipes the
+// keys. It must not be called from those goroutines.
+func (s *Session) shutdown(cause error) {
+	s.fail(cause)
+	s.wg.Wait()
+	s.wipeOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.keys != nil {
+			clear(s.keys.K1)
+			clear(s.keys.K2)
+			clear(s.keys.Password)
+		}
+		clear(s.pw16[:])
+	})
+}
+
+// recoverPanic, deferred at the top of every goroutine that handles the
+// BMC's packets, turns a panic (a bug that some packet reached) into the
+// end of this one session, with an error that names the panic and where
+// it happened, instead of the end of the process and of every other
+// session in it. It logs no stack: its frames' arguments may hold key
+// material.
+func (s *Session) recoverPanic(goroutine string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	err := newPanicError(goroutine, r)
+	s.log.Error("internal error handling the BMC's packets; session ended", "err", err)
+	s.fail(err)
+}
+
+// panicError is why a session or console ended after an internal error
+// (a recovered panic) in one of its goroutines.
+type panicError struct {
+	goroutine string // "reader", "keepalive" or "SOL engine"
+	value     any    // what was passed to panic
+	site      string // function and file:line that panicked
+}
+
+func (e *panicError) Error() string {
+	return fmt.Sprintf("internal error in the %s goroutine: panic: %v (at %s)", e.goroutine, e.value, e.site)
+}
+
+// newPanicError describes a recovered panic; it must be called from the
+// deferred function that recovered it.
+func newPanicError(goroutine string, v any) *panicError {
+	site := "unknown"
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	afterPanic := false
+	for {
+		f, more := frames.Next()
+		if afterPanic && !strings.HasPrefix(f.Function, "runtime.") {
+			site = fmt.Sprintf("%s %s:%d", f.Function, f.File, f.Line)
+			break
+		}
+		if f.Function == "runtime.gopanic" || strings.HasPrefix(f.Function, "runtime.panic") {
+			afterPanic = true
+		}
+		if !more {
+			break
+		}
+	}
+	return &panicError{goroutine: goroutine, value: v, site: site}
+}
+
+// setPayloadHandler routes the established session's non-IPMI payloads
 // (SOL) to h, which runs on the reader goroutine and must not block.
-func (s *Session) SetPayloadHandler(h func(wire.PayloadType, []byte)) {
+func (s *Session) setPayloadHandler(h func(wire.PayloadType, []byte)) {
 	if h == nil {
 		s.payloads.Store(nil)
 		return
@@ -200,27 +318,33 @@ func (s *Session) SetPayloadHandler(h func(wire.PayloadType, []byte)) {
 	s.payloads.Store(&h)
 }
 
+// readLoop is the socket's one reader. A timeout or an ICMP report (port
+// or host unreachable: like a lost packet, retransmission deals with it)
+// is not the end; any other read error ends the session with that cause,
+// so that waiting calls and SOL readers learn of it at once.
 func (s *Session) readLoop() {
 	defer s.wg.Done()
+	defer s.recoverPanic("reader")
 	buf := make([]byte, 2048)
 	for {
 		n, err := s.conn.Read(buf)
 		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
 			if errors.Is(err, syscall.ECONNREFUSED) {
 				s.mu.Lock()
 				s.refused = true
 				s.mu.Unlock()
 				continue
 			}
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			if ne, ok := err.(net.Error); (ok && ne.Timeout()) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 				continue
 			}
-			s.log.Debug("read", "err", err)
+			s.log.Warn("socket read failed, session ended", "err", err)
+			s.fail(fmt.Errorf("read: %w", err))
 			return
 		}
 		s.handle(buf[:n])
@@ -274,15 +398,25 @@ func (s *Session) handle20(raw []byte) {
 	if !ok {
 		return
 	}
-	payload, err := s.keys.Open(raw, p)
+	payload, err := s.keys.OpenTo(s.rxPlain, raw, p)
 	if err != nil {
 		s.log.Debug("drop packet", "err", err)
 		return
 	}
+	if cap(payload) > cap(s.rxPlain) {
+		s.rxPlain = payload[:0] // grown: keep it for the next packet
+	}
+	// Only now, with the packet's integrity verified, may it move the
+	// window (4.7: a forged number must not make genuine packets look old).
 	s.mu.Lock()
-	fresh := s.inWin.accept(p.Seq)
+	w := &s.inUnauth
+	if p.Authenticated {
+		w = &s.inAuth
+	}
+	fresh := w.accept(p.Seq)
 	s.mu.Unlock()
 	if !fresh {
+		s.log.Debug("drop packet", "err", "sequence number replayed or outside the window", "seq", p.Seq)
 		return
 	}
 	s.lastRecv.Store(time.Now().UnixNano())
@@ -301,40 +435,43 @@ func (s *Session) handle15(raw []byte) {
 		return
 	}
 	s.mu.Lock()
-	ph, sid := s.phase, s.sid
+	ph, sid, at := s.phase, s.sid, s.authType
 	s.mu.Unlock()
-	if p.AuthType != wire.AuthNone && !s.cfg.Quirks.Has(QuirkNoAuthCodeCheck) {
-		if p.AuthType != wire.AuthMD5 && p.AuthType != wire.AuthPassword {
-			return
-		}
-		want, err := wire.AuthCode15(p.AuthType, s.pw16, p.SessionID, p.Message, p.Seq)
-		if err != nil || !constantTimeEqual(want[:], p.AuthCode[:]) {
-			s.log.Debug("drop packet", "err", "IPMI 1.5 auth code mismatch")
-			return
-		}
-	}
 	switch ph {
 	case phasePre:
-		if p.SessionID != 0 {
+		// Answers outside a session are unauthenticated by design; they
+		// only start the login, which the BMC must then prove.
+		if p.SessionID != 0 || p.AuthType != wire.AuthNone {
 			return
 		}
 	case phaseActivate:
-		// The Activate Session response carries the new or temporary ID.
+		// Only an Activate Session answer authenticated with the type we
+		// asked for, under the temporary session ID, counts: anyone can
+		// forge an unauthenticated one, for instance to switch the
+		// session to auth type none.
+		if p.AuthType != at || p.SessionID != sid || !s.authentic15(p) {
+			s.log.Debug("drop packet", "err", "IPMI 1.5 activation answer not authenticated as asked", "auth", p.AuthType)
+			return
+		}
 	case phaseActive:
 		if s.v2 || (p.SessionID != sid && !(p.SessionID == 0 && s.cfg.Quirks.Has(QuirkIDZero))) {
 			return
 		}
-		if p.AuthType == wire.AuthNone && s.authType != wire.AuthNone {
+		if p.AuthType == wire.AuthNone && at != wire.AuthNone {
 			return // downgrade: the session authenticates every message
+		}
+		if !s.authentic15(p) {
+			return
 		}
 		seq := p.Seq
 		if s.cfg.Quirks.Has(QuirkEndianSeq) {
 			seq = swap32(seq)
 		}
 		s.mu.Lock()
-		fresh := s.inWin.accept(seq)
+		fresh := s.inAuth.accept(seq)
 		s.mu.Unlock()
 		if !fresh {
+			s.log.Debug("drop packet", "err", "sequence number replayed or outside the window", "seq", seq)
 			return
 		}
 	default:
@@ -342,6 +479,23 @@ func (s *Session) handle15(raw []byte) {
 	}
 	s.lastRecv.Store(time.Now().UnixNano())
 	s.deliver(p.Message)
+}
+
+// authentic15 checks an IPMI 1.5 packet's auth code (none has none; the
+// noauthcodecheck quirk trusts any).
+func (s *Session) authentic15(p wire.Session15) bool {
+	if p.AuthType == wire.AuthNone || s.cfg.Quirks.Has(QuirkNoAuthCodeCheck) {
+		return true
+	}
+	if p.AuthType != wire.AuthMD5 && p.AuthType != wire.AuthPassword {
+		return false
+	}
+	want, err := wire.AuthCode15(p.AuthType, s.pw16, p.SessionID, p.Message, p.Seq)
+	if err != nil || !constantTimeEqual(want[:], p.AuthCode[:]) {
+		s.log.Debug("drop packet", "err", "IPMI 1.5 auth code mismatch")
+		return false
+	}
+	return true
 }
 
 func (s *Session) deliver(msg []byte) {
@@ -416,7 +570,13 @@ func (s *Session) doOnce(ctx context.Context, netFn wire.NetFn, cmd uint8, data 
 		if err != nil {
 			return wire.Response{}, err
 		}
-		if _, err := s.conn.Write(pkt); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		if _, err := s.conn.Write(pkt); errors.Is(err, syscall.ECONNREFUSED) {
+			// The ICMP report of an earlier try, taken by this write
+			// before the reader saw it.
+			s.mu.Lock()
+			s.refused = true
+			s.mu.Unlock()
+		} else if err != nil {
 			if s.Err() != nil {
 				return wire.Response{}, ErrClosed
 			}
@@ -510,18 +670,27 @@ func (s *Session) sendPayload(t wire.PayloadType, payload []byte) error {
 	if s.outSeq == 0 {
 		s.outSeq = 1
 	}
-	b := wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(make([]byte, 0, 96+len(payload)))
+	bp := sendBufs.Get().(*[]byte)
+	b := wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append((*bp)[:0])
 	pkt, err := s.keys.Seal(b, wire.Packet20{Type: t, SessionID: s.sid, Seq: seq}, payload)
 	s.mu.Unlock()
-	if err != nil {
-		return err
+	if err == nil {
+		_, err = s.conn.Write(pkt)
+		*bp = pkt[:0]
 	}
-	_, err = s.conn.Write(pkt)
+	sendBufs.Put(bp)
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		err = nil // like a lost packet: retransmission deals with it
 	}
 	return err
 }
+
+// sendBufs are packet buffers for sendPayload: a SOL packet with its
+// session wrapping is at most about 330 bytes.
+var sendBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 512)
+	return &b
+}}
 
 func (s *Session) setPhase(p phase) {
 	s.mu.Lock()
@@ -554,6 +723,7 @@ func (s *Session) setPrivilege(ctx context.Context) error {
 // the session ends with the cause in Err.
 func (s *Session) keepAlive() {
 	defer s.wg.Done()
+	defer s.recoverPanic("keepalive")
 	t := time.NewTicker(max(s.cfg.KeepAlive/4, 10*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -580,31 +750,38 @@ func (s *Session) keepAlive() {
 		// lost burst): only silence for DeadAfter is.
 		if silent := time.Since(time.Unix(0, s.lastRecv.Load())); silent >= s.cfg.DeadAfter {
 			s.log.Warn("BMC silent, session lost", "silent", silent.Round(time.Millisecond), "err", err)
-			go s.shutdown(fmt.Errorf("keepalive: %w (nothing from the BMC for %v)", err, silent.Round(time.Second)))
+			s.fail(fmt.Errorf("keepalive: %w (nothing from the BMC for %v)", err, silent.Round(time.Second)))
 			return
 		}
 		s.log.Debug("keepalive unanswered", "err", err)
 	}
 }
 
-// window is a receive sequence-number window: it accepts numbers ahead
-// of the highest seen and, within 32 behind it, ones not yet seen.
+// windowSize is how far the receive windows reach each way (IPMI 2.0
+// uses a window of 32; FreeIPMI accepts 8, OpenIPMI 16).
+const windowSize = 32
+
+// window is a receive sequence-number window: it accepts numbers up to
+// windowSize ahead of the highest seen and, up to windowSize behind it,
+// ones not seen yet. A number further ahead is refused: were it
+// accepted, one forged or stray packet far ahead would make every
+// genuine packet after it look old.
 type window struct {
-	init bool
 	hi   uint32
 	seen uint32 // bit i: hi-i was received
 }
 
+// reset expects next as the first sequence number.
+func (w *window) reset(next uint32) {
+	w.hi, w.seen = next-1, 1
+}
+
 func (w *window) accept(seq uint32) bool {
-	if !w.init {
-		w.init, w.hi, w.seen = true, seq, 1
-		return true
-	}
 	d := seq - w.hi
 	switch {
 	case d == 0:
 		return false
-	case d < 1<<31: // ahead
+	case d <= windowSize: // ahead, within reach
 		if d >= 32 {
 			w.seen = 1
 		} else {
@@ -612,9 +789,11 @@ func (w *window) accept(seq uint32) bool {
 		}
 		w.hi = seq
 		return true
+	case d < 1<<31: // too far ahead
+		return false
 	}
 	back := w.hi - seq
-	if back >= 32 || w.seen&(1<<back) != 0 {
+	if back >= windowSize || w.seen&(1<<back) != 0 {
 		return false
 	}
 	w.seen |= 1 << back

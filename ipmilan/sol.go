@@ -29,9 +29,13 @@ type SOLOptions struct {
 	// (defaults 500ms and 16, as FreeIPMI).
 	RetryInterval time.Duration
 	Retries       int
-	// BufferSize bounds console output held for Read (default 1 MiB).
-	// When full, the BMC is told to hold on (partial acknowledgement),
-	// so nothing is lost on our side.
+	// BufferSize bounds console output held for Read (default 1 MiB; it
+	// may be exceeded by less than one packet, 255 bytes). When full, the
+	// BMC is paused: the packet that does not fit waits for Read to make
+	// room, and is answered "0 characters accepted" (so the BMC sends it
+	// again later) within half a second, costing about two packets each
+	// way per half second, however long the reader stalls. Nothing is
+	// lost on our side.
 	BufferSize int
 	// IgnoreAltPort keeps using the session's port when the BMC names
 	// another one for SOL (as QuirkSOLPort).
@@ -46,6 +50,11 @@ type SOL struct {
 	eng     *solEngine
 	ownSess bool // Close closes the session too (DialSOL)
 	inst    uint8
+}
+
+// Format prints the console as its session (see Session.Format).
+func (c *SOL) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "ipmilan.SOL(%s, id %#x)", c.s.cfg.Addr, c.s.ID())
 }
 
 // AltPortError says the BMC wants SOL on another UDP port.
@@ -100,11 +109,12 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	var resp wire.ActivatePayloadResponse
 	eng := newSOLEngine(func(p []byte) error { return s.sendPayload(wire.PayloadSOL, p) }, 32, o.BufferSize, o.RetryInterval, o.Retries)
 	eng.bumpSeq = q.Has(QuirkSOLPacketSeq)
+	eng.onPanic = s.fail // an engine that panicked leaves a session in an unknown state
 	// The BMC may send output right after its Activate Payload answer,
 	// even before that answer reaches us: route SOL packets to the engine
 	// now (its queue holds them until it runs), or the first output would
 	// wait for the BMC's retransmission, a second on many BMCs.
-	s.SetPayloadHandler(func(t wire.PayloadType, p []byte) {
+	s.setPayloadHandler(func(t wire.PayloadType, p []byte) {
 		if t == wire.PayloadSOL {
 			eng.deliver(p)
 		}
@@ -112,7 +122,7 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	activated := false
 	defer func() {
 		if !activated {
-			s.SetPayloadHandler(nil)
+			s.setPayloadHandler(nil)
 		}
 	}()
 	for try := 0; ; try++ {
@@ -156,10 +166,16 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	activated = true
 	keep := func(ctx context.Context) error { return c.checkOwner(ctx) }
 	s.keepaliveFn.Store(&keep)
+	if testHookSOLEngine != nil {
+		testHookSOLEngine(eng)
+	}
 	go eng.run(s.done, s.Err) // owned by the SOL: close waits for it (eng.ended)
 	eng.emit(SOLEvent{Kind: SOLActive, Detail: fmt.Sprintf("cipher suite %d, %d characters per packet", s.suite.ID, eng.maxIn)})
 	return c, nil
 }
+
+// testHookSOLEngine, if set (tests only), sees each engine before it runs.
+var testHookSOLEngine func(*solEngine)
 
 // solChars is how many characters one of our packets may carry: the
 // BMC's inbound payload size minus the SOL header, within 1..255. Many
@@ -233,7 +249,7 @@ func (c *SOL) checkOwner(ctx context.Context) error {
 		case owner == 0:
 			c.eng.emit(SOLEvent{Kind: SOLDeactivated, Err: ErrSOLDeactivated, Detail: "payload no longer active"})
 			c.eng.endAsync(ErrSOLDeactivated)
-		case owner != c.s.sid:
+		case owner != c.s.ID():
 			c.eng.emit(SOLEvent{Kind: SOLStolen, Err: ErrSOLStolen, Detail: fmt.Sprintf("now owned by session %#x", owner)})
 			c.eng.endAsync(ErrSOLStolen)
 		}
@@ -241,8 +257,16 @@ func (c *SOL) checkOwner(ctx context.Context) error {
 	return nil
 }
 
-// Read returns console output in order; see solEngine.Read.
+// Read returns console output in order, blocking until some arrives; once
+// the console has ended, what is still buffered, then why it ended. Close
+// unblocks it. Call it from one goroutine at a time.
 func (c *SOL) Read(p []byte) (int, error) { return c.eng.Read(p) }
+
+// ReadContext is Read that also returns, with ctx's error, when ctx ends
+// first; no output is lost by that.
+func (c *SOL) ReadContext(ctx context.Context, p []byte) (int, error) {
+	return c.eng.ReadContext(ctx, p)
+}
 
 // Write queues input for the console; see solEngine.Write.
 func (c *SOL) Write(p []byte) (int, error) { return c.eng.Write(p) }
@@ -250,8 +274,12 @@ func (c *SOL) Write(p []byte) (int, error) { return c.eng.Write(p) }
 // Break sends a serial break (on Linux, the start of a SysRq) after any
 // input typed before it, and waits for the BMC to accept it.
 func (c *SOL) Break(ctx context.Context) error {
+	ch, err := c.eng.sendBreak()
+	if err != nil {
+		return err
+	}
 	select {
-	case err := <-c.eng.sendBreak():
+	case err := <-ch:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -284,7 +312,7 @@ func (c *SOL) Close() error {
 		c.s.deactivateSOL(ctx, c.inst)
 		cancel()
 	}
-	c.s.SetPayloadHandler(nil)
+	c.s.setPayloadHandler(nil)
 	c.s.keepaliveFn.Store(nil)
 	c.eng.close()
 	if c.ownSess {

@@ -2,6 +2,7 @@ package ipmilan
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -68,6 +69,10 @@ type SOLStats struct {
 	NACKs         uint64
 	InputDropped  uint64 // bytes of input given up on
 	EventsDropped uint64 // events the consumer did not take in time
+	// Pauses counts output packets answered "0 characters accepted"
+	// because the read buffer stayed full (flow control; the BMC sends
+	// them again).
+	Pauses uint64
 }
 
 // Errors that end a SOL console.
@@ -79,6 +84,19 @@ var (
 const (
 	solMaxPending    = 64 << 10 // typed input queued before Write blocks
 	solDefaultBuffer = 1 << 20  // console output buffered before we flow-control the BMC
+	solMaxChars      = 255      // characters per packet: the accepted count is one byte
+	solMaxBreaks     = 4        // breaks queued before Break fails
+	// solRevive: a copy of a packet answered "0 accepted" that still
+	// comes this long after, with no other packet since, is taken (see
+	// the rules in the solEngine comment).
+	solRevive = 5 * time.Second
+	// solPauseHold is how long an output packet that does not fit the
+	// read buffer waits for room before it is answered "0 accepted". It
+	// must stay below BMCs' retransmission interval (ipmi_sim: 1 s), so
+	// that their retransmission counters never run out (ipmi_sim then
+	// throws its buffer away and may never read its serial port again);
+	// a BMC that retransmits sooner is answered at its first resend.
+	solPauseHold = 500 * time.Millisecond
 )
 
 // solEngine is the SOL protocol state machine of one console: in-order,
@@ -88,18 +106,70 @@ const (
 // resent as a new packet). It knows nothing of sockets: send puts a SOL
 // payload on the wire and received packets arrive through deliver, so the
 // timing logic runs under testing/synctest with a fake BMC.
+//
+// Receiving follows these rules (IPMI 2.0 section 15.9, and what
+// FreeIPMI, ipmitool and pyghmi rely on BMCs to do):
+//
+//   - A new packet is accepted whole or not at all: all its characters go
+//     to the read buffer and are acknowledged, or, when they do not fit,
+//     none. (A buffer that is empty takes any packet, so the buffer may
+//     exceed BufferSize by less than one packet.)
+//   - Flow control: a packet that does not fit is held unanswered until
+//     Read makes room, and then accepted and acknowledged at once; at the
+//     latest after solPauseHold (or when the BMC sends it again, but not
+//     within a fifth of that) it is answered "0 characters accepted" and
+//     forgotten: the BMC sends those characters again, in a new packet (a
+//     spec BMC after its retry interval, ipmi_sim at once). A full buffer
+//     thus costs about two packets each way per solPauseHold, and the
+//     BMC's retransmissions never run out (ipmi_sim drops its buffer after
+//     four, and may never read its serial port again).
+//   - A packet repeating the number of the last one accepted, with the
+//     same characters (possibly cut short, possibly with more appended),
+//     is a retransmission (our acknowledgement was lost): it is
+//     acknowledged again, and only appended characters are delivered, if
+//     they fit; if not, the count covers what was accepted and a spec BMC
+//     sends the rest in a new packet.
+//   - A copy of a packet answered "0" crossed our answer or the answer
+//     was lost: it is answered 0 again, at most once per solPauseHold,
+//     and not taken, since a BMC that got the answer sends those
+//     characters in a new packet, which taking this copy would duplicate.
+//     Only if copies still come solRevive after the pause, with no other
+//     packet meanwhile, is one taken: the BMC then saw none of our
+//     answers, or it resends under the old number (against the spec).
+//   - A packet under the last number whose characters differ from that
+//     packet's cannot be a retransmission: it is new output (a BMC that
+//     resends only the remainder of a partly acknowledged packet under the
+//     old number, or restarted its numbering) and is taken like a new
+//     packet. The one case this reading gets wrong: a BMC that resends a
+//     remainder under the old number when that remainder begins with the
+//     same characters as the part accepted, after a retransmission
+//     brought appended characters that did not fit (the only partial
+//     acknowledgement other than 0 the engine gives). Those characters are
+//     then lost.
+//   - A packet one to seven numbers behind whose characters match what
+//     that number delivered is a late copy (reordered or duplicated on
+//     the way) and is dropped; any other jump is a gap: the BMC gave up
+//     on packets (SOLGap), and the new packet is taken.
+//
+// So no character is lost or delivered twice under any loss or
+// duplication, provided no packet takes longer than the BMC's
+// retransmission interval to arrive (no SOL client can do better: a copy
+// delayed beyond that is indistinguishable from new output).
 type solEngine struct {
 	send          func(payload []byte) error
 	maxIn         int // characters per packet we send
 	retryInterval time.Duration
 	retries       int
-	bumpSeq       bool // QuirkSOLPacketSeq
+	pauseHold     time.Duration
+	bumpSeq       bool        // QuirkSOLPacketSeq
+	onPanic       func(error) // called after a recovered panic ended the engine
 
-	in     chan wire.SOLPacket // from deliver; bounded, overflow is dropped (the BMC resends)
-	kick   chan struct{}       // input or a break is waiting
-	stop   chan struct{}       // closed by close()
-	ended  chan struct{}       // closed when the engine has stopped
-	events chan SOLEvent
+	in      chan *rxPacket // from deliver; bounded, overflow is dropped (the BMC resends)
+	kick    chan struct{}  // input or a break is waiting
+	drained chan struct{}  // capacity 1: Read made room in the output buffer
+	stop    chan struct{}  // closed by close()
+	ended   chan struct{}  // closed when the engine has stopped
+	events  chan SOLEvent
 
 	// outMu guards the output buffer and the end state.
 	outMu    sync.Mutex
@@ -114,14 +184,49 @@ type solEngine struct {
 	writable chan struct{} // capacity 1: room in pending
 	breaks   []chan error
 
+	// The receive state, owned by the engine goroutine.
+	last      lastPacket
+	held      *heldPacket // nil, or heldBuf
+	heldBuf   heldPacket
+	ackBuf    [wire.SOLHeaderLen]byte
+	txBuf     [wire.SOLHeaderLen + solMaxChars]byte
+	delivered [16]deliveredPacket // per SOL sequence number: what its latest packet delivered
+	holdTimer *time.Timer
+
 	st        solCounters
 	evMu      sync.Mutex
 	evClosed  bool
 	closeOnce sync.Once
 }
 
+// lastPacket is the last BMC packet answered.
+type lastPacket struct {
+	seq        uint8 // 0: none yet
+	full       bool  // all its characters were accepted (else it was answered 0: a pause)
+	pausedAt   time.Time
+	answeredAt time.Time // last "0" answer to it or a copy
+	n          int
+	data       [solMaxChars]byte
+}
+
+// startsLike reports whether b is a copy of a (possibly cut short, or with
+// more appended).
+func startsLike(a, b []byte) bool {
+	n := min(len(a), len(b))
+	return bytes.Equal(a[:n], b[:n])
+}
+
+// heldPacket is a BMC packet waiting, unanswered, for room in the output
+// buffer.
+type heldPacket struct {
+	seq   uint8
+	n     int
+	data  [solMaxChars]byte
+	since time.Time
+}
+
 type solCounters struct {
-	bytesIn, bytesOut, packetsIn, packetsOut, retransmits, duplicates, gaps, overruns, nacks, inputDropped, eventsDropped atomic.Uint64
+	bytesIn, bytesOut, packetsIn, packetsOut, retransmits, duplicates, gaps, overruns, nacks, inputDropped, eventsDropped, pauses atomic.Uint64
 }
 
 func newSOLEngine(send func([]byte) error, maxIn int, outMax int, retryInterval time.Duration, retries int) *solEngine {
@@ -129,12 +234,23 @@ func newSOLEngine(send func([]byte) error, maxIn int, outMax int, retryInterval 
 		outMax = solDefaultBuffer
 	}
 	return &solEngine{
-		send: send, maxIn: maxIn, retryInterval: retryInterval, retries: retries, outMax: outMax,
-		in: make(chan wire.SOLPacket, 64), kick: make(chan struct{}, 1), stop: make(chan struct{}),
+		send: send, maxIn: maxIn, retryInterval: retryInterval, retries: retries, outMax: outMax, pauseHold: solPauseHold,
+		in: make(chan *rxPacket, 64), kick: make(chan struct{}, 1), drained: make(chan struct{}, 1), stop: make(chan struct{}),
 		ended: make(chan struct{}), events: make(chan SOLEvent, 64),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 	}
 }
+
+// rxPacket is a received SOL packet on its way to the engine: the reader
+// reuses its buffer, so the characters are copied (at most the 255 a
+// packet can have acknowledged) into a pooled rxPacket.
+type rxPacket struct {
+	hdr  wire.SOLPacket // Data unused
+	n    int
+	data [solMaxChars]byte
+}
+
+var rxPackets = sync.Pool{New: func() any { return new(rxPacket) }}
 
 // deliver hands a received SOL payload to the engine. It never blocks: if
 // the engine is behind, the packet is dropped and the BMC resends it.
@@ -143,10 +259,13 @@ func (e *solEngine) deliver(payload []byte) {
 	if err != nil {
 		return
 	}
-	p.Data = append([]byte(nil), p.Data...)
+	r := rxPackets.Get().(*rxPacket)
+	r.hdr, r.hdr.Data = p, nil
+	r.n = copy(r.data[:], p.Data)
 	select {
-	case e.in <- p:
+	case e.in <- r:
 	default:
+		rxPackets.Put(r)
 	}
 }
 
@@ -160,32 +279,44 @@ type outstanding struct {
 }
 
 // run is the engine's goroutine. lost is closed when the session under it
-// dies; lostErr then says why.
+// dies; lostErr then says why. A panic (a bug some packet reached) ends
+// the console with an error naming it, not the process.
 func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 	defer close(e.ended)
+	var inFlight *outstanding
+	defer func() {
+		if inFlight != nil && inFlight.brk != nil {
+			inFlight.brk <- e.Err() // a break in flight fails with the console
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err := newPanicError("SOL engine", r)
+			e.end(err)
+			if e.onPanic != nil {
+				e.onPanic(err)
+			}
+		}
+	}()
 	var (
-		inFlight *outstanding
 		// outSeq is the last SOL seq we used. It starts at a random
 		// point: some BMCs keep SOL sequence state across sessions and
 		// would drop our first packet as a duplicate of the last one
 		// a previous client sent (ipmi_sim does).
-		outSeq  = randByte() % 15
-		lastSeq uint8 // last BMC packet seq accepted (0: none yet)
-		lastLen int   // characters of it delivered
-		// delivered remembers, per SOL sequence number, what the most
-		// recent packet with that number delivered, to tell a late copy
-		// of an old packet from new output.
-		delivered [16]deliveredPacket
-		timer     = time.NewTimer(time.Hour)
+		outSeq = randByte() % 15
+		timer  = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
+	e.holdTimer = time.NewTimer(time.Hour)
+	e.holdTimer.Stop()
+	defer e.holdTimer.Stop()
 	nextSeq := func() uint8 {
 		outSeq = outSeq%15 + 1
 		return outSeq
 	}
 	transmit := func(o *outstanding) {
 		p := wire.SOLPacket{Seq: o.seq, Op: o.op, Data: o.data}
-		if err := e.send(p.Append(nil)); err == nil {
+		if err := e.send(p.Append(e.txBuf[:0])); err == nil {
 			e.st.packetsOut.Add(1)
 		}
 		timer.Reset(e.retryInterval)
@@ -229,10 +360,14 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 		case <-lost:
 			err := lostErr()
 			e.emit(SOLEvent{Kind: SOLSessionLost, Err: err, Detail: errString(err)})
-			e.end(fmt.Errorf("%w: %v", ErrClosed, err))
+			e.end(fmt.Errorf("%w: %w", ErrClosed, err))
 			return
 		case <-e.kick:
 			startNext()
+		case <-e.drained:
+			e.retryHeld()
+		case <-e.holdTimer.C:
+			e.pause()
 		case <-timer.C:
 			if inFlight == nil {
 				continue
@@ -256,14 +391,12 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 			}
 			e.st.retransmits.Add(1)
 			transmit(inFlight)
-		case p := <-e.in:
+		case r := <-e.in:
+			p := r.hdr
+			p.Data = r.data[:r.n]
 			e.st.packetsIn.Add(1)
-			if p.Op&wire.SOLStatusOverrun != 0 {
-				e.st.overruns.Add(1)
-				e.emit(SOLEvent{Kind: SOLOverrun, Detail: "BMC dropped characters (transmit overrun)"})
-			}
-			if p.Op&wire.SOLStatusBreak != 0 {
-				e.emit(SOLEvent{Kind: SOLBreakDetected})
+			if p.Seq == 0 {
+				e.status(p.Op) // an ACK or NACK may carry status too
 			}
 			// Acknowledgement of our packet in flight.
 			if p.AckSeq != 0 && inFlight != nil && p.AckSeq == inFlight.seq {
@@ -285,47 +418,158 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 				}
 			}
 			if p.Seq != 0 {
-				accepted := 0
-				behind := 0
-				if lastSeq != 0 {
-					behind = (int(lastSeq) - int(p.Seq) + 15) % 15
-				}
-				switch {
-				case lastSeq != 0 && behind == 0:
-					// A retransmission: our ACK was lost. It may carry
-					// more than before; deliver only what is new.
-					e.st.duplicates.Add(1)
-					if len(p.Data) > lastLen {
-						lastLen += e.write(p.Data[lastLen:])
-					}
-					delivered[p.Seq] = remember(p.Data[:lastLen])
-					accepted = lastLen
-				case behind >= 1 && behind <= 7 && delivered[p.Seq].copyOf(p.Data):
-					// A late copy of a packet already delivered: the
-					// network reordered or duplicated it, or the BMC resent
-					// it before our ACK arrived. Drop it.
-					e.st.duplicates.Add(1)
-					continue
-				default:
-					if lastSeq != 0 && p.Seq != lastSeq%15+1 {
-						e.st.gaps.Add(1)
-						e.emit(SOLEvent{Kind: SOLGap, Detail: fmt.Sprintf("SOL packet sequence jumped from %d to %d", lastSeq, p.Seq)})
-					}
-					lastSeq, lastLen = p.Seq, e.write(p.Data)
-					delivered[p.Seq] = remember(p.Data[:lastLen])
-					accepted = lastLen
-				}
-				ack := wire.SOLPacket{AckSeq: p.Seq, Accepted: uint8(min(accepted, 255))}
-				if err := e.send(ack.Append(nil)); err == nil {
-					e.st.packetsOut.Add(1)
-				}
+				e.receive(p)
 			}
+			rxPackets.Put(r) // receive keeps no reference to p.Data
 			if p.Op&wire.SOLStatusDeactivated != 0 {
+				// The BMC's last words are delivered even into a full
+				// buffer: nobody will send them again.
+				if h := e.held; h != nil {
+					e.held = nil
+					e.force(h.data[:h.n])
+				}
 				e.emit(SOLEvent{Kind: SOLDeactivated, Err: ErrSOLDeactivated})
 				e.end(ErrSOLDeactivated)
 				return
 			}
 		}
+	}
+}
+
+// status reports the status bits of a BMC packet seen for the first time.
+func (e *solEngine) status(op uint8) {
+	if op&wire.SOLStatusOverrun != 0 {
+		e.st.overruns.Add(1)
+		e.emit(SOLEvent{Kind: SOLOverrun, Detail: "BMC dropped characters (transmit overrun)"})
+	}
+	if op&wire.SOLStatusBreak != 0 {
+		e.emit(SOLEvent{Kind: SOLBreakDetected})
+	}
+}
+
+// receive handles a BMC packet that carries a sequence number (data, or
+// status the BMC wants acknowledged), by the rules in the solEngine
+// comment.
+func (e *solEngine) receive(p wire.SOLPacket) {
+	data := p.Data[:min(len(p.Data), solMaxChars)]
+	now := time.Now()
+	if h := e.held; h != nil && p.Seq == h.seq {
+		// The BMC sent the packet we hold again (possibly with more):
+		// its retransmission timer is shorter than our hold. Take the
+		// newest copy, and answer "0" now unless it came very soon (the
+		// BMC's pace must not become ours).
+		e.st.duplicates.Add(1)
+		h.n = copy(h.data[:], data)
+		if !e.retryHeld() && now.Sub(h.since) >= e.pauseHold/5 {
+			e.pause()
+		}
+		return
+	}
+	if l := &e.last; l.seq != 0 && p.Seq == l.seq && startsLike(l.data[:l.n], data) {
+		if l.full {
+			// A retransmission of the packet accepted last: our ACK was
+			// lost. Characters appended since are taken if they fit.
+			e.st.duplicates.Add(1)
+			if len(data) > l.n && e.tryWrite(data[l.n:]) {
+				l.n = copy(l.data[:], data)
+				e.delivered[p.Seq] = remember(data)
+			}
+			e.ack(p.Seq, min(l.n, len(data)))
+			return
+		}
+		if e.held != nil || now.Sub(l.pausedAt) < solRevive {
+			// A copy of a packet answered "0": it crossed our answer or
+			// the answer was lost. Answer 0 again (at most once per
+			// hold): taking it could duplicate the new packet in which a
+			// BMC that did get the answer sends those characters.
+			e.st.duplicates.Add(1)
+			if now.Sub(l.answeredAt) >= e.pauseHold {
+				l.answeredAt = now
+				e.ack(p.Seq, 0)
+			}
+			return
+		}
+		// Copies still coming solRevive after the pause, and no other
+		// packet: the BMC saw none of our answers, or it resends under
+		// the old number. Either way this copy is current: take it.
+	}
+	if l := e.last; l.seq != 0 && p.Seq != l.seq {
+		behind := (int(l.seq) - int(p.Seq) + 15) % 15
+		if behind >= 1 && behind <= 7 && e.delivered[p.Seq].copyOf(data) {
+			// A late copy of a packet already answered: the network
+			// reordered or duplicated it, or the BMC resent it before our
+			// ACK arrived. Drop it.
+			e.st.duplicates.Add(1)
+			return
+		}
+		if p.Seq != l.seq%15+1 {
+			e.st.gaps.Add(1)
+			e.emit(SOLEvent{Kind: SOLGap, Detail: fmt.Sprintf("SOL packet sequence jumped from %d to %d", l.seq, p.Seq)})
+		}
+	} else if e.held != nil && e.last.seq == 0 {
+		e.st.gaps.Add(1) // the BMC gave up on the packet we held
+		e.emit(SOLEvent{Kind: SOLGap, Detail: fmt.Sprintf("SOL packet sequence jumped from %d to %d", e.held.seq, p.Seq)})
+	}
+	// New output (or new output under an old number: see the rules).
+	e.status(p.Op)
+	h := &e.heldBuf
+	h.seq, h.since, h.n = p.Seq, now, copy(h.data[:], data)
+	e.held = h
+	if !e.retryHeld() {
+		e.holdTimer.Reset(e.pauseHold)
+	}
+}
+
+// retryHeld accepts the held packet if it fits now, and reports whether
+// it did (or nothing was held).
+func (e *solEngine) retryHeld() bool {
+	h := e.held
+	if h == nil {
+		return true
+	}
+	if !e.tryWrite(h.data[:h.n]) {
+		return false
+	}
+	e.held = nil
+	e.holdTimer.Stop()
+	e.accepted(h.seq, h.data[:h.n], true)
+	return true
+}
+
+// pause answers the held packet "0 characters accepted" and forgets it:
+// the BMC will send those characters again.
+func (e *solEngine) pause() {
+	h := e.held
+	if h == nil {
+		return
+	}
+	e.held = nil
+	e.holdTimer.Stop()
+	e.st.pauses.Add(1)
+	e.accepted(h.seq, h.data[:h.n], false)
+}
+
+// accepted records the answer to packet seq (all of data, or none) and
+// sends it.
+func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
+	l := &e.last
+	l.seq, l.full, l.n = seq, all, copy(l.data[:], data)
+	if !all {
+		l.pausedAt = time.Now()
+		l.answeredAt = l.pausedAt
+	}
+	n := 0
+	if all {
+		n = len(data)
+	}
+	e.delivered[seq] = remember(data[:n])
+	e.ack(seq, n)
+}
+
+func (e *solEngine) ack(seq uint8, n int) {
+	ack := wire.SOLPacket{AckSeq: seq, Accepted: uint8(n)}
+	if err := e.send(ack.Append(e.ackBuf[:0])); err == nil {
+		e.st.packetsOut.Add(1)
 	}
 }
 
@@ -355,33 +599,56 @@ func fnv64(b []byte) uint64 {
 	return h
 }
 
-// write appends console output to the read buffer, as much as fits, and
-// returns how much that was: the rest is left to the BMC (flow control).
-func (e *solEngine) write(b []byte) int {
+// tryWrite appends b to the read buffer if it fits, or if the buffer is
+// empty (a packet larger than the whole buffer must get through too: the
+// buffer may exceed its bound by less than one packet), and reports
+// whether it did.
+func (e *solEngine) tryWrite(b []byte) bool {
 	e.outMu.Lock()
-	n := min(len(b), e.outMax-e.out.Len())
-	if n > 0 {
-		e.out.Write(b[:n])
+	ok := len(b) <= e.outMax-e.out.Len() || e.out.Len() == 0
+	if ok && len(b) > 0 {
+		e.out.Write(b)
 	}
 	e.outMu.Unlock()
-	if n > 0 {
-		e.st.bytesIn.Add(uint64(n))
-		select {
-		case e.readable <- struct{}{}:
-		default:
-		}
+	if ok && len(b) > 0 {
+		e.st.bytesIn.Add(uint64(len(b)))
+		e.wakeReader()
 	}
-	return n
+	return ok
+}
+
+// force appends b to the read buffer whatever its bound.
+func (e *solEngine) force(b []byte) {
+	e.outMu.Lock()
+	e.out.Write(b)
+	e.outMu.Unlock()
+	e.st.bytesIn.Add(uint64(len(b)))
+	e.wakeReader()
+}
+
+func (e *solEngine) wakeReader() {
+	select {
+	case e.readable <- struct{}{}:
+	default:
+	}
 }
 
 // Read returns console output in order, blocking until some arrives. When
 // the console has ended it returns what is buffered, then the cause.
-func (e *solEngine) Read(p []byte) (int, error) {
+func (e *solEngine) Read(p []byte) (int, error) { return e.ReadContext(context.Background(), p) }
+
+// ReadContext is Read that gives up when ctx ends, with ctx's error.
+func (e *solEngine) ReadContext(ctx context.Context, p []byte) (int, error) {
 	for {
 		e.outMu.Lock()
 		if e.out.Len() > 0 {
 			n, _ := e.out.Read(p)
 			e.outMu.Unlock()
+			// Room: a packet held for it may go now.
+			select {
+			case e.drained <- struct{}{}:
+			default:
+			}
 			return n, nil
 		}
 		err := e.endErr
@@ -389,7 +656,12 @@ func (e *solEngine) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		<-e.readable
+		select {
+		case <-e.readable:
+		case <-e.ended:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 }
 
@@ -426,18 +698,26 @@ func (e *solEngine) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// errBreakQueue: too many breaks are waiting already.
+var errBreakQueue = fmt.Errorf("ipmilan: SOL break: %d breaks already waiting for the BMC", solMaxBreaks)
+
 // sendBreak queues a serial break after the input typed before it and
-// returns a channel that reports whether the BMC accepted it.
-func (e *solEngine) sendBreak() <-chan error {
+// returns a channel that reports whether the BMC accepted it. At most
+// solMaxBreaks wait; beyond that it fails.
+func (e *solEngine) sendBreak() (<-chan error, error) {
 	ch := make(chan error, 1)
 	e.inMu.Lock()
+	if len(e.breaks) >= solMaxBreaks {
+		e.inMu.Unlock()
+		return nil, errBreakQueue
+	}
 	e.breaks = append(e.breaks, ch)
 	e.inMu.Unlock()
 	select {
 	case e.kick <- struct{}{}:
 	default:
 	}
-	return ch
+	return ch, nil
 }
 
 // end records why the console stopped, wakes readers and closes Events.
@@ -500,7 +780,7 @@ func (e *solEngine) stats() SOLStats {
 		BytesIn: e.st.bytesIn.Load(), BytesOut: e.st.bytesOut.Load(), PacketsIn: e.st.packetsIn.Load(),
 		PacketsOut: e.st.packetsOut.Load(), Retransmits: e.st.retransmits.Load(), Duplicates: e.st.duplicates.Load(),
 		Gaps: e.st.gaps.Load(), Overruns: e.st.overruns.Load(), NACKs: e.st.nacks.Load(),
-		InputDropped: e.st.inputDropped.Load(), EventsDropped: e.st.eventsDropped.Load(),
+		InputDropped: e.st.inputDropped.Load(), EventsDropped: e.st.eventsDropped.Load(), Pauses: e.st.pauses.Load(),
 	}
 }
 

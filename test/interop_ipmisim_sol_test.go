@@ -115,3 +115,67 @@ func firstDifference(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestIPMISimSOLSlowReader: flow control against ipmi_sim with a 100-byte
+// read buffer and a reader taking 100 bytes every 100 ms that stalls for
+// 6 s midway. ipmi_sim resends the rest of a partly acknowledged packet at
+// once in a new packet, and throws its buffer away after four unanswered
+// resends a second apart, after which its console can stay dead (quirks 7
+// and 8). Every byte must arrive, in order, and the pauses must cost a
+// bounded number of packets per second: before, each full-buffer ACK of
+// 0 characters drew the next packet at once (70,330 packets each way in
+// 4.8 s for 3,600 bytes).
+func TestIPMISimSOLSlowReader(t *testing.T) {
+	t.Parallel()
+	sim, serial := startIPMISimSOL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := ipmilan.DialSOL(ctx, ipmilan.Config{Addr: sim.Addr, User: "admin", Password: ipmilan.Secret("secret"), CipherSuite: 3},
+		ipmilan.SOLOptions{BufferSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var want bytes.Buffer
+	for i := range 120 {
+		fmt.Fprintf(&want, "slow reader line %04d ......\r\n", i) // 30 bytes
+	}
+	go func() { serial.Write(want.Bytes()) }()
+	watchdog := time.AfterFunc(45*time.Second, func() { c.Close() })
+	defer watchdog.Stop()
+	got := make([]byte, 0, want.Len())
+	buf := make([]byte, 100)
+	start := time.Now()
+	stalled := false
+	for len(got) < want.Len() {
+		if !stalled && len(got) >= want.Len()/2 {
+			stalled = true
+			time.Sleep(6 * time.Second)
+		}
+		time.Sleep(100 * time.Millisecond)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v (stats %+v)", len(got), want.Len(), err, c.Stats())
+		}
+		got = append(got, buf[:n]...)
+	}
+	elapsed := time.Since(start)
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("output differs at byte %d (stats %+v)", firstDifference(got, want.Bytes()), c.Stats())
+	}
+	st := c.Stats()
+	// ipmi_sim sends at most 255 bytes a packet (it reads its serial side
+	// 128 bytes at a time), at least 29 packets for 3,600 bytes; each
+	// pause costs a packet each way per half second of waiting.
+	budget := uint64(3600/100 + 4*int(elapsed.Seconds()+1))
+	t.Logf("%v, stats %+v, budget %d packets each way", elapsed.Round(time.Millisecond), st, budget)
+	if st.PacketsIn > budget || st.PacketsOut > budget {
+		t.Fatalf("flow control cost %d packets in, %d out in %v; want at most %d each", st.PacketsIn, st.PacketsOut, elapsed, budget)
+	}
+	if st.Pauses == 0 {
+		t.Fatalf("no pause although the reader stalled 6 s: the buffer bound was not exercised")
+	}
+	if st.Gaps != 0 || st.Overruns != 0 {
+		t.Fatalf("ipmi_sim lost output: %+v", st)
+	}
+}

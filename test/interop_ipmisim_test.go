@@ -10,16 +10,17 @@ import (
 )
 
 // TestIPMISimSessions drives OpenIPMI's ipmi_sim with our client over
-// IPMI 1.5 MD5 and RMCP+ suites 1, 2 and 3 (ipmi_sim has no 17), and
-// checks that power changes reach the simulated chassis.
+// IPMI 1.5 MD5 and RMCP+ suites 1, 2 and 3 (ipmi_sim has no 17; 1 and 2,
+// without encryption, need Insecure), and checks that power changes reach
+// the simulated chassis.
 func TestIPMISimSessions(t *testing.T) {
 	sim := startIPMISim(t, defaultSimUsers)
 	cases := []struct {
 		name string
 		cfg  ipmilan.Config
 	}{
-		{"lanplus-suite1", ipmilan.Config{CipherSuite: 1}},
-		{"lanplus-suite2", ipmilan.Config{CipherSuite: 2}},
+		{"lanplus-suite1", ipmilan.Config{CipherSuite: 1, Insecure: true}},
+		{"lanplus-suite2", ipmilan.Config{CipherSuite: 2, Insecure: true}},
 		{"lanplus-suite3", ipmilan.Config{CipherSuite: 3}},
 		{"lanplus-auto", ipmilan.Config{}},
 		{"lan-md5", ipmilan.Config{Interface: ipmilan.LAN}},
@@ -83,6 +84,7 @@ func TestIPMISimErrors(t *testing.T) {
 		{"wrong password 1.5", ipmilan.Config{User: "admin", Password: ipmilan.Secret("nope"), Interface: ipmilan.LAN, Timeout: 200 * time.Millisecond}, ipmilan.ErrNoAnswer, 2 * time.Second},
 		{"clear password refused", ipmilan.Config{User: "admin", Password: ipmilan.Secret("secret"), Interface: ipmilan.LAN, AuthType: ipmilan.AuthPassword}, ipmilan.ErrInsecure, time.Second},
 		{"suite 17 unsupported", ipmilan.Config{User: "admin", Password: ipmilan.Secret("secret"), CipherSuite: 17}, ipmilan.ErrUnsupported, time.Second},
+		{"suite 2 needs insecure", ipmilan.Config{User: "admin", Password: ipmilan.Secret("secret"), CipherSuite: 2}, ipmilan.ErrInsecure, time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,17 +18,6 @@ import (
 	"github.com/solgate/solgate/logstore"
 )
 
-// skipOrFail skips a test that needs something this machine lacks, or
-// fails it when SOLGATE_REQUIRE_INTEROP is set.
-func skipOrFail(t *testing.T, format string, a ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, a...)
-	if os.Getenv("SOLGATE_REQUIRE_INTEROP") != "" {
-		t.Fatalf("%s, and SOLGATE_REQUIRE_INTEROP is set", msg)
-	}
-	t.Skipf("%s; skipping (set SOLGATE_REQUIRE_INTEROP=1 to fail instead)", msg)
-}
-
 // TestLogstoreFullDisk fills a small tmpfs while a console writes to it,
 // then frees space: writes never fail or block, the lost bytes are counted
 // and reported by gap events, nothing is left torn, and logging resumes.

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -37,4 +38,15 @@ func findTool(name string) string {
 func isExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// skipOrFail skips a test that needs something this machine lacks, or
+// fails it when SOLGATE_REQUIRE_INTEROP is set.
+func skipOrFail(t *testing.T, format string, a ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, a...)
+	if os.Getenv("SOLGATE_REQUIRE_INTEROP") != "" {
+		t.Fatalf("%s, and SOLGATE_REQUIRE_INTEROP is set", msg)
+	}
+	t.Skipf("%s; skipping (set SOLGATE_REQUIRE_INTEROP=1 to fail instead)", msg)
 }

@@ -163,6 +163,7 @@ func (f *connFlags) base(stdin io.Reader, stderr io.Writer) (ipmilan.Config, err
 	if c.AuthType, err = f.ipmiAuthType(c.Interface); err != nil {
 		return c, err
 	}
+	c.ForceAuthNone = c.AuthType == ipmilan.AuthNone // ipmilan wants none asked for twice
 	if c.Privilege, err = ipmilan.ParsePrivilege(f.priv); err != nil {
 		return c, err
 	}

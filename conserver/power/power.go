@@ -283,7 +283,7 @@ func do(ictx, cmdCtx, tctx context.Context, s *ipmilan.Session, a Action, o Opti
 
 // controls maps the chassis-control actions to their command.
 var controls = map[Action]ipmilan.ChassisControl{On: ipmilan.PowerOn, Off: ipmilan.PowerOff, Cycle: ipmilan.PowerCycle,
-	Reset: ipmilan.HardReset, Soft: ipmilan.SoftShutdown, Diag: ipmilan.DiagInterupt}
+	Reset: ipmilan.HardReset, Soft: ipmilan.SoftShutdown, Diag: ipmilan.DiagInterrupt}
 
 func onOff(on bool) string {
 	if on {

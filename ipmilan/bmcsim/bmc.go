@@ -57,6 +57,7 @@ type counters struct {
 	packetsIn, packetsOut, ignored, faultDrops                  atomic.Uint64
 	sessionsOpened, sessionsClosed, sessionsTimedOut            atomic.Uint64
 	sessionsRefused, authFailures, lockedOut, replays, commands atomic.Uint64
+	rakp3s                                                      atomic.Uint64
 
 	solActivations, solDeactivations, solSteals, solBytesSent, solBytesReceived atomic.Uint64
 	solPacketsIn, solPacketsOut, solRetransmits, solDuplicates, solOverruns     atomic.Uint64
@@ -79,6 +80,7 @@ type Stats struct {
 	AuthFailures     uint64 // wrong password, user or K_g
 	LockedOut        uint64 // logins refused because the user was locked out
 	Commands         uint64 // IPMI commands answered inside sessions
+	RAKP3s           uint64 // RAKP3 messages received (a client's proof of the password)
 
 	PowerOns, PowerOffs, Resets, Diags uint64 // power transitions and events
 	Reboots                            uint64 // Reboot calls
@@ -193,7 +195,7 @@ func (b *BMC) Stats() Stats {
 		FaultDrops: st.faultDrops.Load(), Replays: st.replays.Load(),
 		SessionsActive: active, SessionsOpened: st.sessionsOpened.Load(), SessionsClosed: st.sessionsClosed.Load(),
 		SessionsTimedOut: st.sessionsTimedOut.Load(), SessionsRefused: st.sessionsRefused.Load(),
-		AuthFailures: st.authFailures.Load(), LockedOut: st.lockedOut.Load(), Commands: st.commands.Load(),
+		AuthFailures: st.authFailures.Load(), LockedOut: st.lockedOut.Load(), Commands: st.commands.Load(), RAKP3s: st.rakp3s.Load(),
 		PowerOns: c.powerOns, PowerOffs: c.powerOffs, Resets: c.resets, Diags: c.diags, Reboots: st.reboots.Load(),
 		SOLActive: solActive, SOLActivations: st.solActivations.Load(), SOLDeactivations: st.solDeactivations.Load(),
 		SOLSteals: st.solSteals.Load(), SOLBytesSent: st.solBytesSent.Load(), SOLBytesReceived: st.solBytesReceived.Load(),

@@ -146,7 +146,7 @@ func (c *chassis) control(op wire.ChassisControl, now time.Time, cfg *Config) wi
 		c.pending = pendingNone
 		c.resets++
 		c.boot()
-	case wire.ControlDiagInterupt:
+	case wire.ControlDiagInterrupt:
 		if !c.on {
 			return wire.CCNotSupportedState
 		}

@@ -72,10 +72,10 @@ func TestChassisControl(t *testing.T) {
 			{op: wire.ControlPowerDown, on: false, after: time.Second}}},
 		{name: "reset and diag", initial: true, resets: 1, diags: 1, steps: []step{
 			{op: wire.ControlHardReset, on: true, later: true},
-			{op: wire.ControlDiagInterupt, on: true, later: true}}},
+			{op: wire.ControlDiagInterrupt, on: true, later: true}}},
 		{name: "reset while off", resets: 0, steps: []step{
 			{op: wire.ControlHardReset, code: wire.CCNotSupportedState},
-			{op: wire.ControlDiagInterupt, code: wire.CCNotSupportedState}}},
+			{op: wire.ControlDiagInterrupt, code: wire.CCNotSupportedState}}},
 		{name: "invalid op", steps: []step{{op: 9, code: wire.CCInvalidField}}},
 	}
 	for _, tt := range tests {

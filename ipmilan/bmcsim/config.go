@@ -66,6 +66,19 @@ type Quirks struct {
 	// NoCipherSuiteList answers Get Channel Cipher Suites with 0xC1
 	// (iLO and others where the command fails).
 	NoCipherSuiteList bool
+	// CorruptRAKP2 flips a bit of the RAKP2 key exchange auth code, as a
+	// BMC that does not know the password (an impostor) would send: a
+	// client must then not send RAKP3 (Stats.RAKP3s counts them).
+	CorruptRAKP2 bool
+	// PerMessageAuthOff answers IPMI 1.5 Activate Session with auth type
+	// none, the BMC's way of saying per-message authentication is
+	// disabled: the rest of the session goes unauthenticated both ways
+	// (a downgrade clients must refuse unless told otherwise).
+	PerMessageAuthOff bool
+	// UnauthenticatedActivate sends the IPMI 1.5 Activate Session answer
+	// with auth type none and no auth code in its session header, as
+	// anyone on the path could forge it; clients must not trust it.
+	UnauthenticatedActivate bool
 }
 
 // Config configures one simulated BMC. The zero value (plus at least one

@@ -21,7 +21,8 @@
 // name+privilege lookup; Set Session Privilege Level, Close Session, Get
 // Session Info, Get Device ID, Get System GUID, Get Chassis Status,
 // Chassis Control (needs OPERATOR), Chassis Identify, Set/Get System Boot
-// Options (parameters 0, 3, 4, 5). Everything else is answered 0xC1.
+// Options (parameters 0, 3, 4, 5), and the SOL commands below. Everything
+// else is answered 0xC1.
 //
 // Behaviour a client can rely on: session IDs and nonces come from
 // crypto/rand; sessions start at USER privilege and are raised up to the
@@ -45,7 +46,11 @@
 // answers) are decided by a generator seeded from Faults.Seed, so runs
 // repeat. Quirks imitate known firmware bugs (ipmi_sim's Open Session
 // privilege, Supermicro's long RAKP2 code, bad checksums, 1.5-only auth
-// caps, missing cipher suite list).
+// caps, missing cipher suite list) and attacks a client must resist: a
+// RAKP2 proof that does not match the password (CorruptRAKP2; Stats.RAKP3s
+// shows whether the client then sent its own proof), an IPMI 1.5
+// activation that turns authentication off (PerMessageAuthOff), and an
+// unauthenticated Activate Session answer (UnauthenticatedActivate).
 //
 // Serial-over-LAN (SOL 1.0 over RMCP+): Activate/Deactivate Payload, Get
 // Payload Activation Status and Instance Info, Get Channel Payload
@@ -55,14 +60,18 @@
 // accumulate interval/threshold. A second Activate of an active instance
 // answers 0x80; any session with the SOL privilege may deactivate it
 // (stealing), and the old owner then gets a packet with the "SOL
-// deactivating" status, as it does after DeactivateSOL or when SOL is
-// disabled; the instance also ends with its session (close, timeout,
-// Reboot). Output is stop-and-wait and resent with the same SOL sequence
-// number; a console packet repeating the last sequence number is
-// acknowledged again without being delivered twice, one up to 7 behind
-// is ignored as a late copy; partial ACKs and NACKs follow the host's
-// input FIFO, and input to a powered-off host is NACKed with "character
-// transfer unavailable". Fault injection applies to SOL datagrams too.
+// deactivating" status (unless SOLConfig.SilentTakeover: then it is not
+// told, and only Get Payload Instance Info shows the new owner), as it
+// does after DeactivateSOL or when SOL is disabled; the instance also ends
+// with its session (close, timeout, Reboot). Output is stop-and-wait and
+// resent with the same SOL sequence number; the rest of a partly
+// acknowledged packet goes in a new packet, one retry interval later when
+// nothing was accepted; a NACKed packet is resent after one interval. A
+// console packet repeating the last sequence number is acknowledged again
+// without being delivered twice, one up to 7 behind is ignored as a late
+// copy; partial ACKs and NACKs follow the host's input FIFO, and input to
+// a powered-off host is NACKed with "character transfer unavailable".
+// Fault injection applies to SOL datagrams too.
 //
 // Behind the serial port is a simulated host (console.go): it prints a
 // boot (BIOS screen with ANSI escapes, GRUB, kernel log, login prompt) on
@@ -95,6 +104,7 @@
 // goroutine it waits for); delayed answers run on timers it stops before
 // returning. SOL timing (resends, accumulate interval, boot text, owner
 // timeouts) runs from one time.AfterFunc timer per BMC, armed only while
-// something is due, so an idle BMC costs no goroutine. A Fleet owns one Serve goroutine per BMC and Close waits for
-// all of them. All BMC methods are safe for concurrent use.
+// something is due, so an idle BMC costs no goroutine. A Fleet owns one
+// Serve goroutine per BMC and Close waits for all of them. All BMC methods
+// are safe for concurrent use.
 package bmcsim

@@ -126,11 +126,26 @@ func TestFleet(t *testing.T) {
 }
 
 func TestFleetBindError(t *testing.T) {
-	busy, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	must(t, err)
+	// A busy port whose predecessor is free (other processes on a shared
+	// machine hold ports too).
+	var busy net.PacketConn
+	var port int
+	for range 50 {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		must(t, err)
+		port = pc.LocalAddr().(*net.UDPAddr).Port
+		if prev, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port-1)); err == nil {
+			prev.Close()
+			busy = pc
+			break
+		}
+		pc.Close()
+	}
+	if busy == nil {
+		t.Fatal("no free UDP port pair on 127.0.0.1")
+	}
 	defer busy.Close()
-	port := busy.LocalAddr().(*net.UDPAddr).Port
-	_, err = StartFleet(context.Background(), FleetConfig{N: 3, Listen: fmt.Sprintf("127.0.0.1:%d", port-1), Config: Config{Users: testUsers}})
+	_, err := StartFleet(context.Background(), FleetConfig{N: 3, Listen: fmt.Sprintf("127.0.0.1:%d", port-1), Config: Config{Users: testUsers}})
 	if err == nil || !strings.Contains(err.Error(), "BMC 1") {
 		t.Fatalf("error %v, want one naming BMC 1", err)
 	}

@@ -37,7 +37,7 @@ func (b *BMC) handle15Locked(p []byte, from net.Addr, now time.Time) []byte {
 	if s == nil || s.v20 || s.state != stateActive || pkt.AuthType != s.authType {
 		return nil
 	}
-	if !b.verify15(pkt, s.pw16) {
+	if !(pkt.AuthType == wire.AuthNone && s.perMsgOff) && !b.verify15(pkt, s.pw16) {
 		return nil
 	}
 	if !s.in15.accept(pkt.Seq) {
@@ -166,6 +166,9 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 		return nil
 	}
 	answer := func(code wire.CompletionCode, data []byte) []byte {
+		if b.cfg.Quirks.UnauthenticatedActivate {
+			return b.seal15Locked(wire.AuthNone, r.OutSeq, pkt.SessionID, nil, respond(req, code, data))
+		}
 		return b.seal15Locked(pkt.AuthType, r.OutSeq, pkt.SessionID, &pw, respond(req, code, data))
 	}
 	if c.activated != nil {
@@ -206,6 +209,9 @@ func (b *BMC) activateSessionLocked(pkt wire.Session15, req wire.Request, c *cha
 	s.priv = min(PrivUser, priv)
 	b.loginSucceededLocked(c.userIdx)
 	b.log.Debug("v1.5 session activated", "user", u.Name, "session", s.id, "remote", from.String())
+	if b.cfg.Quirks.PerMessageAuthOff {
+		s.authType, s.perMsgOff = wire.AuthNone, true
+	}
 	data := wire.ActivateSessionResponse{AuthType: s.authType, SessionID: s.id, InSeq: inSeq, MaxPriv: wire.Privilege(priv)}.Append(nil)
 	c.activated, c.actReq, c.actResp = s, append([]byte(nil), req.Data...), data
 	b.challenges[pkt.SessionID] = c

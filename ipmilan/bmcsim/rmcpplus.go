@@ -256,6 +256,9 @@ func (b *BMC) rakp1Locked(payload []byte, now time.Time) []byte {
 	if b.cfg.Quirks.RAKP2ExtraByte && len(code) > 0 {
 		code = append(code, 0)
 	}
+	if b.cfg.Quirks.CorruptRAKP2 && len(code) > 0 {
+		code[len(code)/2] ^= 0x10
+	}
 	s.state = stateRAKP2
 	s.lastActive = now
 	return s.cacheSetup(payload, wire.PayloadRAKP2, wire.RAKP2{Tag: r.Tag, Status: wire.StatusOK, SIDm: s.sidm,
@@ -263,6 +266,7 @@ func (b *BMC) rakp1Locked(payload []byte, now time.Time) []byte {
 }
 
 func (b *BMC) rakp3Locked(payload []byte, from net.Addr, now time.Time) []byte {
+	b.stats.rakp3s.Add(1)
 	r, err := wire.ParseRAKP3(payload)
 	if err != nil {
 		return nil

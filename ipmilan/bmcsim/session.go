@@ -83,6 +83,7 @@ type session struct {
 
 	// IPMI v1.5.
 	authType  wire.AuthType
+	perMsgOff bool // Quirks.PerMessageAuthOff: auth type none after activation
 	pw16      [16]byte
 	in15      seqWindow
 	in15Start uint32

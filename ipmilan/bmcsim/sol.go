@@ -83,6 +83,12 @@ type SOLConfig struct {
 	// 0x6F02).
 	BogusSizes bool
 	SwapPort   bool
+	// SilentTakeover: when a session deactivates an instance another
+	// session holds (a steal), the old owner is not told: no "SOL
+	// deactivating" packet, and its SOL packets are ignored from then on,
+	// as ipmi_sim and many BMCs do. Only Get Payload Instance Info shows
+	// the new owner (which a client's keepalive can check).
+	SilentTakeover bool
 }
 
 const (
@@ -256,7 +262,7 @@ func (b *BMC) payloadCommandLocked(s *session, req wire.Request, now time.Time) 
 		if in.owner != s {
 			b.stats.solSteals.Add(1)
 			b.log.Debug("SOL payload taken over", "instance", n, "from", in.owner.id, "by", s.id)
-			b.deactivateLocked(in, true, now)
+			b.deactivateLocked(in, !b.cfg.SOL.SilentTakeover, now)
 		} else {
 			b.deactivateLocked(in, false, now)
 		}

@@ -230,7 +230,7 @@ func (b *BMC) handleSOLLocked(s *session, payload []byte, now time.Time) {
 				}
 			}
 		}
-		if p.Seq != 0 {
+		if p.Seq != 0 && !b.cfg.SOL.SilentTakeover {
 			b.sendSOLLocked(s, wire.SOLPacket{AckSeq: p.Seq, Op: wire.SOLNack | wire.SOLStatusDeactivated})
 		}
 		return

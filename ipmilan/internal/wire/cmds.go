@@ -279,12 +279,12 @@ func ParseChassisStatus(b []byte) (ChassisStatus, error) {
 type ChassisControl uint8
 
 const (
-	ControlPowerDown    ChassisControl = 0
-	ControlPowerUp      ChassisControl = 1
-	ControlPowerCycle   ChassisControl = 2
-	ControlHardReset    ChassisControl = 3
-	ControlDiagInterupt ChassisControl = 4 // pulse diagnostic interrupt (NMI)
-	ControlSoftShutdown ChassisControl = 5 // ACPI soft shutdown
+	ControlPowerDown     ChassisControl = 0
+	ControlPowerUp       ChassisControl = 1
+	ControlPowerCycle    ChassisControl = 2
+	ControlHardReset     ChassisControl = 3
+	ControlDiagInterrupt ChassisControl = 4 // pulse diagnostic interrupt (NMI)
+	ControlSoftShutdown  ChassisControl = 5 // ACPI soft shutdown
 )
 
 func (c ChassisControl) String() string {

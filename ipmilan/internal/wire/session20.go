@@ -8,10 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -74,8 +76,14 @@ type Packet20 struct {
 // HasTrailer reports whether the packet carries an integrity trailer.
 func (p Packet20) HasTrailer() bool { return p.SessionID != 0 && p.Authenticated }
 
-// AppendHeader appends the header and payload (no trailer).
+// appendHeader appends the header and payload (no trailer).
 func (p Packet20) appendHeader(b []byte) []byte {
+	return append(p.appendHeaderLen(b, len(p.Payload)), p.Payload...)
+}
+
+// appendHeaderLen appends the header for a payload of n bytes (not the
+// payload).
+func (p Packet20) appendHeaderLen(b []byte, n int) []byte {
 	t := uint8(p.Type) & 0x3F
 	if p.Encrypted {
 		t |= payloadEncrypted
@@ -90,8 +98,7 @@ func (p Packet20) appendHeader(b []byte) []byte {
 	}
 	b = binary.LittleEndian.AppendUint32(b, p.SessionID)
 	b = binary.LittleEndian.AppendUint32(b, p.Seq)
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(p.Payload)))
-	return append(b, p.Payload...)
+	return binary.LittleEndian.AppendUint16(b, uint16(n))
 }
 
 // Append encodes the packet as is, trailer included when HasTrailer.
@@ -277,6 +284,10 @@ type Keys struct {
 	blockOnce sync.Once
 	block     cipher.Block
 	blockErr  error
+	// macs holds keyed integrity hashes for reuse: a session seals and
+	// opens every packet with the same key, and building an HMAC state
+	// per packet was most of what a console allocated per byte.
+	macs sync.Pool
 }
 
 func (k *Keys) aes() (cipher.Block, error) {
@@ -293,20 +304,43 @@ func (k *Keys) aes() (cipher.Block, error) {
 // Seal encrypts plaintext if the session has confidentiality, builds the
 // packet with p's header fields, and appends it with its integrity trailer
 // to b. The Encrypted and Authenticated flags are set from the algorithms.
+// Encryption happens in b itself: with room in b, Seal allocates nothing.
 func (k *Keys) Seal(b []byte, p Packet20, plaintext []byte) ([]byte, error) {
 	p.Encrypted = k.Conf != ConfNone && p.SessionID != 0
 	p.Authenticated = k.Integrity != IntegrityNone && p.SessionID != 0
+	start := len(b)
 	if p.Encrypted {
-		ct, err := k.encrypt(plaintext)
+		if k.Conf != ConfAESCBC128 {
+			return b, fmt.Errorf("wire: confidentiality algorithm %v not supported", k.Conf)
+		}
+		blk, err := k.aes()
 		if err != nil {
 			return b, err
 		}
-		p.Payload = ct
+		// IV, plaintext, pad 1..N, N: a multiple of the block size.
+		pad := (aesBlock - (len(plaintext)+1)%aesBlock) % aesBlock
+		n := aesBlock + len(plaintext) + pad + 1
+		b = p.appendHeaderLen(b, n)
+		off := len(b)
+		b = slices.Grow(b, n)[:off+n]
+		ct := b[off:]
+		r := k.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		if _, err := io.ReadFull(r, ct[:aesBlock]); err != nil {
+			return b[:start], fmt.Errorf("wire: AES IV: %w", err)
+		}
+		copy(ct[aesBlock:], plaintext)
+		for i := 1; i <= pad; i++ {
+			ct[aesBlock+len(plaintext)+i-1] = uint8(i)
+		}
+		ct[n-1] = uint8(pad)
+		cbcEncrypt(blk, ct[:aesBlock], ct[aesBlock:])
 	} else {
 		p.Payload = plaintext
+		b = p.appendHeader(b)
 	}
-	start := len(b)
-	b = p.appendHeader(b)
 	if !p.HasTrailer() {
 		return b, nil
 	}
@@ -316,8 +350,7 @@ func (k *Keys) Seal(b []byte, p Packet20, plaintext []byte) ([]byte, error) {
 		b = append(b, 0xFF)
 	}
 	b = append(b, uint8(pad), nextHeaderIPMI)
-	code := k.integrityCode(b[start:])
-	return append(b, code...), nil
+	return k.appendIntegrityCode(b, b[start:]), nil
 }
 
 // Open checks the integrity trailer of a parsed packet (raw is the packet
@@ -325,7 +358,12 @@ func (k *Keys) Seal(b []byte, p Packet20, plaintext []byte) ([]byte, error) {
 // decrypts the payload. The integrity check comes first, so forged packets
 // are never decrypted. A packet without the protection the session's
 // algorithms require is rejected: no downgrade to clear or unsigned data.
-func (k *Keys) Open(raw []byte, p Packet20) ([]byte, error) {
+func (k *Keys) Open(raw []byte, p Packet20) ([]byte, error) { return k.OpenTo(nil, raw, p) }
+
+// OpenTo is Open that decrypts into dst's spare capacity (appending to
+// dst[:0]), so a reader that reuses dst allocates nothing. A payload that
+// was not encrypted is returned as it is in raw.
+func (k *Keys) OpenTo(dst, raw []byte, p Packet20) ([]byte, error) {
 	if k.Integrity != IntegrityNone && !p.Authenticated {
 		return nil, fmt.Errorf("wire: RMCP+ packet not authenticated in an integrity-protected session")
 	}
@@ -356,7 +394,8 @@ func (k *Keys) Open(raw []byte, p Packet20) ([]byte, error) {
 				return nil, fmt.Errorf("wire: RMCP+ integrity pad byte %#02x, want 0xff", c)
 			}
 		}
-		if len(raw) < n || !hmac.Equal(k.integrityCode(raw[:len(raw)-n]), raw[len(raw)-n:]) {
+		var code [32]byte
+		if len(raw) < n || !hmac.Equal(k.appendIntegrityCode(code[:0], raw[:len(raw)-n]), raw[len(raw)-n:]) {
 			return nil, ErrIntegrity
 		}
 	}
@@ -366,65 +405,86 @@ func (k *Keys) Open(raw []byte, p Packet20) ([]byte, error) {
 	if k.Conf != ConfAESCBC128 {
 		return nil, fmt.Errorf("wire: RMCP+ encrypted payload but session confidentiality is %v", k.Conf)
 	}
-	return k.decrypt(p.Payload)
+	return k.decrypt(dst[:0], p.Payload)
 }
 
 // ErrIntegrity reports an RMCP+ integrity check value that does not match.
 var ErrIntegrity = fmt.Errorf("wire: RMCP+ integrity check value mismatch")
 
-func (k *Keys) integrityCode(covered []byte) []byte {
+// keyedMAC is a pooled integrity hash with room for its sum.
+type keyedMAC struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// mac returns a reset integrity hash keyed for this session (the password
+// for MD5-128), from the pool when one is there; give it back with
+// k.macs.Put.
+func (k *Keys) mac() *keyedMAC {
+	if m, ok := k.macs.Get().(*keyedMAC); ok {
+		m.h.Reset()
+		return m
+	}
+	m := &keyedMAC{}
 	switch k.Integrity {
 	case IntegrityHMACSHA1_96:
-		m := hmac.New(sha1.New, k.K1)
-		m.Write(covered)
-		return m.Sum(nil)[:12]
+		m.h = hmac.New(sha1.New, k.K1)
 	case IntegrityHMACMD5_128:
-		m := hmac.New(md5.New, k.K1)
-		m.Write(covered)
-		return m.Sum(nil)
+		m.h = hmac.New(md5.New, k.K1)
 	case IntegrityHMACSHA256128:
-		m := hmac.New(sha256.New, k.K1)
-		m.Write(covered)
-		return m.Sum(nil)[:16]
-	case IntegrityMD5_128:
+		m.h = hmac.New(sha256.New, k.K1)
+	default:
+		m.h = md5.New()
+	}
+	return m
+}
+
+// appendIntegrityCode appends the AuthCode over covered to dst; covered
+// may be a part of dst.
+func (k *Keys) appendIntegrityCode(dst, covered []byte) []byte {
+	if k.Integrity == IntegrityNone || !k.Integrity.Valid() {
+		return dst
+	}
+	m := k.mac()
+	if k.Integrity == IntegrityMD5_128 {
 		var pw [20]byte
 		copy(pw[:], k.Password)
-		h := md5.New()
-		h.Write(pw[:])
-		h.Write(covered)
-		h.Write(pw[:])
-		return h.Sum(nil)
+		m.h.Write(pw[:])
+		m.h.Write(covered)
+		m.h.Write(pw[:])
+		clear(pw[:])
+	} else {
+		m.h.Write(covered)
 	}
-	return nil
+	dst = append(dst, m.h.Sum(m.sum[:0])[:k.Integrity.CodeLen()]...)
+	k.macs.Put(m)
+	return dst
 }
 
-func (k *Keys) encrypt(plaintext []byte) ([]byte, error) {
-	if k.Conf != ConfAESCBC128 {
-		return nil, fmt.Errorf("wire: confidentiality algorithm %v not supported", k.Conf)
+// cbcEncrypt encrypts buf in place in CBC mode (crypto/cipher's CBC
+// allocates per call; packets are a few blocks).
+func cbcEncrypt(blk cipher.Block, iv, buf []byte) {
+	prev := iv
+	for i := 0; i < len(buf); i += aesBlock {
+		b := buf[i : i+aesBlock]
+		subtle.XORBytes(b, b, prev)
+		blk.Encrypt(b, b)
+		prev = b
 	}
-	blk, err := k.aes()
-	if err != nil {
-		return nil, err
-	}
-	pad := (aesBlock - (len(plaintext)+1)%aesBlock) % aesBlock
-	out := make([]byte, aesBlock, aesBlock+len(plaintext)+pad+1)
-	r := k.Rand
-	if r == nil {
-		r = rand.Reader
-	}
-	if _, err := io.ReadFull(r, out[:aesBlock]); err != nil {
-		return nil, fmt.Errorf("wire: AES IV: %w", err)
-	}
-	out = append(out, plaintext...)
-	for i := 1; i <= pad; i++ {
-		out = append(out, uint8(i))
-	}
-	out = append(out, uint8(pad))
-	cipher.NewCBCEncrypter(blk, out[:aesBlock]).CryptBlocks(out[aesBlock:], out[aesBlock:])
-	return out, nil
 }
 
-func (k *Keys) decrypt(ct []byte) ([]byte, error) {
+// cbcDecrypt decrypts src into dst (same length, not overlapping) in CBC
+// mode.
+func cbcDecrypt(blk cipher.Block, iv, dst, src []byte) {
+	prev := iv
+	for i := 0; i < len(src); i += aesBlock {
+		blk.Decrypt(dst[i:i+aesBlock], src[i:i+aesBlock])
+		subtle.XORBytes(dst[i:i+aesBlock], dst[i:i+aesBlock], prev)
+		prev = src[i : i+aesBlock]
+	}
+}
+
+func (k *Keys) decrypt(dst, ct []byte) ([]byte, error) {
 	if len(ct) < 2*aesBlock || len(ct)%aesBlock != 0 {
 		return nil, fmt.Errorf("wire: AES payload length %d: want a multiple of 16, at least 32", len(ct))
 	}
@@ -432,8 +492,8 @@ func (k *Keys) decrypt(ct []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := make([]byte, len(ct)-aesBlock)
-	cipher.NewCBCDecrypter(blk, ct[:aesBlock]).CryptBlocks(pt, ct[aesBlock:])
+	pt := slices.Grow(dst, len(ct)-aesBlock)[len(dst) : len(dst)+len(ct)-aesBlock]
+	cbcDecrypt(blk, ct[:aesBlock], pt, ct[aesBlock:])
 	pad := int(pt[len(pt)-1])
 	if pad > 15 || pad+1 > len(pt) {
 		return nil, fmt.Errorf("wire: AES pad length %d invalid for %d bytes", pad, len(pt))
