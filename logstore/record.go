@@ -41,6 +41,7 @@ const (
 	EventForce     EventKind = "force"     // a user forced write access
 	EventReopen    EventKind = "reopen"    // a user reopened the SOL session
 	EventNote      EventKind = "note"      // anything else worth recording
+	EventBoot      EventKind = "boot"      // a boot starts here: how (power cycle by alice, firmware banner seen); see Boots
 )
 
 // Valid reports whether k can be written as an event kind.

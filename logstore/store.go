@@ -83,6 +83,11 @@ type Options struct {
 	// ReadOnly opens an existing directory for reading only: Open does
 	// not create it and Writer fails.
 	ReadOnly bool
+	// MaxOpenFiles bounds the live segments kept open between writes:
+	// beyond it a Writer closes its segment after each write and reopens
+	// it at the next, so a daemon with 10,000 consoles needs about one
+	// descriptor per console (its socket), not two. Default 1024.
+	MaxOpenFiles int
 }
 
 func (o *Options) setDefaults() {
@@ -121,6 +126,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxOpenFiles <= 0 {
+		o.MaxOpenFiles = 1024
 	}
 }
 
@@ -163,6 +171,8 @@ type Store struct {
 
 	closeFS bool      // with mu: Close syncs the file system; Writers leave syncing to it
 	dirty   []*Writer // with mu: Writers with data or folders to sync; each once (Writer.inDirty)
+
+	openFiles atomic.Int64 // live segments open (fdbudget.go)
 
 	lockMu sync.Mutex // guards lockF
 	lockF  *os.File   // the lock file, open once a Writer exists
@@ -691,7 +701,8 @@ func (s *Store) quiesce() {
 
 // retain deletes a console's segments beyond the retention limits.
 func (s *Store) retain(j maintJob) {
-	if s.opt.RetainAge <= 0 && s.opt.RetainBytes <= 0 {
+	lim := j.w.limits()
+	if lim.RetainAge <= 0 && lim.RetainBytes <= 0 {
 		return
 	}
 	dir := filepath.Join(s.dir, j.console)
@@ -725,8 +736,8 @@ func (s *Store) retain(j maintJob) {
 		if i+1 < len(segs) {
 			end = segs[i+1].start
 		}
-		old := s.opt.RetainAge > 0 && now.Sub(end) > s.opt.RetainAge
-		big := s.opt.RetainBytes > 0 && total > s.opt.RetainBytes
+		old := lim.RetainAge > 0 && now.Sub(end) > lim.RetainAge
+		big := lim.RetainBytes > 0 && total > lim.RetainBytes
 		if !old && !big {
 			break
 		}

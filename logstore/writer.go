@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,6 +80,8 @@ type Writer struct {
 	closed    bool
 	liveName  string // copy of seg for the maintainer
 	stats     WriterStats
+
+	lim atomic.Pointer[Limits] // SetLimits; nil: the Store's Options
 }
 
 // WriterStats are a Writer's counters since it was opened.
@@ -329,7 +332,7 @@ func (w *Writer) checkAge(now time.Time) {
 	if !w.ioMu.TryLock() {
 		return // busy (maybe stuck on a slow disk); try at the next tick
 	}
-	old := w.seg != "" && now.Sub(w.segStart) >= w.s.opt.SegmentAge
+	old := w.seg != "" && now.Sub(w.segStart) >= w.limits().SegmentAge
 	w.ioMu.Unlock()
 	if !old {
 		return
@@ -387,6 +390,14 @@ func (w *Writer) syncData() {
 	w.ioMu.Lock()
 	f, dirty, dir, parent := w.f, w.dirty, w.syncDir, w.syncParent
 	w.dirty, w.syncDir, w.syncParent = false, false, false
+	if f == nil && dirty && w.seg != "" {
+		// Closed for the open-file budget (fdbudget.go) since written:
+		// fdatasync works through any descriptor of the file.
+		if of, err := os.Open(filepath.Join(w.dir, w.seg)); err == nil {
+			f = w.s.wrap(of)
+			defer f.Close()
+		}
+	}
 	if f == nil {
 		dirty = false
 	}
@@ -437,10 +448,7 @@ func (w *Writer) datasync(f segFile) {
 // closeFiles closes the segment and the folder lock. Caller holds ioMu
 // or owns w exclusively.
 func (w *Writer) closeFiles() {
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
-	}
+	w.closeFileIO()
 	if w.locked {
 		w.s.unlockConsole(w.console)
 		w.locked = false
@@ -503,7 +511,7 @@ func (w *Writer) flushIO(final bool) error {
 	if w.lost.bytes > 0 {
 		start = min(start, timeMs(w.lost.since))
 	}
-	if w.seg != "" && (rotate || w.size >= w.s.opt.SegmentBytes || now.Sub(w.segStart) >= w.s.opt.SegmentAge) {
+	if lim := w.limits(); w.seg != "" && (rotate || w.size >= lim.SegmentBytes || now.Sub(w.segStart) >= lim.SegmentAge) {
 		// Rotate only when what comes next starts in a later second
 		// than the live segment: two segments cannot start in the same
 		// second, and bumping the new name a second on would make it
@@ -511,7 +519,7 @@ func (w *Writer) flushIO(final bool) error {
 		// records go to the live segment (a second's worth at most,
 		// unless the clock went back).
 		if secondOf(start).After(w.segStart) ||
-			msTime(start).Before(w.segStart) && w.size >= 2*w.s.opt.SegmentBytes { // the clock went back: bound the segment anyway
+			msTime(start).Before(w.segStart) && w.size >= 2*lim.SegmentBytes { // the clock went back: bound the segment anyway
 			w.rotateIO()
 		}
 	}
@@ -578,6 +586,7 @@ func (w *Writer) flushIO(final bool) error {
 	}
 	w.mu.Unlock()
 	w.lost = gapInfo{}
+	w.releaseOverBudgetIO()
 	return nil
 }
 
@@ -600,10 +609,10 @@ func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
 			// skip it; the next start repairs only the newest segment) and
 			// start a new one once writing works again.
 			w.s.log.Warn("logstore: cannot cut back a failed write", "console", w.console, "segment", w.seg, "err", terr)
-			w.f.Close()
+			w.closeFileIO()
 			// Sealing salvages it, once the disk works again.
 			w.s.addMaint(maintJob{console: w.console, w: w, seg: w.seg})
-			w.f, w.seg = nil, ""
+			w.seg = ""
 			w.idx = indexEntry{}
 			w.setLive("")
 		}
@@ -635,7 +644,7 @@ func (w *Writer) reopenIO() error {
 	if err != nil {
 		return err
 	}
-	w.f = w.s.wrap(f)
+	w.setFileIO(w.s.wrap(f))
 	return nil
 }
 
@@ -659,8 +668,7 @@ func (w *Writer) closeIdle() {
 		}
 	}
 	w.syncCloseIO()
-	w.f.Close()
-	w.f = nil
+	w.closeFileIO()
 }
 
 // loseIO counts console bytes lost to a disk error.
@@ -721,7 +729,8 @@ func (w *Writer) createSegmentIO(firstMs int64, now time.Time) error {
 			os.Remove(path)
 			return fmt.Errorf("logstore: create segment %s: %w", path, err)
 		}
-		w.f, w.seg, w.segStart, w.size = sf, name, start, int64(len(hdr))
+		w.setFileIO(sf)
+		w.seg, w.segStart, w.size = name, start, int64(len(hdr))
 		w.lastWrite = time.Now()
 		w.lastName, w.lastIndex = start, now
 		w.idx = indexEntry{}
@@ -756,10 +765,10 @@ func (w *Writer) rotateIO() {
 		}
 		w.dirty = false
 		w.syncMu.Unlock()
-		w.f.Close()
+		w.closeFileIO()
 	}
 	seg := w.seg
-	w.f, w.seg = nil, ""
+	w.seg = ""
 	w.idx = indexEntry{}
 	w.setLive("")
 	w.s.addMaint(maintJob{console: w.console, w: w, seg: seg})
@@ -836,12 +845,13 @@ func (w *Writer) open() error {
 			f.Close()
 			break
 		}
-		if size >= w.s.opt.SegmentBytes || now.Sub(sg.start) >= w.s.opt.SegmentAge {
+		if lim := w.limits(); size >= lim.SegmentBytes || now.Sub(sg.start) >= lim.SegmentAge {
 			f.Close()
 			w.s.addMaint(maintJob{console: w.console, w: w, seg: sg.name})
 			continue
 		}
-		w.f, w.seg, w.segStart, w.size, w.lastIndex = f, sg.name, sg.start, size, now
+		w.setFileIO(f)
+		w.seg, w.segStart, w.size, w.lastIndex = sg.name, sg.start, size, now
 		w.lastWrite = time.Now()
 		w.setLive(sg.name)
 	}

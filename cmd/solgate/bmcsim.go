@@ -190,6 +190,8 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var total bmcsim.Stats
 	for i := range fleet.Len() {
 		st := fleet.BMC(i).Stats()
+		total.SessionsActive += st.SessionsActive
+		total.SOLActive += st.SOLActive
 		total.PacketsIn += st.PacketsIn
 		total.SessionsOpened += st.SessionsOpened
 		total.AuthFailures += st.AuthFailures
@@ -198,9 +200,9 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		total.SOLBytesSent += st.SOLBytesSent
 		total.SOLRetransmits += st.SOLRetransmits
 	}
-	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions, %d commands, %d failed logins; SOL: %d activations, %d bytes of console output delivered, %d resends\n",
-		total.PacketsIn, total.SessionsOpened, total.Commands, total.AuthFailures,
-		total.SOLActivations, total.SOLBytesSent, total.SOLRetransmits)
+	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions (%d still open), %d commands, %d failed logins; SOL: %d activations (%d still active), %d bytes of console output delivered, %d resends\n",
+		total.PacketsIn, total.SessionsOpened, total.SessionsActive, total.Commands, total.AuthFailures,
+		total.SOLActivations, total.SOLActive, total.SOLBytesSent, total.SOLRetransmits)
 	return err
 }
 

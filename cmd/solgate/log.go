@@ -22,7 +22,7 @@ func init() {
 }
 
 const logUsage = `Usage: solgate log HOST [--since T] [--until T] [-n N] [--follow] [--raw|--plain]
-                   [--log-dir DIR | -c FILE]
+                   [--boot N | --list-boots] [--log-dir DIR | -c FILE]
 
 Prints what console HOST printed, from the log store, oldest first: one line
 per console line, prefixed with its UTC time (when its first byte arrived),
@@ -34,6 +34,12 @@ Escape sequences are passed to the terminal as they came, so colours show;
 Times (T) are RFC 3339 (2026-11-20T10:00:00Z), a local date and time
 ("2026-11-20 10:00", "2026-11-20", "10:00" for today), or an age: 30m, 1h,
 2d, 1w, 1h30m. --since includes T, --until excludes it.
+
+Boots: solgate serve marks where each boot starts ("! boot" events: at a
+power cycle, reset or power on it performed, and at firmware and kernel
+banners in the output). --list-boots lists them, with start, end and how
+each started; --boot N prints one, as journalctl -b does: 0 is the current
+boot, -1 the one before, 1 the first in the log.
 
 The logs are found in --log-dir, else in log_dir of the config file (-c,
 default /etc/solgate/solgate.toml), else in /var/log/solgate.
@@ -48,6 +54,8 @@ Examples:
   solgate log node42 -n 50 -f                   # like tail -n 50 -f
   solgate log node42 --since "2026-11-20 10:00" --until "2026-11-20 11:00" --plain
   solgate log node42 --since 2d --raw > node42.typescript
+  solgate log node42 --boot -1                  # the boot before this one
+  solgate log node42 --list-boots
   solgate log --log-dir /srv/consoles node42`
 
 // logFlags are the flags log and grep share.
@@ -177,6 +185,8 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	raw := fs.Bool("raw", false, "print the exact bytes the console sent (no times, no events)")
 	plain := fs.Bool("plain", false, "strip terminal escape sequences")
 	last := fs.Int("n", 0, "print only the last `N` lines (of the range); with --follow the default is 10")
+	boot := fs.Int("boot", 0, "print boot `N` only: 0 the current, -1 the previous, 1 the first in the log")
+	listBoots := fs.Bool("list-boots", false, "list the boots in the log: start, end and how each started")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -222,6 +232,33 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 1, msg: "log: " + err.Error()}
 	}
 	defer s.Close()
+	if set := setFlags(fs); set["boot"] || *listBoots {
+		if set["boot"] && *listBoots {
+			return &exitError{code: 2, msg: "log: --boot and --list-boots exclude each other"}
+		}
+		if q.Follow && *boot != 0 {
+			return &exitError{code: 2, msg: "log: --follow goes with the current boot only (--boot 0)"}
+		}
+		boots, err := s.Boots(ctx, host)
+		if errors.Is(err, logstore.ErrNoSuchLog) {
+			return &exitError{code: 1, msg: fmt.Sprintf("log: no log for console %s in %s", host, dir)}
+		} else if err != nil {
+			return &exitError{code: 1, msg: "log: " + err.Error()}
+		}
+		if *listBoots {
+			return listBootsTo(stdout, boots)
+		}
+		b, err := logstore.BootAt(boots, *boot)
+		if err != nil {
+			return &exitError{code: 1, msg: fmt.Sprintf("log: %s: no boot %d (the log holds %d; see --list-boots)", host, *boot, len(boots))}
+		}
+		if q.Since.IsZero() || q.Since.Before(b.Start) {
+			q.Since = b.Start
+		}
+		if !b.End.IsZero() && (q.Until.IsZero() || b.End.Before(q.Until)) {
+			q.Until = b.End
+		}
+	}
 
 	damaged := false
 	report := func(err error) error {
@@ -309,4 +346,21 @@ func appendLogLine(dst []byte, l logstore.Line, plain bool) []byte {
 		dst = append(dst, bytes.TrimSuffix(t, []byte("\r"))...)
 	}
 	return append(dst, '\n')
+}
+
+// listBootsTo prints one line per boot, numbered as --boot takes them.
+func listBootsTo(w io.Writer, boots []logstore.Boot) error {
+	out := bufio.NewWriter(w)
+	for i, b := range boots {
+		end := "(current)"
+		if !b.End.IsZero() {
+			end = logstore.FormatTime(b.End)
+		}
+		how := b.How
+		if how == "" {
+			how = "(before the first recorded boot)"
+		}
+		fmt.Fprintf(out, "%4d  %s  %-24s  %s\n", i-len(boots)+1, logstore.FormatTime(b.Start), end, how)
+	}
+	return out.Flush()
 }

@@ -63,6 +63,9 @@ type Server struct {
 	// ReloadInterval is how often the watcher re-reads the files even
 	// without a change notification; 0 disables it. Default 30s.
 	ReloadInterval time.Duration
+
+	// Daemon holds the console manager's settings (server.go).
+	Daemon Daemon
 }
 
 // Console is the effective settings of one console: its [[console]] entry

@@ -195,6 +195,7 @@ func serverHash(s *Server) [32]byte {
 	w.str(s.LogLevel)
 	w.strs(s.HostKeys)
 	w.num(int64(s.ReloadInterval))
+	s.Daemon.hash(w)
 	w.num(int64(len(s.TrustedUserCAs)))
 	for _, k := range s.TrustedUserCAs {
 		w.bytes(k.Marshal())

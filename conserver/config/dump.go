@@ -36,6 +36,7 @@ func (c *Config) Dump(w io.Writer) error {
 	}
 	p("trusted_user_cas = %s\n", quoteList(cas))
 	p("reload_interval = %s\n", q(formatDuration(s.ReloadInterval)))
+	s.Daemon.dump(p)
 
 	for i := range c.Consoles {
 		c.dumpConsole(bw, i)

@@ -162,6 +162,7 @@ type serverShape struct {
 	TrustedUserCAKeys  []string `toml:"trusted_user_ca_keys"`
 	TrustedUserCAFiles []string `toml:"trusted_user_ca_files"`
 	ReloadInterval     *string  `toml:"reload_interval"`
+	daemonShape
 }
 
 // settingsShape is what [defaults] and [[console]] share.

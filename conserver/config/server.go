@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/solgate/solgate/logstore"
 )
 
 func (b *builder) server(f *parsedFile) {
@@ -23,6 +25,7 @@ func (b *builder) server(f *parsedFile) {
 		Metrics:        defaultMetrics,
 		LogLevel:       "info",
 		ReloadInterval: defaultReloadInterval,
+		Daemon:         defaultDaemon(),
 	}
 	sh := f.shape.Server
 	if sh == nil {
@@ -88,6 +91,7 @@ func (b *builder) server(f *parsedFile) {
 		}
 		s.ReloadInterval = d
 	}
+	b.daemon(f, &sh.daemonShape, e)
 	b.cfg.cas = map[string]bool{}
 	b.caConfigured = len(sh.TrustedUserCAKeys)+len(sh.TrustedUserCAFiles) > 0
 	for i, line := range sh.TrustedUserCAKeys {
@@ -165,4 +169,202 @@ func checkListen(addr string) error {
 		return fmt.Errorf("%s: invalid port (want a number from 0 to 65535)", quote(addr))
 	}
 	return nil
+}
+
+// Daemon holds the [server] settings of the console manager (solgate
+// serve): daemon log format, reconnect backoff, handshake concurrency,
+// shutdown bound, SOL ownership limits and boot banners. They apply on
+// reload without reconnecting any console.
+type Daemon struct {
+	LogFormat string // daemon log: "text" (default) or "json"
+
+	// Reconnect backoff: the first retry after ReconnectMin, doubling (with
+	// jitter) up to ReconnectMax; a session that stayed up ReconnectStable
+	// starts over at ReconnectMin.
+	ReconnectMin    time.Duration
+	ReconnectMax    time.Duration
+	ReconnectStable time.Duration
+
+	// MaxHandshakes bounds concurrent IPMI session setups (start-up and
+	// mass reconnects), so no BMC and no core is flooded.
+	MaxHandshakes int
+
+	// ShutdownTimeout bounds deactivating every payload and closing every
+	// session on SIGTERM.
+	ShutdownTimeout time.Duration
+
+	// IPMITimeout is the per-attempt timeout of IPMI requests; KeepAlive the
+	// idle interval between keepalives. A session the BMC has not answered
+	// for twice KeepAlive (plus one request's retries) is lost.
+	IPMITimeout time.Duration
+	KeepAlive   time.Duration
+
+	// StealGrace: with steal = "when-idle", how long another client may
+	// hold a console's SOL payload before solgate takes it.
+	StealGrace time.Duration
+	// StealLimit takeovers within StealWindow make a console "contested":
+	// solgate stops taking the payload until a user reopens it or the
+	// configuration changes.
+	StealLimit  int
+	StealWindow time.Duration
+
+	// BootFirmware and BootKernel are substrings that mark the start of a
+	// boot in console output: firmware (BIOS/UEFI POST) banners and the
+	// kernel's first line. A leading "^" anchors one at the line start.
+	BootFirmware []string
+	BootKernel   []string
+}
+
+// daemonShape is the [server] keys of Daemon.
+type daemonShape struct {
+	LogFormat       *string   `toml:"log_format"`
+	ReconnectMin    *string   `toml:"reconnect_min"`
+	ReconnectMax    *string   `toml:"reconnect_max"`
+	ReconnectStable *string   `toml:"reconnect_stable"`
+	MaxHandshakes   *int      `toml:"max_handshakes"`
+	ShutdownTimeout *string   `toml:"shutdown_timeout"`
+	IPMITimeout     *string   `toml:"ipmi_timeout"`
+	KeepAlive       *string   `toml:"ipmi_keepalive"`
+	StealGrace      *string   `toml:"steal_grace"`
+	StealLimit      *int      `toml:"steal_limit"`
+	StealWindow     *string   `toml:"steal_window"`
+	BootFirmware    *[]string `toml:"boot_firmware"`
+	BootKernel      *[]string `toml:"boot_kernel"`
+}
+
+// Default boot banners. Firmware: AMI's POST banner, the setup prompt most
+// firmware prints, and EDK II (OVMF) starting a boot entry. Kernel: the
+// first line Linux prints, "[    0.000000] Linux version ...".
+var (
+	DefaultBootFirmware = []string{"American Megatrends", "to enter setup", "to enter SETUP", "to enter Setup", "to run Setup", "BdsDxe: loading Boot"}
+	DefaultBootKernel   = []string{"] Linux version "}
+)
+
+// Limits of the boot patterns: cheap to match on every line.
+const (
+	maxBootPatterns   = 32
+	minBootPatternLen = 4
+	maxBootPatternLen = 128
+)
+
+func defaultDaemon() Daemon {
+	return Daemon{
+		LogFormat:       "text",
+		ReconnectMin:    time.Second,
+		ReconnectMax:    5 * time.Minute,
+		ReconnectStable: time.Minute,
+		MaxHandshakes:   64,
+		ShutdownTimeout: 5 * time.Second,
+		IPMITimeout:     time.Second,
+		KeepAlive:       15 * time.Second,
+		StealGrace:      10 * time.Minute,
+		StealLimit:      3,
+		StealWindow:     time.Hour,
+		BootFirmware:    slices.Clone(DefaultBootFirmware),
+		BootKernel:      slices.Clone(DefaultBootKernel),
+	}
+}
+
+func (b *builder) daemon(f *parsedFile, sh *daemonShape, e *entryPos) {
+	d := &b.cfg.Server.Daemon
+	bad := func(key, format string, args ...any) {
+		b.errs.addf(f.name, e.lineOf(key), "", "[server] "+key+": "+format, args...)
+	}
+	if sh.LogFormat != nil {
+		d.LogFormat = *sh.LogFormat
+		if d.LogFormat != "text" && d.LogFormat != "json" {
+			bad("log_format", "%q is not one of text, json", d.LogFormat)
+		}
+	}
+	dur := func(key string, v *string, dst *time.Duration, lo, hi time.Duration) {
+		if v == nil {
+			return
+		}
+		x, err := ParseDuration(*v)
+		switch {
+		case err != nil:
+			bad(key, "%v", err)
+		case x < lo || x > hi:
+			bad(key, "%s is outside %s to %s", *v, formatDuration(lo), formatDuration(hi))
+		default:
+			*dst = x
+		}
+	}
+	dur("reconnect_min", sh.ReconnectMin, &d.ReconnectMin, 10*time.Millisecond, time.Hour)
+	dur("reconnect_max", sh.ReconnectMax, &d.ReconnectMax, 10*time.Millisecond, 24*time.Hour)
+	dur("reconnect_stable", sh.ReconnectStable, &d.ReconnectStable, time.Second, 24*time.Hour)
+	dur("shutdown_timeout", sh.ShutdownTimeout, &d.ShutdownTimeout, 100*time.Millisecond, 10*time.Minute)
+	dur("ipmi_timeout", sh.IPMITimeout, &d.IPMITimeout, 50*time.Millisecond, time.Minute)
+	dur("ipmi_keepalive", sh.KeepAlive, &d.KeepAlive, 500*time.Millisecond, 10*time.Minute)
+	dur("steal_grace", sh.StealGrace, &d.StealGrace, 0, 7*24*time.Hour)
+	dur("steal_window", sh.StealWindow, &d.StealWindow, time.Second, 7*24*time.Hour)
+	if d.ReconnectMax < d.ReconnectMin && sh.ReconnectMin != nil && sh.ReconnectMax == nil {
+		bad("reconnect_min", "%s is longer than reconnect_max (%s)", *sh.ReconnectMin, formatDuration(d.ReconnectMax))
+	} else if d.ReconnectMax < d.ReconnectMin {
+		bad("reconnect_max", "%s is shorter than reconnect_min (%s)", formatDuration(d.ReconnectMax), formatDuration(d.ReconnectMin))
+	}
+	num := func(key string, v *int, dst *int, lo, hi int) {
+		if v == nil {
+			return
+		}
+		if *v < lo || *v > hi {
+			bad(key, "%d is outside %d to %d", *v, lo, hi)
+			return
+		}
+		*dst = *v
+	}
+	num("max_handshakes", sh.MaxHandshakes, &d.MaxHandshakes, 1, 4096)
+	num("steal_limit", sh.StealLimit, &d.StealLimit, 1, 1000)
+	pats := func(key string, v *[]string, dst *[]string) {
+		if v == nil {
+			return
+		}
+		if len(*v) > maxBootPatterns {
+			bad(key, "%d patterns; at most %d", len(*v), maxBootPatterns)
+			return
+		}
+		for i, p := range *v {
+			lit := strings.TrimPrefix(p, "^")
+			if len(lit) < minBootPatternLen || len(lit) > maxBootPatternLen {
+				b.errs.addf(f.name, e.elemLine(key, i), "", "[server] %s[%d]: %s: want %d to %d bytes (a literal piece of the banner line; a leading ^ anchors it at the line start)",
+					key, i, logstore.QuoteShort(p), minBootPatternLen, maxBootPatternLen)
+			}
+		}
+		*dst = slices.Clone(*v)
+	}
+	pats("boot_firmware", sh.BootFirmware, &d.BootFirmware)
+	pats("boot_kernel", sh.BootKernel, &d.BootKernel)
+}
+
+func (d *Daemon) dump(p func(format string, args ...any)) {
+	q := strconv.Quote
+	p("log_format = %s\n", q(d.LogFormat))
+	p("reconnect_min = %s\n", q(formatDuration(d.ReconnectMin)))
+	p("reconnect_max = %s\n", q(formatDuration(d.ReconnectMax)))
+	p("reconnect_stable = %s\n", q(formatDuration(d.ReconnectStable)))
+	p("max_handshakes = %d\n", d.MaxHandshakes)
+	p("shutdown_timeout = %s\n", q(formatDuration(d.ShutdownTimeout)))
+	p("ipmi_timeout = %s\n", q(formatDuration(d.IPMITimeout)))
+	p("ipmi_keepalive = %s\n", q(formatDuration(d.KeepAlive)))
+	p("steal_grace = %s\n", q(formatDuration(d.StealGrace)))
+	p("steal_limit = %d\n", d.StealLimit)
+	p("steal_window = %s\n", q(formatDuration(d.StealWindow)))
+	p("boot_firmware = %s\n", quoteList(d.BootFirmware))
+	p("boot_kernel = %s\n", quoteList(d.BootKernel))
+}
+
+func (d *Daemon) hash(w hashWriter) {
+	w.str(d.LogFormat)
+	w.num(int64(d.ReconnectMin))
+	w.num(int64(d.ReconnectMax))
+	w.num(int64(d.ReconnectStable))
+	w.num(int64(d.MaxHandshakes))
+	w.num(int64(d.ShutdownTimeout))
+	w.num(int64(d.IPMITimeout))
+	w.num(int64(d.KeepAlive))
+	w.num(int64(d.StealGrace))
+	w.num(int64(d.StealLimit))
+	w.num(int64(d.StealWindow))
+	w.strs(d.BootFirmware)
+	w.strs(d.BootKernel)
 }

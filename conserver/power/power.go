@@ -191,6 +191,24 @@ func runOne(ctx context.Context, t Target, a Action, o Options) Result {
 	return r
 }
 
+// Exec performs action a in the open session s and returns the result
+// in Result.State words. The console manager runs power actions this way
+// over a console's live SOL session: BMCs have few session slots. ctx
+// bounds everything (the caller's deadline is its own); o.Fanout and
+// o.Deadline do not apply.
+func Exec(ctx context.Context, s *ipmilan.Session, a Action, o Options) (string, error) {
+	if _, ok := controls[a]; !ok && a != Status && a != PXE && a != BIOS {
+		return "", fmt.Errorf("unknown action %q", a)
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = 60 * time.Second
+	}
+	if o.PollEvery <= 0 {
+		o.PollEvery = time.Second
+	}
+	return do(ctx, ctx, ctx, s, a, o)
+}
+
 // do runs the action on an open session. ictx is the interrupt, cmdCtx
 // bounds commands, tctx is cmdCtx ended by the interrupt too.
 func do(ictx, cmdCtx, tctx context.Context, s *ipmilan.Session, a Action, o Options) (string, error) {

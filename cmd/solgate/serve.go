@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/solgate/solgate/conserver"
+	"github.com/solgate/solgate/conserver/config"
+	"github.com/solgate/solgate/logstore"
+)
+
+func init() {
+	register(command{name: "serve", summary: "the daemon: keep every console's SOL session open, log it, reload config live", run: runServe})
+}
+
+const serveUsage = `Usage: solgate serve [-c FILE]
+
+Runs the console server: one IPMI Serial-over-LAN session per configured
+console, opened at start-up and kept open (reconnecting with backoff after
+any failure), every byte of output written to the log store under
+[server] log_dir, and escape commands and power actions for attached users.
+
+The configuration is FILE (default /etc/solgate/solgate.toml) plus every
+conf.d/*.toml beside it; etc/solgate.toml in the source tree is a commented
+example. serve refuses to start when the configuration is invalid (every
+problem is printed as FILE:LINE: what) or when another solgate serve uses
+the same log directory.
+
+Saving any configuration file (or SIGHUP) reloads it: added consoles start,
+removed ones stop (payload deactivated, session closed, users told),
+consoles whose BMC settings changed reconnect, the others are untouched,
+and attached users who lost access are detached. An invalid edit is
+logged with FILE:LINE and the running configuration stays.
+
+SIGTERM or SIGINT stops it: every SOL payload is deactivated and every
+session closed (bounded by [server] shutdown_timeout, default 5s), and the
+logs are flushed and closed.
+
+The daemon log goes to stderr: log/slog text or JSON ([server] log_format),
+level from [server] log_level, keys console, bmc, user, remote, err.
+[server] state_dir (created 0700) keeps what must survive a restart: the
+BMC session of each console's SOL payload, so that after a crash the next
+start takes its own payloads back at once. serve raises its open-file
+limit to the hard limit (a console costs about one socket and one log file).
+
+Read the logs with 'solgate log NODE' (--boot -1, --list-boots) and
+'solgate grep'.
+
+Examples:
+  solgate serve
+  solgate serve -c /etc/solgate/solgate.toml
+  solgate check -c ./solgate.toml && solgate serve -c ./solgate.toml`
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", serveUsage, stderr)
+	path := config.DefaultPath
+	fs.StringVar(&path, "c", path, "main config `FILE`; conf.d/ beside it is read too")
+	fs.StringVar(&path, "config", path, "same as -c")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	if len(pos) > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("serve: unexpected argument %q (see solgate serve --help)", pos[0])}
+	}
+	d, err := newDaemon(path, stderr)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+// component is a part of the daemon beside the console manager (the SSH
+// gateway, the syslog shipper, metrics). Components start in order after
+// the consoles, hear of every configuration applied, and stop in reverse
+// order before the consoles. Wiring one in is a file with an init that
+// appends its constructor to serveComponents.
+type component interface {
+	Name() string
+	Start(ctx context.Context) error
+	// Reload runs after the manager applied cfg (diff is from the previous
+	// configuration).
+	Reload(ctx context.Context, cfg *config.Config, diff config.Diff)
+	Stop(ctx context.Context) error
+}
+
+// serveComponents build the components from the running daemon.
+var serveComponents []func(d *daemon) (component, error)
+
+// daemon is solgate serve: the configuration watcher, the log store, the
+// console manager and the components, with their lifetimes.
+type daemon struct {
+	path    string
+	log     *slog.Logger
+	level   *slog.LevelVar
+	watcher *config.Watcher
+	store   *logstore.Store
+	m       *conserver.Manager
+	comps   []component
+	lock    *os.File  // the log directory's daemon lock
+	notify  *notifier // systemd (Type=notify); nil when not under systemd
+}
+
+// newDaemon validates the configuration and prepares the directories; it
+// opens no BMC session.
+func newDaemon(path string, stderr io.Writer) (*daemon, error) {
+	d := &daemon{path: path, level: new(slog.LevelVar)}
+	// The first load's errors are printed one per line, before any
+	// daemon log exists.
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, &exitError{code: 1, msg: "serve: invalid configuration, not starting:\n" + err.Error()}
+	}
+	d.level.Set(parseLevel(cfg.Server.LogLevel))
+	var h slog.Handler
+	ho := &slog.HandlerOptions{Level: d.level}
+	if cfg.Server.Daemon.LogFormat == "json" {
+		h = slog.NewJSONHandler(stderr, ho)
+	} else {
+		h = slog.NewTextHandler(stderr, ho)
+	}
+	d.log = slog.New(h)
+	// Now with the daemon log for reloads.
+	if d.watcher, err = config.NewWatcher(path, config.WatchOptions{Logger: d.log}); err != nil {
+		return nil, &exitError{code: 1, msg: "serve: invalid configuration, not starting:\n" + err.Error()}
+	}
+	cfg = d.watcher.Config()
+	for _, warn := range cfg.Warnings {
+		d.log.Warn("config: " + warn)
+	}
+	if err := ensureDir(cfg.Server.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("serve: state_dir: %w", err)
+	}
+	if err := ensureDir(cfg.Server.LogDir, 0o750); err != nil {
+		return nil, fmt.Errorf("serve: log_dir: %w", err)
+	}
+	if d.lock, err = lockLogDir(cfg.Server.LogDir); err != nil {
+		return nil, &exitError{code: 1, msg: "serve: " + err.Error()}
+	}
+	raiseFileLimit(d.log)
+	if d.notify, err = newNotifier(os.Getenv, os.Getpid()); err != nil {
+		d.log.Warn("serve: systemd notifications off", "err", err)
+	}
+	if os.Getenv("GOGC") == "" {
+		// Thousands of idle sessions make a large live heap and little
+		// garbage: collecting at 50% growth instead of 100% keeps the
+		// resident memory per console down for a negligible CPU cost.
+		debug.SetGCPercent(50)
+	}
+	return d, nil
+}
+
+// run starts everything, serves until ctx ends (SIGTERM, SIGINT), then
+// stops everything.
+func (d *daemon) run(ctx context.Context) error {
+	defer d.lock.Close()
+	cfg := d.watcher.Config()
+	var err error
+	d.store, err = logstore.Open(cfg.Server.LogDir, logstore.Options{Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer d.store.Close()
+	d.m, err = conserver.NewManager(conserver.Options{Store: d.store, StateDir: cfg.Server.StateDir, Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	start := time.Now()
+	if _, err := d.m.Apply(ctx, cfg); err != nil {
+		d.log.Error("serve: configuration refused", "err", err)
+		return &exitError{code: 1, msg: "serve: " + err.Error()}
+	}
+	d.log.Info("serve: started", "consoles", len(cfg.Consoles), "config", d.path, "log_dir", cfg.Server.LogDir,
+		"state_dir", cfg.Server.StateDir, "pid", os.Getpid(), "took", time.Since(start).Round(time.Millisecond))
+	for _, mk := range serveComponents {
+		c, err := mk(d)
+		if err != nil {
+			d.stop()
+			return fmt.Errorf("serve: %w", err)
+		}
+		if err := c.Start(ctx); err != nil {
+			d.stop()
+			return fmt.Errorf("serve: %s: %w", c.Name(), err)
+		}
+		d.comps = append(d.comps, c)
+	}
+	d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(cfg.Consoles))))
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	wdDone := make(chan struct{})
+	go func() {
+		defer close(wdDone)
+		d.notify.RunWatchdog(wdCtx, nil, func(err error) { d.log.Warn("serve: systemd watchdog", "err", err) })
+	}()
+	defer func() { stopWatchdog(); <-wdDone }()
+
+	wctx, cancelWatch := context.WithCancel(context.Background())
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- d.watcher.Run(wctx) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			d.log.Info("serve: SIGHUP: reloading the configuration")
+			d.watcher.Reload()
+		case ev, ok := <-d.watcher.Events():
+			if !ok {
+				break loop
+			}
+			d.reload(ctx, ev)
+		}
+	}
+	d.tellSystemd(d.notify.Stopping())
+	cancelWatch()
+	<-watchDone
+	return d.stop()
+}
+
+// tellSystemd logs a failed notification (the daemon goes on).
+func (d *daemon) tellSystemd(err error) {
+	if err != nil {
+		d.log.Warn("serve: systemd notification", "err", err)
+	}
+}
+
+// reload applies one watcher event.
+func (d *daemon) reload(ctx context.Context, ev config.Event) {
+	if ev.Err != nil {
+		var el *config.ErrorList
+		if errors.As(ev.Err, &el) {
+			for _, e := range el.Errors {
+				d.log.Error("config: "+e.Error(), "reason", ev.Reason)
+			}
+		}
+		d.log.Error("serve: configuration invalid; keeping the running one", "reason", ev.Reason)
+		return
+	}
+	start := time.Now()
+	d.tellSystemd(d.notify.Reloading())
+	res, err := d.m.Apply(ctx, ev.Config)
+	if err != nil {
+		d.log.Error("serve: configuration refused; keeping the running one", "reason", ev.Reason, "err", err)
+		d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles; last reload refused", len(d.m.Config().Consoles))))
+		return
+	}
+	defer func() { d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(ev.Config.Consoles)))) }()
+	d.level.Set(parseLevel(ev.Config.Server.LogLevel))
+	for _, c := range d.comps {
+		c.Reload(ctx, ev.Config, ev.Diff)
+	}
+	d.log.Info("serve: configuration applied", "reason", ev.Reason, "started", len(res.Started), "stopped", len(res.Stopped),
+		"reconnecting", len(res.Reconnects), "updated", len(res.Updated), "detached", res.Detached, "downgraded", res.Downgraded,
+		"took", time.Since(start).Round(time.Millisecond))
+}
+
+// stop stops the components (reverse order) and then the consoles.
+func (d *daemon) stop() error {
+	cfg := d.m.Config()
+	timeout := 5 * time.Second
+	if cfg != nil {
+		timeout = cfg.Server.Daemon.ShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
+	defer cancel()
+	d.log.Info("serve: stopping")
+	for i := len(d.comps) - 1; i >= 0; i-- {
+		if err := d.comps[i].Stop(ctx); err != nil {
+			d.log.Warn("serve: stopping "+d.comps[i].Name(), "err", err)
+		}
+	}
+	err := d.m.Shutdown(ctx)
+	if cerr := d.store.Close(); cerr != nil {
+		d.log.Warn("serve: closing the log store", "err", cerr)
+	}
+	if err != nil {
+		d.log.Error("serve: stopped with consoles still closing", "err", err)
+		return err
+	}
+	d.log.Info("serve: stopped")
+	return nil
+}
+
+func parseLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// ensureDir creates dir with mode, or tightens an existing one to it.
+func ensureDir(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if st.Mode().Perm()&^mode != 0 {
+		return os.Chmod(dir, mode)
+	}
+	return nil
+}
+
+// daemonLock is the file in the log directory that one solgate serve
+// holds (flock) for its whole life.
+const daemonLock = ".serve.lock"
+
+// lockLogDir takes the log directory for this daemon: a second solgate
+// serve on the same directory is refused, naming the first one's PID.
+// (Every console's log also has its own lock, so even a tool writing one
+// console is kept out.) The kernel drops the lock when the process dies.
+func lockLogDir(dir string) (*os.File, error) {
+	p := filepath.Join(dir, daemonLock)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("lock log directory: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			who := ""
+			if pid := strings.TrimSpace(string(b)); pid != "" {
+				who = " (pid " + pid + ")"
+			}
+			return nil, fmt.Errorf("log directory %s is in use by another solgate serve%s", dir, who)
+		}
+		return nil, fmt.Errorf("lock log directory %s: %w", dir, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+// raiseFileLimit sets the soft open-file limit to the hard one: 10,000
+// consoles need about one socket and one log file each.
+func raiseFileLimit(log *slog.Logger) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		log.Warn("serve: cannot read the open-file limit", "err", err)
+		return
+	}
+	if rl.Cur < rl.Max {
+		old := rl.Cur
+		rl.Cur = rl.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			log.Warn("serve: cannot raise the open-file limit", "soft", old, "hard", rl.Max, "err", err)
+			return
+		}
+	}
+	log.Info("serve: open-file limit", "limit", rl.Cur)
+}

@@ -1,0 +1,197 @@
+package conserver
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/solgate/solgate/conserver/config"
+	"github.com/solgate/solgate/logstore"
+)
+
+// Boots. The console log marks where each boot starts with a "boot"
+// event: at power actions solgate performs (cycle, reset, power on), and
+// at boot banners in the output, matched per line against [server]
+// boot_firmware (BIOS/UEFI POST) and boot_kernel (the kernel's first
+// line) substrings. Each line is tested once (at its end, or once its
+// first maxBootLine bytes are in) with bytes.Contains per pattern: no
+// regexp, no per-byte state machine.
+//
+// A banner starts a new boot unless it continues the current one: boots
+// go power action, then firmware, then kernel; a banner of a later stage
+// than the last mark continues the boot, one of the same stage within
+// sameStage continues it too (POST prints several banner lines), and any
+// other starts a new boot. So a power cycle followed by its POST and
+// kernel lines is one boot, and a kernel line after a kernel line a
+// minute later (a reboot whose firmware prints nothing on the serial
+// line) is a new one. The chassis power state is not polled: at 10,000
+// consoles that would be real load on the BMCs, and the output says it.
+
+const (
+	maxBootLine = 512
+	sameStage   = time.Minute
+)
+
+type bootStage uint8
+
+const (
+	stageNone bootStage = iota
+	stagePower
+	stageFirmware
+	stageKernel
+)
+
+// bootPattern is one compiled pattern.
+type bootPattern struct {
+	lit      []byte
+	anchored bool // at the line start (after leading CRs)
+	stage    bootStage
+	text     string
+}
+
+type bootPatterns struct{ pats []bootPattern }
+
+func compileBoots(d *config.Daemon) (*bootPatterns, error) {
+	bp := &bootPatterns{}
+	add := func(list []string, st bootStage) {
+		for _, p := range list {
+			lit, anchored := p, false
+			if len(lit) > 0 && lit[0] == '^' {
+				lit, anchored = lit[1:], true
+			}
+			if lit == "" {
+				continue
+			}
+			bp.pats = append(bp.pats, bootPattern{lit: []byte(lit), anchored: anchored, stage: st, text: lit})
+		}
+	}
+	add(d.BootFirmware, stageFirmware)
+	add(d.BootKernel, stageKernel)
+	return bp, nil
+}
+
+// match returns the first pattern the line matches.
+func (bp *bootPatterns) match(line []byte) (*bootPattern, bool) {
+	for i := range bp.pats {
+		p := &bp.pats[i]
+		if p.anchored {
+			if bytes.HasPrefix(bytes.TrimLeft(line, "\r"), p.lit) {
+				return p, true
+			}
+		} else if bytes.Contains(line, p.lit) {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// bootDetector follows one console's output line by line. Guarded by
+// Console.outMu.
+type bootDetector struct {
+	line    []byte // the current line's first maxBootLine bytes (allocated at first output)
+	tested  int    // len(line) when it was last tested
+	matched bool   // the current line matched already
+	stage   bootStage
+	last    time.Time
+}
+
+// scan follows p. When a line of p reveals a new boot it returns the
+// offset in p where that line's part in p starts (the boot event goes
+// before it), the offset where scanning stopped, and the event text; i
+// is -1 when p holds no boot start.
+func (d *bootDetector) scan(p []byte, bp *bootPatterns, now time.Time) (i, j int, how string) {
+	off := 0
+	for off < len(p) {
+		end := len(p)
+		if k := bytes.IndexByte(p[off:], '\n'); k >= 0 {
+			end = off + k + 1
+		}
+		seg := p[off:end]
+		if !d.matched && len(d.line) < maxBootLine {
+			if d.line == nil {
+				d.line = make([]byte, 0, maxBootLine)
+			}
+			d.line = append(d.line, seg[:min(len(seg), maxBootLine-len(d.line))]...)
+			// Test once per line: at its end, or when its first
+			// maxBootLine bytes are in.
+			if done := seg[len(seg)-1] == '\n' || len(d.line) == maxBootLine; done && len(d.line) > d.tested {
+				d.tested = len(d.line)
+				if pat, ok := bp.match(d.line); ok {
+					d.matched = true
+					if d.begins(pat.stage, now) {
+						how = fmt.Sprintf("%s banner seen: %q", stageName(pat.stage), pat.text)
+						if seg[len(seg)-1] == '\n' {
+							d.endLine()
+						}
+						return off, end, how
+					}
+				}
+			}
+		}
+		if seg[len(seg)-1] == '\n' {
+			d.endLine()
+		}
+		off = end
+	}
+	return -1, len(p), ""
+}
+
+func (d *bootDetector) endLine() {
+	d.line, d.tested, d.matched = d.line[:0], 0, false
+}
+
+// begins records a banner of stage st and reports whether it starts a
+// new boot.
+func (d *bootDetector) begins(st bootStage, now time.Time) bool {
+	cont := d.stage != stageNone && (st > d.stage || st == d.stage && now.Sub(d.last) < sameStage)
+	d.stage, d.last = st, now
+	return !cont
+}
+
+// powered records a boot started by a power action.
+func (d *bootDetector) powered(now time.Time) {
+	d.stage, d.last = stagePower, now
+}
+
+func stageName(s bootStage) string {
+	switch s {
+	case stageFirmware:
+		return "firmware"
+	case stageKernel:
+		return "kernel"
+	}
+	return "power"
+}
+
+// logOutputLocked writes console output to the log, with a boot event in
+// front of every line that starts a boot. outMu is held.
+func (c *Console) logOutputLocked(p []byte) {
+	bp := c.m.boots.Load()
+	if bp == nil || len(bp.pats) == 0 {
+		c.w.Write(p)
+		return
+	}
+	now := time.Now()
+	for len(p) > 0 {
+		i, j, how := c.boot.scan(p, bp, now)
+		if i < 0 {
+			c.w.Write(p)
+			return
+		}
+		if i > 0 {
+			c.w.Write(p[:i])
+		}
+		c.w.EventBeforeLine(logstore.EventBoot, how)
+		c.log.Info("conserver: boot", "how", how)
+		c.w.Write(p[i:j])
+		p = p[j:]
+	}
+}
+
+// markBoot records a boot started by a power action.
+func (c *Console) markBoot(how string) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	c.w.Event(logstore.EventBoot, how)
+	c.boot.powered(time.Now())
+}

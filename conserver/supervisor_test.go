@@ -1,0 +1,360 @@
+package conserver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/solgate/solgate/ipmilan"
+)
+
+// The supervisor's timing (backoff, jitter, stable reset, waiting and
+// contested detection) against an in-memory BMC, under testing/synctest:
+// virtual time, no sleeps.
+
+func fakeEnv(t *testing.T, f *fakeBMC, server, extra string, o Options) (*testEnv, *Console) {
+	t.Helper()
+	e := newEnv(t, server, []consoleSpec{{name: "node1", bmc: "127.0.0.1:623", extra: extra}}, o, func(m *Manager) { m.open = f.open })
+	return e, e.m.Console("node1")
+}
+
+func gaps(ts []time.Time) []time.Duration {
+	var out []time.Duration
+	for i := 1; i < len(ts); i++ {
+		out = append(out, ts[i].Sub(ts[i-1]))
+	}
+	return out
+}
+
+func TestBackoffDoublesToMax(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rnd  func(int64) int64
+		want []time.Duration // delays before jitter's draw; nil: check bounds only
+	}{
+		{"top", func(n int64) int64 { return n - 1 }, []time.Duration{1, 2, 4, 8, 8, 8, 8}},
+		{"bottom", func(n int64) int64 { return 0 }, []time.Duration{1, 2, 4, 8, 8, 8, 8}},
+		{"random", nil, []time.Duration{1, 2, 4, 8, 8, 8, 8}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeBMC{fail: fmt.Errorf("fake: %w after 3 tries", ipmilan.ErrNoAnswer)}
+				_, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"8s\"\nreconnect_stable = \"1m\"", "", Options{Rand: tc.rnd})
+				time.Sleep(60 * time.Second)
+				synctest.Wait()
+				if st := c.Status(); st.State != Retrying || !strings.Contains(st.Reason, "BMC unreachable") || st.NextTry.IsZero() {
+					t.Fatalf("status %+v: want retrying, BMC unreachable, a next try", st)
+				}
+				g := gaps(f.dialTimes())
+				if len(g) < len(tc.want) {
+					t.Fatalf("only %d attempts in 60 s: %v", len(g)+1, g)
+				}
+				distinct := map[time.Duration]bool{}
+				for i, d := range g[:len(tc.want)] {
+					full := tc.want[i] * time.Second
+					lo, hi := full/2, full
+					switch tc.name {
+					case "top":
+						lo = full
+					case "bottom":
+						hi = full / 2
+					}
+					if d < lo || d > hi {
+						t.Fatalf("attempt %d came %v after the previous, want %v to %v (all: %v)", i+2, d, lo, hi, g)
+					}
+					if tc.want[i] == 8 {
+						distinct[d] = true
+					}
+				}
+				if tc.name == "random" && len(distinct) < 2 {
+					t.Fatalf("no jitter: every capped delay is the same: %v", g)
+				}
+			})
+		})
+	}
+}
+
+func TestBackoffResetsAfterStableSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{fail: fmt.Errorf("fake: %w", ipmilan.ErrNoAnswer)}
+		top := func(n int64) int64 { return n - 1 }
+		_, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"16s\"\nreconnect_stable = \"1m\"", "", Options{Rand: top})
+		// Failures at 0, 1, 3, 7 s: the next delay is 8 s.
+		time.Sleep(7*time.Second + time.Millisecond)
+		synctest.Wait()
+		f.mu.Lock()
+		f.fail = nil
+		f.mu.Unlock()
+		time.Sleep(8 * time.Second) // connects at 15 s
+		synctest.Wait()
+		if st := c.Status(); st.State != Up {
+			t.Fatalf("state %v, want up (dials %v)", st.State, gaps(f.dialTimes()))
+		}
+		// A short session (10 s < stable): the schedule goes on, 16 s.
+		time.Sleep(10 * time.Second)
+		f.drop()
+		synctest.Wait()
+		n := len(f.dialTimes())
+		time.Sleep(16*time.Second - time.Millisecond)
+		synctest.Wait()
+		if len(f.dialTimes()) != n {
+			t.Fatalf("reconnected sooner than 16 s after a short session: %v", gaps(f.dialTimes()))
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		waitUp(t, c)
+		// A stable session (2 min): the next delay is the minimum again.
+		time.Sleep(2 * time.Minute)
+		f.drop()
+		synctest.Wait()
+		lost := time.Now()
+		time.Sleep(1100 * time.Millisecond)
+		synctest.Wait()
+		ds := f.dialTimes()
+		if d := ds[len(ds)-1].Sub(lost); d != time.Second {
+			t.Fatalf("after a stable session the reconnect came %v later, want 1s", d)
+		}
+		waitUp(t, c)
+		if st := c.Status(); st.Reconnects != 2 {
+			t.Fatalf("reconnects %d, want 2", st.Reconnects)
+		}
+	})
+}
+
+func waitUp(t *testing.T, c *Console) {
+	t.Helper()
+	synctest.Wait()
+	if st := c.Status(); st.State != Up {
+		t.Fatalf("state %v (%s), want up", st.State, st.Reason)
+	}
+}
+
+func TestContestedStopsTakingThePayload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{}
+		e, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"4s\"\nsteal_limit = 3\nsteal_window = \"1h\"", "steal = \"always\"", Options{})
+		synctest.Wait()
+		waitUp(t, c)
+		a, err := c.Attach(Identity{User: "carol", Via: "test"}, AttachOptions{})
+		must(t, err)
+		r := readAll(a)
+		// A foreign client keeps taking the payload; solgate takes it
+		// back steal_limit times, then stops.
+		for i := 1; i <= 5; i++ {
+			f.takeForeign(0xf00 + uint32(i))
+			time.Sleep(10 * time.Second)
+			synctest.Wait()
+		}
+		steals, _, active := f.counts()
+		if steals != 3 {
+			t.Fatalf("solgate took the payload %d times, want 3 (the limit)", steals)
+		}
+		if active {
+			t.Fatal("solgate holds the payload after the limit")
+		}
+		st := c.Status()
+		if st.State != Contested || !strings.Contains(st.Reason, "contested") || st.Owner == "" {
+			t.Fatalf("status %+v: want contested, naming the holder", st)
+		}
+		// It stays so: no dialling for hours.
+		n := len(f.dialTimes())
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		if len(f.dialTimes()) != n {
+			t.Fatalf("contested console dialled %d more times", len(f.dialTimes())-n)
+		}
+		if !strings.Contains(r.text(), "contested") {
+			t.Fatalf("the attached user was not told: %q", tailStr(r.text(), 300))
+		}
+		// A user with write access reopens: solgate takes it now.
+		if err := c.Reopen(Identity{User: "carol"}); err == nil {
+			t.Fatal("carol (read-only) could reopen")
+		}
+		must(t, c.Reopen(Identity{User: "alice", Via: "test"}))
+		synctest.Wait()
+		waitUp(t, c)
+		if steals, _, _ := f.counts(); steals != 4 {
+			t.Fatalf("steals %d after reopen, want 4", steals)
+		}
+		log := logText(t, e.store, "node1")
+		for _, want := range []string{"! steal took the SOL payload from BMC session 0xf01 (steal = always; takeover 1 of 3", "! stolen contested:", "! reopen reopen by alice", "(reopen by alice)"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q:\n%s", want, log)
+			}
+		}
+		a.Close()
+	})
+}
+
+func TestNeverWaitsForTheOtherClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{foreign: 0xabc}
+		_, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"5m\"", "steal = \"never\"", Options{})
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		st := c.Status()
+		if st.State != Waiting || st.Owner != "BMC session 0xabc" || !strings.Contains(st.Reason, "waiting for it to be released") {
+			t.Fatalf("status %+v: want waiting for BMC session 0xabc", st)
+		}
+		if steals, _, _ := f.counts(); steals != 0 {
+			t.Fatal("never took the payload")
+		}
+		// Re-checks are capped at a minute: about 30 of them, not 10.
+		if n := len(f.dialTimes()); n < 25 || n > 45 {
+			t.Fatalf("%d checks in 30 min, want about 30 (capped backoff)", n)
+		}
+		f.releaseForeign()
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		waitUp(t, c)
+	})
+}
+
+func TestWhenIdleTakesAfterGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{foreign: 0xabc}
+		_, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"5m\"\nsteal_grace = \"10m\"", "", Options{})
+		synctest.Wait()
+		start := time.Now()
+		time.Sleep(10*time.Minute - 5*time.Second)
+		synctest.Wait()
+		if st := c.Status(); st.State != Waiting || !strings.Contains(st.Reason, "solgate takes it at") {
+			t.Fatalf("before the grace: %+v", st)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		waitUp(t, c)
+		steals, _, _ := f.counts()
+		ds := f.dialTimes()
+		if took := ds[len(ds)-1].Sub(start); steals != 1 || took < 10*time.Minute || took > 10*time.Minute+2*time.Second {
+			t.Fatalf("took it %v after first seeing it held (steals %d), want right after 10m", took, steals)
+		}
+	})
+}
+
+func TestOwnStalePayloadReclaimed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{stale: 0x5151}
+		dir := t.TempDir()
+		_ = dir
+		e := newEnv(t, "", []consoleSpec{{name: "node1", bmc: "127.0.0.1:623", extra: "steal = \"never\""}}, Options{}, func(m *Manager) {
+			m.open = f.open
+			m.sess.set("node1", "127.0.0.1:623", 0x5151)
+		})
+		synctest.Wait()
+		waitUp(t, e.m.Console("node1"))
+		if _, reclaims, _ := f.counts(); reclaims != 1 {
+			t.Fatalf("reclaims %d, want 1", reclaims)
+		}
+		if len(f.dialTimes()) != 1 {
+			t.Fatalf("%d dials, want 1: reclaimed at once", len(f.dialTimes()))
+		}
+		if log := logText(t, e.store, "node1"); !strings.Contains(log, "reclaimed the SOL payload from this daemon's previous session 0x5151") {
+			t.Fatalf("log:\n%s", log)
+		}
+	})
+}
+
+// TestHandshakesBounded: start-up dials at most max_handshakes consoles
+// at once, and every console gets connected.
+func TestHandshakesBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{}
+		var mu sync.Mutex
+		busy, peak := 0, 0
+		slow := func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+			mu.Lock()
+			busy++
+			peak = max(peak, busy)
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond) // a handshake takes a while
+			mu.Lock()
+			busy--
+			mu.Unlock()
+			return &fakeSession{f: f, id: 1}, nil
+		}
+		var consoles []consoleSpec
+		for i := range 20 {
+			consoles = append(consoles, consoleSpec{name: fmt.Sprintf("n%02d", i), bmc: fmt.Sprintf("127.0.0.1:%d", 1000+i)})
+		}
+		// Every console on its own fake payload.
+		e := newEnv(t, "max_handshakes = 3", consoles, Options{}, func(m *Manager) {
+			m.open = func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+				s, err := slow(ctx, cfg)
+				if err != nil {
+					return nil, err
+				}
+				return &fakeSession{f: &fakeBMC{}, id: s.ID()}, nil
+			}
+		})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if peak != 3 {
+			t.Fatalf("peak of %d concurrent handshakes, want 3", peak)
+		}
+		for _, c := range e.m.Consoles() {
+			if c.Status().State != Up {
+				t.Fatalf("%s: %v", c.Name(), c.Status().State)
+			}
+		}
+	})
+}
+
+// TestWrongPasswordIsDown: an authentication failure is not hammered: the
+// console is down (with the reason) and retried at the slowest pace.
+func TestWrongPasswordIsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{fail: fmt.Errorf("ipmilan: 127.0.0.1:623: RAKP2: %w", ipmilan.ErrAuth)}
+		_, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"10m\"", "", Options{})
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		st := c.Status()
+		if st.State != Down || !strings.Contains(st.Reason, "authentication failed") {
+			t.Fatalf("status %+v: want down, authentication failed", st)
+		}
+		g := gaps(f.dialTimes())
+		for _, d := range g {
+			if d < 5*time.Minute {
+				t.Fatalf("retried after %v: a wrong password must not be hammered (%v)", d, g)
+			}
+		}
+		if len(g) < 5 || len(g) > 12 {
+			t.Fatalf("%d retries in an hour at a 10 min pace", len(g))
+		}
+	})
+}
+
+// TestConfigChangeDuringHandshake: a BMC change saved while the console
+// is still connecting to the old BMC takes effect right after.
+func TestConfigChangeDuringHandshake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var addrs []string
+		f := &fakeBMC{}
+		e := newEnv(t, "", []consoleSpec{{name: "node1", bmc: "127.0.0.1:1001"}}, Options{}, func(m *Manager) {
+			m.open = func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+				mu.Lock()
+				addrs = append(addrs, cfg.Addr)
+				mu.Unlock()
+				time.Sleep(time.Second) // a slow handshake
+				return f.open(ctx, cfg)
+			}
+		})
+		time.Sleep(100 * time.Millisecond) // connecting to :1001
+		e.write(testConfig(e.dir, "", []consoleSpec{{name: "node1", bmc: "127.0.0.1:1002"}}, ""))
+		e.reload()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		got := strings.Join(addrs, " ")
+		mu.Unlock()
+		if got != "127.0.0.1:1001 127.0.0.1:1002" {
+			t.Fatalf("dialled %s, want the old BMC then the new one", got)
+		}
+		waitUp(t, e.m.Console("node1"))
+	})
+}

@@ -1,0 +1,95 @@
+package logstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// EventBeforeLine records an event in front of the console line in
+// progress (its first bytes written, its line feed not yet), stamped with
+// that line's time; with no line in progress it is Event. The console
+// manager marks a boot this way when a line reveals it (a firmware banner,
+// the kernel's first line): the line then belongs to the boot it announces.
+// A line already cut by a flush (at most FlushInterval old) cannot be
+// reached; the event then follows its first part.
+func (w *Writer) EventBeforeLine(kind EventKind, text string) {
+	if !kind.Valid() {
+		w.Event(kind, text)
+		return
+	}
+	now := w.s.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	wasIdle := !w.pendingLocked()
+	t := now
+	if len(w.line) > 0 && w.lineTime.Before(now) {
+		t = w.lineTime
+	}
+	w.appendEventLocked(t, kind, text)
+	if wasIdle {
+		w.armLocked()
+	}
+}
+
+// Boot is one boot of a console's node as its log records it: from a boot
+// event to the next one.
+type Boot struct {
+	// Start is the time of the boot event; for a log that begins before
+	// its first boot event, the first record's time.
+	Start time.Time
+	// End is the next boot's Start; zero for the newest boot.
+	End time.Time
+	// How is the boot event's text ("power cycle by alice", "firmware
+	// banner seen: ..."); "" for output logged before the first boot event.
+	How string
+}
+
+// Boots lists a console's boots, oldest first, reading the whole log.
+// Output logged before the first boot event counts as a boot of its own
+// (How ""). A log without any record has no boots.
+func (s *Store) Boots(ctx context.Context, console string) ([]Boot, error) {
+	var boots []Boot
+	var first time.Time
+	for rec, err := range s.Records(ctx, console, Query{}) {
+		if err != nil {
+			if _, ok := err.(*CorruptError); ok {
+				continue // damage is skipped: the rest still says where boots are
+			}
+			return nil, err
+		}
+		if first.IsZero() {
+			first = rec.Time
+		}
+		if rec.Event != EventBoot {
+			continue
+		}
+		if len(boots) == 0 && rec.Time.After(first) {
+			boots = append(boots, Boot{Start: first})
+		}
+		if len(boots) > 0 {
+			boots[len(boots)-1].End = rec.Time
+		}
+		boots = append(boots, Boot{Start: rec.Time, How: string(rec.Data)})
+	}
+	if len(boots) == 0 && !first.IsZero() {
+		boots = append(boots, Boot{Start: first})
+	}
+	return boots, nil
+}
+
+// BootAt picks a boot as journalctl -b does: 0 is the newest, -1 the one
+// before, and 1 the oldest, 2 the next.
+func BootAt(boots []Boot, n int) (Boot, error) {
+	i := n - 1
+	if n <= 0 {
+		i = len(boots) - 1 + n
+	}
+	if i < 0 || i >= len(boots) {
+		return Boot{}, fmt.Errorf("logstore: no boot %d (the log has %d)", n, len(boots))
+	}
+	return boots[i], nil
+}

@@ -1,0 +1,113 @@
+package logstore
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSetLimitsRotatesAndRetains(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := openTest(t, "", Options{Now: clk.Now})
+	w := mustWriter(t, s, "n")
+	w.SetLimits(Limits{SegmentBytes: 1500})
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 30 {
+		w.Write(trickyStream(400, rng)) // compresses little
+		w.Flush()
+		clk.Advance(time.Second)
+	}
+	s.quiesce()
+	if n := len(segmentsOf(t, s, "n")); n < 4 {
+		t.Fatalf("%d segments with a 1500-byte limit, want several", n)
+	}
+	// Retention by size, set on the writer alone.
+	w.SetLimits(Limits{SegmentBytes: 1500, RetainBytes: 2000})
+	s.retain(maintJob{console: "n", w: w})
+	if n := len(segmentsOf(t, s, "n")); n > 3 {
+		t.Fatalf("%d segments after retention to 2000 bytes", n)
+	}
+}
+
+func TestBoots(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := openTest(t, "", Options{Now: clk.Now})
+	w := mustWriter(t, s, "node42")
+	step := func(text string) {
+		w.Write([]byte(text))
+		clk.Advance(time.Second)
+	}
+	step("before any boot\r\n")
+	w.Event(EventBoot, "power cycle by alice")
+	step("BIOS\r\n")
+	step("[    0.000000] Linu")
+	// The kernel's first line revealed by its end: the event goes in
+	// front of the line, with the line's time.
+	w.EventBeforeLine(EventBoot, "kernel banner seen")
+	step("x version 6.1\r\nlogin: ")
+	w.Flush()
+	boots, err := s.Boots(context.Background(), "node42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(boots) != 3 || boots[0].How != "" || boots[1].How != "power cycle by alice" || boots[2].How != "kernel banner seen" {
+		t.Fatalf("boots %+v", boots)
+	}
+	if !boots[0].End.Equal(boots[1].Start) || !boots[1].End.Equal(boots[2].Start) || !boots[2].End.IsZero() {
+		t.Fatalf("boundaries %+v", boots)
+	}
+	var lines []string
+	for l, err := range s.Lines(context.Background(), "node42", Query{Since: boots[2].Start}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(l.Event)+":"+string(l.Text))
+	}
+	if got := strings.Join(lines, "|"); got != "boot:kernel banner seen|:[    0.000000] Linux version 6.1\r\n|:login: " {
+		t.Fatalf("the last boot reads %q", got)
+	}
+	for _, tc := range []struct {
+		n    int
+		want string
+		ok   bool
+	}{{0, "kernel banner seen", true}, {-1, "power cycle by alice", true}, {-2, "", true}, {-3, "", false}, {1, "", true}, {3, "kernel banner seen", true}, {4, "", false}} {
+		b, err := BootAt(boots, tc.n)
+		if (err == nil) != tc.ok || tc.ok && b.How != tc.want {
+			t.Errorf("BootAt(%d) = %+v, %v", tc.n, b, err)
+		}
+	}
+}
+
+func TestOpenFileBudget(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, "", Options{MaxOpenFiles: 2})
+	var ws []*Writer
+	for i := range 6 {
+		ws = append(ws, mustWriter(t, s, "n"+string(rune('a'+i))))
+	}
+	for round := range 3 {
+		for _, w := range ws {
+			w.Write([]byte("line\r\n"))
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if n := s.OpenFiles(); n > 2 {
+				t.Fatalf("round %d: %d live segments open, budget 2", round, n)
+			}
+		}
+	}
+	for _, w := range ws {
+		lines, err := s.Tail(w.Console(), 10)
+		if err != nil || len(lines) != 3 {
+			t.Fatalf("%s: %d lines (%v), want 3", w.Console(), len(lines), err)
+		}
+		w.Close()
+	}
+	if n := s.OpenFiles(); n != 0 {
+		t.Fatalf("%d files open after closing every writer", n)
+	}
+}

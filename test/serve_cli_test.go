@@ -1,0 +1,90 @@
+package test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/solgate/solgate/ipmilan/bmcsim"
+)
+
+func TestServeRefusesInvalidConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := writeServeConfig(t, dir, "reconect_min = \"1s\"", []servedConsole{{name: "node1", bmc: "127.0.0.1:623", extra: "steal = \"sometimes\""}})
+	out, err := exec.Command(solgateBin(t), "serve", "-c", cfg).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1:\n%s", err, out)
+	}
+	for _, want := range []string{"invalid configuration, not starting", cfg + ":7: unknown key \"reconect_min\" in [server] (did you mean \"reconnect_min\"?)", "steal: \"sometimes\" is not one of never, when-idle, always"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log")); err == nil {
+		t.Error("an invalid configuration created the log directory")
+	}
+}
+
+func TestServeRefusesALogDirInUse(t *testing.T) {
+	t.Parallel()
+	sim := startSimBMC(t, bmcsim.Config{PowerOn: true})
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "state"), 0o755))
+	cfg := writeServeConfig(t, dir, "", []servedConsole{{name: "node1", bmc: sim.Addr}})
+	p := startServe(t, cfg)
+	p.waitLog(`"msg":"conserver: SOL up"`, 20*time.Second)
+	out, err := exec.Command(solgateBin(t), "serve", "-c", cfg).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("second serve: exit %v, want 1:\n%s", err, out)
+	}
+	want := regexp.MustCompile(`log directory \S+ is in use by another solgate serve \(pid ` + itoaPid(p.cmd.Process.Pid) + `\)`)
+	if !want.Match(out) {
+		t.Fatalf("second serve said:\n%s", out)
+	}
+	// The first one is undisturbed; its state_dir was tightened to 0700,
+	// and its open-file limit raised to the hard limit.
+	st, err := os.Stat(filepath.Join(dir, "state"))
+	must(t, err)
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("state_dir mode %v, want 0700", st.Mode().Perm())
+	}
+	var rl syscall.Rlimit
+	must(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl))
+	p.waitLog(`"msg":"serve: open-file limit","limit":`+itoaPid(int(rl.Max)), 5*time.Second)
+
+	// SIGHUP re-reads the files; an unchanged configuration changes nothing.
+	must(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	p.waitLog(`"msg":"serve: SIGHUP: reloading the configuration"`, 5*time.Second)
+	p.waitLog(`"msg":"config: unchanged","reason":"reload requested"`, 5*time.Second)
+	if _, err := p.stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := sim.Stats(); st.SOLActive != 0 || st.SessionsActive != 0 {
+		t.Fatalf("after SIGTERM: %+v", st)
+	}
+}
+
+func TestServeHelp(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(solgateBin(t), "serve", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"Usage: solgate serve [-c FILE]", "etc/solgate.toml", "SIGHUP", "SIGTERM", "state_dir", "-c FILE"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
+
+func itoaPid(n int) string { return strconv.Itoa(n) }
