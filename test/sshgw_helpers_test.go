@@ -49,7 +49,7 @@ type gwDaemon struct {
 }
 
 type gwOptions struct {
-	consoles int            // default 1: node1
+	consoles int              // default 1: node1
 	sol      bmcsim.SOLConfig // for every BMC
 }
 

@@ -2,8 +2,8 @@ package test
 
 import (
 	"os/exec"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
