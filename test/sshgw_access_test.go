@@ -104,7 +104,7 @@ func TestGatewayCertificates(t *testing.T) {
 
 // ptyTerm is an x/crypto PTY session collecting its output.
 type ptyTerm struct {
-	t   *testing.T
+	t   testing.TB
 	s   *gossh.Session
 	in  io.WriteCloser
 	mu  sync.Mutex
@@ -130,7 +130,7 @@ func (p *ptyTerm) waitFor(what, want string) {
 }
 
 // openPTY starts a PTY session on c running cmd ("" for a shell).
-func openPTY(t *testing.T, c *gossh.Client, cmd string) *ptyTerm {
+func openPTY(t testing.TB, c *gossh.Client, cmd string) *ptyTerm {
 	t.Helper()
 	s, err := c.NewSession()
 	must(t, err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,46 +28,68 @@ import (
 // gwDaemon is `solgate serve` with its SSH gateway on 127.0.0.1, consoles
 // on in-process bmcsim BMCs, and people whose keys the test holds:
 // alice (read, write, power on every console), bob (read and write),
-// carol (read only), and dave, who has no key of his own and logs in with
-// certificates from the test's user CA.
+// carol and erin (read only), and dave, who has no key of his own and
+// logs in with certificates from the test's user CA.
 type gwDaemon struct {
-	t       *testing.T
-	dir     string
-	cfgPath string
-	addr    string // gateway address, 127.0.0.1:PORT
-	port    int
-	bmcs    map[string]*simBMC
-	names   []string
-	keys    map[string]gossh.Signer // person -> key
-	revoked map[string]bool         // people whose key the config no longer lists
-	ca      gossh.Signer
-	read    []string // the access rule's lists; tests that reload change them
-	write   []string
-	power   []string
-	cmd     *exec.Cmd
-	stderr  *syncBuffer
-	hostKey gossh.PublicKey
+	t           testing.TB
+	dir         string
+	cfgPath     string
+	addr        string // gateway address, 127.0.0.1:PORT
+	port        int
+	bmcs        map[string]*simBMC // the bmcsim BMCs, by console
+	addrs       map[string]string  // every console's BMC address
+	names       []string
+	cipherSuite int
+	starts      int                     // how many times the daemon was started (the log accumulates)
+	keys        map[string]gossh.Signer // person -> key
+	revoked     map[string]bool         // people whose key the config no longer lists
+	ca          gossh.Signer
+	read        []string // the access rule's lists; tests that reload change them
+	write       []string
+	power       []string
+	cmd         *exec.Cmd
+	stderr      *syncBuffer
+	hostKey     gossh.PublicKey
 }
 
 type gwOptions struct {
 	consoles int              // default 1: node1
 	sol      bmcsim.SOLConfig // for every BMC
+	// external BMCs (name -> address) instead of bmcsim ones, with this
+	// password and cipher suite (ipmi_sim).
+	external    map[string]string
+	password    string
+	cipherSuite int
 }
 
 // startGateway starts the daemon and waits until the gateway answers.
-func startGateway(t *testing.T, o gwOptions) *gwDaemon {
+func startGateway(t testing.TB, o gwOptions) *gwDaemon {
 	t.Helper()
 	if o.consoles == 0 {
 		o.consoles = 1
 	}
+	if o.password == "" {
+		o.password = bmcsimPassword
+	}
 	g := &gwDaemon{t: t, dir: t.TempDir(), bmcs: map[string]*simBMC{}, keys: map[string]gossh.Signer{}, revoked: map[string]bool{},
-		read: []string{"alice", "bob", "carol", "dave"}, write: []string{"alice", "bob", "dave"}, power: []string{"alice", "dave"}}
-	for i := 1; i <= o.consoles; i++ {
-		name := fmt.Sprintf("node%d", i)
-		sol := o.sol
-		sol.Hostname = name
-		g.bmcs[name] = startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: sol})
-		g.names = append(g.names, name)
+		read: []string{"alice", "bob", "carol", "dave", "erin"}, write: []string{"alice", "bob", "dave"}, power: []string{"alice", "dave"}}
+	g.addrs = map[string]string{}
+	g.cipherSuite = o.cipherSuite
+	if o.external != nil {
+		for name, addr := range o.external {
+			g.addrs[name] = addr
+			g.names = append(g.names, name)
+		}
+		slices.Sort(g.names)
+	} else {
+		for i := 1; i <= o.consoles; i++ {
+			name := fmt.Sprintf("node%d", i)
+			sol := o.sol
+			sol.Hostname = name
+			g.bmcs[name] = startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: sol})
+			g.addrs[name] = g.bmcs[name].Addr
+			g.names = append(g.names, name)
+		}
 	}
 	for _, p := range []string{"alice", "bob", "carol", "erin"} {
 		var priv ed25519.PrivateKey
@@ -74,7 +97,7 @@ func startGateway(t *testing.T, o gwOptions) *gwDaemon {
 		writeKeyFile(t, filepath.Join(g.dir, "id_"+p), priv)
 	}
 	g.ca, _ = gwKey(t)
-	must(t, os.WriteFile(filepath.Join(g.dir, "bmc.pass"), []byte(bmcsimPassword+"\n"), 0o600))
+	must(t, os.WriteFile(filepath.Join(g.dir, "bmc.pass"), []byte(o.password+"\n"), 0o600))
 	g.port = freeTCPPort(t)
 	g.addr = fmt.Sprintf("127.0.0.1:%d", g.port)
 	g.cfgPath = filepath.Join(g.dir, "solgate.toml")
@@ -96,6 +119,7 @@ trusted_user_ca_keys = ["{{.CA}}"]
 [defaults]
 user = "admin"
 password_file = "{{.Dir}}/bmc.pass"
+{{if .CipherSuite}}cipher_suite = {{.CipherSuite}}{{end}}
 {{range .Consoles}}
 [[console]]
 name = "{{.Name}}"
@@ -125,11 +149,13 @@ func (g *gwDaemon) writeConfig() {
 	}
 	data := struct {
 		Addr, Dir, CA, Read, Write, Power string
+		CipherSuite                       int
 		Consoles                          []console
 		Users                             []user
-	}{Addr: g.addr, Dir: g.dir, CA: authorizedLine(g.ca.PublicKey()), Read: list(g.read), Write: list(g.write), Power: list(g.power)}
+	}{Addr: g.addr, Dir: g.dir, CA: authorizedLine(g.ca.PublicKey()), Read: list(g.read), Write: list(g.write), Power: list(g.power),
+		CipherSuite: g.cipherSuite}
 	for _, n := range g.names {
-		data.Consoles = append(data.Consoles, console{n, g.bmcs[n].Addr})
+		data.Consoles = append(data.Consoles, console{n, g.addrs[n]})
 	}
 	for _, p := range []string{"alice", "bob", "carol", "erin"} {
 		u := user{Name: p}
@@ -159,7 +185,10 @@ func (g *gwDaemon) reload() {
 
 func (g *gwDaemon) start() {
 	t := g.t
-	g.stderr = &syncBuffer{}
+	g.starts++
+	if g.stderr == nil {
+		g.stderr = &syncBuffer{}
+	}
 	cmd := exec.Command(solgateBin(t), "serve", "-c", g.cfgPath)
 	cmd.Stdout, cmd.Stderr = g.stderr, g.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -187,11 +216,9 @@ func (g *gwDaemon) start() {
 	k, err := sshgw.LoadHostKey(filepath.Join(g.dir, "state", "ssh_host_ed25519_key"), false)
 	must(t, err)
 	g.hostKey = k.PublicKey()
-	for _, n := range g.names {
-		waitFor(t, n+" connected", 60*time.Second, func() bool {
-			return strings.Contains(g.stderr.String(), "console="+n) && g.bmcs[n].Stats().SOLActive > 0
-		})
-	}
+	waitFor(t, "every console up", 120*time.Second, func() bool {
+		return strings.Count(g.stderr.String(), "conserver: SOL up") >= len(g.names)*g.starts
+	})
 }
 
 // stop sends SIGTERM and waits for the daemon to exit.
@@ -256,7 +283,7 @@ func (g *gwDaemon) run(person, user, cmd string) (string, string, int) {
 	return runOn(g.t, g.dial(person, user), cmd)
 }
 
-func runOn(t *testing.T, c *gossh.Client, cmd string) (string, string, int) {
+func runOn(t testing.TB, c *gossh.Client, cmd string) (string, string, int) {
 	t.Helper()
 	s, err := c.NewSession()
 	must(t, err)
