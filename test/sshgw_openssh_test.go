@@ -145,6 +145,17 @@ func TestGatewayOpenSSHExec(t *testing.T) {
 	if _, errOut, code := g.ssh("alice", "node9@127.0.0.1", "tail"); code != 2 || !strings.Contains(errOut, `no such console "node9"`) {
 		t.Errorf("node9: %d %q", code, errOut)
 	}
+	// log --boot: a power cycle starts a new boot.
+	if out, errOut, code := g.ssh("alice", "node1@127.0.0.1", "power", "cycle"); code != 0 {
+		t.Errorf("power cycle: %d %q %q", code, out, errOut)
+	}
+	waitFor(t, "the new boot's output", 30*time.Second, func() bool {
+		out, _, _ := g.ssh("alice", "node1@127.0.0.1", "log", "--boot", "0")
+		return strings.Contains(out, "Simulated BIOS") && !strings.Contains(out, "tail-line-8")
+	})
+	if out, _, code := g.ssh("carol", "node1@127.0.0.1", "log", "--boot", "-1", "--plain"); code != 0 || !strings.Contains(out, "tail-line-8") {
+		t.Errorf("log --boot -1: %d %q", code, out)
+	}
 	if out, _, code := g.ssh("carol", "list@127.0.0.1"); code != 0 || !strings.Contains(out, "node1") || !strings.Contains(out, "up since") {
 		t.Errorf("list: %d %q", code, out)
 	}

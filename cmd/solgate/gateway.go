@@ -325,7 +325,7 @@ func (g *gatewayConsole) Tail(ctx context.Context, n int, w io.Writer) error {
 
 // query turns the gateway's log query into the store's, as solgate log
 // reads the same flags.
-func (g *gatewayConsole) query(q sshgw.LogQuery) (logstore.Query, error) {
+func (g *gatewayConsole) query(ctx context.Context, q sshgw.LogQuery) (logstore.Query, error) {
 	now := time.Now()
 	var lq logstore.Query
 	var err error
@@ -339,13 +339,30 @@ func (g *gatewayConsole) query(q sshgw.LogQuery) (logstore.Query, error) {
 		return lq, fmt.Errorf("%w: --until is not after --since", sshgw.ErrUsage)
 	}
 	if q.Boot != "" {
-		return lq, fmt.Errorf("%w: --boot is not available through the gateway yet; use --since and --until", sshgw.ErrUsage)
+		n, err := strconv.Atoi(q.Boot)
+		if err != nil {
+			return lq, fmt.Errorf("%w: --boot %q is not a number", sshgw.ErrUsage, q.Boot)
+		}
+		boots, err := g.b.m.Store().Boots(ctx, g.c.Name())
+		if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
+			return lq, err
+		}
+		b, err := logstore.BootAt(boots, n)
+		if err != nil {
+			return lq, fmt.Errorf("no boot %d in the log of %s (it holds %d)", n, g.c.Name(), len(boots))
+		}
+		if lq.Since.IsZero() || lq.Since.Before(b.Start) {
+			lq.Since = b.Start
+		}
+		if !b.End.IsZero() && (lq.Until.IsZero() || b.End.Before(lq.Until)) {
+			lq.Until = b.End
+		}
 	}
 	return lq, nil
 }
 
 func (g *gatewayConsole) Log(ctx context.Context, q sshgw.LogQuery, w io.Writer) error {
-	lq, err := g.query(q)
+	lq, err := g.query(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -389,7 +406,7 @@ func (g *gatewayConsole) Grep(ctx context.Context, pattern string, q sshgw.LogQu
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", sshgw.ErrUsage, err)
 	}
-	lq, err := g.query(q)
+	lq, err := g.query(ctx, q)
 	if err != nil {
 		return 0, err
 	}
