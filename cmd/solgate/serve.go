@@ -177,11 +177,17 @@ func newDaemon(path string, stderr io.Writer) (*daemon, error) {
 
 // run starts everything, serves until ctx ends (SIGTERM, SIGINT), then
 // stops everything.
+// serveFlushInterval is how long console output stays in memory in serve.
+const serveFlushInterval = 800 * time.Millisecond
+
 func (d *daemon) run(ctx context.Context) error {
 	defer d.lock.Close()
 	cfg := d.watcher.Config()
 	var err error
-	d.store, err = logstore.Open(cfg.Server.LogDir, logstore.Options{Logger: d.log})
+	// Frames every 0.8 s rather than the store's default second: syslog
+	// receivers see a line within a second of the console printing it
+	// (the shipper follows the frames), and a crash loses less.
+	d.store, err = logstore.Open(cfg.Server.LogDir, logstore.Options{Logger: d.log, FlushInterval: serveFlushInterval})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
