@@ -38,6 +38,7 @@ type gateway struct {
 	b      *gatewayBackend
 	srv    *sshgw.Server
 	listen string
+	limits [5]int64 // the ssh_* settings it started with (sshLimits)
 
 	ln   net.Listener
 	done chan error // Serve's result
@@ -63,11 +64,17 @@ func newGateway(d *daemon) (*gateway, error) {
 		Logger:        d.log.With("via", "ssh"),
 		ListName:      config.ListName,
 		StreamNotices: true, // the manager's attachments bring their banner and last line
+
+		MaxSessions:        cfg.Server.Daemon.SSHMaxSessions,
+		MaxSessionsPerUser: cfg.Server.Daemon.SSHMaxSessionsPerUser,
+		MaxUnauthenticated: cfg.Server.Daemon.SSHMaxUnauthenticated,
+		HandshakeTimeout:   cfg.Server.Daemon.SSHHandshakeTimeout,
+		IdleTimeout:        cfg.Server.Daemon.SSHIdleTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	return &gateway{d: d, b: b, srv: srv, listen: cfg.Server.Listen}, nil
+	return &gateway{d: d, b: b, srv: srv, listen: cfg.Server.Listen, limits: sshLimits(cfg)}, nil
 }
 
 func (g *gateway) Name() string { return "ssh gateway" }
@@ -87,6 +94,9 @@ func (g *gateway) Start(ctx context.Context) error {
 func (g *gateway) Reload(ctx context.Context, cfg *config.Config, diff config.Diff) {
 	if cfg.Server.Listen != g.listen {
 		g.d.log.Warn("gateway: [server] listen changed; restart solgate serve to listen on the new address", "listen", g.listen, "new", cfg.Server.Listen)
+	}
+	if n := sshLimits(cfg); n != g.limits {
+		g.d.log.Warn("gateway: [server] ssh_* limits changed; restart solgate serve to apply them")
 	}
 	g.b.changed()
 }
@@ -456,4 +466,12 @@ func (g *gatewayConsole) Recent(max int) ([]byte, error) {
 		out = out[len(out)-max:]
 	}
 	return out, nil
+}
+
+// sshLimits are the gateway's [server] ssh_* settings, to notice a change
+// that needs a restart.
+func sshLimits(cfg *config.Config) [5]int64 {
+	d := cfg.Server.Daemon
+	return [5]int64{int64(d.SSHMaxSessions), int64(d.SSHMaxSessionsPerUser), int64(d.SSHMaxUnauthenticated),
+		int64(d.SSHHandshakeTimeout), int64(d.SSHIdleTimeout)}
 }
