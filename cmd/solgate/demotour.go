@@ -372,10 +372,9 @@ func (dm *demo) stepOpenSSH(ctx context.Context, console string) (string, error)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	exited := false
 	defer func() {
-		select {
-		case <-done:
-		default:
+		if !exited {
 			cmd.Process.Kill()
 			<-done
 		}
@@ -391,6 +390,7 @@ func (dm *demo) stepOpenSSH(ctx context.Context, console string) (string, error)
 	io.WriteString(in, "\x05c.")
 	select {
 	case err := <-done:
+		exited = true
 		if err != nil {
 			return "", fmt.Errorf("ssh exited with %v after detaching; output: %q", err, tailOf(out.String(), 200))
 		}

@@ -203,3 +203,10 @@ func (d *daemon) components() []component {
 		return nil
 	}
 }
+
+// GatewayStats implements metrics.Gateway for the SSH gateway component.
+func (g *gateway) GatewayStats() (metrics.GatewayStats, bool) {
+	st := g.srv.Stats()
+	return metrics.GatewayStats{Connections: st.Conns, Unauthenticated: st.Unauthenticated, Sessions: st.Sessions,
+		AuthFailures: st.AuthFailures}, true
+}
