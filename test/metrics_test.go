@@ -446,9 +446,9 @@ func TestAlertRules(t *testing.T) {
 	// The checker itself.
 	for expr, want := range map[string]string{
 		`sum by (console) (rate(a_total[5m])) > on (x) group_left b{c="d"}`: "a_total b",
-		`deriv(x[15m]) > 0 and y > 1000 unless z offset 5m`:                  "x y z",
-		`up{job="solgate"} == 0`:                                             "up",
-		`sum without (state) (m{state!="up", l=~"a.*"}) / 2`:                 "m",
+		`deriv(x[15m]) > 0 and y > 1000 unless z offset 5m`:                 "x y z",
+		`up{job="solgate"} == 0`:                                            "up",
+		`sum without (state) (m{state!="up", l=~"a.*"}) / 2`:                "m",
 	} {
 		got, err := promqlMetrics(expr)
 		if err != nil || strings.Join(got, " ") != want {
