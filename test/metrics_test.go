@@ -2,6 +2,8 @@ package test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/solgate/solgate/conserver/metrics"
 	"github.com/solgate/solgate/ipmilan/bmcsim"
@@ -92,15 +95,6 @@ func (n *notifySocket) wait(t *testing.T, prefix string, want int, d time.Durati
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// freeTCPPort returns a loopback port nothing listens on right now.
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 type scraped map[string]*dto.MetricFamily
@@ -187,8 +181,9 @@ func waitMetrics(t *testing.T, addr, what string, d time.Duration, cond func(scr
 // TestServeMetrics scrapes solgate serve over HTTP while a BMC hangs and
 // comes back and while the configuration is reloaded (applied, then
 // refused), and checks that the values follow. The daemon runs under a
-// NOTIFY_SOCKET with a watchdog: READY=1 comes only once the metrics
-// listener accepts connections, and WATCHDOG=1 keeps coming.
+// NOTIFY_SOCKET with a watchdog: READY=1 comes only once the SSH gateway
+// and the metrics accept connections, and WATCHDOG=1 keeps coming. A
+// refused SSH key counts as an authentication failure.
 func TestServeMetrics(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -209,26 +204,41 @@ func TestServeMetrics(t *testing.T) {
 	maddr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	server := fmt.Sprintf("metrics = %q\nipmi_keepalive = \"500ms\"\nipmi_timeout = \"200ms\"\nreconnect_min = \"100ms\"\nreconnect_max = \"500ms\"", maddr)
 	consoles := []servedConsole{{name: "node1", bmc: sim1.Addr}, {name: "node2", bmc: sim2.Addr}}
+	gaddr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	writeConfig := func(cs []servedConsole, extra string) string {
 		p := writeServeConfig(t, dir, server, cs)
+		data, err := os.ReadFile(p)
+		must(t, err)
+		data = bytes.Replace(data, []byte(`listen = "127.0.0.1:0"`), []byte(`listen = "`+gaddr+`"`), 1)
+		must(t, os.WriteFile(p, data, 0o640))
 		appendFile(t, p, "\n[[syslog]]\naddress = \""+target+"\"\n"+extra)
 		return p
 	}
-	cfg := writeConfig(consoles, "")
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	signer, err := gossh.NewSignerFromKey(priv)
+	must(t, err)
+	users := "\n[[user]]\nname = \"alice\"\nkeys = [\"" + authorizedLine(signer.PublicKey()) + "\"]\n\n[[access]]\nconsoles = \"*\"\nread = [\"alice\"]\n"
+	cfg := writeConfig(consoles, users)
 
 	readyErr := make(chan error, 1)
 	n := listenNotify(t, dir, func() {
-		// At READY the metrics must already accept connections.
-		c, err := net.DialTimeout("tcp", maddr, time.Second)
-		if err == nil {
+		// At READY the SSH gateway and the metrics must already accept
+		// connections.
+		for _, a := range []string{gaddr, maddr} {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err != nil {
+				readyErr <- err
+				return
+			}
 			c.Close()
 		}
-		readyErr <- err
+		readyErr <- nil
 	})
 	p := startServe(t, cfg, "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=200000")
 	n.wait(t, "READY=1", 1, 20*time.Second)
 	if err := <-readyErr; err != nil {
-		t.Fatalf("READY=1 before the metrics listener accepted connections: %v", err)
+		t.Fatalf("READY=1 before the gateway and the metrics accepted connections: %v", err)
 	}
 
 	// Readiness and health.
@@ -273,6 +283,44 @@ func TestServeMetrics(t *testing.T) {
 		}
 	}
 
+	// The gateway: a session counted while it is open, a refused key
+	// counted as an authentication failure.
+	for _, name := range []string{"solgate_gateway_connections", "solgate_gateway_sessions", "solgate_gateway_auth_failures_total"} {
+		if v, ok := s.get(name); !ok || v != 0 {
+			t.Errorf("%s = %v (%v) before any client, want 0", name, v, ok)
+		}
+	}
+	client, err := gossh.Dial("tcp", gaddr, &gossh.ClientConfig{User: "node1", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	must(t, err)
+	sess, err := client.NewSession()
+	must(t, err)
+	stdin, err := sess.StdinPipe() // held open: EOF would detach
+	must(t, err)
+	defer stdin.Close()
+	must(t, sess.RequestPty("xterm", 24, 80, gossh.TerminalModes{}))
+	must(t, sess.Shell())
+	waitMetrics(t, maddr, "one gateway session, attached to node1", 15*time.Second, func(s scraped) bool {
+		n, _ := s.get("solgate_gateway_sessions")
+		a, _ := s.get("solgate_console_attachments", "console", "node1")
+		return n == 1 && a == 1
+	})
+	client.Close()
+	_, stranger, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	strangerSigner, err := gossh.NewSignerFromKey(stranger)
+	must(t, err)
+	if c, err := gossh.Dial("tcp", gaddr, &gossh.ClientConfig{User: "node1", Auth: []gossh.AuthMethod{gossh.PublicKeys(strangerSigner)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}); err == nil {
+		c.Close()
+		t.Fatal("a key the configuration does not list was let in")
+	}
+	waitMetrics(t, maddr, "the refused key counted, the session gone", 15*time.Second, func(s scraped) bool {
+		f, _ := s.get("solgate_gateway_auth_failures_total")
+		n, _ := s.get("solgate_gateway_sessions")
+		return f == 1 && n == 0
+	})
+
 	// Output counts bytes and sets the last output time; the line is
 	// shipped to syslog.
 	before, _ := s.get("solgate_console_output_bytes_total", "console", "node1")
@@ -314,7 +362,7 @@ func TestServeMetrics(t *testing.T) {
 
 	// A reload that adds a console: counted, a new fingerprint.
 	sim3 := startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
-	writeConfig(append(consoles, servedConsole{name: "node3", bmc: sim3.Addr}), "")
+	writeConfig(append(consoles, servedConsole{name: "node3", bmc: sim3.Addr}), users)
 	s = waitMetrics(t, maddr, "the reload applied", 20*time.Second, func(s scraped) bool {
 		v, _ := s.get("solgate_config_reloads_total", "result", "success")
 		up, _ := s.get("solgate_console_up", "console", "node3")
@@ -332,7 +380,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 	okAt, _ := s.get("solgate_config_last_reload_success_timestamp_seconds")
 	// A broken edit: refused, counted; the running configuration stays.
-	writeConfig(consoles, "bogus_key = 1\n")
+	writeConfig(consoles, "bogus_key = 1\n"+users)
 	s = waitMetrics(t, maddr, "the broken edit refused", 20*time.Second, func(s scraped) bool {
 		v, _ := s.get("solgate_config_reloads_total", "result", "failure")
 		return v == 1
