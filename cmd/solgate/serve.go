@@ -43,13 +43,21 @@ trusted_user_ca_*) log in; [[access]] rules say what each may do. The host
 key is state_dir/ssh_host_ed25519_key, created on the first start, or
 [server] host_keys.
 
+Prometheus metrics, /healthz and /readyz are served on [server] metrics
+(default 127.0.0.1:9623, "" turns them off; a busy port is retried every
+30s). 'solgate ctl' talks to the daemon over state_dir/ctl.sock (status,
+info, who, reload, reopen), which only root and the daemon's own user may
+use. Under systemd (Type=notify) READY=1 comes once the gateway and the
+metrics listen and every console has started dialling; WATCHDOG=1 follows
+every WatchdogSec/2.
+
 The configuration is FILE (default /etc/solgate/solgate.toml) plus every
 conf.d/*.toml beside it; etc/solgate.toml in the source tree is a commented
 example. serve refuses to start when the configuration is invalid (every
 problem is printed as FILE:LINE: what) or when another solgate serve uses
 the same log directory.
 
-Saving any configuration file (or SIGHUP) reloads it: added consoles start,
+Saving any configuration file (or SIGHUP, or 'solgate ctl reload') reloads it: added consoles start,
 removed ones stop (payload deactivated, session closed, users told),
 consoles whose BMC settings changed reconnect, the others are untouched,
 and attached users who lost access are detached. An invalid edit is
