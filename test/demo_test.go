@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -82,9 +83,37 @@ func TestDemoInteractive(t *testing.T) {
 	must(t, err)
 	must(t, os.WriteFile(keyPath+".pub", ssh.MarshalAuthorizedKey(spub), 0o644))
 
+	// A second key, only in an ssh-agent.
+	agentSock := ""
+	if agentBin, addBin := findTool("ssh-agent"), findTool("ssh-add"); agentBin != "" && addBin != "" {
+		agentSock = filepath.Join(home, "agent.sock")
+		agent := exec.Command(agentBin, "-D", "-a", agentSock)
+		agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		must(t, agent.Start())
+		t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+		_, apriv, err := ed25519.GenerateKey(rand.Reader)
+		must(t, err)
+		ablk, err := ssh.MarshalPrivateKey(apriv, "agent key")
+		must(t, err)
+		akey := filepath.Join(t.TempDir(), "agent_key")
+		must(t, os.WriteFile(akey, pem.EncodeToMemory(ablk), 0o600))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			add := exec.Command(addBin, akey)
+			add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+agentSock)
+			out, err := add.CombinedOutput()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ssh-add: %v\n%s", err, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	dir := filepath.Join(t.TempDir(), "demo")
 	cmd := exec.Command(solgateBin(t), "demo", "-n", "3", "--dir", dir, "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK=")
+	cmd.Env = append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK="+agentSock)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	must(t, err)
@@ -130,8 +159,12 @@ func TestDemoInteractive(t *testing.T) {
 		t.Errorf("the demo took %v to start", time.Since(start))
 	}
 	text := strings.Join(printed, "\n")
-	if !strings.Contains(text, "with your keys (1 from ~/.ssh/*.pub, 0 from the agent)") {
-		t.Errorf("the demo does not say it let in the ~/.ssh key:\n%s", text)
+	agentKeys := 0
+	if agentSock != "" {
+		agentKeys = 1
+	}
+	if want := fmt.Sprintf("with your keys (1 from ~/.ssh/*.pub, %d from the agent)", agentKeys); !strings.Contains(text, want) {
+		t.Errorf("the demo does not say %q:\n%s", want, text)
 	}
 	// The printed command, with the key from ~/.ssh (ssh's own default
 	// identity under HOME), runs an exec command.
