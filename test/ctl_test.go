@@ -1,6 +1,8 @@
 package test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 )
@@ -109,6 +113,12 @@ func TestCtl(t *testing.T) {
 		{name: "node9", bmc: "127.0.0.1:9"}}
 	server := "metrics = \"\"\nipmi_timeout = \"200ms\"\nreconnect_min = \"1s\"\nreconnect_max = \"2s\""
 	cfg := writeServeConfig(t, dir, server, consoles)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	signer, err := gossh.NewSignerFromKey(priv)
+	must(t, err)
+	users := "\n[[user]]\nname = \"alice\"\nkeys = [\"" + authorizedLine(signer.PublicKey()) + "\"]\n\n[[access]]\nconsoles = \"*\"\nwrite = [\"alice\"]\n"
+	appendFile(t, cfg, users)
 	p := startServe(t, cfg)
 	p.waitLog(`"msg":"serve: control socket listening"`, 20*time.Second)
 	sock := filepath.Join(dir, "state", "ctl.sock")
@@ -169,6 +179,52 @@ func TestCtl(t *testing.T) {
 	if who == nil || len(who) != 0 {
 		t.Errorf("who: %v, want an empty list", who)
 	}
+	// alice attaches over SSH: who and info show her.
+	gaddr := ""
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if m := regexp.MustCompile(`"msg":"gateway: listening","addr":"([^"]+)"`).FindStringSubmatch(l); m != nil {
+			gaddr = m[1]
+		}
+	}
+	client, err := gossh.Dial("tcp", gaddr, &gossh.ClientConfig{User: "node1", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	must(t, err)
+	sess, err := client.NewSession()
+	must(t, err)
+	stdin, err := sess.StdinPipe()
+	must(t, err)
+	must(t, sess.RequestPty("xterm", 24, 80, gossh.TerminalModes{}))
+	must(t, sess.Shell())
+	var attached []struct {
+		Console string `json:"console"`
+		User    string `json:"user"`
+		Via     string `json:"via"`
+		Mode    string `json:"mode"`
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		ctlJSON(t, &attached, "-c", cfg, "who")
+		if len(attached) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("who: %+v, want alice on node1", attached)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if a := attached[0]; a.Console != "node1" || a.User != "alice" || a.Via != "ssh" || a.Mode != "rw" {
+		t.Errorf("who: %+v, want alice on node1 via ssh, rw", a)
+	}
+	out, _, code = runCtl(t, "ctl", "-c", cfg, "who", "node1")
+	if code != 0 || !regexp.MustCompile(`(?m)^node1 +alice +ssh +127\.0\.0\.1:\d+ .* rw`).MatchString(out) {
+		t.Errorf("ctl who node1: exit %d\n%s", code, out)
+	}
+	out, _, code = runCtl(t, "ctl", "-c", cfg, "info", "node1")
+	if code != 0 || !strings.Contains(out, "attached         1 (writer: alice)") {
+		t.Errorf("ctl info node1 with alice attached: exit %d\n%s", code, out)
+	}
+	stdin.Close()
+	client.Close()
 
 	// reopen: the session is dropped and re-established.
 	out, errs, code = runCtl(t, "ctl", "-c", cfg, "reopen", "node2")
