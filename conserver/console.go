@@ -573,6 +573,12 @@ func (c *Console) requestRedial(id Identity, what string, kind logstore.EventKin
 		c.log.Warn("conserver: "+what+" refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
 		return fmt.Errorf("%s %s: %w", what, c.name, ErrDenied)
 	}
+	return c.redial(id, what, kind)
+}
+
+// redial drops the SOL connection (taking the payload, if held) and dials
+// again now, on id's behalf, whose permission was checked.
+func (c *Console) redial(id Identity, what string, kind logstore.EventKind) error {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()

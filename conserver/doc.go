@@ -20,6 +20,7 @@
 //	a.Write(p)   // what they type: escape commands, then the console (if a writes)
 //	a.Break(); a.Mode(); a.Close(); a.Done(); a.Cause(); a.Identity(); a.Console()
 //	c.Power(ctx, id, power.Cycle) // (result, error); c.Reopen(id); c.Force(id); c.Tail(n)
+//	c.ReopenAdmin(id) // reopen for the host's administrator (solgate ctl): no access rule applies
 //
 // This is the API of BRIEF.md's plan with these refinements: Cause returns
 // an error (one line for the user, wrapping ErrDetached, ErrTooSlow,
