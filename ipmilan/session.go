@@ -57,7 +57,8 @@ type Session struct {
 	// out on IPMI traffic alone, however much SOL flows.
 	lastIPMI atomic.Int64
 	// keepaliveFn replaces the default keepalive command (SOL checks
-	// that it still owns the payload).
+	// that it still owns the payload). Its ctx has no deadline: it must
+	// be bounded by the session's retries, as every Session command is.
 	keepaliveFn atomic.Pointer[func(context.Context) error]
 	// kaMu guards kaTimer and kaStopped. The keepalive is no goroutine of
 	// its own but a timer armed for when it is due (see keepAliveDue);
@@ -795,14 +796,15 @@ func (s *Session) keepAliveRun() (next time.Duration, ok bool) {
 		return s.keepAliveDelay(started), true // IPMI traffic since: not due yet
 	}
 	growStack()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout*time.Duration(s.cfg.Retries+2))
+	// No deadline of its own: the command's retries bound it (and Close
+	// ends it), as they bound keepaliveFn's.
+	ctx := context.Background()
 	var err error
 	if fn := s.keepaliveFn.Load(); fn != nil {
 		err = (*fn)(ctx)
 	} else {
 		_, err = s.do(ctx, wire.NetFnApp, wire.CmdGetDeviceID, nil)
 	}
-	cancel()
 	now := time.Now()
 	if err == nil || errors.As(err, new(*CompletionError)) {
 		if s.lastIPMI.Load() < started.UnixNano() {
