@@ -434,6 +434,7 @@ func TestSOLSilentTheft(t *testing.T) {
 		}
 		start := time.Now()
 		ev := waitSOLEvent(t, owner, time.Minute, SOLStolen, SOLDeactivated)
+		<-owner.Done() // the event comes first, then the console ends
 		if ev.Kind != SOLStolen || !errors.Is(owner.Err(), ErrSOLStolen) {
 			t.Fatalf("owner saw %v, console error %v: want stolen", ev.Kind, owner.Err())
 		}
