@@ -188,6 +188,23 @@ func (c *Console) logOutputLocked(p []byte) {
 	}
 }
 
+// powerOnSeen is the keepalive seeing the chassis powered on after it was
+// off at the previous look: a boot, unless output already marked one
+// since then (the firmware's banner usually comes first).
+func (c *Console) powerOnSeen() {
+	const how = "power on seen (the chassis was off)"
+	since := time.Duration(powerEvery+1) * c.m.ipmiConfig(c.settings()).KeepAlive
+	c.outMu.Lock()
+	marked := !c.boot.last.IsZero() && time.Since(c.boot.last) < since
+	c.outMu.Unlock()
+	if marked {
+		c.event(logstore.EventPower, how)
+		return
+	}
+	c.markBoot(how)
+	c.log.Info("conserver: boot", "how", how)
+}
+
 // markBoot records a boot started by a power action.
 func (c *Console) markBoot(how string) {
 	c.outMu.Lock()

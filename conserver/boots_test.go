@@ -2,6 +2,7 @@ package conserver
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +172,51 @@ func TestPowerCycleFromTheEscapeMenu(t *testing.T) {
 		t.Fatalf("the cycle's banners started more boots:\n%s", text)
 	}
 	a.Close()
+}
+
+// TestPowerOnSeenStartsBoot: a node powered on by something other than
+// this console (its power button, another tool) gets a boot marker from
+// the keepalive that looks at the chassis, even when its console prints
+// nothing; when its firmware's banner came first, that banner's boot is
+// the one, and the power look adds only a power event.
+func TestPowerOnSeenStartsBoot(t *testing.T) {
+	t.Parallel()
+	for _, quiet := range []bool{true, false} {
+		t.Run(fmt.Sprintf("quiet=%v", quiet), func(t *testing.T) {
+			t.Parallel()
+			s := startSim(t, bmcsim.Config{PowerOn: false, SOL: bmcsim.SOLConfig{NoBootText: quiet}})
+			e := newEnv(t, `ipmi_keepalive = "500ms"`, []consoleSpec{{name: "node1", bmc: s.Addr}}, Options{})
+			c := e.m.Console("node1")
+			waitState(t, c, Up, 10*time.Second)
+			time.Sleep(2500 * time.Millisecond) // the first power look (every 4th keepalive) sees it off
+			s.SetPower(true)
+			want := "power on seen (the chassis was off)"
+			if !quiet {
+				want = `firmware banner seen: "to enter setup"`
+			}
+			var boots []logstore.Boot
+			waitFor(t, "a power event after power on", 15*time.Second, func() bool {
+				var err error
+				boots, err = e.store.Boots(context.Background(), "node1")
+				if err != nil || len(boots) == 0 {
+					return false
+				}
+				for l, err := range e.store.Lines(context.Background(), "node1", logstore.Query{}) {
+					if err == nil && (l.Event == logstore.EventBoot || l.Event == logstore.EventPower) && strings.Contains(string(l.Text), "power on seen") {
+						return true
+					}
+				}
+				return false
+			})
+			var real []logstore.Boot // the first is what came before the first marker
+			for _, b := range boots {
+				if b.How != "" {
+					real = append(real, b)
+				}
+			}
+			if len(real) != 1 || real[0].How != want {
+				t.Fatalf("boots %+v: want one, %q", boots, want)
+			}
+		})
+	}
 }

@@ -397,6 +397,10 @@ func (c *Console) drainEvents(conn *solConn) {
 				c.tellWriter(fmt.Sprintf("input lost: %s", ev.Detail))
 			case ipmilan.SOLBreakDetected:
 				c.event(logstore.EventNote, "serial break detected by the BMC")
+			case ipmilan.SOLPowerOn:
+				c.powerOnSeen()
+			case ipmilan.SOLPowerOff:
+				c.event(logstore.EventPower, "power off seen (the chassis was on)")
 			}
 		default:
 			return

@@ -107,9 +107,10 @@
 //
 // No network front end (the SSH gateway declares its own interface and is
 // handed the Manager by cmd/solgate), no terminal emulation (screen
-// repaint), no metrics exposition, no polling of chassis power state (at
-// 10,000 consoles that is real load on the BMCs; output banners and
-// solgate's own power actions mark boots).
+// repaint), no metrics exposition, no polling of chassis power state
+// beyond what the keepalive does (every fourth keepalive asks for it
+// instead of the payload's owner, so a node powered on from elsewhere gets
+// a boot marker at no extra load on the BMCs).
 //
 // Manager, Console and Attachment methods are safe for concurrent use;
 // an Attachment's Read and Write may run on different goroutines.

@@ -77,7 +77,7 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 			return nil, &connectResult{err: err}
 		}
 		res := &connectResult{}
-		sol, err := sess.ActivateSOL(ctx, ipmilan.SOLOptions{})
+		sol, err := sess.ActivateSOL(ctx, ipmilan.SOLOptions{PowerEvery: powerEvery})
 		var alt *ipmilan.AltPortError
 		if errors.As(err, &alt) && !moved {
 			// As FreeIPMI: redo the session on the port the BMC named.
@@ -91,6 +91,7 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 			opts, took, ok := c.mayTake(ae.Owner, stale, req, set.cfg.Steal)
 			switch {
 			case ok:
+				opts.PowerEvery = powerEvery
 				sol, err = sess.ActivateSOL(ctx, opts)
 				if err == nil {
 					res.took = took
@@ -110,6 +111,11 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 		return &solConn{sess: sess, sol: sol}, res
 	}
 }
+
+// powerEvery: every fourth keepalive looks at the chassis power state
+// (instead of the payload's owner), so a node powered on by someone else
+// gets a boot marker; it costs no extra request.
+const powerEvery = 4
 
 // connectTimeout bounds one connection attempt: the handshake is about
 // ten exchanges, each with its retries.

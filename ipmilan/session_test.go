@@ -547,3 +547,34 @@ func TestSOLLossyStream(t *testing.T) {
 		}
 	})
 }
+
+// TestSOLPowerWatch: with PowerEvery, a power change nobody made through
+// this console (the power button, another tool) is reported by the
+// keepalive, and the keepalives that look at the power state replace
+// owner checks instead of adding requests.
+func TestSOLPowerWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet()
+		bmc := memBMC(t, n, memBMCAddr, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+		c, _ := memSOL(t, n, memBMCAddr, Config{KeepAlive: 10 * time.Second}, SOLOptions{PowerEvery: 2})
+		time.Sleep(25 * time.Second) // two keepalives: the second sees power on, the baseline
+		bmc.SetPower(false)
+		ev := waitSOLEvent(t, c, time.Minute, SOLPowerOff, SOLPowerOn)
+		if ev.Kind != SOLPowerOff {
+			t.Fatalf("after the power went off: %v %s", ev.Kind, ev.Detail)
+		}
+		bmc.SetPower(true)
+		if ev := waitSOLEvent(t, c, time.Minute, SOLPowerOff, SOLPowerOn); ev.Kind != SOLPowerOn {
+			t.Fatalf("after the power came back: %v %s", ev.Kind, ev.Detail)
+		}
+		// One command per keepalive interval, power looks included.
+		mark, at := bmc.Stats().Commands, time.Now()
+		time.Sleep(100 * time.Second)
+		if got, most := bmc.Stats().Commands-mark, uint64(time.Since(at)/(10*time.Second))+1; got > most {
+			t.Errorf("%d commands in %v of keepalives every 10s: power looks added requests", got, time.Since(at))
+		}
+		if c.Err() != nil {
+			t.Fatalf("console ended: %v", c.Err())
+		}
+	})
+}

@@ -18,6 +18,13 @@ type SOLOptions struct {
 	// activates it for us. Without it such a BMC gives a *SOLActiveError
 	// (errors.Is ErrSOLActive) naming the holder.
 	Steal bool
+	// PowerEvery, when positive, makes every PowerEvery-th keepalive ask
+	// Get Chassis Status instead of Get Payload Instance Info, and reports
+	// a change of the power state since the last look as a SOLPowerOn or
+	// SOLPowerOff event: a power change nobody made through this console
+	// (the power button, another tool) costs no extra request. Short
+	// changes between two looks (a quick power cycle) are not seen.
+	PowerEvery int
 	// StealFrom, when not zero, is a BMC session ID the caller knows to be
 	// its own stale session (a previous process killed before it could
 	// deactivate): a payload held by that session is taken even without
@@ -50,6 +57,12 @@ type SOL struct {
 	eng     *solEngine
 	ownSess bool // Close closes the session too (DialSOL)
 	inst    uint8
+
+	// Used by the keepalive only (one at a time): PowerEvery's count and
+	// the power state last seen (-1 unknown, 0 off, 1 on).
+	powerEvery int
+	keepalives int
+	power      int8
 }
 
 // Format prints the console as its session (see Session.Format).
@@ -167,7 +180,7 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	eng.mu.Lock() // deliver may be running
 	eng.maxIn = solChars(resp.InboundSize, q.Has(QuirkSOLPayloadSize))
 	eng.mu.Unlock()
-	c := &SOL{s: s, eng: eng, inst: o.Instance}
+	c := &SOL{s: s, eng: eng, inst: o.Instance, powerEvery: o.PowerEvery, power: -1}
 	activated = true
 	keep := func(ctx context.Context) error { return c.checkOwner(ctx) }
 	s.keepaliveFn.Store(&keep)
@@ -238,6 +251,11 @@ func (s *Session) deactivateSOL(ctx context.Context, inst uint8) error {
 // checkOwner is the SOL keepalive: Get Payload Instance Info both keeps
 // the session alive and tells whether another session took the payload.
 func (c *SOL) checkOwner(ctx context.Context) error {
+	if c.powerEvery > 0 {
+		if c.keepalives++; c.keepalives%c.powerEvery == 0 {
+			return c.checkPower(ctx)
+		}
+	}
 	r, err := c.s.do(ctx, wire.NetFnApp, wire.CmdGetPayloadInstanceInfo, []byte{uint8(wire.PayloadSOL), c.inst})
 	var ce *CompletionError
 	if errors.As(err, &ce) {
@@ -259,9 +277,39 @@ func (c *SOL) checkOwner(ctx context.Context) error {
 	return nil
 }
 
+// checkPower is the keepalive that looks at the chassis power state.
+func (c *SOL) checkPower(ctx context.Context) error {
+	r, err := c.s.do(ctx, wire.NetFnChassis, wire.CmdGetChassisStatus, nil)
+	var ce *CompletionError
+	if errors.As(err, &ce) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := wire.ParseChassisStatus(r.Data)
+	if err != nil {
+		return nil // answered: the session is alive
+	}
+	now := int8(0)
+	if st.PowerOn() {
+		now = 1
+	}
+	switch {
+	case c.power == 0 && now == 1:
+		c.eng.emit(SOLEvent{Kind: SOLPowerOn, Detail: "chassis power is on (it was off at the previous look)"})
+	case c.power == 1 && now == 0:
+		c.eng.emit(SOLEvent{Kind: SOLPowerOff, Detail: "chassis power is off (it was on at the previous look)"})
+	}
+	c.power = now
+	return nil
+}
+
 // Read returns console output in order, blocking until some arrives; once
 // the console has ended, what is still buffered, then why it ended. Close
-// unblocks it. Call it from one goroutine at a time.
+// unblocks it. When a power event (SOLOptions.PowerEvery) is queued
+// while it waits it returns (0, nil) once, so the goroutine that reads can also take Events without a
+// goroutine of its own. Call it from one goroutine at a time.
 func (c *SOL) Read(p []byte) (int, error) { return c.eng.Read(p) }
 
 // ReadContext is Read that also returns, with ctx's error, when ctx ends

@@ -24,6 +24,8 @@ const (
 	SOLGap                                   // output packets went missing: the BMC gave up resending them
 	SOLInputDropped                          // typed input the BMC never accepted was discarded
 	SOLBreakDetected                         // the host's serial port saw a break
+	SOLPowerOn                               // the chassis was seen powered on after being off (SOLOptions.PowerEvery)
+	SOLPowerOff                              // the chassis was seen powered off after being on
 )
 
 func (k SOLEventKind) String() string {
@@ -44,6 +46,10 @@ func (k SOLEventKind) String() string {
 		return "input dropped"
 	case SOLBreakDetected:
 		return "break detected"
+	case SOLPowerOn:
+		return "power on seen"
+	case SOLPowerOff:
+		return "power off seen"
 	}
 	return fmt.Sprintf("SOLEventKind(%d)", uint8(k))
 }
@@ -181,7 +187,12 @@ type solEngine struct {
 	outMu    sync.Mutex
 	out      bytes.Buffer
 	outMax   int
-	readable chan struct{} // capacity 1: data or end arrived
+	readable chan struct{} // capacity 1: data or end arrived, or an event
+	// evWake is set when a power event was queued: a Read waiting for output
+	// returns (0, nil) once, so the reader can take events at once even
+	// from a console that prints nothing (a power change seen by the
+	// keepalive).
+	evWake atomic.Bool
 	endErr   error
 
 	// inMu guards the typed input queue and break requests.
@@ -756,6 +767,9 @@ func (e *solEngine) ReadContext(ctx context.Context, p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if e.evWake.Swap(false) {
+			return 0, nil // events are waiting (see evWake)
+		}
 		if done := ctx.Done(); done == nil {
 			// Read: end signals readable too, so a plain receive does
 			// (cheaper than a select, once per packet on a busy console).
@@ -871,6 +885,13 @@ func (e *solEngine) emit(ev SOLEvent) {
 	}
 	select {
 	case e.events <- ev:
+		if ev.Kind == SOLPowerOn || ev.Kind == SOLPowerOff { // the others come with output or end the console
+			e.evWake.Store(true)
+			select {
+			case e.readable <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		e.st.eventsDropped.Add(1)
 	}
