@@ -193,7 +193,7 @@ type solEngine struct {
 	// from a console that prints nothing (a power change seen by the
 	// keepalive).
 	evWake atomic.Bool
-	endErr   error
+	endErr error
 
 	// inMu guards the typed input queue and break requests.
 	inMu     sync.Mutex
