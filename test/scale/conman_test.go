@@ -122,6 +122,23 @@ func (c *conmanProc) count(subs ...string) int {
 	return n
 }
 
+// connectedPer counts conmand's "connected" notices per console.
+func (c *conmanProc) connectedPer() map[string]int {
+	b, _ := os.ReadFile(c.out)
+	out := map[string]int{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "INFO:") || !strings.Contains(l, "] connected to <") {
+			continue
+		}
+		if i := strings.Index(l, "Console ["); i >= 0 {
+			if name, _, ok := strings.Cut(l[i+len("Console ["):], "]"); ok {
+				out[name]++
+			}
+		}
+	}
+	return out
+}
+
 // connected is how many "connected" notices conmand printed.
 func (c *conmanProc) connected() int { return c.count("INFO:", "] connected to <") }
 

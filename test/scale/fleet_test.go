@@ -62,7 +62,6 @@ type simProc struct {
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	done      chan struct{}
-	starts    int
 }
 
 // newFleet starts n BMCs in processes of at most per each. extra are
@@ -152,7 +151,6 @@ func (p *simProc) start() error {
 	go func() { cmd.Wait(); close(done) }()
 	p.mu.Lock()
 	p.cmd, p.done = cmd, done
-	p.starts++
 	p.mu.Unlock()
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(readHosts(p.hostsFile)) != p.n {
@@ -237,40 +235,48 @@ var simFinal = regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\),
 
 // stop ends the process with SIGTERM and returns its final counts (of
 // this start only).
-func (p *simProc) stop() (simStats, error) {
+func (p *simProc) stop() (simStats, error) { return p.stopBegin()() }
+
+// stopBegin sends SIGTERM; the function returned waits for the exit and
+// reads the final counts.
+func (p *simProc) stopBegin() func() (simStats, error) {
+	b, _ := os.ReadFile(p.logFile)
+	before := len(simFinal.FindAllString(string(b), -1))
 	p.signal(syscall.SIGCONT)
 	p.signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		return simStats{}, fmt.Errorf("bmcsim %d: still running 30 s after SIGTERM", p.i)
+	return func() (simStats, error) {
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			p.signal(syscall.SIGKILL)
+			<-p.done
+			return simStats{}, fmt.Errorf("bmcsim %d: still running 30 s after SIGTERM", p.i)
+		}
+		b, _ := os.ReadFile(p.logFile)
+		all := simFinal.FindAllStringSubmatch(string(b), -1)
+		if len(all) <= before {
+			return simStats{}, fmt.Errorf("bmcsim %d: no final counts in its output: %s", p.i, tailString(string(b), 500))
+		}
+		m := all[len(all)-1]
+		var s simStats
+		s.open, _ = strconv.Atoi(m[1])
+		s.active, _ = strconv.Atoi(m[2])
+		s.delivered, _ = strconv.Atoi(m[3])
+		s.resends, _ = strconv.Atoi(m[4])
+		return s, nil
 	}
-	b, _ := os.ReadFile(p.logFile)
-	all := simFinal.FindAllStringSubmatch(string(b), -1)
-	if len(all) < p.starts {
-		return simStats{}, fmt.Errorf("bmcsim %d: no final counts in its output: %s", p.i, tailString(string(b), 500))
-	}
-	m := all[len(all)-1]
-	var s simStats
-	s.open, _ = strconv.Atoi(m[1])
-	s.active, _ = strconv.Atoi(m[2])
-	s.delivered, _ = strconv.Atoi(m[3])
-	s.resends, _ = strconv.Atoi(m[4])
-	return s, nil
 }
 
 // stop ends every process and sums their final counts.
 func (f *fleet) stop() (simStats, error) {
+	var waits []func() (simStats, error)
 	for _, p := range f.procs {
-		p.signal(syscall.SIGCONT)
-		p.signal(syscall.SIGTERM)
+		waits = append(waits, p.stopBegin())
 	}
 	var sum simStats
 	var first error
-	for _, p := range f.procs {
-		s, err := p.stop()
+	for _, w := range waits {
+		s, err := w()
 		if err != nil && first == nil {
 			first = err
 		}

@@ -25,6 +25,7 @@ type serveConfig struct {
 	bmcs     []string          // their BMC addresses
 	extra    map[string]string // more lines of some consoles' [[console]] entries
 	syslog   string            // [[syslog]] entries
+	logLevel string            // of the daemon log; default info
 }
 
 // write writes solgate.toml atomically (a reload when serve runs) and
@@ -36,8 +37,12 @@ func (c *serveConfig) write(t testing.TB) string {
 	}
 	must(t, os.WriteFile(filepath.Join(c.dir, "bmc.pass"), []byte(bmcPassword+"\n"), 0o600))
 	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlog_dir = %q\nstate_dir = %q\nlog_format = \"json\"\nlog_level = \"info\"\nreload_interval = \"0\"\n%s\n\n",
-		c.logDir, filepath.Join(c.dir, "state"), c.server)
+	level := c.logLevel
+	if level == "" {
+		level = "info"
+	}
+	fmt.Fprintf(&b, "[server]\nlog_dir = %q\nstate_dir = %q\nlog_format = \"json\"\nlog_level = %q\nreload_interval = \"0\"\n%s\n\n",
+		c.logDir, filepath.Join(c.dir, "state"), level, c.server)
 	b.WriteString("[defaults]\nuser = \"admin\"\npassword_file = \"bmc.pass\"\ncipher_suite = 17\n\n")
 	for i, name := range c.consoles {
 		fmt.Fprintf(&b, "[[console]]\nname = %q\nbmc = %q\n%s\n", name, c.bmcs[i], c.extra[name])
@@ -155,6 +160,14 @@ type logLine struct {
 	Msg     string    `json:"msg"`
 	Console string    `json:"console"`
 	Err     string    `json:"err"`
+	RetryIn int64     `json:"retry_in"` // nanoseconds
+}
+
+// logEvent is a timed message of one console.
+type logEvent struct {
+	at      time.Time
+	msg     string
+	retryIn time.Duration
 }
 
 // daemonLog reads a JSON daemon log as it grows and counts its messages,
@@ -167,17 +180,19 @@ type daemonLog struct {
 	total  map[string]int
 	per    map[string]map[string]int // msg -> console -> count
 	times  map[string][]time.Time    // msg -> times (only for the msgs watched)
+	events map[string][]logEvent     // console -> its timed messages
 	errors []string                  // ERROR lines
 	bad    []string                  // lines that are not JSON
 }
 
 func openDaemonLog(path string) *daemonLog {
-	return &daemonLog{path: path, total: map[string]int{}, per: map[string]map[string]int{}, times: map[string][]time.Time{}}
+	return &daemonLog{path: path, total: map[string]int{}, per: map[string]map[string]int{}, times: map[string][]time.Time{}, events: map[string][]logEvent{}}
 }
 
 // timed are the messages whose times are kept.
 var timed = map[string]bool{"conserver: SOL up": true, "conserver: SOL session lost": true,
-	"serve: configuration applied": true, "serve: started": true, "conserver: SOL reconnecting": true}
+	"serve: configuration applied": true, "serve: started": true, "conserver: SOL reconnecting": true,
+	"conserver: SOL not connected": true}
 
 // update reads what was appended since the last call.
 func (l *daemonLog) update() {
@@ -221,6 +236,9 @@ func (l *daemonLog) update() {
 		m[ll.Console]++
 		if timed[ll.Msg] {
 			l.times[ll.Msg] = append(l.times[ll.Msg], ll.Time)
+			if ll.Console != "" {
+				l.events[ll.Console] = append(l.events[ll.Console], logEvent{ll.Time, ll.Msg, time.Duration(ll.RetryIn)})
+			}
 		}
 		if ll.Level == "ERROR" {
 			l.errors = append(l.errors, string(line))
@@ -249,6 +267,13 @@ func (l *daemonLog) timesOf(msg string) []time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]time.Time(nil), l.times[msg]...)
+}
+
+// eventsOf returns a console's timed messages, in order.
+func (l *daemonLog) eventsOf(console string) []logEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]logEvent(nil), l.events[console]...)
 }
 
 // notJSON returns the lines that were not JSON (a panic, a runtime error).
