@@ -26,6 +26,8 @@ type serveConfig struct {
 	extra    map[string]string // more lines of some consoles' [[console]] entries
 	syslog   string            // [[syslog]] entries
 	logLevel string            // of the daemon log; default info
+	listen   string            // the SSH gateway's address; default 127.0.0.1:0
+	metrics  string            // the metrics address; default "" (off)
 }
 
 // write writes solgate.toml atomically (a reload when serve runs) and
@@ -41,8 +43,12 @@ func (c *serveConfig) write(t testing.TB) string {
 	if level == "" {
 		level = "info"
 	}
-	fmt.Fprintf(&b, "[server]\nlog_dir = %q\nstate_dir = %q\nlog_format = \"json\"\nlog_level = %q\nreload_interval = \"0\"\n%s\n\n",
-		c.logDir, filepath.Join(c.dir, "state"), level, c.server)
+	listen := c.listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	fmt.Fprintf(&b, "[server]\nlog_dir = %q\nstate_dir = %q\nlog_format = \"json\"\nlog_level = %q\nreload_interval = \"0\"\nlisten = %q\nmetrics = %q\n%s\n\n",
+		c.logDir, filepath.Join(c.dir, "state"), level, listen, c.metrics, c.server)
 	b.WriteString("[defaults]\nuser = \"admin\"\npassword_file = \"bmc.pass\"\ncipher_suite = 17\n\n")
 	for i, name := range c.consoles {
 		fmt.Fprintf(&b, "[[console]]\nname = %q\nbmc = %q\n%s\n", name, c.bmcs[i], c.extra[name])

@@ -39,6 +39,8 @@ type streamResult struct {
 	Unmarked []jump // jumps with no marker (gap event) just before them
 	First    time.Time
 	Last     time.Time // of the last stream record
+	// Markers are the markers' texts (gap events), in order.
+	Markers []string
 	// Lines are the offsets of the lines whose number was logged (a
 	// syslog message begins with it), but for an unfinished last one.
 	Lines []int
@@ -75,6 +77,7 @@ func (c *streamCheck) closeRun(final bool) {
 
 func (c *streamCheck) marker(cause string) {
 	c.cause, c.armed = cause, 2
+	c.res.Markers = append(c.res.Markers, cause)
 }
 
 // data places one record's bytes.
