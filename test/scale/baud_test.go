@@ -39,7 +39,7 @@ func (f *fleet) samples() []procSample {
 func TestBaud(t *testing.T) {
 	scenario(t)
 	n := knob("BAUD_CONSOLES", 24, 1000)
-	d := knobDuration("BAUD_SECONDS", 5*time.Second, 60*time.Second)
+	d := knobDuration("BAUD_SECONDS", 3*time.Second, 60*time.Second)
 	rp := newReport(t, "115200 baud", "solgate", fmt.Sprintf("%s consoles at 115200 baud, %v", comma(n), d), "0 bytes lost")
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 500), "--no-boot-text", "--stream", strconv.Itoa(baudRate))
 	cfg := newServeConfig(t, f, "")
@@ -91,7 +91,7 @@ func TestBaudConman(t *testing.T) {
 	scenario(t)
 	requireTool(t, "conmand")
 	n := knob("BAUD_CONSOLES", 24, 1000)
-	d := knobDuration("BAUD_SECONDS", 5*time.Second, 60*time.Second)
+	d := knobDuration("BAUD_SECONDS", 3*time.Second, 60*time.Second)
 	rp := newReport(t, "115200 baud", "conman", fmt.Sprintf("%s consoles at 115200 baud, %v", comma(n), d), "0 bytes lost")
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 500), "--no-boot-text", "--stream", strconv.Itoa(baudRate))
 	c := startConman(t, f)

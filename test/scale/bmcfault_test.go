@@ -31,7 +31,7 @@ func newBMCFaultPlan() bmcFaultPlan {
 		per:    knob("BMC_PER_PROCESS", 6, 100),
 		rate:   knob("BMC_RATE", 500, 500),
 		down:   knobDuration("BMC_KILL_SECONDS", 3*time.Second, 30*time.Second),
-		freeze: knobDuration("BMC_FREEZE_SECONDS", 5*time.Second, 2*time.Minute),
+		freeze: knobDuration("BMC_FREEZE_SECONDS", 4*time.Second, 2*time.Minute),
 	}
 	if !full {
 		// The same story in seconds: a BMC silent for 2 s is lost, and
@@ -160,7 +160,7 @@ func TestBMCKillFreeze(t *testing.T) {
 			t.Errorf("%d consoles came back later than their backoff allowed: %v", len(l), l[:min(5, len(l))])
 		}
 	}
-	time.Sleep(3 * time.Second) // the streams go on
+	time.Sleep(2 * time.Second) // the streams go on
 	p.log.update()
 	lostPer := p.log.perConsole("conserver: SOL session lost")
 	upPer := p.log.perConsole("conserver: SOL up")
@@ -245,7 +245,7 @@ func TestBMCKillFreezeConman(t *testing.T) {
 	// (conmand may not have noticed the BMC was gone: its sessions time
 	// out after 60 s).
 	back := map[string]time.Time{}
-	wait := knobDuration("BMC_CONMAN_WAIT_SECONDS", 10*time.Second, 10*time.Minute)
+	wait := knobDuration("BMC_CONMAN_WAIT_SECONDS", 4*time.Second, 10*time.Minute)
 	deadline := time.Now().Add(wait)
 	want := slices.Concat(pl.killed, pl.frozen)
 	for len(back) < len(want) && time.Now().Before(deadline) {
@@ -277,7 +277,7 @@ func TestBMCKillFreezeConman(t *testing.T) {
 	rp.add("killed: %s their BMCs", worst(pl.killed, killedBack))
 	rp.add("frozen: %s the thaw", worst(pl.frozen, thawed))
 	rp.add("%d disconnects", c.count("] disconnected from <"))
-	time.Sleep(3 * time.Second)
+	time.Sleep(2 * time.Second)
 	per := c.connectedPer()
 	c.stop()
 	if _, err := f.stop(); err != nil {

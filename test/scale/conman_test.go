@@ -95,13 +95,18 @@ func (c *conmanProc) kill() {
 	<-c.done
 }
 
-// stop ends conmand with SIGTERM, then SIGKILL after 5 s (it sometimes
-// busy-loops in libipmiconsole's engine teardown).
+// stop ends conmand with SIGTERM, then SIGKILL after a few seconds (it
+// sometimes busy-loops in libipmiconsole's engine teardown; it writes
+// console output to its logs as it reads it, so nothing is left unsaved).
 func (c *conmanProc) stop() {
 	c.cmd.Process.Signal(syscall.SIGTERM)
+	wait := 5 * time.Second
+	if !full {
+		wait = 2 * time.Second
+	}
 	select {
 	case <-c.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(wait):
 		c.kill()
 	}
 }

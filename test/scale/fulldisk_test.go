@@ -70,8 +70,8 @@ func TestFullDisk(t *testing.T) {
 	// MiB, be reached at full size).
 	n := knob("DISK_CONSOLES", 6, 1000)
 	rate := knob("DISK_RATE", 60000, 2000)
-	hold := knobDuration("DISK_FULL_SECONDS", 6*time.Second, time.Minute)
-	run := knobDuration("DISK_RUN_SECONDS", 3*time.Second, 30*time.Second)
+	hold := knobDuration("DISK_FULL_SECONDS", 3*time.Second, time.Minute)
+	run := knobDuration("DISK_RUN_SECONDS", 2*time.Second, 30*time.Second)
 	rp := newReport(t, "full disk", "solgate", fmt.Sprintf("%s consoles at %s B/s, log file system full for %v", comma(n), comma(rate), hold),
 		"losses counted and marked; no segment damaged; resumes by itself")
 	mnt := mountTmpfs(t, knob("DISK_TMPFS_MIB", 16, 256)<<20)

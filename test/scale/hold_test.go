@@ -27,7 +27,7 @@ func perKiB(kib, n int) string { return fmt.Sprintf("%.1f KiB", float64(kib)/flo
 func TestHold(t *testing.T) {
 	scenario(t)
 	n := knob("HOLD_CONSOLES", 40, 10000)
-	hold := knobDuration("HOLD_SECONDS", 5*time.Second, 10*time.Minute)
+	hold := knobDuration("HOLD_SECONDS", 2*time.Second, 10*time.Minute)
 	rp := newReport(t, "hold", "solgate", fmt.Sprintf("%s idle consoles, %v", comma(n), hold), "0 reconnects")
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 2500), "--no-boot-text")
 	cfg := newServeConfig(t, f, "")
@@ -67,7 +67,7 @@ func TestHoldConman(t *testing.T) {
 	scenario(t)
 	requireTool(t, "conmand")
 	n := knob("HOLD_CONMAN_CONSOLES", 40, 10000)
-	hold := knobDuration("HOLD_SECONDS", 5*time.Second, 10*time.Minute)
+	hold := knobDuration("HOLD_SECONDS", 2*time.Second, 10*time.Minute)
 	rp := newReport(t, "hold", "conman", fmt.Sprintf("%s idle consoles, %v", comma(n), hold), "0 reconnects")
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 2500), "--no-boot-text")
 	start := time.Now()
@@ -102,6 +102,15 @@ func TestHoldConman(t *testing.T) {
 	if up == 0 {
 		t.Fatal("conmand connected no console")
 	}
+}
+
+// pause is a scenario's few seconds of ordinary operation before and
+// after a fault.
+func pause() time.Duration {
+	if full {
+		return 10 * time.Second
+	}
+	return 2 * time.Second
 }
 
 // settle is the pause after every console connected, before measuring.

@@ -63,7 +63,7 @@ func TestKill9(t *testing.T) {
 	scenario(t)
 	n := knob("KILL_CONSOLES", 24, 1000)
 	rate := knob("KILL_RATE", 1000, 1000)
-	run := knobDuration("KILL_SECONDS", 3*time.Second, 30*time.Second)
+	run := knobDuration("KILL_SECONDS", 2*time.Second, 30*time.Second)
 	rp := newReport(t, "kill -9", "solgate", fmt.Sprintf("%s consoles at %s B/s, shipping to rsyslog over RELP", comma(n), comma(rate)),
 		"at most 1 s of log lost per console; 0 syslog lines lost")
 	rs := newRsyslog(t)
@@ -116,7 +116,7 @@ func TestKill9Conman(t *testing.T) {
 	requireTool(t, "conmand")
 	n := knob("KILL_CONSOLES", 24, 1000)
 	rate := knob("KILL_RATE", 1000, 1000)
-	run := knobDuration("KILL_SECONDS", 3*time.Second, 30*time.Second)
+	run := knobDuration("KILL_SECONDS", 2*time.Second, 30*time.Second)
 	rp := newReport(t, "kill -9", "conman", fmt.Sprintf("%s consoles at %s B/s", comma(n), comma(rate)),
 		"at most 1 s of log lost per console")
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 500), "--no-boot-text", "--stream", strconv.Itoa(rate))

@@ -35,7 +35,7 @@ func netAfter() time.Duration {
 	if full {
 		return 30 * time.Second
 	}
-	return 3 * time.Second
+	return 2 * time.Second
 }
 
 const netBurst = 200 * time.Millisecond
@@ -47,7 +47,7 @@ const netBurst = 200 * time.Millisecond
 func TestNetworkFaults(t *testing.T) {
 	scenario(t)
 	n := knob("NET_CONSOLES", 24, 1000)
-	d := knobDuration("NET_SECONDS", 8*time.Second, 5*time.Minute)
+	d := knobDuration("NET_SECONDS", 4*time.Second, 5*time.Minute)
 	rate := knob("NET_RATE", 1000, 1000)
 	rp := newReport(t, "network faults", "solgate", fmt.Sprintf("%s consoles at %s B/s, %v of 10%% loss each way, 5%% duplication, 5%% reordering, 200 ms delay bursts", comma(n), comma(rate), d),
 		"0 bytes lost outside marked gaps")
@@ -120,7 +120,7 @@ func TestNetworkFaultsConman(t *testing.T) {
 	scenario(t)
 	requireTool(t, "conmand")
 	n := knob("NET_CONSOLES", 24, 1000)
-	d := knobDuration("NET_SECONDS", 8*time.Second, 5*time.Minute)
+	d := knobDuration("NET_SECONDS", 4*time.Second, 5*time.Minute)
 	rate := knob("NET_RATE", 1000, 1000)
 	rp := newReport(t, "network faults", "conman", fmt.Sprintf("%s consoles at %s B/s, %v of 10%% loss each way, 5%% duplication, 5%% reordering, 200 ms delay bursts", comma(n), comma(rate), d),
 		"0 bytes lost outside marked gaps")

@@ -18,7 +18,7 @@ func TestReloadStorm(t *testing.T) {
 	scenario(t)
 	n := knob("RELOAD_CONSOLES", 24, 1000)
 	rate := knob("RELOAD_RATE", 500, 500)
-	d := knobDuration("RELOAD_SECONDS", 6*time.Second, 2*time.Minute)
+	d := knobDuration("RELOAD_SECONDS", 4*time.Second, 2*time.Minute)
 	k := knob("RELOAD_CHANGED", 2, 5)
 	rp := newReport(t, "reload storm", "solgate", fmt.Sprintf("%s consoles at %d B/s, a reload every second for %v changing %d consoles each", comma(n), rate, d, k),
 		"no loss, no leak, only the changed consoles reconnect")
@@ -27,7 +27,7 @@ func TestReloadStorm(t *testing.T) {
 	path := cfg.write(t)
 	p := startServe(t, path, filepath.Join(cfg.dir, "serve.log"))
 	p.waitUp(n, 3*time.Minute)
-	time.Sleep(3 * time.Second)
+	time.Sleep(pause())
 	before, _ := readProc(p.pid())
 	changes := map[string]int{}
 	suite3 := map[string]bool{}
@@ -69,7 +69,7 @@ func TestReloadStorm(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(5 * time.Second) // settle: closed sessions' goroutines and files gone
+	time.Sleep(pause() + time.Second) // settle: closed sessions' goroutines and files gone
 	after, _ := readProc(p.pid())
 	p.log.update()
 	applied := p.log.count("serve: configuration applied")

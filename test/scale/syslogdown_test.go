@@ -18,7 +18,7 @@ func TestSyslogDown(t *testing.T) {
 	scenario(t)
 	n := knob("SYSLOG_CONSOLES", 24, 1000)
 	rate := knob("SYSLOG_RATE", 1000, 200)
-	down := knobDuration("SYSLOG_DOWN_SECONDS", 5*time.Second, 5*time.Minute)
+	down := knobDuration("SYSLOG_DOWN_SECONDS", 3*time.Second, 5*time.Minute)
 	rp := newReport(t, "syslog down", "solgate", fmt.Sprintf("%s consoles at %s B/s (%s lines/s), RELP receiver down for %v", comma(n), comma(rate), comma(n*rate/75), down),
 		"nothing lost; backlog drained")
 	rs := newRsyslog(t)
@@ -27,7 +27,7 @@ func TestSyslogDown(t *testing.T) {
 	cfg.syslog = relpTarget(rs)
 	p := startServe(t, cfg.write(t), filepath.Join(cfg.dir, "serve.log"))
 	p.waitUp(n, 3*time.Minute)
-	time.Sleep(3 * time.Second)
+	time.Sleep(pause())
 	before, _ := readProc(p.pid())
 	rs.stop()
 	s := startSampler(p.pid(), time.Second)
@@ -55,7 +55,7 @@ func TestSyslogDown(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	rp.add("backlog of %s lines (logged while down, and before) drained %v after the receiver came back", comma(backlog), drained.Round(100*time.Millisecond))
-	time.Sleep(3 * time.Second)
+	time.Sleep(pause())
 	if _, err := f.stop(); err != nil {
 		t.Error(err)
 	}
