@@ -140,7 +140,7 @@ func (a *Attachment) command(cmd string) bool {
 			"p   replay the last 60 lines",
 			"l0  send a serial break (SysRq on Linux)",
 			"o   reopen: drop and re-establish the SOL session (takes the payload)",
-			"!   power menu (" + e + "!? lists it)",
+			"!   power menu: c r 1 0 s n b d ?  (" + e + "!h lists them)",
 			e + "  send the escape itself",
 		})
 	case "a":

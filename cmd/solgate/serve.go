@@ -34,6 +34,14 @@ console, opened at start-up and kept open (reconnecting with backoff after
 any failure), every byte of output written to the log store under
 [server] log_dir, and escape commands and power actions for attached users.
 
+The SSH gateway listens on [server] listen (default :2222): 'ssh -p 2222
+node42@HOST' attaches to console node42, 'ssh node42@HOST power cycle'
+runs a command, 'ssh list@HOST' lists your consoles. People are the
+[[user]]s whose SSH keys (or certificates from [server]
+trusted_user_ca_*) log in; [[access]] rules say what each may do. The host
+key is state_dir/ssh_host_ed25519_key, created on the first start, or
+[server] host_keys.
+
 The configuration is FILE (default /etc/solgate/solgate.toml) plus every
 conf.d/*.toml beside it; etc/solgate.toml in the source tree is a commented
 example. serve refuses to start when the configuration is invalid (every
@@ -169,11 +177,17 @@ func newDaemon(path string, stderr io.Writer) (*daemon, error) {
 
 // run starts everything, serves until ctx ends (SIGTERM, SIGINT), then
 // stops everything.
+// serveFlushInterval is how long console output stays in memory in serve.
+const serveFlushInterval = 800 * time.Millisecond
+
 func (d *daemon) run(ctx context.Context) error {
 	defer d.lock.Close()
 	cfg := d.watcher.Config()
 	var err error
-	d.store, err = logstore.Open(cfg.Server.LogDir, logstore.Options{Logger: d.log})
+	// Frames every 0.8 s rather than the store's default second: syslog
+	// receivers see a line within a second of the console printing it
+	// (the shipper follows the frames), and a crash loses less.
+	d.store, err = logstore.Open(cfg.Server.LogDir, logstore.Options{Logger: d.log, FlushInterval: serveFlushInterval})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -94,9 +96,26 @@ func (c *Config) UserForKey(key ssh.PublicKey) (string, bool) {
 // IdentifyKey returns the user a key identifies: the user that lists a
 // plain key, or for a certificate, the first of its principals that names
 // a user, provided the certificate is a user certificate signed by a
-// trusted CA, currently valid, and has no critical options. The error
-// wraps ErrUnknownKey or ErrBadCertificate and is safe to log.
+// trusted CA, currently valid, and has no critical options other than a
+// source-address (which, without a client address to check, refuses it;
+// see IdentifyKeyFrom). The error wraps ErrUnknownKey or ErrBadCertificate
+// and is safe to log.
 func (c *Config) IdentifyKey(key ssh.PublicKey) (string, error) {
+	return c.identify(key, nil)
+}
+
+// IdentifyKeyFrom is IdentifyKey for a key a client presents from remote:
+// a certificate's source-address critical option (a comma-separated list
+// of addresses and CIDR networks) is enforced: the certificate is refused
+// unless remote is a TCP address in one of them.
+func (c *Config) IdentifyKeyFrom(key ssh.PublicKey, remote net.Addr) (string, error) {
+	if remote == nil {
+		return "", fmt.Errorf("%w: no client address to check", ErrUnknownKey)
+	}
+	return c.identify(key, remote)
+}
+
+func (c *Config) identify(key ssh.PublicKey, remote net.Addr) (string, error) {
 	if key == nil {
 		return "", ErrUnknownKey
 	}
@@ -122,14 +141,62 @@ func (c *Config) IdentifyKey(key ssh.PublicKey) (string, error) {
 		if _, ok := c.users[p]; !ok {
 			continue
 		}
-		checker := ssh.CertChecker{Clock: c.now}
+		checker := ssh.CertChecker{Clock: c.now, SupportedCriticalOptions: []string{sourceAddress}}
 		if err := checker.CheckCert(p, cert); err != nil {
 			return "", fmt.Errorf("%w: %q: %v", ErrBadCertificate, cert.KeyId, err)
+		}
+		if list, ok := cert.CriticalOptions[sourceAddress]; ok {
+			if err := checkSourceAddress(list, remote); err != nil {
+				return "", fmt.Errorf("%w: %q: %v", ErrBadCertificate, cert.KeyId, err)
+			}
 		}
 		return p, nil
 	}
 	return "", fmt.Errorf("%w: %q: no principal (%s) names a user", ErrBadCertificate, cert.KeyId, strings.Join(cert.ValidPrincipals, ","))
 }
+
+// sourceAddress is the certificate critical option that limits where the
+// certificate may be used from.
+const sourceAddress = "source-address"
+
+// checkSourceAddress reports whether remote is allowed by a
+// source-address list: addresses and CIDR networks separated by commas.
+// A malformed list allows nothing.
+func checkSourceAddress(list string, remote net.Addr) error {
+	if remote == nil {
+		return errors.New("has a source-address restriction and no client address is known")
+	}
+	ta, ok := remote.(*net.TCPAddr)
+	if !ok {
+		return fmt.Errorf("has a source-address restriction and the client address %s is not an IP address", remote)
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return fmt.Errorf("has a source-address restriction and the client address %s is not an IP address", remote)
+	}
+	ip = ip.Unmap()
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if a, err := netip.ParseAddr(item); err == nil {
+			if a.Unmap() == ip {
+				return nil
+			}
+			continue
+		}
+		pfx, err := netip.ParsePrefix(item)
+		if err != nil {
+			return fmt.Errorf("source-address %q is not an address or network", item)
+		}
+		if pfx.Masked().Contains(ip) {
+			return nil
+		}
+	}
+	return fmt.Errorf("may not be used from %s (source-address %s)", ip, list)
+}
+
+// ListName is the SSH user name the gateway reserves for listing a
+// person's consoles (ssh list@HOST); no console may be called that.
+const ListName = "list"
 
 // index computes which rules cover which console, rejects contradicting
 // rules, and fingerprints each console's rules for Compare.

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/rand"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,85 @@ func TestCAFile(t *testing.T) {
 	}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "user_ca.pub:1: not an SSH public key") {
 		t.Errorf("bad CA file: %v", err)
+	}
+}
+
+func TestIdentifyKeyFromSourceAddress(t *testing.T) {
+	t.Parallel()
+	caPub, caSigner := newKey(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	dir := writeTree(t, map[string]string{"solgate.toml": `
+[server]
+trusted_user_ca_keys = ["` + authorizedKey(caPub, "ca@example") + `"]
+
+[[user]]
+name = "alice"
+`})
+	c, err := LoadWith(dir+"/solgate.toml", Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certKey, _ := newKey(t)
+	cert := func(sourceAddr string) *ssh.Certificate {
+		cert := &ssh.Certificate{
+			Key: certKey, Serial: 1, CertType: ssh.UserCert, KeyId: "alice-cert",
+			ValidPrincipals: []string{"alice"},
+			ValidAfter:      uint64(now.Add(-time.Hour).Unix()),
+			ValidBefore:     uint64(now.Add(time.Hour).Unix()),
+			Permissions:     ssh.Permissions{CriticalOptions: map[string]string{"source-address": sourceAddr}},
+		}
+		if err := cert.SignCert(rand.Reader, caSigner); err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
+	from := func(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000} }
+	for _, tt := range []struct {
+		name, list string
+		remote     net.Addr
+		wantErr    string
+	}{
+		{"address", "127.0.0.2", from("127.0.0.2"), ""},
+		{"network", "10.0.0.0/8,127.0.0.0/24", from("127.0.0.9"), ""},
+		{"IPv6 network", "2001:db8::/32", from("2001:db8::1"), ""},
+		{"IPv4-mapped client", "192.0.2.1", from("::ffff:192.0.2.1"), ""},
+		{"spaces", " 192.0.2.1 , 127.0.0.1", from("127.0.0.1"), ""},
+		{"elsewhere", "192.0.2.0/24", from("127.0.0.1"), "may not be used from 127.0.0.1"},
+		{"empty list", "", from("127.0.0.1"), "is not an address or network"},
+		{"malformed", "localhost", from("127.0.0.1"), `"localhost" is not an address or network`},
+		{"not TCP", "127.0.0.1", &net.UnixAddr{Name: "/run/x"}, "is not an IP address"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := c.IdentifyKeyFrom(cert(tt.list), tt.remote)
+			if tt.wantErr == "" {
+				if err != nil || got != "alice" {
+					t.Fatalf("IdentifyKeyFrom = %q, %v; want alice", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrBadCertificate) {
+				t.Fatalf("IdentifyKeyFrom = %q, %v; want ErrBadCertificate with %q", got, err, tt.wantErr)
+			}
+		})
+	}
+	// Without an address the restriction cannot be checked: refused.
+	if _, err := c.IdentifyKey(cert("127.0.0.1")); err == nil || !strings.Contains(err.Error(), "no client address") {
+		t.Errorf("IdentifyKey of a source-address certificate: %v", err)
+	}
+	if _, err := c.IdentifyKeyFrom(cert("127.0.0.1"), nil); err == nil {
+		t.Error("IdentifyKeyFrom without an address accepted it")
+	}
+}
+
+func TestListNameReserved(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"solgate.toml": `
+[[console]]
+name = "list"
+bmc = "127.0.0.1"
+`})
+	_, err := Load(dir + "/solgate.toml")
+	if err == nil || !strings.Contains(err.Error(), `console name "list" is reserved`) {
+		t.Fatalf("a console named list: %v", err)
 	}
 }

@@ -213,6 +213,16 @@ type Daemon struct {
 	// kernel's first line. A leading "^" anchors one at the line start.
 	BootFirmware []string
 	BootKernel   []string
+
+	// SSH gateway limits (read at start; a change needs a restart):
+	// sessions open in all and per person, connections that have not yet
+	// authenticated, the time a client has to authenticate, and how long
+	// an authenticated connection without a session stays open.
+	SSHMaxSessions        int
+	SSHMaxSessionsPerUser int
+	SSHMaxUnauthenticated int
+	SSHHandshakeTimeout   time.Duration
+	SSHIdleTimeout        time.Duration
 }
 
 // daemonShape is the [server] keys of Daemon.
@@ -230,6 +240,12 @@ type daemonShape struct {
 	StealWindow     *string   `toml:"steal_window"`
 	BootFirmware    *[]string `toml:"boot_firmware"`
 	BootKernel      *[]string `toml:"boot_kernel"`
+
+	SSHMaxSessions        *int    `toml:"ssh_max_sessions"`
+	SSHMaxSessionsPerUser *int    `toml:"ssh_max_sessions_per_user"`
+	SSHMaxUnauthenticated *int    `toml:"ssh_max_unauthenticated"`
+	SSHHandshakeTimeout   *string `toml:"ssh_handshake_timeout"`
+	SSHIdleTimeout        *string `toml:"ssh_idle_timeout"`
 }
 
 // Default boot banners. Firmware: AMI's POST banner, the setup prompt most
@@ -262,6 +278,12 @@ func defaultDaemon() Daemon {
 		StealWindow:     time.Hour,
 		BootFirmware:    slices.Clone(DefaultBootFirmware),
 		BootKernel:      slices.Clone(DefaultBootKernel),
+
+		SSHMaxSessions:        2048,
+		SSHMaxSessionsPerUser: 256,
+		SSHMaxUnauthenticated: 64,
+		SSHHandshakeTimeout:   30 * time.Second,
+		SSHIdleTimeout:        10 * time.Minute,
 	}
 }
 
@@ -298,6 +320,8 @@ func (b *builder) daemon(f *parsedFile, sh *daemonShape, e *entryPos) {
 	dur("ipmi_keepalive", sh.KeepAlive, &d.KeepAlive, 500*time.Millisecond, 10*time.Minute)
 	dur("steal_grace", sh.StealGrace, &d.StealGrace, 0, 7*24*time.Hour)
 	dur("steal_window", sh.StealWindow, &d.StealWindow, time.Second, 7*24*time.Hour)
+	dur("ssh_handshake_timeout", sh.SSHHandshakeTimeout, &d.SSHHandshakeTimeout, time.Second, 10*time.Minute)
+	dur("ssh_idle_timeout", sh.SSHIdleTimeout, &d.SSHIdleTimeout, time.Second, 7*24*time.Hour)
 	if d.ReconnectMax < d.ReconnectMin && sh.ReconnectMin != nil && sh.ReconnectMax == nil {
 		bad("reconnect_min", "%s is longer than reconnect_max (%s)", *sh.ReconnectMin, formatDuration(d.ReconnectMax))
 	} else if d.ReconnectMax < d.ReconnectMin {
@@ -315,6 +339,9 @@ func (b *builder) daemon(f *parsedFile, sh *daemonShape, e *entryPos) {
 	}
 	num("max_handshakes", sh.MaxHandshakes, &d.MaxHandshakes, 1, 4096)
 	num("steal_limit", sh.StealLimit, &d.StealLimit, 1, 1000)
+	num("ssh_max_sessions", sh.SSHMaxSessions, &d.SSHMaxSessions, 1, 100000)
+	num("ssh_max_sessions_per_user", sh.SSHMaxSessionsPerUser, &d.SSHMaxSessionsPerUser, 1, 100000)
+	num("ssh_max_unauthenticated", sh.SSHMaxUnauthenticated, &d.SSHMaxUnauthenticated, 1, 10000)
 	pats := func(key string, v *[]string, dst *[]string) {
 		if v == nil {
 			return
@@ -351,6 +378,11 @@ func (d *Daemon) dump(p func(format string, args ...any)) {
 	p("steal_window = %s\n", q(formatDuration(d.StealWindow)))
 	p("boot_firmware = %s\n", quoteList(d.BootFirmware))
 	p("boot_kernel = %s\n", quoteList(d.BootKernel))
+	p("ssh_max_sessions = %d\n", d.SSHMaxSessions)
+	p("ssh_max_sessions_per_user = %d\n", d.SSHMaxSessionsPerUser)
+	p("ssh_max_unauthenticated = %d\n", d.SSHMaxUnauthenticated)
+	p("ssh_handshake_timeout = %s\n", q(formatDuration(d.SSHHandshakeTimeout)))
+	p("ssh_idle_timeout = %s\n", q(formatDuration(d.SSHIdleTimeout)))
 }
 
 func (d *Daemon) hash(w hashWriter) {
@@ -367,4 +399,9 @@ func (d *Daemon) hash(w hashWriter) {
 	w.num(int64(d.StealWindow))
 	w.strs(d.BootFirmware)
 	w.strs(d.BootKernel)
+	w.num(int64(d.SSHMaxSessions))
+	w.num(int64(d.SSHMaxSessionsPerUser))
+	w.num(int64(d.SSHMaxUnauthenticated))
+	w.num(int64(d.SSHHandshakeTimeout))
+	w.num(int64(d.SSHIdleTimeout))
 }

@@ -82,3 +82,32 @@ reconect_stable = "1m"
 		}
 	}
 }
+
+func TestGatewayLimitKeys(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, map[string]string{"solgate.toml": `[server]
+ssh_max_sessions = 100
+ssh_max_sessions_per_user = 5
+ssh_max_unauthenticated = 10
+ssh_handshake_timeout = "5s"
+ssh_idle_timeout = "1h"
+`})
+	d := c.Server.Daemon
+	if d.SSHMaxSessions != 100 || d.SSHMaxSessionsPerUser != 5 || d.SSHMaxUnauthenticated != 10 ||
+		d.SSHHandshakeTimeout != 5*time.Second || d.SSHIdleTimeout != time.Hour {
+		t.Fatalf("gateway limits %+v", d)
+	}
+	if d := mustLoad(t, map[string]string{"solgate.toml": ""}).Server.Daemon; d.SSHMaxSessions != 2048 || d.SSHHandshakeTimeout != 30*time.Second {
+		t.Fatalf("gateway defaults %+v", d)
+	}
+	_, err := loadTree(t, map[string]string{"solgate.toml": "[server]\nssh_max_sessions = 0\nssh_handshake_timeout = \"1ms\"\n"}, Options{})
+	got := strings.Join(errorLines(t, err), "\n")
+	for _, want := range []string{
+		`solgate.toml:2: [server] ssh_max_sessions: 0 is outside 1 to 100000`,
+		`solgate.toml:3: [server] ssh_handshake_timeout: 1ms is outside 1s to 10m`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("errors lack %q:\n%s", want, got)
+		}
+	}
+}

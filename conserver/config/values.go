@@ -32,8 +32,14 @@ var facilities = map[string]int{
 }
 
 // checkConsoleName reports why name is not a usable console name: the
-// log store's rule (logstore.CheckConsoleName), the one rule for both.
-func checkConsoleName(name string) error { return logstore.CheckConsoleName(name) }
+// log store's rule (logstore.CheckConsoleName), the one rule for both,
+// and not the gateway's reserved ListName.
+func checkConsoleName(name string) error {
+	if name == ListName {
+		return fmt.Errorf("console name %q is reserved: ssh %s@HOST lists a person's consoles", name, ListName)
+	}
+	return logstore.CheckConsoleName(name)
+}
 
 // quote quotes a value from the configuration for a message: cut when
 // long, non-ASCII shown as characters (logstore.QuoteShort, the one rule).

@@ -28,7 +28,12 @@
 // the receiver answered "200 OK". When the
 // connection breaks, whatever it had not taken is read again from the
 // log and resent after a reconnect (backoff from 100 ms doubling to 30
-// s). Positions are saved (a file per target in the state directory,
+// s). A TCP receiver that closes with bytes its kernel acknowledged but it
+// never read resets the connection, and those bytes are gone (rsyslog
+// does this when stopped); so when a tcp or tls connection ends other than
+// by a clean close, the lines taken in its last 2 s, or within twice the
+// receiver's largest window of its end, are sent again too: a receiver
+// restart may repeat a few lines (same seq) but loses none. Positions are saved (a file per target in the state directory,
 // written atomically) at most every second, and whenever Window messages
 // (default 10,000) are in flight or taken but not yet saved: the shipper
 // sends no more until they are saved. So after a crash (kill -9):

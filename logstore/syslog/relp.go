@@ -143,6 +143,9 @@ func (r *relpConn) taken() (int, error) {
 
 func (r *relpConn) wake() <-chan struct{} { return r.wakeC }
 
+// suspect is 0: RELP counts a message taken once the receiver answered.
+func (r *relpConn) suspect() int { return 0 }
+
 func (r *relpConn) failure() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -49,17 +49,22 @@ type target struct {
 	writes   int     // messages written on conn
 	inflight []entry // sent, not yet taken, oldest first, from head
 	head     int
-	unsaved  int // messages taken since the positions were last saved
-	dirty    bool
-	lastSave time.Time
-	saveBuf  []byte
-	saveErr  error // the last save's error, read by Close after stop
-	backoff  time.Duration
-	nextDial time.Time
-	dialed   bool // a connection was made before
-	failing  int  // failed attempts since the last good connection
-	wbuf     []byte
-	timer    *time.Timer
+	// recent are the entries taken lately on this connection, oldest
+	// first (bounded): a connection that breaks may not really have
+	// delivered the last of them (conn.suspect), so they are sent again.
+	recent    []recentEntry
+	takenConn int // conn messages taken, as taken last said
+	unsaved   int // messages taken since the positions were last saved
+	dirty     bool
+	lastSave  time.Time
+	saveBuf   []byte
+	saveErr   error // the last save's error, read by Close after stop
+	backoff   time.Duration
+	nextDial  time.Time
+	dialed    bool // a connection was made before
+	failing   int  // failed attempts since the last good connection
+	wbuf      []byte
+	timer     *time.Timer
 
 	// The record being fed, for the sink methods.
 	cur      *cstate
@@ -82,6 +87,13 @@ type entry struct {
 	has  bool
 	c    commit // the console's position once this entry is taken
 	t    time.Time
+}
+
+// recentEntry is a taken entry and the console's position before it.
+type recentEntry struct {
+	cs   *cstate
+	upto int
+	prev commit
 }
 
 // cstate is one console as seen by one target.
@@ -335,10 +347,14 @@ func (t *target) retryLater() {
 // again from the consoles' committed positions.
 func (t *target) disconnect(err error) {
 	t.pump() // count what it took before it broke
+	rewound := t.rewind(t.conn.suspect())
 	t.conn.close()
 	t.conn = nil
 	t.failed = nil
 	t.failing++
+	for _, cs := range rewound {
+		t.rollback(cs)
+	}
 	for _, e := range t.inflight[t.head:] {
 		if cs := e.cs; cs.inflight > 0 {
 			t.rollback(cs)
@@ -356,6 +372,34 @@ func (t *target) disconnect(err error) {
 	t.setErr(err)
 	t.logLimited("conn", slog.LevelWarn, "syslog: connection lost; resending from the last lines taken", "err", err, "retry_in", t.backoff)
 	t.retryLater()
+}
+
+// rewind moves back the positions of the consoles whose lines are among
+// the last n messages the broken connection counted as taken, so they
+// are sent again (with the sequence numbers they had), and returns those
+// consoles. The recent list starts afresh for the next connection.
+func (t *target) rewind(n int) []*cstate {
+	defer func() { clear(t.recent); t.recent = t.recent[:0] }()
+	if n <= 0 {
+		return nil
+	}
+	boundary := t.takenConn - n
+	var out []*cstate
+	seen := map[*cstate]bool{}
+	for _, r := range t.recent {
+		if r.upto <= boundary || seen[r.cs] {
+			continue
+		}
+		seen[r.cs] = true
+		r.cs.committed = r.prev
+		t.st.pos[r.cs.name] = r.prev
+		t.dirty = true
+		out = append(out, r.cs)
+	}
+	if len(out) > 0 {
+		t.log.Info("syslog: connection reset; resending the lines it may not have delivered", "lines", n, "consoles", len(out))
+	}
+	return out
 }
 
 // rollback makes a console read again from its committed position.
@@ -378,6 +422,7 @@ func (t *target) pump() {
 		return
 	}
 	n, err := t.conn.taken()
+	t.takenConn = n
 	var sent, bytes int64
 	for t.head < len(t.inflight) && t.inflight[t.head].upto <= n {
 		e := t.inflight[t.head]
@@ -386,6 +431,10 @@ func (t *target) pump() {
 		cs := e.cs
 		cs.inflight--
 		if e.has {
+			if len(t.recent) == recentMax {
+				t.recent = append(t.recent[:0], t.recent[recentMax/2:]...)
+			}
+			t.recent = append(t.recent, recentEntry{cs: cs, upto: e.upto, prev: cs.committed})
 			cs.committed = e.c
 			t.st.pos[cs.name] = e.c
 			t.dirty = true

@@ -41,6 +41,12 @@ type conn interface {
 	// wake is ready when taken may have grown (relp) or the connection
 	// broke; nil if the caller must poll.
 	wake() <-chan struct{}
+	// suspect says, once the connection broke, how many of the last
+	// messages counted as taken the receiver may never have had: for tcp
+	// and tls, a receiver that closes with bytes its kernel acknowledged
+	// but it never read resets the connection and those bytes are thrown
+	// away (rsyslog does this when it is stopped). 0 for the others.
+	suspect() int
 	close()
 }
 
@@ -153,6 +159,7 @@ func (d *dgramConn) write(msg []byte) error {
 func (d *dgramConn) flush() error          { return nil }
 func (d *dgramConn) taken() (int, error)   { return d.sent, nil }
 func (d *dgramConn) wake() <-chan struct{} { return nil }
+func (d *dgramConn) suspect() int          { return 0 }
 func (d *dgramConn) close()                { d.c.Close() }
 
 // countConn counts the bytes written to the socket under TLS.
@@ -181,16 +188,45 @@ type streamConn struct {
 	done   int     // messages taken
 	raw    int64   // socket bytes written (without TLS: what we wrote)
 
+	// For tcp and tls, the messages taken lately (a ring, oldest first):
+	// where each ends in the byte stream and when it was taken, so that a
+	// reset can tell which may be lost (suspect).
+	recent  []takenMsg
+	maxWnd  int64 // the largest receive window the peer advertised
+	isTCP   bool
+	lastAck int64
+
 	rdone chan struct{} // closed when the reader ends: the peer closed or reset
 	mu    sync.Mutex    // guards rerr
 	rerr  error
 }
+
+type takenMsg struct {
+	end int64
+	at  time.Time
+}
+
+// After a reset, the messages taken within resetKeep, or whose bytes lie
+// within twice the largest receive window (plus resetSlack) of the end of
+// what was acknowledged, are sent again: the peer's unread buffer can hold
+// no more than its window, and a receiver stopping stops reading only
+// moments before it closes. recentMax bounds what is remembered.
+const (
+	resetKeep  = 2 * time.Second
+	resetSlack = 64 << 10
+	recentMax  = 1 << 16
+)
 
 func newStreamConn(c, sock net.Conn, octet bool) *streamConn {
 	s := &streamConn{c: c, sock: sock, octet: octet, w: bufio.NewWriterSize(c, 64<<10), rdone: make(chan struct{})}
 	if cc, ok := sock.(*countConn); ok {
 		s.cc = cc
 	}
+	raw := sock
+	if cc, ok := raw.(*countConn); ok {
+		raw = cc.Conn
+	}
+	_, s.isTCP = raw.(*net.TCPConn)
 	go s.reader()
 	return s
 }
@@ -260,19 +296,50 @@ func (s *streamConn) taken() (int, error) {
 	if len(s.ends) == 0 {
 		return s.done, nil
 	}
-	acked, err := ackedBytes(s.sock, s.raw)
+	acked, wnd, err := ackedBytes(s.sock, s.raw)
 	if err != nil {
 		return s.done, err
 	}
+	s.maxWnd, s.lastAck = max(s.maxWnd, wnd), acked
 	k := 0
 	for k < len(s.ends) && s.ends[k] <= acked {
 		k++
 	}
 	if k > 0 {
+		if s.isTCP {
+			now := time.Now()
+			for _, end := range s.ends[:k] {
+				if len(s.recent) == recentMax {
+					s.recent = append(s.recent[:0], s.recent[recentMax/2:]...)
+				}
+				s.recent = append(s.recent, takenMsg{end, now})
+			}
+		}
 		s.done += k
 		s.ends = append(s.ends[:0], s.ends[k:]...)
 	}
 	return s.done, nil
+}
+
+func (s *streamConn) suspect() int {
+	if !s.isTCP {
+		return 0
+	}
+	s.mu.Lock()
+	err := s.rerr
+	s.mu.Unlock()
+	if errors.Is(err, io.EOF) {
+		// A clean close (FIN): the receiver had read everything its TCP
+		// acknowledged, or the close would have been a reset.
+		return 0
+	}
+	since := time.Now().Add(-resetKeep)
+	from := s.lastAck - 2*s.maxWnd - resetSlack
+	n := 0
+	for i := len(s.recent) - 1; i >= 0 && (s.recent[i].end > from || s.recent[i].at.After(since)); i-- {
+		n++
+	}
+	return n
 }
 
 func (s *streamConn) wake() <-chan struct{} { return s.rdone }
@@ -285,23 +352,23 @@ func (s *streamConn) close() {
 // ackedBytes returns how many bytes written to a socket the peer has
 // taken: for TCP the bytes its TCP acknowledged (tcpi_bytes_acked, which
 // unlike the send queue length is not reset when a reset purges the
-// queue); for a unix stream socket the bytes written less those the peer
+// queue), and the receive window it advertised last (tcpi_snd_wnd); for a
+// unix stream socket the bytes written less those the peer
 // has not read yet (SIOCOUTQ), trusted only if the peer has not closed,
 // since closing frees what it did not read.
-func ackedBytes(c net.Conn, written int64) (int64, error) {
+func ackedBytes(c net.Conn, written int64) (acked, wnd int64, err error) {
 	if cc, ok := c.(*countConn); ok {
 		c = cc.Conn
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return 0, errors.New("no socket to query")
+		return 0, 0, errors.New("no socket to query")
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	_, isTCP := c.(*net.TCPConn)
-	var acked int64
 	var ierr error
 	err = rc.Control(func(fd uintptr) {
 		if isTCP {
@@ -310,7 +377,7 @@ func ackedBytes(c net.Conn, written int64) (int64, error) {
 				ierr = fmt.Errorf("TCP_INFO: %w", err)
 				return
 			}
-			acked = int64(info.Bytes_acked)
+			acked, wnd = int64(info.Bytes_acked), int64(info.Snd_wnd)
 			return
 		}
 		q, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
@@ -327,7 +394,7 @@ func ackedBytes(c net.Conn, written int64) (int64, error) {
 		acked = written - int64(q)
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return acked, ierr
+	return acked, wnd, ierr
 }
