@@ -25,6 +25,7 @@ type serveConfig struct {
 	bmcs     []string          // their BMC addresses
 	extra    map[string]string // more lines of some consoles' [[console]] entries
 	syslog   string            // [[syslog]] entries
+	entries  string            // more entries ([[user]], [[access]])
 	logLevel string            // of the daemon log; default info
 	listen   string            // the SSH gateway's address; default 127.0.0.1:0
 	metrics  string            // the metrics address; default "" (off)
@@ -54,6 +55,7 @@ func (c *serveConfig) write(t testing.TB) string {
 		fmt.Fprintf(&b, "[[console]]\nname = %q\nbmc = %q\n%s\n", name, c.bmcs[i], c.extra[name])
 	}
 	b.WriteString(c.syslog)
+	b.WriteString(c.entries)
 	path := filepath.Join(c.dir, "solgate.toml")
 	tmp := path + ".tmp"
 	must(t, os.WriteFile(tmp, []byte(b.String()), 0o640))
