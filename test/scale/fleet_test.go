@@ -233,12 +233,8 @@ type simStats struct {
 
 var simFinal = regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered, (\d+) resends`)
 
-// stop ends the process with SIGTERM and returns its final counts (of
-// this start only).
-func (p *simProc) stop() (simStats, error) { return p.stopBegin()() }
-
 // stopBegin sends SIGTERM; the function returned waits for the exit and
-// reads the final counts.
+// reads the final counts (of this start only).
 func (p *simProc) stopBegin() func() (simStats, error) {
 	b, _ := os.ReadFile(p.logFile)
 	before := len(simFinal.FindAllString(string(b), -1))

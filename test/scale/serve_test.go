@@ -187,17 +187,16 @@ type daemonLog struct {
 	rest   []byte
 	total  map[string]int
 	per    map[string]map[string]int // msg -> console -> count
-	times  map[string][]time.Time    // msg -> times (only for the msgs watched)
 	events map[string][]logEvent     // console -> its timed messages
 	errors []string                  // ERROR lines
 	bad    []string                  // lines that are not JSON
 }
 
 func openDaemonLog(path string) *daemonLog {
-	return &daemonLog{path: path, total: map[string]int{}, per: map[string]map[string]int{}, times: map[string][]time.Time{}, events: map[string][]logEvent{}}
+	return &daemonLog{path: path, total: map[string]int{}, per: map[string]map[string]int{}, events: map[string][]logEvent{}}
 }
 
-// timed are the messages whose times are kept.
+// timed are the messages whose times are kept, per console.
 var timed = map[string]bool{"conserver: SOL up": true, "conserver: SOL session lost": true,
 	"serve: configuration applied": true, "serve: started": true, "conserver: SOL reconnecting": true,
 	"conserver: SOL not connected": true}
@@ -243,7 +242,6 @@ func (l *daemonLog) update() {
 		}
 		m[ll.Console]++
 		if timed[ll.Msg] {
-			l.times[ll.Msg] = append(l.times[ll.Msg], ll.Time)
 			if ll.Console != "" {
 				l.events[ll.Console] = append(l.events[ll.Console], logEvent{ll.Time, ll.Msg, time.Duration(ll.RetryIn)})
 			}
@@ -269,12 +267,6 @@ func (l *daemonLog) perConsole(msg string) map[string]int {
 		out[k] = v
 	}
 	return out
-}
-
-func (l *daemonLog) timesOf(msg string) []time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]time.Time(nil), l.times[msg]...)
 }
 
 // eventsOf returns a console's timed messages, in order.

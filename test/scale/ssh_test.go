@@ -168,15 +168,9 @@ func TestSSHSessions(t *testing.T) {
 	cfg.entries = gw.config()
 	p := startServe(t, cfg.write(t), filepath.Join(cfg.dir, "serve.log"))
 	p.waitUp(n, 3*time.Minute)
-	hk, err := os.ReadFile(filepath.Join(cfg.dir, "state", "ssh_host_ed25519_key.pub"))
-	if err == nil {
-		gw.hostKey, _, _, _, err = gossh.ParseAuthorizedKey(hk)
-	}
-	if gw.hostKey == nil {
-		// The gateway writes only the private key: read the key it
-		// presents instead.
-		gw.hostKey = presentedHostKey(t, gw.port)
-	}
+	// The key the gateway presents (it keeps only the private key, in
+	// state_dir): what a person accepts at the first connection.
+	gw.hostKey = presentedHostKey(t, gw.port)
 	time.Sleep(pause())
 	before, _ := readProc(p.pid())
 	g0 := goroutines(cfg.metrics)
