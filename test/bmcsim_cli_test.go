@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,8 +208,8 @@ func TestBMCSimCommandSOLStream(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("solgate bmcsim still running 10 s after SIGTERM")
 	}
-	if !strings.Contains(stderr.String(), "SOL: 1 activations") {
-		t.Errorf("summary lacks the SOL activation:\n%s", stderr.String())
+	if !strings.Contains(stderr.String(), "SOL: 1 activations") || !regexp.MustCompile(`, \d+ bytes dropped after the last resend\n`).MatchString(stderr.String()) {
+		t.Errorf("summary lacks the SOL activation or the dropped output:\n%s", stderr.String())
 	}
 }
 

@@ -211,10 +211,11 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		total.SOLActivations += st.SOLActivations
 		total.SOLBytesSent += st.SOLBytesSent
 		total.SOLRetransmits += st.SOLRetransmits
+		total.SOLGaveUp += st.SOLGaveUp
 	}
-	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions (%d still open), %d commands, %d failed logins; SOL: %d activations (%d still active), %d bytes of console output delivered, %d resends\n",
+	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions (%d still open), %d commands, %d failed logins; SOL: %d activations (%d still active), %d bytes of console output delivered, %d resends, %d bytes dropped after the last resend\n",
 		total.PacketsIn, total.SessionsOpened, total.SessionsActive, total.Commands, total.AuthFailures,
-		total.SOLActivations, total.SOLActive, total.SOLBytesSent, total.SOLRetransmits)
+		total.SOLActivations, total.SOLActive, total.SOLBytesSent, total.SOLRetransmits, total.SOLGaveUp)
 	return err
 }
 
