@@ -229,9 +229,10 @@ func (f *fleet) setFaults(on bool) {
 // simStats is what a bmcsim process reports when it stops.
 type simStats struct {
 	open, active, delivered, resends int
+	dropped                          int // output bytes dropped after the last resend
 }
 
-var simFinal = regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered, (\d+) resends`)
+var simFinal = regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered, (\d+) resends, (\d+) bytes dropped after the last resend`)
 
 // stopBegin sends SIGTERM; the function returned waits for the exit and
 // reads the final counts (of this start only).
@@ -259,29 +260,41 @@ func (p *simProc) stopBegin() func() (simStats, error) {
 		s.active, _ = strconv.Atoi(m[2])
 		s.delivered, _ = strconv.Atoi(m[3])
 		s.resends, _ = strconv.Atoi(m[4])
+		s.dropped, _ = strconv.Atoi(m[5])
 		return s, nil
 	}
 }
 
 // stop ends every process and sums their final counts.
 func (f *fleet) stop() (simStats, error) {
+	each, err := f.stopEach()
+	var sum simStats
+	for _, s := range each {
+		sum.open += s.open
+		sum.active += s.active
+		sum.delivered += s.delivered
+		sum.resends += s.resends
+		sum.dropped += s.dropped
+	}
+	return sum, err
+}
+
+// stopEach ends every process and returns each one's final counts.
+func (f *fleet) stopEach() ([]simStats, error) {
 	var waits []func() (simStats, error)
 	for _, p := range f.procs {
 		waits = append(waits, p.stopBegin())
 	}
-	var sum simStats
+	var out []simStats
 	var first error
 	for _, w := range waits {
 		s, err := w()
 		if err != nil && first == nil {
 			first = err
 		}
-		sum.open += s.open
-		sum.active += s.active
-		sum.delivered += s.delivered
-		sum.resends += s.resends
+		out = append(out, s)
 	}
-	return sum, first
+	return out, first
 }
 
 func (f *fleet) stopAll() {
