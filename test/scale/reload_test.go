@@ -25,10 +25,15 @@ func TestReloadStorm(t *testing.T) {
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 500), "--no-boot-text", "--stream", strconv.Itoa(rate))
 	cfg := newServeConfig(t, f, "")
 	path := cfg.write(t)
-	p := startServe(t, path, filepath.Join(cfg.dir, "serve.log"))
+	trace := time.Second
+	if full {
+		trace = 10 * time.Second
+	}
+	p := startServeTraced(t, path, filepath.Join(cfg.dir, "serve.log"), trace)
 	p.waitUp(n, 3*time.Minute)
 	time.Sleep(pause())
 	before, _ := readProc(p.pid())
+	g0 := p.goroutinesAfter(time.Now(), 3*trace)
 	changes := map[string]int{}
 	suite3 := map[string]bool{}
 	next := 0
@@ -71,6 +76,7 @@ func TestReloadStorm(t *testing.T) {
 	}
 	time.Sleep(pause() + time.Second) // settle: closed sessions' goroutines and files gone
 	after, _ := readProc(p.pid())
+	g1 := p.goroutinesAfter(time.Now(), 3*trace)
 	p.log.update()
 	applied := p.log.count("serve: configuration applied")
 	up := p.log.perConsole("conserver: SOL up")
@@ -93,12 +99,15 @@ func TestReloadStorm(t *testing.T) {
 	lt := solgateTotals(t, cfg.logDir, f.names)
 	rp.add("%d saves, %d applied; %d consoles changed %d times in all, %d reconnects; %d consoles reconnected other than their changes", saves, applied, len(changes), sum(changes), p.log.count("conserver: SOL up")-n, wrong)
 	rp.add("%d bytes lost, %d doubled, %d damaged", lt.lost, lt.dup, lt.damaged)
-	rp.add("daemon before/after: %d/%d fds, %d/%d threads, RSS %s/%s", before.fds, after.fds, before.threads, after.threads, mib(before.rssKiB), mib(after.rssKiB))
+	rp.add("daemon before/after: %s/%s goroutines, %d/%d fds, %d/%d threads, RSS %s/%s", comma(g0), comma(g1), before.fds, after.fds, before.threads, after.threads, mib(before.rssKiB), mib(after.rssKiB))
 	if lt.lost > 0 || lt.damaged > 0 || lt.unmarkedN > 0 {
 		t.Errorf("%d bytes lost, %d damaged, %d unmarked jumps (%v)", lt.lost, lt.damaged, lt.unmarkedN, lt.unmarked)
 	}
 	if applied < saves/2 {
 		t.Errorf("%d of %d saves applied", applied, saves)
+	}
+	if g1 > g0+5 {
+		t.Errorf("goroutines grew from %d to %d over the reloads", g0, g1)
 	}
 	if after.fds > before.fds+2 {
 		t.Errorf("open files grew from %d to %d over the reloads", before.fds, after.fds)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,6 +112,34 @@ func startServe(t *testing.T, cfg string, logPath string, env ...string) *serveP
 	return p
 }
 
+// startServeTraced is startServe with the Go runtime listing the
+// daemon's goroutines every period (GODEBUG schedtrace, scheddetail), read
+// by p.log.goroutinesAfter.
+func startServeTraced(t *testing.T, cfg, logPath string, period time.Duration) *serveProc {
+	t.Helper()
+	start := time.Now()
+	p := startServe(t, cfg, logPath, fmt.Sprintf("GODEBUG=schedtrace=%d,scheddetail=1", period.Milliseconds()))
+	p.log.traced, p.log.start = true, start
+	return p
+}
+
+// goroutinesAfter waits for the runtime's first goroutine listing after
+// t (see startServeTraced) and returns its count of live goroutines.
+func (p *serveProc) goroutinesAfter(t time.Time, d time.Duration) int {
+	p.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		p.log.update()
+		if n, ok := p.log.goroutinesAfter(t); ok {
+			return n
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no goroutine listing from the daemon's runtime within %v", d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (p *serveProc) pid() int { return p.cmd.Process.Pid }
 
 func (p *serveProc) running() bool {
@@ -189,11 +219,70 @@ type daemonLog struct {
 	per    map[string]map[string]int // msg -> console -> count
 	events map[string][]logEvent     // console -> its timed messages
 	errors []string                  // ERROR lines
-	bad    []string                  // lines that are not JSON
+	bad    []string                  // lines that are not JSON (or, with runtime tracing, that report a crash)
+
+	// With GODEBUG=schedtrace=MS,scheddetail=1 (startServeTraced) the Go
+	// runtime lists every goroutine on stderr every MS: the live ones
+	// counted per listing, at the process start plus the listing's time.
+	traced bool
+	start  time.Time
+	dumps  []goroutineDump // complete listings
+	cur    *goroutineDump
 }
+
+// goroutineDump is one listing of the runtime's scheduler trace.
+type goroutineDump struct {
+	at   time.Time
+	live int
+}
+
+var (
+	schedLine = regexp.MustCompile(`^SCHED (\d+)ms:`)
+	gLine     = regexp.MustCompile(`^\s*G\d+: status=(\d+)`)
+	crashLine = regexp.MustCompile(`panic:|fatal error:|DATA RACE|^goroutine \d+ \[`)
+)
 
 func openDaemonLog(path string) *daemonLog {
 	return &daemonLog{path: path, total: map[string]int{}, per: map[string]map[string]int{}, events: map[string][]logEvent{}}
+}
+
+// runtimeLine takes a line of the runtime's scheduler trace.
+func (l *daemonLog) runtimeLine(line []byte) {
+	if m := schedLine.FindSubmatch(line); m != nil {
+		if l.cur != nil {
+			l.dumps = append(l.dumps, *l.cur)
+		}
+		ms, _ := strconv.Atoi(string(m[1]))
+		l.cur = &goroutineDump{at: l.start.Add(time.Duration(ms) * time.Millisecond)}
+		return
+	}
+	if m := gLine.FindSubmatch(line); m != nil && l.cur != nil && string(m[1]) != "6" { // 6: _Gdead
+		l.cur.live++
+	}
+}
+
+// goroutinesAfter returns the live goroutines of the first complete
+// listing made after t, if there is one yet.
+func (l *daemonLog) goroutinesAfter(t time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range l.dumps {
+		if d.at.After(t) {
+			return d.live, true
+		}
+	}
+	return 0, false
+}
+
+// peakGoroutines is the most live goroutines of any complete listing.
+func (l *daemonLog) peakGoroutines() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, d := range l.dumps {
+		n = max(n, d.live)
+	}
+	return n
 }
 
 // timed are the messages whose times are kept, per console.
@@ -229,6 +318,22 @@ func (l *daemonLog) update() {
 		var ll logLine
 		if len(line) == 0 {
 			continue
+		}
+		if l.traced {
+			// The runtime writes its trace in pieces: a log line may
+			// follow a piece of one of its lines.
+			i := bytes.Index(line, []byte(`{"time":`))
+			if i != 0 {
+				if crashLine.Match(line) {
+					l.bad = append(l.bad, string(line))
+				}
+				if i < 0 {
+					l.runtimeLine(line)
+					continue
+				}
+				l.runtimeLine(line[:i])
+				line = line[i:]
+			}
 		}
 		if line[0] != '{' || json.Unmarshal(line, &ll) != nil {
 			l.bad = append(l.bad, string(line))

@@ -1,7 +1,6 @@
 package scale
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -11,7 +10,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,30 +96,6 @@ func (s *sshFleet) attach(person int, console string) (*gossh.Client, *gossh.Ses
 	return c, sess, out, in, nil
 }
 
-// goroutines reads go_goroutines from the daemon's metrics endpoint, or
-// -1 when it has none.
-func goroutines(addr string) int {
-	if addr == "" {
-		return -1
-	}
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return int(n)
-			}
-		}
-	}
-	return -1
-}
-
 // sshCounts are the SSH scenario's tallies, updated by every session.
 type sshCounts struct {
 	attaches, detachEscape, detachClose, withOutput, failures atomic.Int64
@@ -144,9 +118,10 @@ func (c *sshCounts) fail(err error) {
 // and a few OpenSSH clients among them) attach to consoles that print,
 // stay a random while, detach (half with the escape ^Ec., half by
 // closing the connection) and attach again, for a while. Afterwards the
-// daemon's goroutines and open files must be back where they started,
-// and its memory is reported; the consoles' SOL sessions and logs must
-// not notice.
+// daemon's goroutines (counted from the Go runtime's scheduler trace) and
+// open files must be back where they started, and its memory is
+// followed until the runtime returned it; the consoles' SOL sessions and
+// logs must not notice.
 func TestSSHSessions(t *testing.T) {
 	scenario(t)
 	sshBin := requireTool(t, "ssh")
@@ -164,16 +139,19 @@ func TestSSHSessions(t *testing.T) {
 	gw := newSSHFleet(t)
 	cfg := newServeConfig(t, f, fmt.Sprintf("ssh_max_sessions = %d\nssh_max_unauthenticated = 256", sessions+100))
 	cfg.listen = fmt.Sprintf("127.0.0.1:%d", gw.port)
-	cfg.metrics = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	cfg.entries = gw.config()
-	p := startServe(t, cfg.write(t), filepath.Join(cfg.dir, "serve.log"))
+	trace := time.Second
+	if full {
+		trace = 10 * time.Second
+	}
+	p := startServeTraced(t, cfg.write(t), filepath.Join(cfg.dir, "serve.log"), trace)
 	p.waitUp(n, 3*time.Minute)
 	// The key the gateway presents (it keeps only the private key, in
 	// state_dir): what a person accepts at the first connection.
 	gw.hostKey = presentedHostKey(t, gw.port)
 	time.Sleep(pause())
 	before, _ := readProc(p.pid())
-	g0 := goroutines(cfg.metrics)
+	g0 := p.goroutinesAfter(time.Now(), 3*trace)
 	s := startSampler(p.pid(), time.Second)
 
 	var counts sshCounts
@@ -196,7 +174,22 @@ func TestSSHSessions(t *testing.T) {
 	wg.Wait()
 	time.Sleep(pause() + time.Second) // the last sessions' goroutines end; idle connections close
 	after, _ := readProc(p.pid())
-	g1 := goroutines(cfg.metrics)
+	g1 := p.goroutinesAfter(time.Now(), 3*trace)
+	gPeak := p.log.peakGoroutines()
+	// Memory: the Go runtime returns freed pages to the system in the
+	// background, over a minute or two.
+	memWait := 2 * time.Minute
+	if !full {
+		memWait = 0 // a -race build's memory is mostly the detector's
+	}
+	back := before.rssKiB + max(before.rssKiB/5, 4<<10) // within 20% (4 MiB) of where it started
+	settled := after
+	memStart := time.Now()
+	for settled.rssKiB > back && time.Since(memStart) < memWait {
+		time.Sleep(5 * time.Second)
+		settled, _ = readProc(p.pid())
+	}
+	memTook := time.Since(memStart)
 	first, last, peak := s.stop()
 	p.log.update()
 	lost := p.log.count("conserver: SOL session lost")
@@ -212,13 +205,13 @@ func TestSSHSessions(t *testing.T) {
 		comma(int(counts.attaches.Load())), comma(int(counts.peak.Load())), comma(int(counts.detachEscape.Load())), comma(int(counts.detachClose.Load())),
 		comma(int(counts.withOutput.Load())), counts.failures.Load())
 	rp.add("OpenSSH: %d of %d runs attached, got output and detached with ^Ec. (exit 0)", counts.opensshOK.Load(), counts.openssh.Load())
-	if g0 >= 0 && g1 >= 0 {
-		rp.add("goroutines %d before, %d after", g0, g1)
-	} else {
-		rp.add("goroutines: not measured (no metrics endpoint in this build)")
-	}
+	rp.add("goroutines %s before, peak %s, %s after", comma(g0), comma(gPeak), comma(g1))
 	rp.add("fds %d before, peak %d, %d after; threads %d/%d/%d", before.fds, peak.fds, after.fds, before.threads, peak.threads, after.threads)
-	rp.add("RSS %s before, peak %s, %s after", mib(before.rssKiB), mib(peak.rssKiB), mib(after.rssKiB))
+	if settled.rssKiB <= back {
+		rp.add("RSS %s before, peak %s, %s after (%s %v later)", mib(before.rssKiB), mib(peak.rssKiB), mib(after.rssKiB), mib(settled.rssKiB), (memTook + pause() + time.Second).Round(time.Second))
+	} else {
+		rp.add("RSS %s before, peak %s, %s after, still %s %v later", mib(before.rssKiB), mib(peak.rssKiB), mib(after.rssKiB), mib(settled.rssKiB), (memTook + pause() + time.Second).Round(time.Second))
+	}
 	rp.add("daemon CPU %.0f%% of one core", cpuPct(first, last))
 	if counts.failures.Load() > 0 {
 		t.Errorf("%d sessions failed, the first: %v", counts.failures.Load(), counts.firstErr)
@@ -229,7 +222,7 @@ func TestSSHSessions(t *testing.T) {
 	if after.fds > before.fds+2 {
 		t.Errorf("open files: %d before the sessions, %d after", before.fds, after.fds)
 	}
-	if g0 >= 0 && g1 > g0+5 {
+	if g1 > g0+5 {
 		t.Errorf("goroutines: %d before the sessions, %d after", g0, g1)
 	}
 	if lost > 0 || lt.jumps > 0 || lt.damaged > 0 {
