@@ -40,8 +40,9 @@ lint: ## go vet, gofmt and staticcheck (installed into bin/tools on first use)
 	@test -x bin/tools/staticcheck || GOBIN=$(CURDIR)/bin/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	bin/tools/staticcheck ./...
 
-demo: build ## run solgate against a built-in simulated fleet of BMCs (no hardware)
-	./test/demo.sh
+DEMOFLAGS ?=
+demo: build ## the console server with a built-in simulated fleet: ssh into it (no hardware, no root); DEMOFLAGS=--tour runs it alone
+	$(BIN) demo $(DEMOFLAGS)
 
 check: lint test ## everything CI runs
 

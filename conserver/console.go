@@ -59,7 +59,7 @@ const readBufSize = 1024
 // Goroutines: run (the supervisor: dials, reads the SOL into the log and
 // the attachments, waits out backoffs) for the console's lifetime; pump
 // (typed input to SOL.Write) only while input is queued. The ipmilan
-// session adds its own (reader, keepalive, SOL engine) while connected.
+// session adds its own (reader, SOL engine; the keepalive runs on a timer) while connected.
 //
 // Lock order: outMu, then mu, then an Attachment's mu.
 type Console struct {
@@ -573,6 +573,12 @@ func (c *Console) requestRedial(id Identity, what string, kind logstore.EventKin
 		c.log.Warn("conserver: "+what+" refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
 		return fmt.Errorf("%s %s: %w", what, c.name, ErrDenied)
 	}
+	return c.redial(id, what, kind)
+}
+
+// redial drops the SOL connection (taking the payload, if held) and dials
+// again now, on id's behalf, whose permission was checked.
+func (c *Console) redial(id Identity, what string, kind logstore.EventKind) error {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()

@@ -20,6 +20,7 @@
 //	a.Write(p)   // what they type: escape commands, then the console (if a writes)
 //	a.Break(); a.Mode(); a.Close(); a.Done(); a.Cause(); a.Identity(); a.Console()
 //	c.Power(ctx, id, power.Cycle) // (result, error); c.Reopen(id); c.Force(id); c.Tail(n)
+//	c.ReopenAdmin(id) // reopen for the host's administrator (solgate ctl): no access rule applies
 //
 // This is the API of BRIEF.md's plan with these refinements: Cause returns
 // an error (one line for the user, wrapping ErrDetached, ErrTooSlow,
@@ -45,8 +46,8 @@
 // reconnect_stable). Failures retrying cannot fix soon (authentication,
 // K_g, SOL disabled, unsupported) leave the console Down, retried at
 // reconnect_max. A second goroutine (the input pump) runs only while typed
-// input is queued; the ipmilan session adds its reader, keepalive and SOL
-// engine while connected. Removal and Shutdown cancel the console's
+// input is queued; the ipmilan session adds its reader and SOL
+// engine (and a keepalive timer) while connected. Removal and Shutdown cancel the console's
 // context with the cause its users read; the supervisor then deactivates
 // the payload, closes the session, detaches every attachment with that
 // cause and closes the log writer. Tests check that no goroutine outlives

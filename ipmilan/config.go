@@ -247,7 +247,9 @@ type Config struct {
 	Timeout time.Duration
 	Retries int
 	// KeepAlive is the idle interval between keepalive commands (default
-	// 15s; negative disables).
+	// 15s; negative disables). A keepalive goes when no IPMI answer came
+	// for KeepAlive, up to a sixteenth of it (at most 1 s) later: due
+	// times are rounded to a grid shared by every session of the process.
 	KeepAlive time.Duration
 	// DeadAfter ends the session when a keepalive went unanswered and
 	// nothing valid has come from the BMC for this long (default twice

@@ -15,15 +15,19 @@
 // Each Session owns one UDP socket with a fresh source port. One goroutine
 // reads it and demultiplexes: IPMI responses go to the caller waiting on
 // that request sequence number, and SOL packets to the console's engine,
-// so unsolicited traffic never confuses a waiting command. Requests are
-// retransmitted with a per-attempt timeout (Config.Timeout,
-// Config.Retries) inside the caller's ctx, which bounds the whole call. A
-// keepalive goroutine sends a command when no IPMI answer came for
+// which handles them on that goroutine (buffering, acknowledgement), so
+// unsolicited traffic never confuses a waiting command and console output
+// costs no hand-off. Requests are retransmitted with a per-attempt timeout
+// (Config.Timeout, Config.Retries) inside the caller's ctx, which bounds
+// the whole call. A keepalive sends a command when no IPMI answer came for
 // Config.KeepAlive (for a console, Get Payload Instance Info, which also
 // tells whether another session took the payload) and ends the session
-// when the BMC has been silent for Config.DeadAfter. A socket error other
-// than a timeout or an ICMP report ends the session too. Done and Err say
-// when and why a session or console ended.
+// when the BMC has been silent for Config.DeadAfter. It is a timer, not a
+// goroutine: armed for when the next one is due, on a grid shared by all
+// sessions of the process (KeepAlive/16, at most a second), so thousands
+// of idle sessions cost a few wakeups a second. A socket error other than
+// a timeout or an ICMP report ends the session too. Done and Err say when
+// and why a session or console ended.
 //
 // A panic in any goroutine that handles the BMC's packets (the reader,
 // the keepalive, a console's engine) is recovered: it ends that session

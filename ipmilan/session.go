@@ -57,15 +57,22 @@ type Session struct {
 	// out on IPMI traffic alone, however much SOL flows.
 	lastIPMI atomic.Int64
 	// keepaliveFn replaces the default keepalive command (SOL checks
-	// that it still owns the payload).
+	// that it still owns the payload). Its ctx has no deadline: it must
+	// be bounded by the session's retries, as every Session command is.
 	keepaliveFn atomic.Pointer[func(context.Context) error]
-	rxPlain     []byte // the reader's decryption buffer, reused per packet
-	done        chan struct{}
-	closeOnce   sync.Once
-	wipeOnce    sync.Once
-	errMu       sync.Mutex
-	err         error // why the session ended
-	wg          sync.WaitGroup
+	// kaMu guards kaTimer and kaStopped. The keepalive is no goroutine of
+	// its own but a timer armed for when it is due (see keepAliveDue);
+	// while it is armed or running it holds one count of wg.
+	kaMu      sync.Mutex
+	kaTimer   *time.Timer
+	kaStopped bool   // no further keepalive: the session ended
+	rxPlain   []byte // the reader's decryption buffer, reused per packet
+	done      chan struct{}
+	closeOnce sync.Once
+	wipeOnce  sync.Once
+	errMu     sync.Mutex
+	err       error // why the session ended
+	wg        sync.WaitGroup
 }
 
 // datagramConn is the Session's socket: a UDP socket connected to the BMC
@@ -157,8 +164,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
 	}
 	if c.KeepAlive > 0 {
-		s.wg.Add(1)
-		go s.keepAlive()
+		s.startKeepAlive()
 	}
 	s.log.Debug("session open", "interface", c.Interface, "suite", s.suite.ID, "priv", c.Privilege)
 	return s, nil
@@ -237,6 +243,7 @@ func (s *Session) fail(cause error) {
 		s.mu.Unlock()
 		close(s.done)
 		s.conn.Close()
+		s.stopKeepAlive()
 	})
 }
 
@@ -718,43 +725,154 @@ func (s *Session) setPrivilege(ctx context.Context) error {
 	return nil
 }
 
-// keepAlive sends a cheap command when the session has been idle for
-// KeepAlive, so the BMC does not time it out; if the BMC stops answering
-// the session ends with the cause in Err.
-func (s *Session) keepAlive() {
-	defer s.wg.Done()
-	defer s.recoverPanic("keepalive")
-	t := time.NewTicker(max(s.cfg.KeepAlive/4, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-		}
-		if time.Since(time.Unix(0, s.lastIPMI.Load())) < s.cfg.KeepAlive {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout*time.Duration(s.cfg.Retries+2))
-		var err error
-		if fn := s.keepaliveFn.Load(); fn != nil {
-			err = (*fn)(ctx)
-		} else {
-			_, err = s.do(ctx, wire.NetFnApp, wire.CmdGetDeviceID, nil)
-		}
-		cancel()
-		if err == nil || errors.As(err, new(*CompletionError)) {
-			continue
-		}
-		// One unanswered keepalive is not a dead session (a busy BMC, a
-		// lost burst): only silence for DeadAfter is.
-		if silent := time.Since(time.Unix(0, s.lastRecv.Load())); silent >= s.cfg.DeadAfter {
-			s.log.Warn("BMC silent, session lost", "silent", silent.Round(time.Millisecond), "err", err)
-			s.fail(fmt.Errorf("keepalive: %w (nothing from the BMC for %v)", err, silent.Round(time.Second)))
-			return
-		}
-		s.log.Debug("keepalive unanswered", "err", err)
+// The keepalive sends a cheap command when no IPMI answer came for
+// KeepAlive, so the BMC does not time the session out; if the BMC stops
+// answering, the session ends with the cause in Err.
+//
+// It is a timer, not a goroutine: armed for the moment the session will
+// have been without IPMI answers for KeepAlive (so IPMI traffic in
+// between costs no wakeup; the timer then moves on), its callback runs
+// the keepalive and arms it again. Due times are rounded up to a grid of
+// keepAliveGrid, the same for every session in the process, so that the
+// keepalives of thousands of idle sessions fall due together, a few
+// wakeups a second instead of one per session and keepalive.
+
+// startKeepAlive arms the first keepalive, unless the session has ended.
+func (s *Session) startKeepAlive() {
+	if s.lastIPMI.Load() == 0 {
+		s.lastIPMI.Store(time.Now().UnixNano()) // the login just ended
 	}
+	s.kaMu.Lock()
+	defer s.kaMu.Unlock()
+	if s.kaStopped {
+		return
+	}
+	s.wg.Add(1) // released by stopKeepAlive or by the callback that finds the session ended
+	s.kaTimer = time.AfterFunc(s.keepAliveDelay(time.Now()), s.keepAliveDue)
+}
+
+// stopKeepAlive ends the keepalive: a timer still armed is stopped and
+// its wg count released here; a callback already running releases it when
+// it finds kaStopped.
+func (s *Session) stopKeepAlive() {
+	s.kaMu.Lock()
+	release := false
+	if !s.kaStopped {
+		s.kaStopped = true
+		release = s.kaTimer != nil && s.kaTimer.Stop()
+	}
+	s.kaMu.Unlock()
+	if release {
+		s.wg.Done()
+	}
+}
+
+// keepAliveDue is the keepalive timer's callback.
+func (s *Session) keepAliveDue() {
+	next, ok := s.keepAliveRun()
+	s.kaMu.Lock()
+	if !ok || s.kaStopped {
+		s.kaStopped = true
+		s.kaMu.Unlock()
+		s.wg.Done()
+		return
+	}
+	s.kaTimer.Reset(next)
+	s.kaMu.Unlock()
+}
+
+// keepAliveRun sends a keepalive if one is due and returns how long to
+// wait before the next check, or false when the session has ended (a
+// panic in here ends it too).
+func (s *Session) keepAliveRun() (next time.Duration, ok bool) {
+	defer s.recoverPanic("keepalive")
+	select {
+	case <-s.done:
+		return 0, false
+	default:
+	}
+	started := time.Now()
+	if started.Sub(time.Unix(0, s.lastIPMI.Load())) < s.cfg.KeepAlive {
+		return s.keepAliveDelay(started), true // IPMI traffic since: not due yet
+	}
+	growStack()
+	// No deadline of its own: the command's retries bound it (and Close
+	// ends it), as they bound keepaliveFn's.
+	ctx := context.Background()
+	var err error
+	if fn := s.keepaliveFn.Load(); fn != nil {
+		err = (*fn)(ctx)
+	} else {
+		_, err = s.do(ctx, wire.NetFnApp, wire.CmdGetDeviceID, nil)
+	}
+	now := time.Now()
+	if err == nil || errors.As(err, new(*CompletionError)) {
+		if s.lastIPMI.Load() < started.UnixNano() {
+			// Answered without an IPMI response (a keepaliveFn that
+			// needed none): the next one is due a whole interval on.
+			return gridDelay(now, now.Add(s.cfg.KeepAlive), keepAliveGrid(s.cfg.KeepAlive)), true
+		}
+		return s.keepAliveDelay(now), true
+	}
+	// One unanswered keepalive is not a dead session (a busy BMC, a
+	// lost burst): only silence for DeadAfter is.
+	if silent := now.Sub(time.Unix(0, s.lastRecv.Load())); silent >= s.cfg.DeadAfter {
+		s.log.Warn("BMC silent, session lost", "silent", silent.Round(time.Millisecond), "err", err)
+		s.fail(fmt.Errorf("keepalive: %w (nothing from the BMC for %v)", err, silent.Round(time.Second)))
+		return 0, false
+	}
+	s.log.Debug("keepalive unanswered", "err", err)
+	select {
+	case <-s.done:
+		return 0, false
+	default:
+	}
+	// Try again a quarter of the interval later.
+	return gridDelay(now, now.Add(max(s.cfg.KeepAlive/4, 10*time.Millisecond)), keepAliveGrid(s.cfg.KeepAlive)), true
+}
+
+// growStack makes the calling goroutine's stack large enough for a
+// keepalive at once. The keepalive runs on a fresh goroutine (the timer's),
+// whose stack starts small (about the average of the process's
+// goroutines: in a console server, mostly readers parked in a read) and
+// would otherwise be grown and copied two or three times, frame by frame,
+// on the way down to the socket write: that was a sixth of the CPU idle
+// consoles cost. Growing it here copies only two frames.
+//
+//go:noinline
+func growStack() {
+	var pad [8 << 10]byte
+	stackSink(pad[:])
+}
+
+//go:noinline
+func stackSink(b []byte) { _ = b[len(b)-1] }
+
+// keepAliveDelay is how long from now until the session will have had no
+// IPMI answer for KeepAlive, rounded up to the keepalive grid.
+func (s *Session) keepAliveDelay(now time.Time) time.Duration {
+	due := time.Unix(0, s.lastIPMI.Load()).Add(s.cfg.KeepAlive)
+	return gridDelay(now, due, keepAliveGrid(s.cfg.KeepAlive))
+}
+
+// keepAliveGrid is the rounding of keepalive due times: a sixteenth of the
+// interval, at most a second (so a keepalive is late by at most that).
+func keepAliveGrid(interval time.Duration) time.Duration {
+	return max(min(interval/16, time.Second), time.Millisecond)
+}
+
+// gridDelay is the time from now until due rounded up to a multiple of
+// grid (counted from the Unix epoch, so alike for every session), and at
+// least one grid step when due has passed.
+func gridDelay(now, due time.Time, grid time.Duration) time.Duration {
+	t := due.UnixNano()
+	if r := t % int64(grid); r != 0 {
+		t += int64(grid) - r
+	}
+	if d := time.Duration(t - now.UnixNano()); d > 0 {
+		return d
+	}
+	return grid
 }
 
 // windowSize is how far the receive windows reach each way (IPMI 2.0

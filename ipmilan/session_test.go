@@ -56,7 +56,7 @@ func TestKeepAliveAndDeadBMC(t *testing.T) {
 		if _, err := s.ChassisStatus(context.Background()); err != nil {
 			t.Fatalf("session did not survive idle time with keepalives: %v", err)
 		}
-		// One keepalive per KeepAlive (checked every quarter of it).
+		// One keepalive per KeepAlive (due a keepAliveGrid late at most).
 		if k := bmc.Stats().Commands - before - 1; k < 16 || k > 21 {
 			t.Fatalf("%d keepalives in 5 minutes at 15 s, want about 20", k)
 		}
@@ -70,6 +70,97 @@ func TestKeepAliveAndDeadBMC(t *testing.T) {
 		// most KeepAlive later and takes its retries.
 		if d := time.Since(start); d < 33*time.Second || d > 33*time.Second+15*time.Second+5*time.Second {
 			t.Fatalf("frozen BMC noticed after %v, want 33-53 s", d)
+		}
+	})
+}
+
+// TestKeepAlivesCoalesce: the keepalives of idle sessions opened at
+// different moments fall due on a common grid, so a process with many
+// sessions wakes a few times a second for them, not once per session and
+// keepalive; each session still sends one per KeepAlive, at most one grid
+// step late.
+func TestKeepAlivesCoalesce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ka = 15 * time.Second
+		grid := keepAliveGrid(ka)
+		n := newMemNet()
+		var (
+			mu    sync.Mutex
+			sends = map[string][]time.Time{} // client address: keepalive send times
+			watch bool
+		)
+		n.tap = func(from, to string, b []byte) []byte {
+			mu.Lock()
+			if watch && strings.HasSuffix(to, ":623") {
+				sends[from] = append(sends[from], time.Now())
+			}
+			mu.Unlock()
+			return b
+		}
+		const sessions = 6
+		for i := range sessions {
+			addr := fmt.Sprintf("127.0.0.%d:623", 10+i)
+			memBMC(t, n, addr, bmcsim.Config{SessionTimeout: 30 * time.Second})
+			memDial(t, n, addr, Config{KeepAlive: ka})
+			time.Sleep(137 * time.Millisecond) // opened at scattered moments
+		}
+		mu.Lock()
+		watch = true
+		mu.Unlock()
+		time.Sleep(3 * time.Minute)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sends) != sessions {
+			t.Fatalf("keepalives from %d sessions, want %d", len(sends), sessions)
+		}
+		instants := map[time.Time]bool{}
+		total := 0
+		for from, ts := range sends {
+			if len(ts) < 11 || len(ts) > 12 {
+				t.Errorf("%s: %d keepalives in 3 minutes at %v, want 11-12", from, len(ts), ka)
+			}
+			for i, at := range ts {
+				total++
+				instants[at] = true
+				if at.UnixNano()%int64(grid) != 0 {
+					t.Errorf("%s: keepalive at %v, not on the %v grid", from, at, grid)
+				}
+				if i > 0 {
+					if d := at.Sub(ts[i-1]); d < ka || d > ka+grid {
+						t.Errorf("%s: keepalives %v apart, want %v to %v", from, d, ka, ka+grid)
+					}
+				}
+			}
+		}
+		// Six sessions opened within 0.7 s share at most two grid
+		// steps per round.
+		if rounds := total / sessions; len(instants) > 2*(rounds+1) {
+			t.Errorf("%d keepalives at %d distinct instants, want at most %d", total, len(instants), 2*(rounds+1))
+		}
+		t.Logf("%d keepalives from %d sessions at %d distinct instants", total, sessions, len(instants))
+	})
+}
+
+// TestKeepAliveQuietWhileTraffic: a session whose IPMI commands come more
+// often than KeepAlive sends no keepalive at all.
+func TestKeepAliveQuietWhileTraffic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet()
+		bmc := memBMC(t, n, memBMCAddr, bmcsim.Config{SessionTimeout: 30 * time.Second})
+		s, _ := memDial(t, n, memBMCAddr, Config{KeepAlive: 15 * time.Second})
+		before := bmc.Stats().Commands
+		for range 12 {
+			time.Sleep(10 * time.Second)
+			if _, err := s.ChassisStatus(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if k := bmc.Stats().Commands - before - 12; k != 0 {
+			t.Fatalf("%d keepalives while a command came every 10 s (KeepAlive 15 s), want none", k)
+		}
+		time.Sleep(20 * time.Second) // now idle: the keepalive resumes
+		if k := bmc.Stats().Commands - before - 12; k != 1 {
+			t.Fatalf("%d keepalives in 20 s of idleness after the last command, want 1", k)
 		}
 	})
 }
@@ -343,6 +434,7 @@ func TestSOLSilentTheft(t *testing.T) {
 		}
 		start := time.Now()
 		ev := waitSOLEvent(t, owner, time.Minute, SOLStolen, SOLDeactivated)
+		<-owner.Done() // the event comes first, then the console ends
 		if ev.Kind != SOLStolen || !errors.Is(owner.Err(), ErrSOLStolen) {
 			t.Fatalf("owner saw %v, console error %v: want stolen", ev.Kind, owner.Err())
 		}

@@ -110,10 +110,13 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	eng := newSOLEngine(func(p []byte) error { return s.sendPayload(wire.PayloadSOL, p) }, 32, o.BufferSize, o.RetryInterval, o.Retries)
 	eng.bumpSeq = q.Has(QuirkSOLPacketSeq)
 	eng.onPanic = s.fail // an engine that panicked leaves a session in an unknown state
+	if testHookSOLEngine != nil {
+		testHookSOLEngine(eng)
+	}
 	// The BMC may send output right after its Activate Payload answer,
 	// even before that answer reaches us: route SOL packets to the engine
-	// now (its queue holds them until it runs), or the first output would
-	// wait for the BMC's retransmission, a second on many BMCs.
+	// now (it takes them before its goroutine runs), or the first output
+	// would wait for the BMC's retransmission, a second on many BMCs.
 	s.setPayloadHandler(func(t wire.PayloadType, p []byte) {
 		if t == wire.PayloadSOL {
 			eng.deliver(p)
@@ -161,14 +164,13 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 		s.deactivateSOL(ctx, o.Instance)
 		return nil, &AltPortError{Port: port}
 	}
+	eng.mu.Lock() // deliver may be running
 	eng.maxIn = solChars(resp.InboundSize, q.Has(QuirkSOLPayloadSize))
+	eng.mu.Unlock()
 	c := &SOL{s: s, eng: eng, inst: o.Instance}
 	activated = true
 	keep := func(ctx context.Context) error { return c.checkOwner(ctx) }
 	s.keepaliveFn.Store(&keep)
-	if testHookSOLEngine != nil {
-		testHookSOLEngine(eng)
-	}
 	go eng.run(s.done, s.Err) // owned by the SOL: close waits for it (eng.ended)
 	eng.emit(SOLEvent{Kind: SOLActive, Detail: fmt.Sprintf("cipher suite %d, %d characters per packet", s.suite.ID, eng.maxIn)})
 	return c, nil

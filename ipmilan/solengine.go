@@ -155,6 +155,13 @@ const (
 // duplication, provided no packet takes longer than the BMC's
 // retransmission interval to arrive (no SOL client can do better: a copy
 // delayed beyond that is indistinguishable from new output).
+//
+// Goroutines: a received packet is handled on the goroutine that calls
+// deliver (the session's reader), acknowledgement included, so console
+// output costs no hand-off to another goroutine; run, the engine's own
+// goroutine, wakes only for typed input, breaks, a reader that made room
+// for a held packet, the hold and retransmission timers, and the end. mu
+// serialises the two over the protocol state.
 type solEngine struct {
 	send          func(payload []byte) error
 	maxIn         int // characters per packet we send
@@ -164,11 +171,10 @@ type solEngine struct {
 	bumpSeq       bool        // QuirkSOLPacketSeq
 	onPanic       func(error) // called after a recovered panic ended the engine
 
-	in      chan *rxPacket // from deliver; bounded, overflow is dropped (the BMC resends)
-	kick    chan struct{}  // input or a break is waiting
-	drained chan struct{}  // capacity 1: Read made room in the output buffer
-	stop    chan struct{}  // closed by close()
-	ended   chan struct{}  // closed when the engine has stopped
+	kick    chan struct{} // input or a break is waiting
+	drained chan struct{} // capacity 1: Read made room while a packet was held
+	stop    chan struct{} // closed by close()
+	ended   chan struct{} // closed when the engine has stopped
 	events  chan SOLEvent
 
 	// outMu guards the output buffer and the end state.
@@ -184,14 +190,23 @@ type solEngine struct {
 	writable chan struct{} // capacity 1: room in pending
 	breaks   []chan error
 
-	// The receive state, owned by the engine goroutine.
+	// mu guards the protocol state below it: deliver (the session's
+	// reader) and run take it for each thing they handle. Lock order:
+	// mu, then outMu, inMu or evMu.
+	mu        sync.Mutex
+	finished  bool         // the engine has ended: packets are ignored
+	inFlight  *outstanding // our input packet in flight, nil if none
+	outSeq    uint8        // the last SOL sequence number we used
+	timer     *time.Timer  // retransmission of inFlight
 	last      lastPacket
 	held      *heldPacket // nil, or heldBuf
 	heldBuf   heldPacket
+	holding   atomic.Bool // held != nil, or about to be: Read then signals drained
 	ackBuf    [wire.SOLHeaderLen]byte
 	txBuf     [wire.SOLHeaderLen + solMaxChars]byte
 	delivered [16]deliveredPacket // per SOL sequence number: what its latest packet delivered
 	holdTimer *time.Timer
+	holdArmed bool // holdTimer is set (stopping it per packet would cost a runtime lock)
 
 	st        solCounters
 	evMu      sync.Mutex
@@ -229,210 +244,276 @@ type solCounters struct {
 	bytesIn, bytesOut, packetsIn, packetsOut, retransmits, duplicates, gaps, overruns, nacks, inputDropped, eventsDropped, pauses atomic.Uint64
 }
 
+// solEventQueue is how many events wait for the consumer (the console
+// manager drains them after every Read) before further ones are dropped
+// and counted. Events are rare: a few per connection, and at most a few
+// per packet in a loss storm.
+const solEventQueue = 16
+
 func newSOLEngine(send func([]byte) error, maxIn int, outMax int, retryInterval time.Duration, retries int) *solEngine {
 	if outMax <= 0 {
 		outMax = solDefaultBuffer
 	}
-	return &solEngine{
+	e := &solEngine{
 		send: send, maxIn: maxIn, retryInterval: retryInterval, retries: retries, outMax: outMax, pauseHold: solPauseHold,
-		in: make(chan *rxPacket, 64), kick: make(chan struct{}, 1), drained: make(chan struct{}, 1), stop: make(chan struct{}),
-		ended: make(chan struct{}), events: make(chan SOLEvent, 64),
+		kick: make(chan struct{}, 1), drained: make(chan struct{}, 1), stop: make(chan struct{}),
+		ended: make(chan struct{}), events: make(chan SOLEvent, solEventQueue),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
+		// outSeq starts at a random point: some BMCs keep SOL sequence
+		// state across sessions and would drop our first packet as a
+		// duplicate of the last one a previous client sent (ipmi_sim
+		// does).
+		outSeq:    randByte() % 15,
+		timer:     time.NewTimer(time.Hour),
+		holdTimer: time.NewTimer(time.Hour),
 	}
+	e.timer.Stop()
+	e.holdTimer.Stop()
+	return e
 }
 
-// rxPacket is a received SOL packet on its way to the engine: the reader
-// reuses its buffer, so the characters are copied (at most the 255 a
-// packet can have acknowledged) into a pooled rxPacket.
-type rxPacket struct {
-	hdr  wire.SOLPacket // Data unused
-	n    int
-	data [solMaxChars]byte
-}
-
-var rxPackets = sync.Pool{New: func() any { return new(rxPacket) }}
-
-// deliver hands a received SOL payload to the engine. It never blocks: if
-// the engine is behind, the packet is dropped and the BMC resends it.
+// deliver handles a received SOL payload on the caller's goroutine (the
+// session's reader): the BMC's output goes to the read buffer and is
+// acknowledged, or is held (flow control); an acknowledgement of our input
+// sends the next. payload is not kept after deliver returns. A panic in
+// here ends the console and its session, not the caller.
 func (e *solEngine) deliver(payload []byte) {
 	p, err := wire.ParseSOL(payload)
 	if err != nil {
 		return
 	}
-	r := rxPackets.Get().(*rxPacket)
-	r.hdr, r.hdr.Data = p, nil
-	r.n = copy(r.data[:], p.Data)
-	select {
-	case e.in <- r:
-	default:
-		rxPackets.Put(r)
+	defer e.recoverPanic()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.finished {
+		return
+	}
+	e.handle(p)
+}
+
+// recoverPanic, deferred by deliver and run, turns a panic in the engine
+// (a bug some packet reached) into the end of this console, with an
+// error naming it, and of its session (onPanic), not of the process.
+func (e *solEngine) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	err := newPanicError("SOL engine", r)
+	e.mu.Lock()
+	e.finished = true
+	e.mu.Unlock()
+	e.end(err)
+	e.closeOnce.Do(func() { close(e.stop) })
+	if e.onPanic != nil {
+		e.onPanic(err)
 	}
 }
 
 // outstanding is our one input packet in flight.
 type outstanding struct {
-	seq   uint8
-	data  []byte
-	op    uint8
-	tries int
-	brk   chan error // set for a break packet
+	seq    uint8
+	data   []byte
+	op     uint8
+	tries  int
+	sentAt time.Time  // its last transmission
+	brk    chan error // set for a break packet
 }
 
 // run is the engine's goroutine. lost is closed when the session under it
-// dies; lostErr then says why. A panic (a bug some packet reached) ends
-// the console with an error naming it, not the process.
+// dies; lostErr then says why.
 func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 	defer close(e.ended)
-	var inFlight *outstanding
 	defer func() {
-		if inFlight != nil && inFlight.brk != nil {
-			inFlight.brk <- e.Err() // a break in flight fails with the console
+		e.mu.Lock()
+		e.finished = true
+		f := e.inFlight
+		e.inFlight = nil
+		e.timer.Stop()
+		e.holdTimer.Stop()
+		e.mu.Unlock()
+		if f != nil && f.brk != nil {
+			f.brk <- e.Err() // a break in flight fails with the console
 		}
 	}()
-	defer func() {
-		if r := recover(); r != nil {
-			err := newPanicError("SOL engine", r)
-			e.end(err)
-			if e.onPanic != nil {
-				e.onPanic(err)
-			}
-		}
-	}()
-	var (
-		// outSeq is the last SOL seq we used. It starts at a random
-		// point: some BMCs keep SOL sequence state across sessions and
-		// would drop our first packet as a duplicate of the last one
-		// a previous client sent (ipmi_sim does).
-		outSeq = randByte() % 15
-		timer  = time.NewTimer(time.Hour)
-	)
-	timer.Stop()
-	e.holdTimer = time.NewTimer(time.Hour)
-	e.holdTimer.Stop()
-	defer e.holdTimer.Stop()
-	nextSeq := func() uint8 {
-		outSeq = outSeq%15 + 1
-		return outSeq
-	}
-	transmit := func(o *outstanding) {
-		p := wire.SOLPacket{Seq: o.seq, Op: o.op, Data: o.data}
-		if err := e.send(p.Append(e.txBuf[:0])); err == nil {
-			e.st.packetsOut.Add(1)
-		}
-		timer.Reset(e.retryInterval)
-	}
-	// startNext sends the next packet of typed input, or a break once the
-	// input typed before it has gone.
-	startNext := func() {
-		if inFlight != nil {
-			return
-		}
-		e.inMu.Lock()
-		if n := min(len(e.pending), e.maxIn); n > 0 {
-			inFlight = &outstanding{seq: nextSeq(), data: append([]byte(nil), e.pending[:n]...)}
-		} else if len(e.breaks) > 0 {
-			inFlight = &outstanding{seq: nextSeq(), op: wire.SOLOpBreak, brk: e.breaks[0]}
-			e.breaks = e.breaks[1:]
-		}
-		e.inMu.Unlock()
-		if inFlight != nil {
-			transmit(inFlight)
-		}
-	}
-	// consume removes n accepted bytes from the head of the input queue.
-	consume := func(n int) {
-		e.inMu.Lock()
-		e.pending = e.pending[n:]
-		if len(e.pending) == 0 {
-			e.pending = nil
-		}
-		e.inMu.Unlock()
-		select {
-		case e.writable <- struct{}{}:
-		default:
-		}
-	}
+	defer e.recoverPanic()
 	for {
 		select {
 		case <-e.stop:
-			e.end(ErrClosed)
+			e.finish(ErrClosed)
 			return
 		case <-lost:
 			err := lostErr()
 			e.emit(SOLEvent{Kind: SOLSessionLost, Err: err, Detail: errString(err)})
-			e.end(fmt.Errorf("%w: %w", ErrClosed, err))
+			e.finish(fmt.Errorf("%w: %w", ErrClosed, err))
 			return
 		case <-e.kick:
-			startNext()
+			e.locked((*solEngine).startNext)
 		case <-e.drained:
-			e.retryHeld()
+			e.locked(func(e *solEngine) { e.retryHeld() })
 		case <-e.holdTimer.C:
-			e.pause()
-		case <-timer.C:
-			if inFlight == nil {
-				continue
-			}
-			inFlight.tries++
-			if inFlight.tries > e.retries {
-				n := len(inFlight.data)
-				e.st.inputDropped.Add(uint64(n))
-				if inFlight.brk != nil {
-					inFlight.brk <- fmt.Errorf("break: %w after %d tries", ErrNoAnswer, e.retries+1)
-				} else {
-					consume(n)
-					e.emit(SOLEvent{Kind: SOLInputDropped, Detail: fmt.Sprintf("%d bytes of input not acknowledged after %d tries", n, e.retries+1)})
-				}
-				inFlight = nil
-				if e.bumpSeq {
-					nextSeq() // some BMCs get stuck on one sequence number
-				}
-				startNext()
-				continue
-			}
-			e.st.retransmits.Add(1)
-			transmit(inFlight)
-		case r := <-e.in:
-			p := r.hdr
-			p.Data = r.data[:r.n]
-			e.st.packetsIn.Add(1)
-			if p.Seq == 0 {
-				e.status(p.Op) // an ACK or NACK may carry status too
-			}
-			// Acknowledgement of our packet in flight.
-			if p.AckSeq != 0 && inFlight != nil && p.AckSeq == inFlight.seq {
-				if p.Op&wire.SOLNack != 0 {
-					// Not accepted now (host off, BMC buffer full):
-					// keep it and try again after the interval.
-					e.st.nacks.Add(1)
-				} else {
-					n := min(int(p.Accepted), len(inFlight.data))
-					if inFlight.brk != nil {
-						inFlight.brk <- nil
-					} else {
-						e.st.bytesOut.Add(uint64(n))
-						consume(n)
-					}
-					inFlight = nil
-					timer.Stop()
-					startNext() // a partial ACK leaves the rest queued: it goes in a new packet
-				}
-			}
-			if p.Seq != 0 {
-				e.receive(p)
-			}
-			rxPackets.Put(r) // receive keeps no reference to p.Data
-			if p.Op&wire.SOLStatusDeactivated != 0 {
-				// The BMC's last words are delivered even into a full
-				// buffer: nobody will send them again.
-				if h := e.held; h != nil {
-					e.held = nil
-					e.force(h.data[:h.n])
-				}
-				e.emit(SOLEvent{Kind: SOLDeactivated, Err: ErrSOLDeactivated})
-				e.end(ErrSOLDeactivated)
-				return
-			}
+			e.locked(func(e *solEngine) { e.holdArmed = false; e.holdExpired() })
+		case <-e.timer.C:
+			e.locked((*solEngine).retransmit)
 		}
+	}
+}
+
+// locked runs f under mu unless the engine has finished.
+func (e *solEngine) locked(f func(*solEngine)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.finished {
+		f(e)
+	}
+}
+
+// finish marks the engine ended with err (unless it ended already: the
+// first cause stays).
+func (e *solEngine) finish(err error) {
+	e.mu.Lock()
+	e.finished = true
+	e.mu.Unlock()
+	e.end(err)
+}
+
+// nextSeq advances our SOL sequence number (1..15). mu is held.
+func (e *solEngine) nextSeq() uint8 {
+	e.outSeq = e.outSeq%15 + 1
+	return e.outSeq
+}
+
+// transmit sends (or resends) the packet in flight. mu is held.
+func (e *solEngine) transmit(o *outstanding) {
+	p := wire.SOLPacket{Seq: o.seq, Op: o.op, Data: o.data}
+	if err := e.send(p.Append(e.txBuf[:0])); err == nil {
+		e.st.packetsOut.Add(1)
+	}
+	o.sentAt = time.Now()
+	e.timer.Reset(e.retryInterval)
+}
+
+// startNext sends the next packet of typed input, or a break once the
+// input typed before it has gone. mu is held.
+func (e *solEngine) startNext() {
+	if e.inFlight != nil {
+		return
+	}
+	e.inMu.Lock()
+	if n := min(len(e.pending), e.maxIn); n > 0 {
+		e.inFlight = &outstanding{seq: e.nextSeq(), data: append([]byte(nil), e.pending[:n]...)}
+	} else if len(e.breaks) > 0 {
+		e.inFlight = &outstanding{seq: e.nextSeq(), op: wire.SOLOpBreak, brk: e.breaks[0]}
+		e.breaks = e.breaks[1:]
+	}
+	e.inMu.Unlock()
+	if e.inFlight != nil {
+		e.transmit(e.inFlight)
+	}
+}
+
+// consume removes n accepted bytes from the head of the input queue.
+func (e *solEngine) consume(n int) {
+	e.inMu.Lock()
+	e.pending = e.pending[n:]
+	if len(e.pending) == 0 {
+		e.pending = nil
+	}
+	e.inMu.Unlock()
+	select {
+	case e.writable <- struct{}{}:
+	default:
+	}
+}
+
+// retransmit runs when the retransmission timer fires: the packet in
+// flight goes again, or is given up after the retries. mu is held.
+func (e *solEngine) retransmit() {
+	f := e.inFlight
+	if f == nil {
+		return
+	}
+	if wait := e.retryInterval - time.Since(f.sentAt); wait > 0 {
+		// The timer fired for a packet answered meanwhile (deliver
+		// took mu first) and this is the next one: not due yet.
+		e.timer.Reset(wait)
+		return
+	}
+	f.tries++
+	if f.tries > e.retries {
+		n := len(f.data)
+		e.st.inputDropped.Add(uint64(n))
+		if f.brk != nil {
+			f.brk <- fmt.Errorf("break: %w after %d tries", ErrNoAnswer, e.retries+1)
+		} else {
+			e.consume(n)
+			e.emit(SOLEvent{Kind: SOLInputDropped, Detail: fmt.Sprintf("%d bytes of input not acknowledged after %d tries", n, e.retries+1)})
+		}
+		e.inFlight = nil
+		if e.bumpSeq {
+			e.nextSeq() // some BMCs get stuck on one sequence number
+		}
+		e.startNext()
+		return
+	}
+	e.st.retransmits.Add(1)
+	e.transmit(f)
+}
+
+// holdExpired runs when the hold timer fires: the held packet is answered
+// "0 accepted" once it has waited pauseHold. mu is held.
+func (e *solEngine) holdExpired() {
+	h := e.held
+	if h == nil {
+		return
+	}
+	if wait := e.pauseHold - time.Since(h.since); wait > 0 {
+		e.armHold(wait) // fired for a packet taken meanwhile; this one came later
+		return
+	}
+	e.pause()
+}
+
+// handle is one BMC packet. mu is held.
+func (e *solEngine) handle(p wire.SOLPacket) {
+	e.st.packetsIn.Add(1)
+	if p.Seq == 0 {
+		e.status(p.Op) // an ACK or NACK may carry status too
+	}
+	// Acknowledgement of our packet in flight.
+	if f := e.inFlight; p.AckSeq != 0 && f != nil && p.AckSeq == f.seq {
+		if p.Op&wire.SOLNack != 0 {
+			// Not accepted now (host off, BMC buffer full): keep it and
+			// try again after the interval.
+			e.st.nacks.Add(1)
+		} else {
+			n := min(int(p.Accepted), len(f.data))
+			if f.brk != nil {
+				f.brk <- nil
+			} else {
+				e.st.bytesOut.Add(uint64(n))
+				e.consume(n)
+			}
+			e.inFlight = nil
+			e.timer.Stop()
+			e.startNext() // a partial ACK leaves the rest queued: it goes in a new packet
+		}
+	}
+	if p.Seq != 0 {
+		e.receive(p)
+	}
+	if p.Op&wire.SOLStatusDeactivated != 0 {
+		// The BMC's last words are delivered even into a full buffer:
+		// nobody will send them again.
+		if h := e.held; h != nil {
+			e.held = nil
+			e.holding.Store(false)
+			e.force(h.data[:h.n])
+		}
+		e.finished = true
+		e.emit(SOLEvent{Kind: SOLDeactivated, Err: ErrSOLDeactivated})
+		e.end(ErrSOLDeactivated)
+		e.closeOnce.Do(func() { close(e.stop) })
 	}
 }
 
@@ -515,8 +596,11 @@ func (e *solEngine) receive(p wire.SOLPacket) {
 	h := &e.heldBuf
 	h.seq, h.since, h.n = p.Seq, now, copy(h.data[:], data)
 	e.held = h
+	// Before trying the buffer: a Read that empties it after this try
+	// then sees holding and signals drained.
+	e.holding.Store(true)
 	if !e.retryHeld() {
-		e.holdTimer.Reset(e.pauseHold)
+		e.armHold(e.pauseHold)
 	}
 }
 
@@ -531,9 +615,22 @@ func (e *solEngine) retryHeld() bool {
 		return false
 	}
 	e.held = nil
-	e.holdTimer.Stop()
+	e.holding.Store(false)
+	e.stopHold()
 	e.accepted(h.seq, h.data[:h.n], true)
 	return true
+}
+
+func (e *solEngine) armHold(d time.Duration) {
+	e.holdTimer.Reset(d)
+	e.holdArmed = true
+}
+
+func (e *solEngine) stopHold() {
+	if e.holdArmed {
+		e.holdTimer.Stop()
+		e.holdArmed = false
+	}
 }
 
 // pause answers the held packet "0 characters accepted" and forgets it:
@@ -544,7 +641,8 @@ func (e *solEngine) pause() {
 		return
 	}
 	e.held = nil
-	e.holdTimer.Stop()
+	e.holding.Store(false)
+	e.stopHold()
 	e.st.pauses.Add(1)
 	e.accepted(h.seq, h.data[:h.n], false)
 }
@@ -645,9 +743,11 @@ func (e *solEngine) ReadContext(ctx context.Context, p []byte) (int, error) {
 			n, _ := e.out.Read(p)
 			e.outMu.Unlock()
 			// Room: a packet held for it may go now.
-			select {
-			case e.drained <- struct{}{}:
-			default:
+			if e.holding.Load() {
+				select {
+				case e.drained <- struct{}{}:
+				default:
+				}
 			}
 			return n, nil
 		}
@@ -655,6 +755,12 @@ func (e *solEngine) ReadContext(ctx context.Context, p []byte) (int, error) {
 		e.outMu.Unlock()
 		if err != nil {
 			return 0, err
+		}
+		if done := ctx.Done(); done == nil {
+			// Read: end signals readable too, so a plain receive does
+			// (cheaper than a select, once per packet on a busy console).
+			<-e.readable
+			continue
 		}
 		select {
 		case <-e.readable:

@@ -108,6 +108,9 @@ func TestBackoffAfterFailures(t *testing.T) {
 		fail("127.0.0.2")
 	}
 	waitUntil(t, "the failures counted", func() bool { return h.srv.Stats().BackoffSources == 1 && h.srv.Stats().Conns == 0 })
+	if n := h.srv.Stats().AuthFailures; n != 3 {
+		t.Errorf("Stats().AuthFailures = %d after 3 refused keys, want 3", n)
+	}
 	// 127.0.0.2 is refused at once, even with a good key.
 	c := rawDial(t, h.addr, "127.0.0.2")
 	if got := closedByServer(t, c); got != "" {

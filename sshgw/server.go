@@ -140,6 +140,7 @@ type Server struct {
 	watching   bool           // the reload watcher runs
 	capRefused int            // connections refused by the unauthenticated cap since capWarned
 	capWarned  time.Time      // when that was last logged
+	authFails  uint64         // connections that ended unauthenticated after a refused key (Stats)
 
 	wg sync.WaitGroup // every goroutine of ours: conn watchers, sessions, the reload watcher
 }
@@ -313,13 +314,17 @@ func (s *Server) closeConns() {
 type Stats struct {
 	Conns, Unauthenticated, Sessions int
 	BackoffSources                   int
+	// AuthFailures counts connections that ended without authenticating
+	// after a key or certificate was refused, since the server started.
+	AuthFailures uint64
 }
 
 // Stats returns the current counts.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Conns: len(s.conns), Unauthenticated: s.unauth, Sessions: len(s.sessions), BackoffSources: s.backoff.len()}
+	return Stats{Conns: len(s.conns), Unauthenticated: s.unauth, Sessions: len(s.sessions), BackoffSources: s.backoff.len(),
+		AuthFailures: s.authFails}
 }
 
 // watchReloads re-checks every live session whenever the backend's
@@ -558,6 +563,9 @@ func (c *conn) closed() {
 	}
 	if !authed {
 		s.unauth--
+		if failed {
+			s.authFails++
+		}
 	}
 	s.mu.Unlock()
 	if !authed && failed && c.hasSrc {

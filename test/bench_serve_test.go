@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/logstore"
 )
 
 // The daemon at scale (make bench; SOLGATE_BENCH=1): solgate serve against
@@ -30,9 +33,10 @@ func benchEnvInt(name string, def int) int {
 
 // fleetProcs are solgate bmcsim processes.
 type fleetProcs struct {
-	cmds  []*exec.Cmd
-	logs  []string
-	addrs []string // every BMC's address, in order
+	cmds    []*exec.Cmd
+	logs    []string
+	addrs   []string // every BMC's address, in order
+	packets int      // datagrams the BMCs received, counted by stop
 }
 
 // bmcsimFleet starts n BMCs as solgate bmcsim processes of at most per
@@ -90,7 +94,7 @@ func (f *fleetProcs) stop(t *testing.T) (open, active, delivered int) {
 	for _, c := range f.cmds {
 		c.Process.Signal(syscall.SIGTERM)
 	}
-	re := regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered`)
+	re := regexp.MustCompile(`(\d+) packets, .*\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered`)
 	for i, c := range f.cmds {
 		c.Wait()
 		b, _ := os.ReadFile(f.logs[i])
@@ -98,9 +102,11 @@ func (f *fleetProcs) stop(t *testing.T) (open, active, delivered int) {
 		if m == nil {
 			t.Fatalf("bmcsim %d: no final counts in its output:\n%s", i, tailString(string(b), 500))
 		}
-		o, _ := strconv.Atoi(m[1])
-		a, _ := strconv.Atoi(m[2])
-		d, _ := strconv.Atoi(m[3])
+		p, _ := strconv.Atoi(m[1])
+		o, _ := strconv.Atoi(m[2])
+		a, _ := strconv.Atoi(m[3])
+		d, _ := strconv.Atoi(m[4])
+		f.packets += p
 		open += o
 		active += a
 		delivered += d
@@ -258,29 +264,55 @@ func TestBenchServeBusy(t *testing.T) {
 	// Every simulated host streams from its start, waiting while no
 	// console is connected (it loses nothing before solgate is there).
 	_, cpu0, _ := procStat(t, pid)
+	t0 := time.Now()
 	time.Sleep(time.Duration(secs) * time.Second)
 	rss, cpu1, fds := procStat(t, pid)
-	cpuPct := 100 * (cpu1 - cpu0).Seconds() / float64(secs)
+	t1 := time.Now()
+	cpuPct := 100 * (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
 	if _, err := p.stop(60 * time.Second); err != nil {
 		t.Fatalf("serve after SIGTERM: %v", err)
 	}
 	_, _, delivered := fleet.stop(t)
-	var total, jumps int
+	var total, jumps, window int
 	for i := range n {
-		res := checkStream(t, filepath.Join(dir, "log"), fmt.Sprintf("node%d", i+1))
+		name := fmt.Sprintf("node%d", i+1)
+		res := checkStream(t, filepath.Join(dir, "log"), name)
 		total += res.bytes
 		jumps += res.jumps
 		if res.jumps != 0 {
 			t.Errorf("node%d: %d jumps in the stream: %v", i+1, res.jumps, res.offsets)
 		}
+		window += loggedBetween(t, filepath.Join(dir, "log"), name, t0, t1)
 	}
-	t.Logf("%d consoles at 115200 baud for %d s: %d bytes delivered by the BMCs, %d logged (%.1f kB/s per console), %d jumps; daemon CPU %.0f%% of one core, RSS %d MiB, %d fds",
-		n, secs, delivered, total, float64(total)/float64(n)/float64(secs)/1000, jumps, cpuPct, rss>>10, fds)
+	mbps := float64(window) / t1.Sub(t0).Seconds() / 1e6
+	t.Logf("%d consoles at 115200 baud for %d s: %d bytes delivered by the BMCs in %d packets received (%.0f bytes per packet), %d logged, %d jumps; "+
+		"while measured: %.2f MB/s (%.1f kB/s per console), daemon CPU %.0f%% of one core (%.1f%% of one core per MB/s, %.1f µs per BMC packet), RSS %d MiB, %d fds",
+		n, secs, delivered, fleet.packets, float64(delivered)/float64(fleet.packets), total, jumps,
+		mbps, mbps*1000/float64(n), cpuPct, cpuPct/mbps, cpuPct/100*1e6/(mbps*1e6*float64(fleet.packets)/float64(delivered)), rss>>10, fds)
 	// The BMCs count what they saw acknowledged: at SIGTERM a console's
 	// last packet may be logged without its acknowledgement counted.
 	if total < delivered || total > delivered+n*255 {
 		t.Errorf("%d bytes delivered, %d logged", delivered, total)
 	}
+}
+
+// loggedBetween counts the console output bytes logged for console with
+// record times in [since, until).
+func loggedBetween(t *testing.T, logDir, console string, since, until time.Time) int {
+	t.Helper()
+	s, err := logstore.Open(logDir, logstore.Options{ReadOnly: true})
+	must(t, err)
+	defer s.Close()
+	n := 0
+	for rec, err := range s.Records(context.Background(), console, logstore.Query{Since: since, Until: until}) {
+		if err != nil {
+			t.Fatalf("%s: read log: %v", console, err)
+		}
+		if rec.Event == "" {
+			n += len(rec.Data)
+		}
+	}
+	return n
 }
 
 func cmpOr(a, b string) string {

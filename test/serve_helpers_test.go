@@ -30,7 +30,11 @@ func writeServeConfig(t testing.TB, dir, server string, consoles []servedConsole
 	must(t, os.WriteFile(filepath.Join(dir, "bmc.pass"), []byte(bmcsimPassword+"\n"), 0o600))
 	var b strings.Builder
 	// listen: the SSH gateway on a free loopback port (the default :2222
-	// would be every interface, and taken by a parallel test).
+	// would be every interface, and taken by a parallel test); no metrics
+	// listener unless the test asks (the default port would be shared).
+	if !strings.Contains(server, "metrics") {
+		server += "\nmetrics = \"\""
+	}
 	fmt.Fprintf(&b, "[server]\nlog_dir = %q\nstate_dir = %q\nlog_format = \"json\"\nlog_level = \"debug\"\nreload_interval = \"0\"\n%s\nlisten = \"127.0.0.1:0\"\n\n",
 		filepath.Join(dir, "log"), filepath.Join(dir, "state"), server)
 	b.WriteString("[defaults]\nuser = \"admin\"\npassword_file = \"bmc.pass\"\ncipher_suite = 17\n\n")

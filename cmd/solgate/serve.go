@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,13 +43,21 @@ trusted_user_ca_*) log in; [[access]] rules say what each may do. The host
 key is state_dir/ssh_host_ed25519_key, created on the first start, or
 [server] host_keys.
 
+Prometheus metrics, /healthz and /readyz are served on [server] metrics
+(default 127.0.0.1:9623, "" turns them off; a busy port is retried every
+30s). 'solgate ctl' talks to the daemon over state_dir/ctl.sock (status,
+info, who, reload, reopen), which only root and the daemon's own user may
+use. Under systemd (Type=notify) READY=1 comes once the gateway and the
+metrics listen and every console has started dialling; WATCHDOG=1 follows
+every WatchdogSec/2.
+
 The configuration is FILE (default /etc/solgate/solgate.toml) plus every
 conf.d/*.toml beside it; etc/solgate.toml in the source tree is a commented
 example. serve refuses to start when the configuration is invalid (every
 problem is printed as FILE:LINE: what) or when another solgate serve uses
 the same log directory.
 
-Saving any configuration file (or SIGHUP) reloads it: added consoles start,
+Saving any configuration file (or SIGHUP, or 'solgate ctl reload') reloads it: added consoles start,
 removed ones stop (payload deactivated, session closed, users told),
 consoles whose BMC settings changed reconnect, the others are untouched,
 and attached users who lost access are detached. An invalid edit is
@@ -124,12 +133,17 @@ type daemon struct {
 	comps   []component
 	lock    *os.File  // the log directory's daemon lock
 	notify  *notifier // systemd (Type=notify); nil when not under systemd
+
+	ready   atomic.Bool                // READY sent and not stopping (/readyz)
+	calls   chan func(context.Context) // run in the daemon's loop (solgate ctl reload)
+	reloads reloadStats                // for metrics and solgate ctl
+	started chan struct{}              // closed once every component started (tests, demo)
 }
 
 // newDaemon validates the configuration and prepares the directories; it
 // opens no BMC session.
 func newDaemon(path string, stderr io.Writer) (*daemon, error) {
-	d := &daemon{path: path, level: new(slog.LevelVar)}
+	d := &daemon{path: path, level: new(slog.LevelVar), calls: make(chan func(context.Context)), started: make(chan struct{})}
 	// The first load's errors are printed one per line, before any
 	// daemon log exists.
 	cfg, err := config.Load(path)
@@ -201,6 +215,7 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Error("serve: configuration refused", "err", err)
 		return &exitError{code: 1, msg: "serve: " + err.Error()}
 	}
+	d.reloads.loaded(start, cfg)
 	d.log.Info("serve: started", "consoles", len(cfg.Consoles), "config", d.path, "log_dir", cfg.Server.LogDir,
 		"state_dir", cfg.Server.StateDir, "pid", os.Getpid(), "took", time.Since(start).Round(time.Millisecond))
 	for _, mk := range serveComponents {
@@ -216,6 +231,8 @@ func (d *daemon) run(ctx context.Context) error {
 		d.comps = append(d.comps, c)
 	}
 	d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(cfg.Consoles))))
+	d.ready.Store(true)
+	close(d.started)
 	wdCtx, stopWatchdog := context.WithCancel(context.Background())
 	wdDone := make(chan struct{})
 	go func() {
@@ -242,9 +259,17 @@ loop:
 			if !ok {
 				break loop
 			}
+			if ev.Err == nil && ev.Config.Equal(d.m.Config()) {
+				// solgate ctl reload applied it already.
+				d.log.Debug("serve: configuration already applied", "reason", ev.Reason)
+				continue
+			}
 			d.reload(ctx, ev)
+		case f := <-d.calls:
+			f(ctx)
 		}
 	}
+	d.ready.Store(false)
 	d.tellSystemd(d.notify.Stopping())
 	cancelWatch()
 	<-watchDone
@@ -258,9 +283,12 @@ func (d *daemon) tellSystemd(err error) {
 	}
 }
 
-// reload applies one watcher event.
-func (d *daemon) reload(ctx context.Context, ev config.Event) {
+// reload applies one watcher event (or solgate ctl reload's) and says
+// what it did.
+func (d *daemon) reload(ctx context.Context, ev config.Event) (conserver.ApplyResult, error) {
+	start := time.Now()
 	if ev.Err != nil {
+		d.reloads.record(start, nil, ev.Err)
 		var el *config.ErrorList
 		if errors.As(ev.Err, &el) {
 			for _, e := range el.Errors {
@@ -268,16 +296,17 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) {
 			}
 		}
 		d.log.Error("serve: configuration invalid; keeping the running one", "reason", ev.Reason)
-		return
+		return conserver.ApplyResult{}, ev.Err
 	}
-	start := time.Now()
 	d.tellSystemd(d.notify.Reloading())
 	res, err := d.m.Apply(ctx, ev.Config)
 	if err != nil {
+		d.reloads.record(start, nil, err)
 		d.log.Error("serve: configuration refused; keeping the running one", "reason", ev.Reason, "err", err)
 		d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles; last reload refused", len(d.m.Config().Consoles))))
-		return
+		return res, err
 	}
+	d.reloads.record(start, ev.Config, nil)
 	defer func() { d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(ev.Config.Consoles)))) }()
 	d.level.Set(parseLevel(ev.Config.Server.LogLevel))
 	for _, c := range d.comps {
@@ -286,6 +315,7 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) {
 	d.log.Info("serve: configuration applied", "reason", ev.Reason, "started", len(res.Started), "stopped", len(res.Stopped),
 		"reconnecting", len(res.Reconnects), "updated", len(res.Updated), "detached", res.Detached, "downgraded", res.Downgraded,
 		"took", time.Since(start).Round(time.Millisecond))
+	return res, nil
 }
 
 // stop stops the components (reverse order) and then the consoles.

@@ -306,7 +306,7 @@ func (r *Rule) grantDigest() [2]uint64 { return r.fingerprint(false) }
 
 func (r *Rule) fingerprint(withConsoles bool) [2]uint64 {
 	h := sha256.New()
-	w := hashWriter{h}
+	w := hashWriter{h: h}
 	if withConsoles {
 		w.str(r.Consoles)
 	}

@@ -146,8 +146,12 @@ func syslogEqual(a, b SyslogTarget) bool {
 }
 
 // hashWriter writes length-prefixed fields, so that no two different
-// sequences of fields hash alike.
-type hashWriter struct{ h hash.Hash }
+// sequences of fields hash alike. With noSecrets a secret counts by its
+// source only (Fingerprint), never by its value.
+type hashWriter struct {
+	h         hash.Hash
+	noSecrets bool
+}
 
 func (w hashWriter) str(s string) {
 	var n [8]byte
@@ -176,7 +180,7 @@ func (w hashWriter) secret(s Secret) {
 		w.num(0)
 		return
 	}
-	if !s.read {
+	if !s.read || w.noSecrets {
 		w.num(1)
 		w.str(s.source)
 		return
@@ -187,7 +191,7 @@ func (w hashWriter) secret(s Secret) {
 
 func serverHash(s *Server) [32]byte {
 	h := sha256.New()
-	w := hashWriter{h}
+	w := hashWriter{h: h}
 	w.str(s.Listen)
 	w.str(s.LogDir)
 	w.str(s.StateDir)
@@ -207,9 +211,12 @@ func serverHash(s *Server) [32]byte {
 
 // canonicalHash fingerprints the effective configuration, leaving out where
 // things were written, so that moving or commenting lines is no change.
-func (c *Config) canonicalHash() [32]byte {
+func (c *Config) canonicalHash() [32]byte { return c.digest(true) }
+
+// digest is canonicalHash, with or without the secrets' values.
+func (c *Config) digest(secrets bool) [32]byte {
 	h := sha256.New()
-	w := hashWriter{h}
+	w := hashWriter{h: h, noSecrets: !secrets}
 	sh := serverHash(&c.Server)
 	h.Write(sh[:])
 	w.num(int64(len(c.Consoles)))

@@ -178,3 +178,41 @@ func BenchmarkLoadDiff10k(b *testing.B) {
 		}
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func() *Config {
+		t.Helper()
+		c, err := Load(filepath.Join(dir, "solgate.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	write("bmc.pass", "secret-one\n")
+	write("solgate.toml", "[defaults]\nuser = \"admin\"\npassword_file = \"bmc.pass\"\n\n[[console]]\nname = \"node[1-2]\"\nbmc = \"{name}-bmc\"\n")
+	a := load()
+	if fp := a.Fingerprint(); len(fp) != 16 || strings.Trim(fp, "0123456789abcdef") != "" {
+		t.Fatalf("Fingerprint() = %q, want 16 hex digits", fp)
+	}
+	// Moving lines is no change; another password is a change for Equal
+	// but not for the fingerprint; another console is a change for both.
+	write("solgate.toml", "\n\n[defaults]\npassword_file = \"bmc.pass\"\nuser = \"admin\"\n\n[[console]]\nbmc = \"{name}-bmc\"\nname = \"node[1-2]\"\n")
+	if b := load(); b.Fingerprint() != a.Fingerprint() || !b.Equal(a) {
+		t.Errorf("reordered lines: fingerprint %s -> %s, equal %v", a.Fingerprint(), b.Fingerprint(), b.Equal(a))
+	}
+	write("bmc.pass", "secret-two\n")
+	if b := load(); b.Fingerprint() != a.Fingerprint() || b.Equal(a) {
+		t.Errorf("new password: fingerprint %s -> %s (want unchanged), equal %v (want false)", a.Fingerprint(), b.Fingerprint(), b.Equal(a))
+	}
+	write("solgate.toml", "[defaults]\nuser = \"admin\"\npassword_file = \"bmc.pass\"\n\n[[console]]\nname = \"node[1-3]\"\nbmc = \"{name}-bmc\"\n")
+	if b := load(); b.Fingerprint() == a.Fingerprint() {
+		t.Errorf("a console added: fingerprint stayed %s", a.Fingerprint())
+	}
+}

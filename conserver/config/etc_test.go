@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // The examples in etc/ name secrets under /etc/solgate, which a test machine
@@ -108,6 +110,13 @@ func TestEtcFilesParse(t *testing.T) {
 		case ext == ".service" || ext == ".socket" || ext == ".timer" || ext == ".conf" && strings.Contains(p, ".d/"):
 			if err := checkUnitSyntax(data); err != nil {
 				t.Errorf("%s: %v", p, err)
+			}
+		case ext == ".yml" || ext == ".yaml":
+			// YAML syntax here; Prometheus rule files get their full check
+			// (shape, metric names) in test/metrics_test.go TestAlertRules.
+			var v any
+			if err := yaml.Unmarshal(data, &v); err != nil || v == nil {
+				t.Errorf("%s: not YAML: %v", p, err)
 			}
 		case ext == ".md" || strings.HasPrefix(filepath.Base(p), "README"):
 		default:

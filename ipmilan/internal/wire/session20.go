@@ -15,6 +15,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // PayloadType is the RMCP+ payload type (spec 13.27.3), bits 5:0.
@@ -286,8 +287,11 @@ type Keys struct {
 	blockErr  error
 	// macs holds keyed integrity hashes for reuse: a session seals and
 	// opens every packet with the same key, and building an HMAC state
-	// per packet was most of what a console allocated per byte.
-	macs sync.Pool
+	// per packet was most of what a console allocated per byte. Two
+	// slots, not a sync.Pool: a pool is emptied at every GC, so an idle
+	// session (a keepalive every 15 s) would key a new HMAC for each
+	// keepalive; its reader and a concurrent sender each find one.
+	macs [2]atomic.Pointer[keyedMAC]
 }
 
 func (k *Keys) aes() (cipher.Block, error) {
@@ -411,19 +415,30 @@ func (k *Keys) OpenTo(dst, raw []byte, p Packet20) ([]byte, error) {
 // ErrIntegrity reports an RMCP+ integrity check value that does not match.
 var ErrIntegrity = fmt.Errorf("wire: RMCP+ integrity check value mismatch")
 
-// keyedMAC is a pooled integrity hash with room for its sum.
+// putMAC keeps m for reuse if a slot is free.
+func (k *Keys) putMAC(m *keyedMAC) {
+	for i := range k.macs {
+		if k.macs[i].CompareAndSwap(nil, m) {
+			return
+		}
+	}
+}
+
+// keyedMAC is a reusable integrity hash with room for its sum.
 type keyedMAC struct {
 	h   hash.Hash
 	sum [sha256.Size]byte
 }
 
 // mac returns a reset integrity hash keyed for this session (the password
-// for MD5-128), from the pool when one is there; give it back with
-// k.macs.Put.
+// for MD5-128), a kept one when one is free; give it back with
+// k.putMAC.
 func (k *Keys) mac() *keyedMAC {
-	if m, ok := k.macs.Get().(*keyedMAC); ok {
-		m.h.Reset()
-		return m
+	for i := range k.macs {
+		if m := k.macs[i].Swap(nil); m != nil {
+			m.h.Reset()
+			return m
+		}
 	}
 	m := &keyedMAC{}
 	switch k.Integrity {
@@ -457,7 +472,7 @@ func (k *Keys) appendIntegrityCode(dst, covered []byte) []byte {
 		m.h.Write(covered)
 	}
 	dst = append(dst, m.h.Sum(m.sum[:0])[:k.Integrity.CodeLen()]...)
-	k.macs.Put(m)
+	k.putMAC(m)
 	return dst
 }
 

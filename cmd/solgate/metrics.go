@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/solgate/solgate/conserver/config"
+	"github.com/solgate/solgate/conserver/metrics"
+	"github.com/solgate/solgate/logstore/syslog"
+)
+
+// Metrics as a component of solgate serve: Prometheus exposition,
+// /healthz and /readyz on [server] metrics ("" turns it off). A busy port
+// does not stop the daemon (consoles matter more than their metrics): it
+// is logged and retried every metricsRetry until it is free. A reload
+// that changes the address moves the listener.
+func init() {
+	serveComponents = append(serveComponents, func(d *daemon) (component, error) {
+		c := &metricsComponent{d: d, log: d.log}
+		c.m = metrics.New(metrics.Options{
+			Consoles: metrics.ManagerConsoles(d.m),
+			Gateway:  daemonGateway{d},
+			Syslog:   daemonSyslog{d},
+			Config:   &d.reloads,
+			Version:  version,
+			Ready:    d.ready.Load,
+		})
+		return c, nil
+	})
+}
+
+// metricsRetry is how often a metrics address that could not be bound is
+// tried again.
+const metricsRetry = 30 * time.Second
+
+type metricsComponent struct {
+	d   *daemon
+	log *slog.Logger
+	m   *metrics.Metrics
+
+	mu     sync.Mutex // guards the fields below
+	want   string     // the configured address
+	srv    *http.Server
+	bound  string             // the address listened on, "" while not listening
+	cancel context.CancelFunc // ends the current serve or retry loop
+	wg     sync.WaitGroup     // that loop
+}
+
+func (c *metricsComponent) Name() string { return "metrics" }
+
+func (c *metricsComponent) Start(ctx context.Context) error {
+	c.listen(c.d.m.Config().Server.Metrics)
+	return nil
+}
+
+func (c *metricsComponent) Reload(ctx context.Context, cfg *config.Config, diff config.Diff) {
+	c.mu.Lock()
+	same := cfg.Server.Metrics == c.want
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	c.stopServing(ctx)
+	c.listen(cfg.Server.Metrics)
+}
+
+func (c *metricsComponent) Stop(ctx context.Context) error {
+	c.stopServing(ctx)
+	return nil
+}
+
+// Addr is the address the metrics listen on, "" while they do not.
+func (c *metricsComponent) Addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bound
+}
+
+// listen starts serving on addr, or a loop retrying it.
+func (c *metricsComponent) listen(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.want = addr
+	if addr == "" {
+		c.log.Info("serve: metrics off ([server] metrics is empty)")
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	l, err := net.Listen("tcp", addr)
+	if err == nil {
+		c.serveLocked(l)
+		return
+	}
+	c.log.Error("serve: metrics: cannot listen; retrying", "addr", addr, "every", metricsRetry, "err", err)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(metricsRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				continue
+			}
+			c.mu.Lock()
+			if ctx.Err() != nil {
+				c.mu.Unlock()
+				l.Close()
+				return
+			}
+			c.serveLocked(l)
+			c.mu.Unlock()
+			return
+		}
+	}()
+}
+
+// serveLocked serves on l from a goroutine of c.wg; c.mu is held.
+func (c *metricsComponent) serveLocked(l net.Listener) {
+	c.srv = &http.Server{
+		Handler:           c.m.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
+	}
+	c.bound = l.Addr().String()
+	c.log.Info("serve: metrics listening", "addr", c.bound)
+	srv := c.srv
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("serve: metrics stopped", "err", err)
+		}
+	}()
+}
+
+// stopServing ends the server (scrapes in progress get until ctx ends)
+// or the retry loop, and waits for it.
+func (c *metricsComponent) stopServing(ctx context.Context) {
+	c.mu.Lock()
+	srv, cancel := c.srv, c.cancel
+	c.srv, c.cancel, c.bound = nil, nil, ""
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if srv != nil {
+		sctx, done := context.WithTimeout(ctx, 2*time.Second)
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		done()
+	}
+	c.wg.Wait()
+}
+
+// daemonSyslog finds the syslog shipper among the daemon's components
+// once they have all started.
+type daemonSyslog struct{ d *daemon }
+
+func (s daemonSyslog) Stats() []syslog.TargetStats {
+	for _, c := range s.d.components() {
+		if sc, ok := c.(*syslogComponent); ok {
+			return sc.sh.Stats()
+		}
+	}
+	return nil
+}
+
+// daemonGateway finds a component that reports gateway figures (the SSH
+// gateway) once they have all started.
+type daemonGateway struct{ d *daemon }
+
+func (g daemonGateway) GatewayStats() (metrics.GatewayStats, bool) {
+	for _, c := range g.d.components() {
+		if gc, ok := c.(metrics.Gateway); ok {
+			return gc.GatewayStats()
+		}
+	}
+	return metrics.GatewayStats{}, false
+}
+
+// components returns the daemon's components once every one has started
+// (nil before: d.comps is still being appended to then).
+func (d *daemon) components() []component {
+	select {
+	case <-d.started:
+		return d.comps
+	default:
+		return nil
+	}
+}
+
+// GatewayStats implements metrics.Gateway for the SSH gateway component.
+func (g *gateway) GatewayStats() (metrics.GatewayStats, bool) {
+	st := g.srv.Stats()
+	return metrics.GatewayStats{Connections: st.Conns, Unauthenticated: st.Unauthenticated, Sessions: st.Sessions,
+		AuthFailures: st.AuthFailures}, true
+}
