@@ -7,7 +7,7 @@ FUZZTIME  ?= 20s
 BENCHTIME ?= 1x
 TESTFLAGS ?=
 
-.PHONY: all build test bench fuzz lint demo check help clean
+.PHONY: all build test bench scale fuzz lint demo check help clean
 
 all: build
 
@@ -21,6 +21,11 @@ bench: build ## micro-benchmarks per package, then the end-to-end scale benchmar
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v '/test$$')
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -v -timeout 30m ./test/ | grep -v '^=== '
 	set -o pipefail; SOLGATE_BENCH=1 $(GO) test -run '^TestBench' -count=1 -v -timeout 30m ./test/ | grep -v '^=== '
+
+SCALE_RUN ?= .
+scale: ## the scale and chaos suite at full size, solgate and ConMan (about 2 h; SCALE_RUN=TestHold for one); table in test/scale/results.md
+	set -o pipefail; SOLGATE_SCALE=full SOLGATE_REQUIRE_INTEROP=1 SOLGATE_SCALE_OUT=$(CURDIR)/test/scale/results.json \
+	  $(GO) test -count=1 -v -timeout 4h -run '$(SCALE_RUN)' ./test/scale/ | grep -v '^=== '
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@set -e; for pkg in $$($(GO) list ./...); do \

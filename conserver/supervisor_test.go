@@ -3,6 +3,7 @@ package conserver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +77,31 @@ func TestBackoffDoublesToMax(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestNotConnectedLogsRetryIn: each failed attempt's daemon log line
+// says when the next one comes (an operator, and the scale suite, check
+// recovery against it).
+func TestNotConnectedLogsRetryIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{fail: fmt.Errorf("fake: %w", ipmilan.ErrNoAnswer)}
+		top := func(n int64) int64 { return n - 1 }
+		e, _ := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"8s\"", "", Options{Rand: top})
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		var got []string
+		for _, l := range strings.Split(e.logBuf.String(), "\n") {
+			if strings.Contains(l, "SOL not connected") {
+				_, v, _ := strings.Cut(l, "retry_in=")
+				v, _, _ = strings.Cut(v, " ")
+				got = append(got, v)
+			}
+		}
+		want := []string{"1s", "2s", "4s", "8s"}
+		if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+			t.Fatalf("retry_in of the failed attempts: %q, want %q first", got, want)
+		}
+	})
 }
 
 func TestBackoffResetsAfterStableSession(t *testing.T) {

@@ -3,10 +3,12 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,7 +208,70 @@ func TestBMCSimCommandSOLStream(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("solgate bmcsim still running 10 s after SIGTERM")
 	}
-	if !strings.Contains(stderr.String(), "SOL: 1 activations") {
-		t.Errorf("summary lacks the SOL activation:\n%s", stderr.String())
+	if !strings.Contains(stderr.String(), "SOL: 1 activations") || !regexp.MustCompile(`, \d+ bytes dropped after the last resend\n`).MatchString(stderr.String()) {
+		t.Errorf("summary lacks the SOL activation or the dropped output:\n%s", stderr.String())
 	}
+}
+
+// TestBMCSimCommandFaultSignals: with --fault-signals the fault flags
+// wait for SIGUSR1 and stop at SIGUSR2: a BMC that drops every answer
+// answers `solgate power status` at first, then times out, then answers
+// again.
+func TestBMCSimCommandFaultSignals(t *testing.T) {
+	t.Parallel()
+	bin := solgateBin(t)
+	cmd := exec.Command(bin, "bmcsim", "--listen", "127.0.0.1:0", "-n", "1", "--drop", "1", "--fault-signals")
+	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+bmcsimPassword)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatalf("no BMC listed; stderr:\n%s", stderr.String())
+	}
+	_, addr, _ := strings.Cut(sc.Text(), " ")
+	go io.Copy(io.Discard, out)
+	status := func() error {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		pc := exec.CommandContext(ctx, bin, "power", "-u", "admin", "--timeout", "100ms", "--retries", "1", addr, "status")
+		pc.Env = append(os.Environ(), "IPMI_PASSWORD="+bmcsimPassword)
+		o, err := pc.CombinedOutput()
+		if err == nil && !strings.Contains(string(o), ": on") {
+			t.Fatalf("power status: %q", o)
+		}
+		return err
+	}
+	toggle := func(sig syscall.Signal, line string) {
+		t.Helper()
+		n := strings.Count(stderr.String(), line)
+		must(t, cmd.Process.Signal(sig))
+		bmcsimEventually(t, "bmcsim to say "+line, func() bool { return strings.Count(stderr.String(), line) > n })
+	}
+	if err := status(); err != nil {
+		t.Fatalf("faults not yet on: %v", err)
+	}
+	toggle(syscall.SIGUSR1, "faults on")
+	if err := status(); err == nil {
+		t.Fatal("power status answered with every answer dropped")
+	}
+	toggle(syscall.SIGUSR2, "faults off")
+	if err := status(); err != nil {
+		t.Fatalf("faults off again: %v", err)
+	}
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	if err := <-exited; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	exited <- nil
 }

@@ -13,11 +13,13 @@ import (
 	"math"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/solgate/solgate/conserver/hostlist"
@@ -58,6 +60,7 @@ Examples:
   sudo solgate bmcsim -n 100 --listen 127.0.1.1:623 --names 'node[001-100]'
   solgate bmcsim -n 50 --drop 0.1 --dup 0.05 --reorder 0.05 --delay 5ms --seed 7
   solgate bmcsim -n 4 --allow-lan15 --freeze 'node0003'
+  solgate bmcsim -n 100 --drop 0.1 --fault-signals   (then kill -USR1 PID: faults on; -USR2: off)
   solgate bmcsim -n 10 --stream 20000 --drop 0.05 --sol-retry-interval 50ms
   solgate bmcsim -n 2 --sol-port 21000 --sol-payload-size 36 --quirks solport
   solgate bmcsim -n 4 --misconfigured node0002 --state-dir /tmp/bmc-state   (for solgate bmc doctor)
@@ -83,6 +86,7 @@ type bmcsimFlags struct {
 	listen, names, hostsFile, user, passwordFile     string
 	kgFile, suites, power, quirks, freeze, garbage   string
 	perAddress, lan15, authNone, cipherZero, verbose bool
+	faultSignals                                     bool
 	drop, dropRequests, dup, reorder, garbageProb    float64
 	delay, jitter, sessionTimeout, softOff, cycle    time.Duration
 	lockoutDuration                                  time.Duration
@@ -133,6 +137,7 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&f.jitter, "delay-jitter", 0, "add a random delay of up to this much")
 	fs.StringVar(&f.garbage, "garbage", "none", "corrupt answers: none, random, wrong-seq, bad-checksum or truncated")
 	fs.Float64Var(&f.garbageProb, "garbage-prob", 0, "probability of corrupting an answer (0: every answer, if --garbage is set)")
+	fs.BoolVar(&f.faultSignals, "fault-signals", false, "start without the faults of --drop, --drop-requests, --dup, --reorder, --delay, --delay-jitter and --garbage; SIGUSR1 turns them on for every BMC, SIGUSR2 off again")
 	fs.StringVar(&f.freeze, "freeze", "", "`HOSTLIST` of BMC names that answer nothing (hung BMCs)")
 	fs.Int64Var(&f.seed, "seed", 1, "seed of the fault decisions (BMC i uses seed+i)")
 	fs.IntVar(&f.solPort, "sol-port", 0, "serve SOL on this alternate UDP `PORT` too and report it in Activate Payload (BMC i: PORT+i, or PORT on its own address with --per-address); 0: the BMC's own port")
@@ -174,6 +179,12 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer fleet.Close()
+	toggled := func() {}
+	if f.faultSignals {
+		// Before the list is written: a signal sent once the BMCs are
+		// listed must not find the default action (exit).
+		toggled = toggleFaults(ctx, fleet, stderr)
+	}
 	if err := writeBMCList(f.hostsFile, names, fleet.Addrs(), stdout); err != nil {
 		return err
 	}
@@ -185,6 +196,7 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	<-ctx.Done()
+	toggled()
 	streams.Wait()
 	err = fleet.Close()
 	var total bmcsim.Stats
@@ -199,10 +211,11 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		total.SOLActivations += st.SOLActivations
 		total.SOLBytesSent += st.SOLBytesSent
 		total.SOLRetransmits += st.SOLRetransmits
+		total.SOLGaveUp += st.SOLGaveUp
 	}
-	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions (%d still open), %d commands, %d failed logins; SOL: %d activations (%d still active), %d bytes of console output delivered, %d resends\n",
+	fmt.Fprintf(stderr, "solgate bmcsim: stopped: %d packets, %d sessions (%d still open), %d commands, %d failed logins; SOL: %d activations (%d still active), %d bytes of console output delivered, %d resends, %d bytes dropped after the last resend\n",
 		total.PacketsIn, total.SessionsOpened, total.SessionsActive, total.Commands, total.AuthFailures,
-		total.SOLActivations, total.SOLActive, total.SOLBytesSent, total.SOLRetransmits)
+		total.SOLActivations, total.SOLActive, total.SOLBytesSent, total.SOLRetransmits, total.SOLGaveUp)
 	return err
 }
 
@@ -498,4 +511,47 @@ func bmcsimSubset(list string, names []string, flag string) (map[string]bool, er
 		out[n] = true
 	}
 	return out, nil
+}
+
+// toggleFaults takes the fault injection off every BMC of the fleet (a
+// frozen BMC stays frozen) and puts it back on SIGUSR1, off again on
+// SIGUSR2, saying so on stderr each time, until ctx ends. The returned
+// function waits for the signal handler to finish.
+func toggleFaults(ctx context.Context, fleet *bmcsim.Fleet, stderr io.Writer) func() {
+	on := make([]bmcsim.Faults, fleet.Len())
+	set := func(enable bool) {
+		for i := range fleet.Len() {
+			f := bmcsim.Faults{Seed: on[i].Seed, Freeze: on[i].Freeze}
+			if enable {
+				f = on[i]
+			}
+			// The values were validated at start-up: SetFaults cannot fail.
+			_ = fleet.BMC(i).SetFaults(f)
+		}
+	}
+	for i := range fleet.Len() {
+		on[i] = fleet.BMC(i).Faults()
+	}
+	set(false)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sig:
+				set(s == syscall.SIGUSR1)
+				state := "off"
+				if s == syscall.SIGUSR1 {
+					state = "on"
+				}
+				fmt.Fprintf(stderr, "solgate bmcsim: faults %s\n", state)
+			}
+		}
+	}()
+	return func() { <-done }
 }

@@ -1,0 +1,172 @@
+package scale
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/solgate/solgate/ipmilan/bmcsim"
+)
+
+// rsyslogPeer is a private rsyslogd on loopback (imrelp and imtcp), that
+// writes "HOSTNAME MSG" lines to one file. It runs as nobody when the
+// tests run as root.
+type rsyslogPeer struct {
+	t         testing.TB
+	dir, conf string
+	out       string
+	relp, tcp string // 127.0.0.1:port
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	cred      *syscall.Credential
+}
+
+func freeTCPPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newRsyslog(t testing.TB) *rsyslogPeer {
+	t.Helper()
+	requireTool(t, "rsyslogd")
+	if m, _ := filepath.Glob("/usr/lib/*/rsyslog/imrelp.so"); len(m) == 0 {
+		skipOrFail(t, "rsyslog's imrelp module is missing (package rsyslog-relp)")
+	}
+	dir := t.TempDir()
+	p := &rsyslogPeer{t: t, dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), out: filepath.Join(dir, "out", "all.log")}
+	for _, d := range []string{"work", "out"} {
+		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	if os.Getuid() == 0 {
+		if u, err := user.Lookup("nobody"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+			filepath.Walk(dir, func(path string, _ os.FileInfo, _ error) error { return os.Chown(path, uid, gid) })
+			for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+				os.Chmod(d, 0o755) // t.TempDir's parents are 0700
+			}
+		}
+	}
+	rp, tp := freeTCPPort(t), freeTCPPort(t)
+	p.relp, p.tcp = fmt.Sprintf("127.0.0.1:%d", rp), fmt.Sprintf("127.0.0.1:%d", tp)
+	conf := fmt.Sprintf(`global(workDirectory="%[1]s/work" maxMessageSize="64k")
+main_queue(queue.type="Direct")
+module(load="imrelp")
+module(load="imtcp")
+template(name="lean" type="string" string="%%hostname%% %%msg%%\n")
+ruleset(name="peer") {
+  action(type="omfile" file="%[1]s/out/all.log" template="lean" asyncWriting="on" flushOnTXEnd="on" ioBufferSize="256k")
+}
+input(type="imrelp" name="relp" address="127.0.0.1" port="%[2]d" ruleset="peer")
+input(type="imtcp" name="tcp" address="127.0.0.1" port="%[3]d" ruleset="peer")
+`, dir, rp, tp)
+	must(t, os.WriteFile(p.conf, []byte(conf), 0o644))
+	if out, err := exec.Command("rsyslogd", "-N1", "-f", p.conf).CombinedOutput(); err != nil {
+		t.Fatalf("rsyslogd -N1: %v\n%s", err, out)
+	}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// start runs rsyslogd in the foreground and waits for its inputs.
+func (p *rsyslogPeer) start() {
+	t := p.t
+	t.Helper()
+	stderr, err := os.OpenFile(filepath.Join(p.dir, "rsyslogd.stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	must(t, err)
+	defer stderr.Close()
+	cmd := exec.Command("rsyslogd", "-n", "-f", p.conf, "-i", filepath.Join(p.dir, "work", "rsyslogd.pid"))
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGKILL}
+	must(t, cmd.Start())
+	p.cmd = cmd
+	p.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(p.exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, a := range []string{p.relp, p.tcp} {
+		for {
+			c, err := net.Dial("tcp", a)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.exited:
+				b, _ := os.ReadFile(filepath.Join(p.dir, "rsyslogd.stderr"))
+				t.Fatalf("rsyslogd exited: %s", b)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rsyslogd not listening on %s", a)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// stop ends rsyslogd (SIGTERM, by PID) and waits for it.
+func (p *rsyslogPeer) stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.cmd = nil
+}
+
+// received reads what rsyslog wrote: per console (host), how many times
+// each stream line (by its offset) arrived, and how many messages in all.
+func (p *rsyslogPeer) received() (map[string]map[int]int, int) {
+	p.t.Helper()
+	out := map[string]map[int]int{}
+	f, err := os.Open(p.out)
+	if os.IsNotExist(err) {
+		return out, 0
+	}
+	must(p.t, err)
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		host, msg, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		n++
+		msg = strings.TrimSpace(msg)
+		if len(msg) < 10 {
+			continue
+		}
+		off, err := strconv.Atoi(msg[:10])
+		if err != nil || off%bmcsim.StreamLineLen != 0 {
+			continue
+		}
+		m := out[host]
+		if m == nil {
+			m = map[int]int{}
+			out[host] = m
+		}
+		m[off]++
+	}
+	return out, n
+}
