@@ -58,6 +58,9 @@ func TestBaud(t *testing.T) {
 	lt := solgateTotals(t, cfg.logDir, f.names)
 	rp.add("logged %.1f kB/s per console (%s bytes in all)", lt.rate()/1000, comma(lt.bytes))
 	rp.add("%d bytes lost, %d doubled, %d damaged", lt.lost, lt.dup, lt.damaged)
+	if st.packets > 0 {
+		rp.add("the BMCs received %s datagrams (%.0f bytes of output each)", comma(st.packets), float64(st.delivered)/float64(st.packets))
+	}
 	rp.add("daemon CPU %.0f%% of one core (simulators %.0f%%), RSS %s", cpuPct(first, last), simPct, mib(peak.rssKiB))
 	checkNoLoss(t, lt, st, n)
 	p.log.update()

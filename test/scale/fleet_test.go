@@ -228,11 +228,12 @@ func (f *fleet) setFaults(on bool) {
 
 // simStats is what a bmcsim process reports when it stops.
 type simStats struct {
+	packets                          int // datagrams the BMCs received
 	open, active, delivered, resends int
 	dropped                          int // output bytes dropped after the last resend
 }
 
-var simFinal = regexp.MustCompile(`\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered, (\d+) resends, (\d+) bytes dropped after the last resend`)
+var simFinal = regexp.MustCompile(`stopped: (\d+) packets, .*\((\d+) still open\).*\((\d+) still active\), (\d+) bytes of console output delivered, (\d+) resends, (\d+) bytes dropped after the last resend`)
 
 // stopBegin sends SIGTERM; the function returned waits for the exit and
 // reads the final counts (of this start only).
@@ -256,11 +257,12 @@ func (p *simProc) stopBegin() func() (simStats, error) {
 		}
 		m := all[len(all)-1]
 		var s simStats
-		s.open, _ = strconv.Atoi(m[1])
-		s.active, _ = strconv.Atoi(m[2])
-		s.delivered, _ = strconv.Atoi(m[3])
-		s.resends, _ = strconv.Atoi(m[4])
-		s.dropped, _ = strconv.Atoi(m[5])
+		s.packets, _ = strconv.Atoi(m[1])
+		s.open, _ = strconv.Atoi(m[2])
+		s.active, _ = strconv.Atoi(m[3])
+		s.delivered, _ = strconv.Atoi(m[4])
+		s.resends, _ = strconv.Atoi(m[5])
+		s.dropped, _ = strconv.Atoi(m[6])
 		return s, nil
 	}
 }
@@ -270,6 +272,7 @@ func (f *fleet) stop() (simStats, error) {
 	each, err := f.stopEach()
 	var sum simStats
 	for _, s := range each {
+		sum.packets += s.packets
 		sum.open += s.open
 		sum.active += s.active
 		sum.delivered += s.delivered
