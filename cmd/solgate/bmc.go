@@ -341,15 +341,7 @@ func runBMCShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			printShow(stdout, t, s, j)
 		}
 	}
-	if f.asJSON {
-		if err := writeJSON(stdout, js); err != nil {
-			return err
-		}
-	}
-	if failed > 0 {
-		return &exitError{code: 1}
-	}
-	return nil
+	return finishBMC(stdout, f.asJSON, js, failed)
 }
 
 func printShow(w io.Writer, t bmcTarget, s *bmcconf.Snapshot, j showJSON) {
@@ -380,6 +372,21 @@ func printShow(w io.Writer, t bmcTarget, s *bmcconf.Snapshot, j showJSON) {
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Name, u.Enabled, u.Privilege, u.Messaging, u.LinkAuth, u.CallbackOnly, u.SOL)
 	}
 	tw.Flush()
+}
+
+// finishBMC ends a bmc subcommand: the per-BMC results as JSON when asked
+// (a table was printed as they came otherwise), and exit status 1 when any
+// BMC failed.
+func finishBMC(w io.Writer, asJSON bool, results any, failed int) error {
+	if asJSON {
+		if err := writeJSON(w, results); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -571,15 +578,7 @@ func applyPlans(ctx context.Context, f *bmcFlags, ts []bmcTarget, stdout io.Writ
 		}
 		js = append(js, j)
 	}
-	if f.asJSON {
-		if err := writeJSON(stdout, js); err != nil {
-			return err
-		}
-	}
-	if failed > 0 {
-		return &exitError{code: 1}
-	}
-	return nil
+	return finishBMC(stdout, f.asJSON, js, failed)
 }
 
 // shown prints an empty value (a user without a name) visibly.
@@ -857,15 +856,7 @@ func runBMCDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		js = append(js, j)
 	}
-	if f.asJSON {
-		if err := writeJSON(stdout, js); err != nil {
-			return err
-		}
-	}
-	if failed > 0 {
-		return &exitError{code: 1}
-	}
-	return nil
+	return finishBMC(stdout, f.asJSON, js, failed)
 }
 
 // fixFlags are the connection flags a fix command repeats.
