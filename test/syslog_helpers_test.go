@@ -65,7 +65,16 @@ func freePort(t testing.TB, udp bool) int {
 	return 0
 }
 
-func newRsyslog(t testing.TB) *rsyslogPeer {
+func newRsyslog(t testing.TB) *rsyslogPeer { return newRsyslogMode(t, false) }
+
+// newRsyslogQueued is rsyslog as a site would run it for throughput: an
+// in-memory main queue between the inputs and a worker that writes one
+// compact line per message ("INPUT HOSTNAME MSG") with buffered writes.
+// Messages queued but not written are lost when it stops (the tests that
+// stop rsyslog use newRsyslog: a direct queue and every message as JSON).
+func newRsyslogQueued(t testing.TB) *rsyslogPeer { return newRsyslogMode(t, true) }
+
+func newRsyslogMode(t testing.TB, queued bool) *rsyslogPeer {
 	t.Helper()
 	bin := needTool(t, "rsyslogd")
 	for _, mod := range []string{"imrelp.so", "lmnsd_ossl.so"} {
@@ -99,6 +108,11 @@ func newRsyslog(t testing.TB) *rsyslogPeer {
 	tp, tl, rp := freePort(t, true), freePort(t, false), freePort(t, false)
 	p.tcp, p.udp = fmt.Sprintf("127.0.0.1:%d", tp), fmt.Sprintf("127.0.0.1:%d", tp)
 	p.tls, p.relp = fmt.Sprintf("127.0.0.1:%d", tl), fmt.Sprintf("127.0.0.1:%d", rp)
+	queue, action := `main_queue(queue.type="Direct")`, `template="json"`
+	if queued {
+		queue = `main_queue(queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="1024")`
+		action = `template="compact" asyncWriting="on" ioBufferSize="1m" flushOnTXEnd="off" flushInterval="1"`
+	}
 	conf := fmt.Sprintf(`global(
   workDirectory="%[1]s/work"
   maxMessageSize="64k"
@@ -106,21 +120,22 @@ func newRsyslog(t testing.TB) *rsyslogPeer {
   defaultNetstreamDriverCertFile="%[1]s/tls/server.pem"
   defaultNetstreamDriverKeyFile="%[1]s/tls/server.key"
 )
-main_queue(queue.type="Direct")
+%[5]s
 module(load="imtcp")
 module(load="imudp")
 module(load="imrelp")
 template(name="json" type="string"
   string="{\"pri\":\"%%pri%%\",\"ver\":\"%%protocol-version%%\",\"host\":\"%%hostname:::json%%\",\"app\":\"%%app-name:::json%%\",\"procid\":\"%%procid:::json%%\",\"msgid\":\"%%msgid:::json%%\",\"sd\":\"%%structured-data:::json%%\",\"ts\":\"%%timestamp:::date-rfc3339%%\",\"input\":\"%%inputname%%\",\"msg\":\"%%msg:::json%%\"}\n")
+template(name="compact" type="string" string="%%inputname%% %%hostname%% %%msg%%\n")
 ruleset(name="peer") {
-  action(type="omfile" file="%[1]s/out/all.log" template="json")
+  action(type="omfile" file="%[1]s/out/all.log" %[6]s)
 }
 input(type="imtcp" name="tcp" address="127.0.0.1" port="%[2]d" ruleset="peer")
 input(type="imtcp" name="tls" address="127.0.0.1" port="%[3]d" ruleset="peer"
       streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")
 input(type="imudp" name="udp" address="127.0.0.1" port="%[2]d" ruleset="peer")
 input(type="imrelp" name="relp" address="127.0.0.1" port="%[4]d" ruleset="peer")
-`, dir, tp, tl, rp)
+`, dir, tp, tl, rp, queue, action)
 	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
