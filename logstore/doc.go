@@ -28,10 +28,12 @@
 // file (Options.Warn, *StrayFileError), except names starting with '.',
 // which are the store's own (temporary files of sealing).
 // Console names must be safe path components (CheckConsoleName). A console
-// has one Writer at a time, across processes too: LOG_DIR/.lock carries a
-// Linux open-file-description byte-range lock per console (at an offset
-// hashed from its name), so a Store needs one descriptor for all its locks
-// and the kernel drops them when the process dies. A segment is a plain
+// has one Writer at a time, across processes too: one of LOG_DIR/.lock.00
+// to .lock.3f carries a Linux open-file-description byte-range lock per
+// console (file and offset hashed from its name), so a Store needs at most
+// 64 descriptors for all its locks (the kernel's cost of taking a lock
+// grows with the locks already on the file, hence more than one) and the
+// kernel drops them when the process dies. A segment is a plain
 // concatenation of zstd frames (RFC 8878):
 //
 //   - first, a skippable frame with magic 0x184D2A5C whose payload is JSON:

@@ -158,7 +158,8 @@ func (s *Store) writerAlive(console string, mod time.Time) bool {
 	if ok {
 		return true
 	}
-	f, err := os.Open(filepath.Join(s.dir, lockFile))
+	shard, off := lockSpot(console)
+	f, err := os.Open(lockPath(s.dir, shard))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false // no Writer ever ran here
 	}
@@ -166,7 +167,7 @@ func (s *Store) writerAlive(console string, mod time.Time) bool {
 		return true // cannot tell
 	}
 	defer f.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: lockOffset(console), Len: 1}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: off, Len: 1}
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
 		return true
 	}

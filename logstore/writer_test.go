@@ -369,6 +369,62 @@ func TestConsoleNames(t *testing.T) {
 	}
 }
 
+// TestConsoleLocksSharded: many consoles' locks spread over several
+// lock files (never more than lockShards), each console's lock still
+// conflicts across Stores and is released by its Writer's Close.
+func TestConsoleLocksSharded(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	s2 := openTest(t, dir, Options{}) // stands for another process
+	const n = 400
+	var ws []*Writer
+	for i := range n {
+		ws = append(ws, mustWriter(t, s, fmt.Sprintf("node%03d", i)))
+	}
+	files, err := filepath.Glob(filepath.Join(dir, lockPrefix+"*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 || len(files) > lockShards {
+		t.Fatalf("%d lock files for %d consoles, want 2 to %d", len(files), n, lockShards)
+	}
+	for i := 0; i < n; i += 37 {
+		name := fmt.Sprintf("node%03d", i)
+		if _, err := s2.Writer(name); !errors.Is(err, ErrInUse) {
+			t.Fatalf("%s in another Store = %v, want ErrInUse", name, err)
+		}
+		if !s2.writerAlive(name, time.Time{}) {
+			t.Fatalf("%s: another Store does not see its Writer", name)
+		}
+	}
+	ws[74].Close()
+	w := mustWriter(t, s2, "node074")
+	w.Close()
+	if s2.writerAlive("node075", time.Time{}) != true || s2.writerAlive("node074", time.Time{}) {
+		t.Fatal("writerAlive wrong after Close")
+	}
+}
+
+// BenchmarkConsoleLocks10000 takes and releases 10,000 consoles' locks
+// (the kernel walks a file's lock list on every lock taken).
+func BenchmarkConsoleLocks10000(b *testing.B) {
+	s := openTest(b, b.TempDir(), Options{})
+	names := make([]string, 10000)
+	for i := range names {
+		names[i] = fmt.Sprintf("node%05d", i)
+	}
+	for b.Loop() {
+		for _, name := range names {
+			if err := s.lockConsole(name); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, name := range names {
+			s.unlockConsole(name)
+		}
+	}
+}
+
 func TestWriterInUse(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{})
