@@ -350,6 +350,46 @@ func TestDirSyncs(t *testing.T) {
 	}
 }
 
+// TestClosingLeavesSyncsToClose: after Store.Closing, Writers closed one
+// by one (a daemon stopping its consoles) sync nothing themselves and
+// Close syncs the file system once; with few Writers Closing changes
+// nothing.
+func TestClosingLeavesSyncsToClose(t *testing.T) {
+	clk := newClock()
+	for _, n := range []int{2, closeFSWriters + 1} {
+		s := openTest(t, t.TempDir(), Options{Now: clk.Now})
+		d := &disk{}
+		d.install(s)
+		var ws []*Writer
+		for i := range n {
+			w := mustWriter(t, s, fmt.Sprintf("c%d", i))
+			w.Write([]byte("line\r\n"))
+			w.Flush()
+			ws = append(ws, w)
+		}
+		s.Closing()
+		for _, w := range ws {
+			w.Close()
+		}
+		closed := map[string]int{}
+		for _, c := range d.calls() {
+			closed[c.op]++
+		}
+		s.Close()
+		all := map[string]int{}
+		for _, c := range d.calls() {
+			all[c.op]++
+		}
+		if n > closeFSWriters {
+			if closed["fdatasync"] != 0 || all["fs"] != 1 || all["fdatasync"] != 0 {
+				t.Fatalf("%d Writers: closing them made %v, then Close %v; want no fdatasync and one syncfs", n, closed, all)
+			}
+		} else if closed["fdatasync"] != n || all["fs"] != 0 {
+			t.Fatalf("%d Writers: closing them made %v, then Close %v; want a fdatasync each and no syncfs", n, closed, all)
+		}
+	}
+}
+
 // tornSegment writes a live segment of ten frames, the last one cut
 // short, and returns its path, its bytes and where its intact frames end.
 func tornSegment(t *testing.T, dir string) (path string, torn []byte) {

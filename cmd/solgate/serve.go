@@ -333,6 +333,7 @@ func (d *daemon) stop() error {
 			d.log.Warn("serve: stopping "+d.comps[i].Name(), "err", err)
 		}
 	}
+	d.store.Closing() // the consoles' Writers leave their last sync to store.Close
 	err := d.m.Shutdown(ctx)
 	if cerr := d.store.Close(); cerr != nil {
 		d.log.Warn("serve: closing the log store", "err", cerr)
