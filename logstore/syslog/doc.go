@@ -36,7 +36,10 @@
 // restart may repeat a few lines (same seq) but loses none. Positions are saved (a file per target in the state directory,
 // written atomically) at most every second, and whenever Window messages
 // (default 10,000) are in flight or taken but not yet saved: the shipper
-// sends no more until they are saved. So after a crash (kill -9):
+// sends no more until they are saved. A console's position stays at the
+// start of a line that has not ended yet, so the parts of such a line
+// already sent are sent again with the rest of it after a crash. So after
+// a crash (kill -9), beyond those parts:
 //
 //   - udp: lines sent while the receiver was down or dropped by the
 //     network are lost; up to Window lines may be sent twice;

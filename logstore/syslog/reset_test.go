@@ -118,3 +118,61 @@ func TestTCPResetLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestLongOpenLineDoesNotStopTarget: a console printing far more than a
+// window of message parts without a line end (a BIOS screen, binary
+// junk) must not stop the target: the other consoles' lines still
+// arrive. (The parts carry no position, so the window once waited for a
+// save that never came.)
+func TestLongOpenLineDoesNotStopTarget(t *testing.T) {
+	store, err := logstore.Open(t.TempDir(), logstore.Options{FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	w1, err := store.Writer("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := make([]byte, 200<<10)
+	for i := range junk {
+		junk[i] = 'a' + byte(i%26)
+	}
+	w1.Write(junk) // no line end
+	w1.Flush()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	sh := syslog.NewShipper(store, t.TempDir(), nil)
+	defer sh.Close()
+	if err := sh.Apply([]syslog.Target{{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true, Window: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	w2, err := store.Writer("n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w2, "the other console's line\r\n")
+	w2.Flush()
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(10 * time.Second)
+	parts := 0
+	for time.Now().Before(deadline) {
+		pc.SetReadDeadline(deadline)
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		if regexp.MustCompile(`the other console's line`).Match(buf[:n]) {
+			if parts < 8 {
+				t.Fatalf("n2's line came after only %d of n1's parts", parts)
+			}
+			return
+		}
+		parts++
+	}
+	t.Fatalf("n2's line never arrived (%d of n1's parts did)", parts)
+}

@@ -601,7 +601,12 @@ func (t *target) waitWindow() bool {
 		if len(t.inflight)-t.head+t.unsaved < t.cfg.Window {
 			break
 		}
-		if t.unsaved > 0 && t.dirty {
+		if t.unsaved > 0 {
+			// Parts of a line that goes on carry no position (the line is
+			// resumed from its start), so nothing may be dirty: saving
+			// still starts a new window, or a long line without a line
+			// end would stop the target for good. After a kill -9 those
+			// parts are sent again with the rest of their line.
 			t.save()
 			continue
 		}
