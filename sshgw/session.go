@@ -82,18 +82,27 @@ func (s *Server) sessionChannel(_ *gliderssh.Server, sc *gossh.ServerConn, nc go
 		target: sc.User(),
 		breaks: make(chan struct{}, 1),
 	}
+	// Before admit: a reload's re-check may cancel the session as soon as
+	// it is in s.sessions.
+	ss.ctx, ss.cancel = context.WithCancelCause(c.ctx)
+	defer ss.cancel(errClientGone)
 	if why := s.admit(ss); why != "" {
 		s.log.Warn("session refused", "user", person, "remote", ss.id.Remote, "err", why)
 		nc.Reject(gossh.ResourceShortage, why)
 		return
 	}
 	defer s.release(ss)
+	if ss.ctx.Err() != nil {
+		cause := context.Cause(ss.ctx)
+		s.log.Info("session refused: ended before it opened", "user", person, "remote", ss.id.Remote, "err", cause)
+		nc.Reject(gossh.Prohibited, cause.Error())
+		return
+	}
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
 	}
 	ss.ch = ch
-	ss.ctx, ss.cancel = context.WithCancelCause(c.ctx)
 	ss.serve(reqs)
 }
 
