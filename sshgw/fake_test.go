@@ -9,6 +9,7 @@ import (
 	"net"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -26,6 +27,10 @@ type fakeBackend struct {
 	order    []string
 	changed  chan struct{}
 	idCalls  int
+	// idHook, if set, runs in Identify once it has decided, before it
+	// returns (outside mu): tests hold a decision made on the old
+	// configuration while a reload happens.
+	idHook func()
 	// notices: attachments start with a banner and end with their cause
 	// in the stream, like the console manager's.
 	notices bool
@@ -105,12 +110,33 @@ func (b *fakeBackend) perm(person, console string) Perm {
 
 func (b *fakeBackend) Identify(key gossh.PublicKey, remote net.Addr) (string, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.idCalls++
-	if p, ok := b.keys[string(key.Marshal())]; ok {
+	p, ok := b.keys[string(key.Marshal())]
+	hook := b.idHook
+	b.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	if ok {
 		return p, nil
 	}
 	return "", errors.New("unknown key")
+}
+
+// holdNextIdentify makes the next Identify call wait, once it has
+// decided, until release is called; entered is closed when it waits.
+func (b *fakeBackend) holdNextIdentify() (entered <-chan struct{}, release func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var taken atomic.Bool
+	b.mu.Lock()
+	b.idHook = func() {
+		if taken.CompareAndSwap(false, true) {
+			close(in)
+			<-out
+		}
+	}
+	b.mu.Unlock()
+	return in, sync.OnceFunc(func() { close(out) })
 }
 
 func (b *fakeBackend) Lookup(id Identity, name string) (Console, error) {

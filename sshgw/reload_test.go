@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,5 +129,55 @@ func TestReloadWhileSessionOpens(t *testing.T) {
 	waitClosed(t, "the handler", done)
 	if n := s.Stats().Sessions; n != 0 {
 		t.Errorf("%d sessions left", n)
+	}
+}
+
+// A configuration change between Identify and admit (when the reload's
+// re-check does not see the session yet) still refuses the session.
+func TestReloadBetweenIdentifyAndAdmit(t *testing.T) {
+	s, b, key := newReloadServer(t)
+	entered, release := b.holdNextIdentify()
+	t.Cleanup(release)
+	nc := newHeldChannel(t)
+	done := openSession(t, s, key.PublicKey(), nc)
+	waitClosed(t, "Identify", entered)
+	b.removeKey(key.PublicKey())
+	b.reload()
+	s.recheck() // sees no session: it is not admitted yet
+	release()
+	select {
+	case <-done:
+	case <-nc.accepting:
+		nc.let()
+		<-done
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler neither returned nor accepted")
+	}
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if nc.accepted {
+		t.Error("a session whose key was removed meanwhile was accepted")
+	}
+	if !strings.Contains(nc.rejected, errKeyRevoked.Error()) {
+		t.Errorf("rejected with %q, want %q", nc.rejected, errKeyRevoked)
+	}
+}
+
+// A change that lands while the watcher re-checks sessions for the
+// previous one is not missed: the revoked key's session ends.
+func TestReloadDuringRecheck(t *testing.T) {
+	h := start(t, nil)
+	alice := attachTerm(t, h.dial("alice", "node1"), true)
+	alice.waitFor("you are read-write")
+	entered, release := h.b.holdNextIdentify()
+	t.Cleanup(release)
+	h.b.reload() // nothing changed; the re-check waits in Identify
+	waitClosed(t, "the re-check", entered)
+	h.b.removeKey(h.keys["alice"].PublicKey())
+	h.b.reload()
+	release()
+	alice.waitFor("[solgate: your key is no longer accepted]")
+	if code := alice.exit(); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
 	}
 }

@@ -328,15 +328,17 @@ func (s *Server) Stats() Stats {
 }
 
 // watchReloads re-checks every live session whenever the backend's
-// configuration changes.
+// configuration changes. It takes the next change's channel before
+// re-checking, so that a change during a re-check is not missed.
 func (s *Server) watchReloads() {
 	defer s.wg.Done()
+	ch := s.opts.Backend.Changed()
 	for {
-		ch := s.opts.Backend.Changed()
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-ch:
+			ch = s.opts.Backend.Changed()
 			s.recheck()
 		}
 	}

@@ -68,6 +68,9 @@ func (s *Server) sessionChannel(_ *gliderssh.Server, sc *gossh.ServerConn, nc go
 		nc.Reject(gossh.Prohibited, "not authenticated by key")
 		return
 	}
+	// Taken before Identify: a change from here on is either seen by the
+	// reload's re-check (the session is admitted by then) or below.
+	changed := s.opts.Backend.Changed()
 	person, err := s.opts.Backend.Identify(key, sc.RemoteAddr())
 	if err != nil {
 		s.log.Info("session refused: key no longer accepted", "remote", sc.RemoteAddr().String(), "err", err)
@@ -92,6 +95,15 @@ func (s *Server) sessionChannel(_ *gliderssh.Server, sc *gossh.ServerConn, nc go
 		return
 	}
 	defer s.release(ss)
+	select {
+	case <-changed:
+		// The configuration changed after Identify; the reload's
+		// re-check may have run before admit.
+		if cause := ss.recheck(); cause != nil {
+			ss.cancel(cause)
+		}
+	default:
+	}
 	if ss.ctx.Err() != nil {
 		cause := context.Cause(ss.ctx)
 		s.log.Info("session refused: ended before it opened", "user", person, "remote", ss.id.Remote, "err", cause)
