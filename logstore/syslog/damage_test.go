@@ -1,0 +1,116 @@
+package syslog_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/logstore/syslog"
+)
+
+// TestDamageCursorCannotPassSendsOneGap: a live frame whose content is
+// damaged (its header does not say how much text it holds, so the cursor
+// cannot step over it and stays where it is) is reported to the receiver
+// with one gap event, not with a gap event after every read as fast as
+// the window allows; the target goes on shipping the other consoles.
+func TestDamageCursorCannotPassSendsOneGap(t *testing.T) {
+	dir := t.TempDir()
+	store, err := logstore.Open(dir, logstore.Options{FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	w1, err := store.Writer("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w1, "the damaged line\r\n")
+	w1.Flush()
+	fmt.Fprintf(w1, "the line after it\r\n")
+	w1.Flush()
+	// Flip a byte of the first frame's text: its checksum no longer
+	// matches, and live frames carry no content size.
+	segs, err := filepath.Glob(filepath.Join(dir, "n1", "*.zst"))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments of n1: %v %v", segs, err)
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(b, []byte("the damaged line"))
+	if at < 0 {
+		t.Fatal("the line is not stored raw: cannot damage it as planned")
+	}
+	b[at] ^= 0x20
+	if err := os.WriteFile(segs[0], b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := store.Cursor("n1", logstore.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad *logstore.CorruptError
+	for range 2 {
+		if err := cur.Read(0, func(logstore.Record, logstore.Position) bool { return true }); !errors.As(err, &bad) || cur.Position().Offset != 0 {
+			t.Fatalf("the damage is not of the kind planned: Read = %v, cursor at %v", err, cur.Position())
+		}
+	}
+
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	sh := syslog.NewShipper(store, t.TempDir(), nil)
+	defer sh.Close()
+	if err := sh.Apply([]syslog.Target{{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true}}); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := store.Writer("n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	gaps, other := 0, false
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		// Once n2's line is in, any further gap would come within a
+		// moment (the loop sent them back to back).
+		if other && gaps > 0 {
+			pc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		} else {
+			pc.SetReadDeadline(deadline)
+		}
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		msg := string(buf[:n])
+		switch {
+		case strings.Contains(msg, "syslog shipper:"):
+			if gaps++; gaps == 1 {
+				fmt.Fprintf(w2, "the other console's line\r\n")
+				w2.Flush()
+			}
+		case strings.Contains(msg, "the other console's line"):
+			other = true
+		}
+	}
+	if !other {
+		t.Errorf("n2's line never arrived")
+	}
+	if gaps != 1 {
+		t.Errorf("%d gap events for one damaged frame, want 1", gaps)
+	}
+	if st := sh.Stats(); len(st) != 1 || st[0].Skipped != 1 {
+		t.Errorf("stats %+v, want one skip", st)
+	}
+}
