@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -165,12 +166,15 @@ func (d *dgramConn) close()                { d.c.Close() }
 // countConn counts the bytes written to the socket under TLS.
 type countConn struct {
 	net.Conn
-	n int64 // only written by the target's goroutine (tls.Conn.Write runs there)
+	// Atomic: written by the target's goroutine (tls.Conn.Write) and by
+	// the reader's, whose tls.Conn.Read answers a KeyUpdate or sends an
+	// alert (tls.Conn serializes the writes, not the target's reads of n).
+	n atomic.Int64
 }
 
 func (c *countConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
@@ -271,7 +275,7 @@ func (s *streamConn) flush() error {
 		return err
 	}
 	if s.cc != nil {
-		s.raw = s.cc.n
+		s.raw = s.cc.n.Load()
 	} else {
 		s.raw += int64(n)
 	}
