@@ -41,6 +41,7 @@ type relpConn struct {
 	w    *bufio.Writer
 	txnr int // last TXNR sent
 	sent int // syslog messages written
+	dl   writeDeadline
 
 	mu      sync.Mutex  // guards the fields below
 	acked   map[int]int // TXNR -> message number, for messages not yet acknowledged
@@ -131,9 +132,11 @@ func (r *relpConn) flush() error {
 	if r.w.Buffered() == 0 {
 		return nil
 	}
-	r.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	r.dl.arm(r.c)
 	return r.w.Flush()
 }
+
+func (r *relpConn) stopping(by time.Time) { r.dl.stop(r.c, by) }
 
 func (r *relpConn) taken() (int, error) {
 	r.mu.Lock()

@@ -46,8 +46,9 @@ type target struct {
 	cons     map[string]*cstate
 	ready    []*cstate
 	conn     conn
-	writes   int     // messages written on conn
-	inflight []entry // sent, not yet taken, oldest first, from head
+	unwatch  func() bool // stops the context.AfterFunc that bounds conn's writes once ctx ends
+	writes   int         // messages written on conn
+	inflight []entry     // sent, not yet taken, oldest first, from head
 	head     int
 	// recent are the entries taken lately on this connection, oldest
 	// first (bounded): a connection that breaks may not really have
@@ -335,6 +336,10 @@ func (t *target) connect() {
 	}
 	t.dialed = true
 	t.conn, t.writes = c, 0
+	// A stop must not wait writeTimeout for a receiver whose window is
+	// closed (Apply holds the Shipper's lock meanwhile): once ctx ends,
+	// writes get stopGrace.
+	t.unwatch = context.AfterFunc(t.ctx, func() { c.stopping(time.Now().Add(stopGrace)) })
 	t.mu.Lock()
 	t.stats.Connected = true
 	t.mu.Unlock()
@@ -353,6 +358,7 @@ func (t *target) retryLater() {
 func (t *target) disconnect(err error) {
 	t.pump() // count what it took before it broke
 	rewound := t.rewind(t.conn.suspect())
+	t.unwatch()
 	t.conn.close()
 	t.conn = nil
 	t.failed = nil
@@ -660,6 +666,7 @@ func (t *target) save() {
 func (t *target) shutdown() {
 	if t.conn != nil {
 		deadline := time.Now().Add(stopGrace)
+		t.conn.stopping(deadline) // the flush too
 		if t.conn.flush() == nil {
 			for t.pump(); t.head < len(t.inflight) && t.failed == nil && time.Now().Before(deadline); t.pump() {
 				t.timer.Reset(ackPoll)
@@ -669,6 +676,7 @@ func (t *target) shutdown() {
 				}
 			}
 		}
+		t.unwatch()
 		t.conn.close()
 		t.conn = nil
 	}

@@ -42,6 +42,11 @@ type conn interface {
 	// wake is ready when taken may have grown (relp) or the connection
 	// broke; nil if the caller must poll.
 	wake() <-chan struct{}
+	// stopping bounds every write, the one blocked now included, by the
+	// time given (the earliest given wins): the target is stopping, and a
+	// receiver whose window stays closed must not hold it for writeTimeout.
+	// Safe to call from any goroutine.
+	stopping(by time.Time)
 	// suspect says, once the connection broke, how many of the last
 	// messages counted as taken the receiver may never have had: for tcp
 	// and tls, a receiver that closes with bytes its kernel acknowledged
@@ -57,6 +62,33 @@ const writeTimeout = 30 * time.Second
 
 // dialTimeout bounds connecting and the TLS and RELP handshakes.
 const dialTimeout = 10 * time.Second
+
+// writeDeadline sets a conn's write deadline before each write:
+// writeTimeout from now, but never past the stop deadline once stopping
+// set one.
+type writeDeadline struct {
+	mu sync.Mutex // guards by; held while setting the deadline, so that a write never sets one past by
+	by time.Time  // zero until the target stops
+}
+
+func (d *writeDeadline) arm(c net.Conn) {
+	d.mu.Lock()
+	dl := time.Now().Add(writeTimeout)
+	if !d.by.IsZero() && d.by.Before(dl) {
+		dl = d.by
+	}
+	c.SetWriteDeadline(dl)
+	d.mu.Unlock()
+}
+
+func (d *writeDeadline) stop(c net.Conn, by time.Time) {
+	d.mu.Lock()
+	if d.by.IsZero() || by.Before(d.by) {
+		d.by = by
+	}
+	c.SetWriteDeadline(d.by)
+	d.mu.Unlock()
+}
 
 // tlsFiles are the PEM files of a tls target, read at each dial (so a
 // renewed certificate is picked up at the next reconnect).
@@ -147,10 +179,11 @@ func dial(ctx context.Context, network, address string, tf tlsFiles) (conn, erro
 type dgramConn struct {
 	c    net.Conn
 	sent int
+	dl   writeDeadline
 }
 
 func (d *dgramConn) write(msg []byte) error {
-	d.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	d.dl.arm(d.c)
 	if _, err := d.c.Write(msg); err != nil {
 		return err
 	}
@@ -162,6 +195,8 @@ func (d *dgramConn) taken() (int, error)   { return d.sent, nil }
 func (d *dgramConn) wake() <-chan struct{} { return nil }
 func (d *dgramConn) suspect() int          { return 0 }
 func (d *dgramConn) close()                { d.c.Close() }
+
+func (d *dgramConn) stopping(by time.Time) { d.dl.stop(d.c, by) }
 
 // countConn counts the bytes written to the socket under TLS.
 type countConn struct {
@@ -191,6 +226,7 @@ type streamConn struct {
 	ends   []int64 // socket bytes that must be acknowledged for each untaken message
 	done   int     // messages taken
 	raw    int64   // socket bytes written (without TLS: what we wrote)
+	dl     writeDeadline
 
 	// For tcp and tls, the messages taken lately (a ring, oldest first):
 	// where each ends in the byte stream and when it was taken, so that a
@@ -269,7 +305,7 @@ func (s *streamConn) flush() error {
 	if s.queued == 0 && s.w.Buffered() == 0 {
 		return nil
 	}
-	s.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	s.dl.arm(s.c)
 	n := s.w.Buffered()
 	if err := s.w.Flush(); err != nil {
 		return err
@@ -347,6 +383,8 @@ func (s *streamConn) suspect() int {
 }
 
 func (s *streamConn) wake() <-chan struct{} { return s.rdone }
+
+func (s *streamConn) stopping(by time.Time) { s.dl.stop(s.c, by) }
 
 func (s *streamConn) close() {
 	s.sock.Close()

@@ -1,0 +1,92 @@
+package syslog_test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/logstore/syslog"
+)
+
+// TestStopWithReceiverWindowClosed: removing a target whose receiver
+// accepted the connection but never reads (its TCP window closes, so a
+// write blocks) returns within a few seconds, not after the 30 s write
+// timeout (Apply holds the Shipper's lock meanwhile, so a reload waited
+// for it).
+func TestStopWithReceiverWindowClosed(t *testing.T) {
+	store, err := logstore.Open(t.TempDir(), logstore.Options{FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	w, err := store.Writer("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Far more than the socket buffers hold (at most 4 MiB to send, the
+	// receiver's window of a connection never read is small).
+	line := strings.Repeat("x", 180)
+	for i := range 60000 {
+		fmt.Fprintf(w, "%05d %s\r\n", i, line)
+		if i%1000 == 999 {
+			w.Flush()
+		}
+	}
+	w.Flush()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c // never read
+		}
+		close(accepted)
+	}()
+	t.Cleanup(func() {
+		if c, ok := <-accepted; ok {
+			c.Close()
+		}
+	})
+	sh := syslog.NewShipper(store, t.TempDir(), nil)
+	defer sh.Close()
+	target := syslog.Target{Network: "tcp", Address: ln.Addr().String(), Facility: 16, Backfill: true, Window: 1 << 20}
+	if err := sh.Apply([]syslog.Target{target}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the receiver's TCP takes nothing more: the target's
+	// goroutine is then blocked writing.
+	last, same := int64(-1), 0
+	deadline := time.Now().Add(20 * time.Second)
+	for same < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver's TCP still takes messages: %+v", sh.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+		st := sh.Stats()
+		if st[0].Sent > 0 && st[0].Sent == last {
+			same++
+		} else {
+			same = 0
+		}
+		last = st[0].Sent
+	}
+	if last >= 60000 {
+		t.Fatalf("all %d messages were taken: the window never closed", last)
+	}
+	start := time.Now()
+	if err := sh.Apply(nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("removing the target took %v", time.Since(start).Round(time.Millisecond))
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("removing the target took %v (the write timeout is 30 s)", d.Round(time.Millisecond))
+	}
+}
