@@ -70,7 +70,10 @@
 // the first starting with "[continued] ". A line without an end is held
 // up to 16 KiB, then shipped in such parts. Lines that are empty once
 // stripped are not shipped. Records the shipper cannot read (deleted by
-// retention before it got to them, damaged) become a gap event.
+// retention before it got to them, damaged) become a gap event. Damage the
+// store's cursor cannot step over (a live frame that does not decode) is
+// reported once, and read again only when the console's log changes (or
+// at the periodic look at every console), not in a loop.
 //
 // RFC 3164 messages are <PRI>Mmm dd hh:mm:ss HOST solgate: TEXT, in UTC,
 // without milliseconds, structured data or MSGID; events read
