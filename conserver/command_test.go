@@ -326,3 +326,20 @@ func FuzzEscapeEngine(f *testing.F) {
 		}
 	})
 }
+
+// TestDetachedNeverBecomesWriter: a take-write that runs after its
+// attachment was closed (its ^Eca raced the session's end) leaves the
+// console without a writer, so the next user gets write access.
+func TestDetachedNeverBecomesWriter(t *testing.T) {
+	e, _, _, a, _ := engineEnv(t)
+	c := e.m.Console("node1")
+	a.Close()
+	c.takeWrite(a, true)
+	if st := c.Status(); st.Writer != "" {
+		t.Fatalf("writer %q after its attachment closed", st.Writer)
+	}
+	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
+	must(t, err)
+	defer b.Close()
+	readAll(b).wait(t, "you are rw", 5*time.Second)
+}
