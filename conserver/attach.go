@@ -141,7 +141,7 @@ type Attachment struct {
 func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 	perm := c.m.perms(id.User, c.name)
 	if perm&config.Read == 0 {
-		c.log.Warn("conserver: attach refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
+		c.logger().Warn("conserver: attach refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
 		return nil, fmt.Errorf("attach %s: %w", c.name, ErrDenied)
 	}
 	a := &Attachment{c: c, id: id, since: time.Now(), spy: o.Spy, limit: c.m.opts.AttachBuffer,
@@ -151,7 +151,6 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 		taken *Attachment
 		note  string
 	)
-	mayWrite := perm&config.Write != 0
 	c.outMu.Lock()
 	c.mu.Lock()
 	if c.stopped {
@@ -159,6 +158,14 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 		c.outMu.Unlock()
 		return nil, fmt.Errorf("attach %s: %w", c.name, ErrClosed)
 	}
+	// Again under mu, so that a reload's recheck (which takes mu to list
+	// the attachments) either sees this one or came before this read.
+	if perm = c.m.perms(id.User, c.name); perm&config.Read == 0 {
+		c.mu.Unlock()
+		c.outMu.Unlock()
+		return nil, fmt.Errorf("attach %s: %w", c.name, ErrDenied)
+	}
+	mayWrite := perm&config.Write != 0
 	switch {
 	case o.Spy || o.Mode == ModeRO:
 	case !mayWrite:
@@ -189,7 +196,7 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 	c.outMu.Unlock()
 
 	c.event(logstore.EventAttach, fmt.Sprintf("%s (%s)", id, mode))
-	c.log.Info("conserver: attach", "user", id.User, "remote", id.Remote, "via", id.Via, "mode", mode.String())
+	c.logger().Info("conserver: attach", "user", id.User, "remote", id.Remote, "via", id.Via, "mode", mode.String())
 	if taken != nil {
 		taken.notice(fmt.Sprintf("%s: %s took write access; you are read-only now (%sf takes it back)", c.name, id.User, formatEscape(esc)))
 		c.event(logstore.EventForce, fmt.Sprintf("%s took write access from %s", id.User, taken.id.User))
@@ -238,7 +245,7 @@ func (a *Attachment) insertReplay(n, heldFrom int) {
 	var replay []byte
 	if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
 		replay = appendNotice(replay, a.c.name+": replay unavailable: "+err.Error())
-		a.c.log.Warn("conserver: replay", "user", a.id.User, "err", err)
+		a.c.logger().Warn("conserver: replay", "user", a.id.User, "err", err)
 	} else if len(lines) > 0 {
 		replay = appendNotice(replay, fmt.Sprintf("%s: the last %d lines", a.c.name, len(lines)))
 	}
@@ -497,7 +504,7 @@ func (c *Console) detach(a *Attachment, cause error) {
 		mode = ModeRW
 	}
 	c.event(logstore.EventDetach, fmt.Sprintf("%s (%s): %v", a.id, mode, cause))
-	c.log.Info("conserver: detach", "user", a.id.User, "remote", a.id.Remote, "via", a.id.Via, "err", cause)
+	c.logger().Info("conserver: detach", "user", a.id.User, "remote", a.id.Remote, "via", a.id.Via, "err", cause)
 	if !a.spy {
 		c.tellOthers(a, fmt.Sprintf("%s detached", a.id.User))
 	}
@@ -515,11 +522,19 @@ func (c *Console) tellOthers(a *Attachment, text string) {
 // takeWrite makes a the writer: if nobody writes, or (force) from the
 // current writer, who becomes read-only and is told.
 func (c *Console) takeWrite(a *Attachment, force bool) {
+	c.mu.Lock()
+	// Both under mu: a reload's recheck (which takes mu) then either sees
+	// a as the writer or comes before, and a detached attachment (closed
+	// while its command ran) never becomes the writer.
+	if !slices.Contains(c.all, a) {
+		c.mu.Unlock()
+		return
+	}
 	if c.m.perms(a.id.User, c.name)&config.Write == 0 {
+		c.mu.Unlock()
 		a.notice(c.name + ": you have read access only")
 		return
 	}
-	c.mu.Lock()
 	prev := c.writer
 	esc := c.set.esc
 	switch {
@@ -542,7 +557,7 @@ func (c *Console) takeWrite(a *Attachment, force bool) {
 	if prev != nil {
 		prev.notice(fmt.Sprintf("%s: %s took write access; you are read-only now (%sf takes it back)", c.name, a.id.User, formatEscape(esc)))
 		c.event(logstore.EventForce, fmt.Sprintf("%s took write access from %s", a.id.User, prev.id.User))
-		c.log.Info("conserver: write access forced", "user", a.id.User, "remote", a.id.Remote, "from", prev.id.User)
+		c.logger().Info("conserver: write access forced", "user", a.id.User, "remote", a.id.Remote, "from", prev.id.User)
 	}
 }
 
@@ -561,7 +576,10 @@ func (c *Console) releaseWrite(a *Attachment) {
 // read access are detached, writers without write access become
 // read-only. Each is told why in one line.
 func (c *Console) recheck(cfg *config.Config) (detached, downgraded int) {
-	for _, a := range *c.atts.Load() {
+	c.mu.Lock() // an Attach or takeWrite that read the old rules is done
+	atts := slices.Clone(c.all)
+	c.mu.Unlock()
+	for _, a := range atts {
 		p := cfg.Perms(a.id.User, c.name)
 		if p&config.Read == 0 {
 			c.detach(a, fmt.Errorf("%s: access revoked by a configuration change: %w", c.name, ErrDenied))
@@ -581,7 +599,7 @@ func (c *Console) recheck(cfg *config.Config) (detached, downgraded int) {
 			a.setMode(ModeRO)
 			a.notice(c.name + ": write access revoked by a configuration change; you are read-only now")
 			c.event(logstore.EventNote, fmt.Sprintf("%s: write access revoked by a configuration change", a.id.User))
-			c.log.Info("conserver: write access revoked", "user", a.id.User, "remote", a.id.Remote)
+			c.logger().Info("conserver: write access revoked", "user", a.id.User, "remote", a.id.Remote)
 			downgraded++
 		}
 	}

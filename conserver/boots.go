@@ -182,7 +182,7 @@ func (c *Console) logOutputLocked(p []byte) {
 			c.w.Write(p[:i])
 		}
 		c.w.EventBeforeLine(logstore.EventBoot, how)
-		c.log.Info("conserver: boot", "how", how)
+		c.logger().Info("conserver: boot", "how", how)
 		c.w.Write(p[i:j])
 		p = p[j:]
 	}
@@ -202,7 +202,7 @@ func (c *Console) powerOnSeen() {
 		return
 	}
 	c.markBoot(how)
-	c.log.Info("conserver: boot", "how", how)
+	c.logger().Info("conserver: boot", "how", how)
 }
 
 // markBoot records a boot started by a power action.

@@ -244,6 +244,16 @@ func (a *Attachment) runPower(pk powerKey) {
 
 // replay shows this user the console's last n lines.
 func (a *Attachment) replay(n int) {
+	a.mu.Lock()
+	behind := len(a.buf) > a.limit/2
+	a.mu.Unlock()
+	if behind {
+		// Repeated replays to a user who does not read would grow the
+		// buffer without bound (and each reads the log): one replay at
+		// most lands on a buffer less than half full.
+		a.notice(a.c.name + ": replay skipped: you are behind on the console's output")
+		return
+	}
 	lines, err := a.c.Tail(n)
 	if err != nil {
 		a.notice(fmt.Sprintf("%s: replay: %v", a.c.name, err))

@@ -326,3 +326,45 @@ func FuzzEscapeEngine(f *testing.F) {
 		}
 	})
 }
+
+// TestDetachedNeverBecomesWriter: a take-write that runs after its
+// attachment was closed (its ^Eca raced the session's end) leaves the
+// console without a writer, so the next user gets write access.
+func TestDetachedNeverBecomesWriter(t *testing.T) {
+	e, _, _, a, _ := engineEnv(t)
+	c := e.m.Console("node1")
+	a.Close()
+	c.takeWrite(a, true)
+	if st := c.Status(); st.Writer != "" {
+		t.Fatalf("writer %q after its attachment closed", st.Writer)
+	}
+	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
+	must(t, err)
+	defer b.Close()
+	readAll(b).wait(t, "you are rw", 5*time.Second)
+}
+
+// TestReplaySkippedWhenBehind: a user far behind on output (not reading)
+// gets a one-line notice instead of another replay, so repeated ^Ecp
+// cannot grow the buffer without bound.
+func TestReplaySkippedWhenBehind(t *testing.T) {
+	e, _, _, _, _ := engineEnv(t)
+	c := e.m.Console("node1")
+	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
+	must(t, err)
+	defer b.Close()
+	b.mu.Lock()
+	b.buf = append(b.buf, make([]byte, b.limit)...)
+	before := len(b.buf)
+	b.mu.Unlock()
+	for range 10 {
+		b.replay(60)
+	}
+	b.mu.Lock()
+	grown := len(b.buf) - before
+	tail := string(b.buf[before:])
+	b.mu.Unlock()
+	if grown > 10*200 || !strings.Contains(tail, "replay skipped") {
+		t.Fatalf("10 replays to a full buffer added %d bytes: %q", grown, tailStr(tail, 200))
+	}
+}

@@ -66,7 +66,7 @@ type Console struct {
 	m    *Manager
 	name string
 	w    *logstore.Writer
-	log  *slog.Logger
+	logp atomic.Pointer[slog.Logger] // with the console's BMC; replaced when it changes
 
 	ctx    context.Context // the console's lifetime; its cause says why it ended
 	cancel context.CancelCauseFunc
@@ -138,13 +138,17 @@ func (sc *solConn) close() {
 func newConsole(m *Manager, p *prepared, w *logstore.Writer) *Console {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c := &Console{
-		m: m, name: p.cfg.Name, w: w, log: m.log.With("console", p.cfg.Name, "bmc", p.ipmi.Addr),
+		m: m, name: p.cfg.Name, w: w,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), inRoom: make(chan struct{}, 1),
 		set: p, st: Connecting, since: time.Now(),
 	}
 	c.atts.Store(&[]*Attachment{})
+	c.logp.Store(m.log.With("console", p.cfg.Name, "bmc", p.ipmi.Addr))
 	return c
 }
+
+// logger is the console's daemon logger (console and BMC keys).
+func (c *Console) logger() *slog.Logger { return c.logp.Load() }
 
 // Name returns the console's name.
 func (c *Console) Name() string { return c.name }
@@ -197,7 +201,7 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 		c.own.takeovers = nil
 		c.req = &redial{reason: "configuration changed", kind: logstore.EventReconnect}
 		conn = c.conn
-		c.log = c.m.log.With("console", c.name, "bmc", p.ipmi.Addr)
+		c.logp.Store(c.m.log.With("console", c.name, "bmc", p.ipmi.Addr))
 	}
 	c.mu.Unlock()
 	if what&config.ChangeLog != 0 {
@@ -210,7 +214,13 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 	if conn != nil {
 		conn.close()
 	}
-	c.kick()
+	if what&config.ChangeConnection != 0 {
+		// Only a connection change has the supervisor act now: a kick
+		// for anything else would cut short a backoff (a console down
+		// for a wrong password would log in at every reload) or, left
+		// in wake, skip the next one.
+		c.kick()
+	}
 }
 
 // setState records a state change; the caller holds mu.
@@ -326,7 +336,7 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 	msg := fmt.Sprintf("SOL session established (BMC session %#x, cipher suite %d)", conn.sess.ID(), conn.sess.CipherSuite())
 	if note != nil && note.took != "" {
 		c.event(logstore.EventKind("steal"), note.took)
-		c.log.Warn("conserver: took the SOL payload", "how", note.took)
+		c.logger().Warn("conserver: took the SOL payload", "how", note.took)
 		c.tell(note.took)
 	}
 	c.event(logstore.EventReconnect, msg)
@@ -338,7 +348,7 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 		c.event(logstore.EventGap, fmt.Sprintf("SOL was down for %v: output the node printed meanwhile is lost unless the BMC kept it",
 			now.Sub(downSince).Round(time.Millisecond)))
 	}
-	c.log.Info("conserver: SOL up", "session", fmt.Sprintf("%#x", conn.sess.ID()))
+	c.logger().Info("conserver: SOL up", "session", fmt.Sprintf("%#x", conn.sess.ID()))
 	c.tell("connected")
 	return now
 }
@@ -441,7 +451,7 @@ func (c *Console) lost(conn *solConn, err error, bo *backoff) time.Duration {
 	if req != nil {
 		c.event(logstore.EventReconnect, "SOL session closed: "+why)
 		c.tell("reconnecting: " + why)
-		c.log.Info("conserver: SOL reconnecting", "why", why)
+		c.logger().Info("conserver: SOL reconnecting", "why", why)
 		return 0
 	}
 	d := bo.fail(c.m.backoff(), c.m.rnd)
@@ -451,7 +461,7 @@ func (c *Console) lost(conn *solConn, err error, bo *backoff) time.Duration {
 	c.mu.Unlock()
 	c.event(logstore.EventReconnect, fmt.Sprintf("SOL session lost: %s; next try in %v", why, d.Round(100*time.Millisecond)))
 	c.tell(fmt.Sprintf("SOL session lost: %s; reconnecting in %v", why, d.Round(100*time.Millisecond)))
-	c.log.Warn("conserver: SOL session lost", "err", err, "retry_in", d.Round(time.Millisecond))
+	c.logger().Warn("conserver: SOL session lost", "err", err, "retry_in", d.Round(time.Millisecond))
 	return d
 }
 
@@ -472,9 +482,9 @@ func (c *Console) finish() {
 	c.m.sess.set(c.name, "", 0)
 	c.event(logstore.EventReconnect, "console stopped: "+context.Cause(c.ctx).Error())
 	if err := c.w.Close(); err != nil {
-		c.log.Warn("conserver: closing the console log", "err", err)
+		c.logger().Warn("conserver: closing the console log", "err", err)
 	}
-	c.log.Info("conserver: console stopped", "why", context.Cause(c.ctx).Error())
+	c.logger().Info("conserver: console stopped", "why", context.Cause(c.ctx).Error())
 }
 
 // event writes an event line into the console log.
@@ -574,7 +584,7 @@ func (c *Console) Force(id Identity) error {
 
 func (c *Console) requestRedial(id Identity, what string, kind logstore.EventKind, need config.Perm) error {
 	if c.m.perms(id.User, c.name)&need != need {
-		c.log.Warn("conserver: "+what+" refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
+		c.logger().Warn("conserver: "+what+" refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
 		return fmt.Errorf("%s %s: %w", what, c.name, ErrDenied)
 	}
 	return c.redial(id, what, kind)
@@ -593,7 +603,7 @@ func (c *Console) redial(id Identity, what string, kind logstore.EventKind) erro
 	c.own.takeovers = nil
 	conn := c.conn
 	c.mu.Unlock()
-	c.log.Info("conserver: "+what, "user", id.User, "remote", id.Remote)
+	c.logger().Info("conserver: "+what, "user", id.User, "remote", id.Remote)
 	if conn != nil {
 		conn.close()
 	}

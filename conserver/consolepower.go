@@ -25,7 +25,7 @@ func (c *Console) Power(ctx context.Context, id Identity, a power.Action) (strin
 		need = config.Read
 	}
 	if c.m.perms(id.User, c.name)&need != need {
-		c.log.Warn("conserver: power action refused", "user", id.User, "remote", id.Remote, "action", string(a), "err", ErrDenied)
+		c.logger().Warn("conserver: power action refused", "user", id.User, "remote", id.Remote, "action", string(a), "err", ErrDenied)
 		return "", fmt.Errorf("power %s %s: %w", a, c.name, ErrDenied)
 	}
 	c.mu.Lock()
@@ -79,11 +79,11 @@ func (c *Console) Power(ctx context.Context, id Identity, a power.Action) (strin
 	if err != nil {
 		line := oneLine(err, set.ipmi.Addr)
 		c.event(logstore.EventPower, fmt.Sprintf("%s by %s: failed: %s", label, id.User, line))
-		c.log.Warn("conserver: power action failed", "user", id.User, "remote", id.Remote, "action", string(a), "via", via, "err", err)
+		c.logger().Warn("conserver: power action failed", "user", id.User, "remote", id.Remote, "action", string(a), "via", via, "err", err)
 		return "", fmt.Errorf("%s", line)
 	}
 	c.event(logstore.EventPower, fmt.Sprintf("%s by %s: %s", label, id.User, res))
-	c.log.Info("conserver: power action", "user", id.User, "remote", id.Remote, "action", string(a), "via", via, "result", res)
+	c.logger().Info("conserver: power action", "user", id.User, "remote", id.Remote, "action", string(a), "via", via, "result", res)
 	if startsBoot(a, res) {
 		c.markBoot(fmt.Sprintf("%s by %s", label, id.User))
 	}

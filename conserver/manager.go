@@ -192,6 +192,22 @@ func (m *Manager) perms(user, console string) config.Perm {
 	return c.Perms(user, console)
 }
 
+// NotStarted lists the running configuration's consoles that failed to
+// start (see ApplyResult.Failed); the next Apply tries them again.
+func (m *Manager) NotStarted() []string {
+	cfg := m.cfg.Load()
+	if cfg == nil {
+		return nil
+	}
+	var out []string
+	for i := range cfg.Consoles {
+		if m.Console(cfg.Consoles[i].Name) == nil {
+			out = append(out, cfg.Consoles[i].Name)
+		}
+	}
+	return out
+}
+
 // ApplyResult says what an Apply did.
 type ApplyResult struct {
 	Unchanged  bool     // the configuration was identical: nothing done
@@ -199,6 +215,10 @@ type ApplyResult struct {
 	Stopped    []string // consoles removed
 	Reconnects []string // consoles whose connection settings changed
 	Updated    []string // consoles with other changes (log, escape, access)
+	// Failed are configured consoles that could not start (their log
+	// could not be opened: descriptors, disk, permissions); every later
+	// Apply, an identical one too, tries them again.
+	Failed []string
 	// Detached and Downgraded count attachments that lost their access or
 	// their write permission.
 	Detached, Downgraded int
@@ -232,10 +252,21 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config) (ApplyResult, e
 		return ApplyResult{}, ErrClosed
 	}
 	old := m.cfg.Load()
-	if old != nil && old.Equal(cfg) {
+	// Consoles of the running configuration that failed to start.
+	var retry []string
+	if old != nil {
+		retry = m.NotStarted()
+	}
+	if old != nil && old.Equal(cfg) && len(retry) == 0 {
 		return ApplyResult{Unchanged: true}, nil
 	}
 	d := config.Compare(old, cfg)
+	toStart := slices.Clone(d.Added)
+	for _, n := range retry {
+		if _, ok := cfg.Console(n); ok {
+			toStart = append(toStart, n)
+		}
+	}
 
 	// Build off to the side: every new or changed console's settings.
 	prep := map[string]*prepared{}
@@ -249,11 +280,13 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config) (ApplyResult, e
 		}
 		prep[name] = p
 	}
-	for _, n := range d.Added {
+	for _, n := range toStart {
 		build(n)
 	}
 	for _, ch := range d.Changed {
-		build(ch.Name)
+		if prep[ch.Name] == nil {
+			build(ch.Name)
+		}
 	}
 	bp, err := compileBoots(&cfg.Server.Daemon)
 	if err != nil {
@@ -294,9 +327,10 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config) (ApplyResult, e
 			res.Updated = append(res.Updated, cc.Name)
 		}
 	}
-	for _, n := range d.Added {
+	for _, n := range toStart {
 		if err := m.startConsole(prep[n]); err != nil {
-			m.log.Error("conserver: console not started", "console", n, "err", err)
+			m.log.Error("conserver: console not started (tried again at the next reload)", "console", n, "err", err)
+			res.Failed = append(res.Failed, n)
 			continue
 		}
 		res.Started = append(res.Started, n)

@@ -231,9 +231,9 @@ func (c *Console) failed(res *connectResult, bo *backoff) time.Duration {
 		// a day must not fill the console log.
 		c.event(kind, reason)
 		c.tell(reason)
-		c.log.Warn("conserver: SOL not connected", "state", st, "err", res.err, "reason", reason, "retry_in", delay.Round(time.Millisecond))
+		c.logger().Warn("conserver: SOL not connected", "state", st, "err", res.err, "reason", reason, "retry_in", delay.Round(time.Millisecond))
 	} else {
-		c.log.Debug("conserver: SOL not connected", "state", st, "err", res.err, "retry_in", delay.Round(time.Millisecond))
+		c.logger().Debug("conserver: SOL not connected", "state", st, "err", res.err, "retry_in", delay.Round(time.Millisecond))
 	}
 	return delay
 }

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/conserver/config"
+	"github.com/solgate/solgate/ipmilan"
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/logstore"
 )
 
 // established counts the SOL sessions a console's log says were opened.
@@ -165,5 +167,45 @@ func TestReloadWithLiveSessions(t *testing.T) {
 	}
 	for _, a := range []*Attachment{a1, a2} {
 		a.Close()
+	}
+}
+
+// TestFailedStartRetried: a console whose log cannot be opened (here:
+// another process holds it) is reported as failed and started by the next
+// Apply, even of the same configuration.
+func TestFailedStartRetried(t *testing.T) {
+	f1, f2 := &fakeBMC{}, &fakeBMC{}
+	var other *logstore.Writer
+	e := newEnv(t, "", []consoleSpec{{name: "node1", bmc: "127.0.0.1:623"}, {name: "node2", bmc: "127.0.0.1:624"}}, Options{}, func(m *Manager) {
+		m.open = func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+			if strings.HasSuffix(cfg.Addr, ":624") {
+				return f2.open(ctx, cfg)
+			}
+			return f1.open(ctx, cfg)
+		}
+		s2, err := logstore.Open(m.store.Dir(), logstore.Options{}) // stands for another process
+		must(t, err)
+		t.Cleanup(func() { s2.Close() })
+		other, err = s2.Writer("node2")
+		must(t, err)
+	})
+	if e.m.Console("node2") != nil || e.m.Console("node1") == nil {
+		t.Fatal("node2 started although its log is held elsewhere, or node1 did not")
+	}
+	if got := e.m.NotStarted(); len(got) != 1 || got[0] != "node2" {
+		t.Fatalf("NotStarted = %v", got)
+	}
+	res := e.reload() // the same files
+	if len(res.Failed) != 1 || res.Unchanged {
+		t.Fatalf("reload while still held: %+v", res)
+	}
+	other.Close()
+	res = e.reload()
+	if len(res.Started) != 1 || res.Started[0] != "node2" || len(res.Failed) != 0 || len(res.Reconnects) != 0 {
+		t.Fatalf("reload after the log was freed: %+v", res)
+	}
+	waitState(t, e.m.Console("node2"), Up, 5*time.Second)
+	if res := e.reload(); !res.Unchanged {
+		t.Fatalf("reload with everything running: %+v", res)
 	}
 }

@@ -3,6 +3,7 @@ package conserver
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -350,6 +351,35 @@ func TestWrongPasswordIsDown(t *testing.T) {
 		}
 		if len(g) < 5 || len(g) > 12 {
 			t.Fatalf("%d retries in an hour at a 10 min pace", len(g))
+		}
+	})
+}
+
+// TestReloadWithoutConnectionChangeKeepsBackoff: reloads that change only
+// access rules neither make a console that is down for a wrong password
+// log in again nor cut its backoff short.
+func TestReloadWithoutConnectionChangeKeepsBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{fail: fmt.Errorf("ipmilan: 127.0.0.1:623: RAKP2: %w", ipmilan.ErrAuth)}
+		e, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"10m\"", "", Options{})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if st := c.Status(); st.State != Down {
+			t.Fatalf("status %+v: want down", st)
+		}
+		before := len(f.dialTimes())
+		cfgText, err := os.ReadFile(e.path)
+		must(t, err)
+		for i := range 5 {
+			e.write(string(cfgText) + fmt.Sprintf("\n[[access]]\nconsoles = \"node1\"\nread = [\"carol\"]\n# %d\n", i))
+			if res := e.reload(); len(res.Reconnects) != 0 {
+				t.Fatalf("reload %d: reconnects %v", i, res.Reconnects)
+			}
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		if got := len(f.dialTimes()) - before; got != 0 {
+			t.Fatalf("%d logins during 5 reloads that changed only access rules (the backoff is minutes)", got)
 		}
 	})
 }

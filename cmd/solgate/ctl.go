@@ -356,6 +356,7 @@ func printCtl(w io.Writer, cmd string, rep ctlReply) {
 		list("consoles stopped", r.Stopped)
 		list("consoles reconnecting (connection settings changed)", r.Reconnects)
 		list("consoles updated (log, escape or access)", r.Updated)
+		list("consoles that could not start (see the daemon log; tried again at every reload)", r.Failed)
 		list("users changed", r.Users)
 		for _, f := range []struct {
 			on   bool

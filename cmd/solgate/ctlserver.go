@@ -133,6 +133,7 @@ type ctlReloadDone struct {
 	Stopped     []string `json:"stopped,omitempty"`
 	Reconnects  []string `json:"reconnecting,omitempty"`
 	Updated     []string `json:"updated,omitempty"`
+	Failed      []string `json:"failed,omitempty"`
 	Users       []string `json:"users_changed,omitempty"`
 	Rules       bool     `json:"rules_changed,omitempty"`
 	Syslog      bool     `json:"syslog_changed,omitempty"`
@@ -478,7 +479,7 @@ func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 		return r
 	}
 	old := d.m.Config()
-	if cfg.Equal(old) {
+	if cfg.Equal(old) && len(d.m.NotStarted()) == 0 {
 		return ctlReply{Reload: &ctlReloadDone{Unchanged: true, Fingerprint: cfg.Fingerprint()}}
 	}
 	diff := config.Compare(old, cfg)
@@ -486,7 +487,7 @@ func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 	if err != nil {
 		return ctlReply{Error: "the configuration was refused; the running one stays", Errors: []string{err.Error()}}
 	}
-	return ctlReply{Reload: &ctlReloadDone{Started: res.Started, Stopped: res.Stopped, Reconnects: res.Reconnects, Updated: res.Updated,
+	return ctlReply{Reload: &ctlReloadDone{Started: res.Started, Stopped: res.Stopped, Reconnects: res.Reconnects, Updated: res.Updated, Failed: res.Failed,
 		Users: diff.Users, Rules: diff.Rules, Syslog: diff.Syslog, Server: diff.Server, Detached: res.Detached, Downgraded: res.Downgraded,
 		Fingerprint: cfg.Fingerprint()}}
 }

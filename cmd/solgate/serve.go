@@ -255,6 +255,10 @@ loop:
 		case <-hup:
 			d.log.Info("serve: SIGHUP: reloading the configuration")
 			d.watcher.Reload()
+			if n := d.m.NotStarted(); len(n) > 0 {
+				// The files may be unchanged: try those again anyway.
+				d.reload(ctx, config.Event{Config: d.m.Config(), Reason: "SIGHUP: consoles not started"})
+			}
 		case ev, ok := <-d.watcher.Events():
 			if !ok {
 				break loop
@@ -313,7 +317,7 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) (conserver.ApplyRe
 		c.Reload(ctx, ev.Config, ev.Diff)
 	}
 	d.log.Info("serve: configuration applied", "reason", ev.Reason, "started", len(res.Started), "stopped", len(res.Stopped),
-		"reconnecting", len(res.Reconnects), "updated", len(res.Updated), "detached", res.Detached, "downgraded", res.Downgraded,
+		"reconnecting", len(res.Reconnects), "updated", len(res.Updated), "failed", len(res.Failed), "detached", res.Detached, "downgraded", res.Downgraded,
 		"took", time.Since(start).Round(time.Millisecond))
 	return res, nil
 }
