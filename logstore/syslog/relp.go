@@ -55,7 +55,7 @@ type relpConn struct {
 }
 
 func newRELPConn(ctx context.Context, c net.Conn) (*relpConn, error) {
-	r := &relpConn{c: c, w: bufio.NewWriterSize(c, 64<<10), acked: map[int]int{},
+	r := &relpConn{c: c, w: bufio.NewWriterSize(c, streamBuffer), acked: map[int]int{},
 		wakeC: make(chan struct{}, 1), rdone: make(chan struct{}), open: make(chan error, 1)}
 	go r.reader()
 	offer := "relp_version=0\nrelp_software=solgate\ncommands=syslog"
@@ -121,6 +121,13 @@ func (r *relpConn) write(msg []byte) error {
 	r.ok = append(r.ok, false)
 	r.mu.Unlock()
 	r.sent++
+	if r.w.Available() < len(msg)+frameSlack && r.w.Buffered() > 0 {
+		// Flush first, under a fresh write deadline (the buffer writing
+		// by itself would use the last one, perhaps long past).
+		if err := r.flush(); err != nil {
+			return err
+		}
+	}
 	r.frame(r.txnr, "syslog", msg)
 	if r.w.Buffered() >= 60<<10 {
 		return r.flush()

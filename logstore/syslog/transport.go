@@ -257,8 +257,17 @@ const (
 	recentMax  = 1 << 16
 )
 
+// streamBuffer holds the largest message (max_message is at most 64 KiB)
+// with its framing, so the buffer never writes a message past flush;
+// frameSlack is the most framing a message gets.
+const (
+	streamBuffer = 64<<10 + maxFrame
+	maxFrame     = 64<<10 + frameSlack
+	frameSlack   = 64
+)
+
 func newStreamConn(c, sock net.Conn, octet bool) *streamConn {
-	s := &streamConn{c: c, sock: sock, octet: octet, w: bufio.NewWriterSize(c, 64<<10), rdone: make(chan struct{})}
+	s := &streamConn{c: c, sock: sock, octet: octet, w: bufio.NewWriterSize(c, streamBuffer), rdone: make(chan struct{})}
 	if cc, ok := sock.(*countConn); ok {
 		s.cc = cc
 	}
@@ -285,6 +294,15 @@ func (s *streamConn) reader() {
 }
 
 func (s *streamConn) write(msg []byte) error {
+	// Never let the buffer write to the socket by itself: flush arms the
+	// write deadline (or one 30 s old would fail the write at once) and
+	// counts what went out (or messages would count as acknowledged
+	// before their bytes were).
+	if s.w.Available() < len(msg)+frameSlack && s.w.Buffered() > 0 {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
 	if s.octet {
 		var n [20]byte
 		s.w.Write(strconv.AppendInt(n[:0], int64(len(msg)), 10))
