@@ -2,6 +2,7 @@ package syslog
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -195,4 +196,32 @@ func FuzzFormatter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEventInsideLine: an event that lost nothing (a reconnect, an
+// attach) arriving in the middle of a line is shipped on its own and the
+// line stays one message, without moving the position past the line's
+// start; a gap event ends the line.
+func TestEventInsideLine(t *testing.T) {
+	f := newFormatter(RFC5424, 19, "", 8192)
+	c := feedAll(&f, []logstore.Record{
+		out("0000034575 AB"),
+		{Time: t0, Event: logstore.EventReconnect, Data: []byte("SOL session established")},
+		out("CD\r\n"),
+		out("0000034650 EF"),
+		{Time: t0, Event: logstore.EventGap, Data: []byte("12 bytes lost")},
+		out("XY\r\n"),
+	})
+	var got []string
+	for _, m := range c.msgs {
+		_, text, _ := bytes.Cut(m, []byte("] "))
+		got = append(got, string(text))
+	}
+	want := []string{"SOL session established", "0000034575 ABCD", "0000034650 EF", "12 bytes lost", "XY"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("messages %q, want %q", got, want)
+	}
+	if wantLast := []bool{false, true, true, true, true}; fmt.Sprint(c.last) != fmt.Sprint(wantLast) {
+		t.Fatalf("positions after each message %v, want %v (none inside an open line)", c.last, wantLast)
+	}
 }

@@ -105,6 +105,7 @@ func TestKill9(t *testing.T) {
 	}
 	if missing > 0 {
 		t.Errorf("rsyslog lacks %d lines the logs hold, e.g. %v", missing, examples)
+		keepEvidence(t, cfg.dir, rs.dir)
 	}
 	checkDaemonLog(t, p2)
 }

@@ -303,3 +303,21 @@ func machine() string {
 	return fmt.Sprintf("Machine: %d cores (%s)%s, Linux %s, %s; the simulators, the daemon under test and other work share it.",
 		runtime.NumCPU(), model, mem, strings.TrimSpace(string(kernel)), runtime.Version())
 }
+
+// keepEvidence copies the given directories to SOLGATE_SCALE_KEEP (when
+// set) before the test's temporary directories are removed.
+func keepEvidence(t *testing.T, dirs ...string) {
+	to := os.Getenv("SOLGATE_SCALE_KEEP")
+	if to == "" {
+		return
+	}
+	for _, d := range dirs {
+		dst := filepath.Join(to, t.Name(), filepath.Base(d))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err == nil {
+			if out, err := exec.Command("cp", "-a", d, dst).CombinedOutput(); err != nil {
+				t.Logf("keep %s: %v: %s", d, err, out)
+			}
+		}
+	}
+	t.Logf("evidence kept in %s", filepath.Join(to, t.Name()))
+}
