@@ -70,8 +70,8 @@
 // the first starting with "[continued] ". A line without an end is held
 // up to 16 KiB, then shipped in such parts. Lines that are empty once
 // stripped are not shipped. An event record in the middle of a line is
-// shipped as its own message and the line goes on as one message, except
-// a gap event, which ends the line (what follows is not its rest). Records the shipper cannot read (deleted by
+// shipped as its own message and the line goes on as one message (a gap
+// event too: the bytes around it are what the console showed). Records the shipper cannot read (deleted by
 // retention before it got to them, damaged) become a gap event. Damage the
 // store's cursor cannot step over (a live frame that does not decode) is
 // reported once, and read again only when the console's log changes (or

@@ -133,15 +133,13 @@ func (e *lineEmitter) severity(text []byte) Severity {
 // feed processes one record of console, calling s for each message.
 func (e *lineEmitter) feed(l *lineState, console string, rec logstore.Record, s sink) {
 	if rec.Event != "" {
-		// Lost output ends the open line: what follows is not its rest.
-		// Any other event (a reconnect that lost nothing, an attach, a
-		// power action) is shipped on its own and the line goes on, so
-		// a console line stays one message. While the line is open the
-		// position stays at its start (the event is sent again with it
-		// after a crash).
-		if l.open && rec.Event == logstore.EventGap {
-			e.flushLine(l, console, s, true)
-		}
+		// An event is shipped on its own and an open line goes on, so a
+		// console line stays one message, as a terminal shows it. Even
+		// a gap: it may say output was perhaps lost (a first session
+		// after a restart, when the BMC may well have kept it all), and
+		// where output was lost the bytes around it are what the
+		// console showed. While the line is open the position stays at
+		// its start (the event is sent again with it after a crash).
 		e.plain = logstore.AppendPlain(e.plain[:0], rec.Data)
 		e.emit(console, rec.Time, string(rec.Event), eventSeverity(rec.Event), e.plain, 0, false, s, !l.open)
 		return
