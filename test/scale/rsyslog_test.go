@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,6 +136,9 @@ func (p *rsyslogPeer) stop() {
 
 // received reads what rsyslog wrote: per console (host), how many times
 // each stream line (by its offset) arrived, and how many messages in all.
+// streamHeader is a stream line's number as bmcsim prints it.
+var streamHeader = regexp.MustCompile(`(\d{10}) `)
+
 func (p *rsyslogPeer) received() (map[string]map[int]int, int) {
 	p.t.Helper()
 	out := map[string]map[int]int{}
@@ -153,20 +157,22 @@ func (p *rsyslogPeer) received() (map[string]map[int]int, int) {
 			continue
 		}
 		n++
-		msg = strings.TrimSpace(msg)
-		if len(msg) < 10 {
-			continue
+		// A message is a console line; where a line was cut by lost
+		// output, the bytes before and after the gap are one message (as
+		// the console showed them), so every stream line number in it
+		// counts, not only the first.
+		for _, h := range streamHeader.FindAllStringSubmatch(msg, -1) {
+			off, err := strconv.Atoi(h[1])
+			if err != nil || off%bmcsim.StreamLineLen != 0 {
+				continue
+			}
+			m := out[host]
+			if m == nil {
+				m = map[int]int{}
+				out[host] = m
+			}
+			m[off]++
 		}
-		off, err := strconv.Atoi(msg[:10])
-		if err != nil || off%bmcsim.StreamLineLen != 0 {
-			continue
-		}
-		m := out[host]
-		if m == nil {
-			m = map[int]int{}
-			out[host] = m
-		}
-		m[off]++
 	}
 	return out, n
 }
