@@ -212,17 +212,20 @@ func TestEventInsideLine(t *testing.T) {
 		out("0000034650 EF"),
 		{Time: t0, Event: logstore.EventGap, Data: []byte("12 bytes lost")},
 		out("XY\r\n"),
+		out("0000034725 GH\r"), // cut after its CR
+		{Time: t0, Event: logstore.EventGap, Data: []byte("lost")},
+		out("9\r\n"),
 	})
 	var got []string
 	for _, m := range c.msgs {
 		_, text, _ := bytes.Cut(m, []byte("] "))
 		got = append(got, string(text))
 	}
-	want := []string{"SOL session established", "0000034575 ABCD", "12 bytes lost", "0000034650 EFXY"}
+	want := []string{"SOL session established", "0000034575 ABCD", "12 bytes lost", "0000034650 EFXY", "lost", "0000034725 GH9"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("messages %q, want %q", got, want)
 	}
-	if wantLast := []bool{false, true, false, true}; fmt.Sprint(c.last) != fmt.Sprint(wantLast) {
+	if wantLast := []bool{false, true, false, true, false, true}; fmt.Sprint(c.last) != fmt.Sprint(wantLast) {
 		t.Fatalf("positions after each message %v, want %v (none inside an open line)", c.last, wantLast)
 	}
 }

@@ -138,8 +138,15 @@ func (e *lineEmitter) feed(l *lineState, console string, rec logstore.Record, s 
 		// a gap: it may say output was perhaps lost (a first session
 		// after a restart, when the BMC may well have kept it all), and
 		// where output was lost the bytes around it are what the
-		// console showed. While the line is open the position stays at
-		// its start (the event is sent again with it after a crash).
+		// console showed. But what came before a gap is kept as it
+		// stands: a CR or BS after it cannot overwrite it (a line cut
+		// after its CR would otherwise be overwritten by unrelated
+		// text). While the line is open the position stays at its start
+		// (the event is sent again with it after a crash).
+		if l.open && rec.Event == logstore.EventGap {
+			e.plain = logstore.AppendPlain(e.plain[:0], l.buf)
+			l.buf = append(l.buf[:0], e.plain...)
+		}
 		e.plain = logstore.AppendPlain(e.plain[:0], rec.Data)
 		e.emit(console, rec.Time, string(rec.Event), eventSeverity(rec.Event), e.plain, 0, false, s, !l.open)
 		return

@@ -136,8 +136,10 @@ func (p *rsyslogPeer) stop() {
 
 // received reads what rsyslog wrote: per console (host), how many times
 // each stream line (by its offset) arrived, and how many messages in all.
-// streamHeader is a stream line's number as bmcsim prints it.
-var streamHeader = regexp.MustCompile(`(\d{10}) `)
+// streamHeader is a stream line's number as bmcsim prints it (the space
+// after it may be cut off by a gap; the filler's 0123456789 is not a
+// multiple of the line length).
+var streamHeader = regexp.MustCompile(`(\d{10})`)
 
 func (p *rsyslogPeer) received() (map[string]map[int]int, int) {
 	p.t.Helper()
