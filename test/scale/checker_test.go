@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,5 +96,24 @@ func TestConmanLogCheck(t *testing.T) {
 	}
 	if notices != 3 || res.Bytes != 300 || res.Lost != 300 || len(res.Jumps) != 1 || res.End != 600 || res.Damaged != 0 {
 		t.Fatalf("notices %d, result %+v", notices, res)
+	}
+}
+
+func TestStreamHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want string
+	}{
+		{"0000034575 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[34575]"},
+		{"0000033825cdefghijklmnopqrstuvwxyz0123456789", "[33825]"},
+		{"0000033900 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234560000034125 ABCDEFG", "[33900 34125]"},
+		{"9000034350 ABCDEFGHIJKLMNOPQRSTUVWXYZ", "[]"},
+		{"000000000034425 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[34425]"},
+		{"0000000000", "[0]"},
+		{"reclaimed the SOL payload from session 0x2bb59cde", "[]"},
+	} {
+		if got := fmt.Sprint(streamHeaders(tc.msg)); got != tc.want && !(got == "[]" && tc.want == "[]") {
+			t.Errorf("streamHeaders(%q) = %s, want %s", tc.msg, got, tc.want)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,10 +135,45 @@ func (p *rsyslogPeer) stop() {
 
 // received reads what rsyslog wrote: per console (host), how many times
 // each stream line (by its offset) arrived, and how many messages in all.
-// streamHeader is a stream line's number as bmcsim prints it (the space
-// after it may be cut off by a gap; the filler's 0123456789 is not a
-// multiple of the line length).
-var streamHeader = regexp.MustCompile(`(\d{10})`)
+// streamHeaders returns the stream line numbers in a message: ten digits
+// with two leading zeros (the tests' offsets stay far below 10^8), a
+// multiple of the line length, followed by the line's space; or, when
+// none such starts within the message's leading digits, those ten digits
+// at its start (a line cut by a gap right after its number). A line cut
+// by a gap may run into the next line's number right after its own
+// digits, so every position is tried.
+func streamHeaders(msg string) []int {
+	header := func(i int) (int, bool) {
+		if i+10 > len(msg) || msg[i] != '0' || msg[i+1] != '0' {
+			return 0, false
+		}
+		off, err := strconv.Atoi(msg[i : i+10])
+		return off, err == nil && off%bmcsim.StreamLineLen == 0
+	}
+	lead := 0
+	for lead < len(msg) && msg[lead] >= '0' && msg[lead] <= '9' {
+		lead++
+	}
+	var out []int
+	first := true
+	for i := 0; i+10 < len(msg); i++ {
+		if msg[i+10] != ' ' {
+			continue
+		}
+		if off, ok := header(i); ok {
+			out = append(out, off)
+			if i <= lead-10 {
+				first = false
+			}
+		}
+	}
+	if first && lead >= 10 {
+		if off, ok := header(0); ok && (len(msg) == 10 || msg[10] != ' ') {
+			out = append([]int{off}, out...)
+		}
+	}
+	return out
+}
 
 func (p *rsyslogPeer) received() (map[string]map[int]int, int) {
 	p.t.Helper()
@@ -163,11 +197,7 @@ func (p *rsyslogPeer) received() (map[string]map[int]int, int) {
 		// output, the bytes before and after the gap are one message (as
 		// the console showed them), so every stream line number in it
 		// counts, not only the first.
-		for _, h := range streamHeader.FindAllStringSubmatch(msg, -1) {
-			off, err := strconv.Atoi(h[1])
-			if err != nil || off%bmcsim.StreamLineLen != 0 {
-				continue
-			}
+		for _, off := range streamHeaders(msg) {
 			m := out[host]
 			if m == nil {
 				m = map[int]int{}
