@@ -110,6 +110,7 @@ func TestStreamHeaders(t *testing.T) {
 		{"9000034350 ABCDEFGHIJKLMNOPQRSTUVWXYZ", "[]"},
 		{"000000000034425 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[34425]"},
 		{"0000000000", "[0]"},
+		{"00000342750000034800 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[34275 34800]"},
 		{"reclaimed the SOL payload from session 0x2bb59cde", "[]"},
 	} {
 		if got := fmt.Sprint(streamHeaders(tc.msg)); got != tc.want && !(got == "[]" && tc.want == "[]") {

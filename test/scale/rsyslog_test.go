@@ -137,9 +137,9 @@ func (p *rsyslogPeer) stop() {
 // each stream line (by its offset) arrived, and how many messages in all.
 // streamHeaders returns the stream line numbers in a message: ten digits
 // with two leading zeros (the tests' offsets stay far below 10^8), a
-// multiple of the line length, followed by the line's space; or, when
-// none such starts within the message's leading digits, those ten digits
-// at its start (a line cut by a gap right after its number). A line cut
+// multiple of the line length, followed by the line's space; and the ten
+// digits at its start (a line cut by a gap right after its number) unless
+// such a number overlaps them. A line cut
 // by a gap may run into the next line's number right after its own
 // digits, so every position is tried.
 func streamHeaders(msg string) []int {
@@ -150,10 +150,6 @@ func streamHeaders(msg string) []int {
 		off, err := strconv.Atoi(msg[i : i+10])
 		return off, err == nil && off%bmcsim.StreamLineLen == 0
 	}
-	lead := 0
-	for lead < len(msg) && msg[lead] >= '0' && msg[lead] <= '9' {
-		lead++
-	}
 	var out []int
 	first := true
 	for i := 0; i+10 < len(msg); i++ {
@@ -162,12 +158,12 @@ func streamHeaders(msg string) []int {
 		}
 		if off, ok := header(i); ok {
 			out = append(out, off)
-			if i <= lead-10 {
-				first = false
+			if i > 0 && i < 10 {
+				first = false // it overlaps the ten digits at the start
 			}
 		}
 	}
-	if first && lead >= 10 {
+	if first {
 		if off, ok := header(0); ok && (len(msg) == 10 || msg[10] != ' ') {
 			out = append([]int{off}, out...)
 		}
