@@ -23,7 +23,7 @@ bench: build ## micro-benchmarks per package, then the end-to-end scale benchmar
 	set -o pipefail; SOLGATE_BENCH=1 $(GO) test -run '^TestBench' -count=1 -v -timeout 30m ./test/ | grep -v '^=== '
 
 SCALE_RUN ?= .
-scale: ## the scale and chaos suite at full size, solgate and ConMan (about 2 h; SCALE_RUN=TestHold for one); table in test/scale/results.md
+scale: ## the scale and chaos suite at full size, solgate and ConMan (about 70 min here; SCALE_RUN=TestHold for one); table in test/scale/results.md
 	set -o pipefail; SOLGATE_SCALE=full SOLGATE_REQUIRE_INTEROP=1 SOLGATE_SCALE_OUT=$(CURDIR)/test/scale/results.json \
 	  $(GO) test -count=1 -v -timeout 4h -run '$(SCALE_RUN)' ./test/scale/ | grep -v '^=== '
 
