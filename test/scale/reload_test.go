@@ -102,6 +102,7 @@ func TestReloadStorm(t *testing.T) {
 	rp.add("daemon before/after: %s/%s goroutines, %d/%d fds, %d/%d threads, RSS %s/%s", comma(g0), comma(g1), before.fds, after.fds, before.threads, after.threads, mib(before.rssKiB), mib(after.rssKiB))
 	if lt.lost > 0 || lt.damaged > 0 || lt.unmarkedN > 0 {
 		t.Errorf("%d bytes lost, %d damaged, %d unmarked jumps (%v)", lt.lost, lt.damaged, lt.unmarkedN, lt.unmarked)
+		keepEvidence(t, cfg.dir)
 	}
 	if applied < saves/2 {
 		t.Errorf("%d of %d saves applied", applied, saves)
