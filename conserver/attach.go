@@ -105,6 +105,9 @@ type Attachment struct {
 	since time.Time
 	spy   bool
 	limit int
+	// attachEvent is the text of the attach event written where this
+	// attachment's live output begins (set and read by Attach only).
+	attachEvent string
 
 	// wmu serialises Write: the escape parser and a pending confirmation
 	// belong to one typist.
@@ -193,9 +196,12 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 	c.all = append(c.all, a)
 	c.publishLocked()
 	c.mu.Unlock()
+	// Still under outMu, so that in the log this event sits exactly where
+	// the live output begins: the replay ends at it (Event only buffers).
+	a.attachEvent = fmt.Sprintf("%s (%s)", id, mode)
+	c.event(logstore.EventAttach, a.attachEvent)
 	c.outMu.Unlock()
 
-	c.event(logstore.EventAttach, fmt.Sprintf("%s (%s)", id, mode))
 	c.logger().Info("conserver: attach", "user", id.User, "remote", id.Remote, "via", id.Via, "mode", mode.String())
 	if taken != nil {
 		taken.notice(fmt.Sprintf("%s: %s took write access; you are read-only now (%sf takes it back)", c.name, id.User, formatEscape(esc)))
@@ -242,6 +248,18 @@ func (c *Console) statusLineLocked() string {
 // and the overlap is cut from the replay (found by content, bounded).
 func (a *Attachment) insertReplay(n, heldFrom int) {
 	lines, err := a.c.Tail(n)
+	// The log holds this attachment's attach event where its live output
+	// begins: what follows it is in the live output already.
+	seam := -1
+	for i := len(lines) - 1; i >= 0; i-- {
+		if lines[i].Event == logstore.EventAttach && string(lines[i].Text) == a.attachEvent {
+			seam = i
+			break
+		}
+	}
+	if seam >= 0 {
+		lines = lines[:seam+1]
+	}
 	var replay []byte
 	if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
 		replay = appendNotice(replay, a.c.name+": replay unavailable: "+err.Error())
@@ -265,7 +283,12 @@ func (a *Attachment) insertReplay(n, heldFrom int) {
 		return
 	}
 	live := a.buf[heldFrom:]
-	cut := overlap(tailOut, live)
+	cut := 0
+	if seam < 0 {
+		// The attach event is not among the lines read (more output
+		// than that came since): fall back to the content overlap.
+		cut = overlap(tailOut, live)
+	}
 	out := make([]byte, 0, heldFrom+len(replay)+len(live)+len(a.held))
 	out = append(out, a.buf[:heldFrom]...)
 	out = append(out, replay[:len(replay)-cut]...)

@@ -3,6 +3,8 @@ package conserver
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +226,45 @@ func TestPowerOnSeenStartsBoot(t *testing.T) {
 				t.Fatalf("boots %+v: want one, %q", boots, want)
 			}
 		})
+	}
+}
+
+// TestReplaySeamExact: users attaching with a replay while the console
+// prints fast see every line once: the replay ends where their live
+// output begins (at their attach event in the log), nothing repeated,
+// nothing skipped.
+func TestReplaySeamExact(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+	e := newEnv(t, "", []consoleSpec{{name: "node1", bmc: s.Addr}}, Options{})
+	c := e.m.Console("node1")
+	waitState(t, c, Up, 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Stream(ctx, 20000, 1<<30)
+	header := regexp.MustCompile(`(\d{10}) ABCDEFGHIJ`)
+	notice := regexp.MustCompile(`\r\n\[[^\]\r\n]*\]\r\n`)
+	time.Sleep(300 * time.Millisecond)
+	for i := range 8 {
+		a, err := c.Attach(Identity{User: "carol", Via: "test"}, AttachOptions{Replay: 10})
+		must(t, err)
+		r := readAll(a)
+		time.Sleep(150 * time.Millisecond)
+		a.Close()
+		var offs []int
+		// Notices (banner, replay title, events) may stand inside a line.
+		text := notice.ReplaceAllString(r.text(), "")
+		for _, m := range header.FindAllStringSubmatch(text, -1) {
+			n, _ := strconv.Atoi(m[1])
+			offs = append(offs, n)
+		}
+		if len(offs) < 12 {
+			t.Fatalf("attach %d: only %d stream lines seen", i, len(offs))
+		}
+		for k := 1; k < len(offs); k++ {
+			if offs[k] != offs[k-1]+bmcsim.StreamLineLen {
+				t.Fatalf("attach %d: line %d after line %d (replay and live output overlap or leave a hole)", i, offs[k], offs[k-1])
+			}
+		}
 	}
 }
