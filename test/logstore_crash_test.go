@@ -125,6 +125,19 @@ func TestLogstoreKill9(t *testing.T) {
 		}
 	}()
 	time.Sleep(2500 * time.Millisecond) // long enough for rotations and sealing
+	// On a loaded machine the writer may need longer to rotate: wait (a
+	// bounded time) until every console but c3 has a closed segment.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		rotated := true
+		for _, c := range crashConsoles {
+			if segs, _ := filepath.Glob(filepath.Join(dir, c, "*.zst")); len(segs) < 2 && c != "c3" {
+				rotated = false
+			}
+		}
+		if rotated {
+			break
+		}
+	}
 	killedAt := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
