@@ -759,7 +759,7 @@ func (s *Store) retain(j maintJob) {
 // down, about to close its consoles' Writers one by one): while it has
 // many Writers, those closed from now on leave their last sync to
 // Close, which makes it one syncfs(2) instead of a fdatasync each
-// (10,000 of those at once took seconds here). Until Close, a power loss
+// (10,000 of those at once). Until Close, a power loss
 // may take what they wrote since their last sync round, as it may
 // between rounds anyway.
 func (s *Store) Closing() {
