@@ -228,19 +228,30 @@ func tailOf(s string, n int) string {
 	return s
 }
 
-func (dm *demo) stepAttach(ctx context.Context, console string) (string, error) {
+// session opens an SSH session to console on the demo's gateway, its
+// output (stdout and stderr) collected in out.
+func (dm *demo) session(ctx context.Context, console string) (*ssh.Client, *ssh.Session, *syncBuf, error) {
 	c, err := dm.sshClient(ctx, console)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sess, err := c.NewSession()
+	if err != nil {
+		c.Close()
+		return nil, nil, nil, err
+	}
+	out := &syncBuf{}
+	sess.Stdout, sess.Stderr = out, out
+	return c, sess, out, nil
+}
+
+func (dm *demo) stepAttach(ctx context.Context, console string) (string, error) {
+	c, sess, out, err := dm.session(ctx, console)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	sess, err := c.NewSession()
-	if err != nil {
-		return "", err
-	}
 	defer sess.Close()
-	var out syncBuf
-	sess.Stdout, sess.Stderr = &out, &out
 	in, err := sess.StdinPipe()
 	if err != nil {
 		return "", err
@@ -252,31 +263,31 @@ func (dm *demo) stepAttach(ctx context.Context, console string) (string, error) 
 		return "", fmt.Errorf("shell: %w", err)
 	}
 	var report []string
-	at, err := waitFor(ctx, &out, 0, "login:")
+	at, err := waitFor(ctx, out, 0, "login:")
 	if err != nil {
 		return "", fmt.Errorf("no replay of the console's last lines: %w", err)
 	}
 	report = append(report, "the banner and the last lines, ending at the login prompt")
 	io.WriteString(in, "hello from the tour\r")
-	if at, err = waitFor(ctx, &out, at, "hello from the tour"); err != nil {
+	if at, err = waitFor(ctx, out, at, "hello from the tour"); err != nil {
 		return strings.Join(report, "\n"), fmt.Errorf("typed text not echoed: %w", err)
 	}
 	report = append(report, "typed 'hello from the tour': echoed by the node")
 	io.WriteString(in, "\x05c?")
-	if at, err = waitFor(ctx, &out, at, "detach"); err != nil {
+	if at, err = waitFor(ctx, out, at, "detach"); err != nil {
 		return strings.Join(report, "\n"), fmt.Errorf("no escape help: %w", err)
 	}
 	report = append(report, "Ctrl-E c ?: the escape commands")
 	io.WriteString(in, "\x05c!c")
-	if at, err = waitFor(ctx, &out, at, "[y/N]"); err != nil {
+	if at, err = waitFor(ctx, out, at, "[y/N]"); err != nil {
 		return strings.Join(report, "\n"), fmt.Errorf("power cycle not confirmed: %w", err)
 	}
 	io.WriteString(in, "y")
-	if at, err = waitFor(ctx, &out, at, "Simulated BIOS"); err != nil {
+	if at, err = waitFor(ctx, out, at, "Simulated BIOS"); err != nil {
 		return strings.Join(report, "\n"), fmt.Errorf("no boot after the power cycle: %w", err)
 	}
 	report = append(report, "Ctrl-E c ! c, y: power cycle; the BIOS screen and the boot follow")
-	if _, err = waitFor(ctx, &out, at, "login:"); err != nil {
+	if _, err = waitFor(ctx, out, at, "login:"); err != nil {
 		return strings.Join(report, "\n"), fmt.Errorf("the boot did not reach the login prompt: %w", err)
 	}
 	io.WriteString(in, "\x05c.")
@@ -292,18 +303,12 @@ func (dm *demo) stepAttach(ctx context.Context, console string) (string, error) 
 }
 
 func (dm *demo) stepExec(ctx context.Context, console, cmd, want string) (string, error) {
-	c, err := dm.sshClient(ctx, console)
+	c, sess, out, err := dm.session(ctx, console)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	sess, err := c.NewSession()
-	if err != nil {
-		return "", err
-	}
 	defer sess.Close()
-	var out syncBuf
-	sess.Stdout, sess.Stderr = &out, &out
 	if cmd == "" {
 		err = sess.Shell()
 	} else {
