@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -163,21 +164,7 @@ func solEchoOnce(b *testing.B, client string) ([]time.Duration, error) {
 	sim, serial := startIPMISimSOL(b)
 	defer killBenchSim(sim)
 	defer serial.Close()
-	go func() { // the node: echo whatever arrives
-		buf := make([]byte, 256)
-		for {
-			n, err := serial.Read(buf)
-			if n > 0 {
-				serial.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				if _, werr := serial.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	go echoNode(serial)
 	cmd, tty := solClientCmd(b, client, sim.Addr)
 	p := launchSOLClient(b, client, cmd, tty)
 	defer p.stop()
@@ -185,48 +172,7 @@ func solEchoOnce(b *testing.B, client string) ([]time.Duration, error) {
 		return nil, err
 	}
 
-	// Throw-away keystrokes until one comes back: ipmi_sim may drop a new
-	// session's first input packet as a duplicate of the previous
-	// session's last one (interop quirk 9).
-	echoed := false
-	for try := 0; try < 10 && !echoed; try++ {
-		from := p.out.len()
-		if _, err := io.WriteString(p.in, "."); err != nil {
-			return nil, p.errorf("typing: %v", err)
-		}
-		_, echoed = p.out.wait(2*time.Second, func(d []byte) bool { return bytes.IndexByte(d[from:], '.') >= 0 })
-	}
-	if !echoed {
-		return nil, p.errorf("no typed character came back in 10 tries")
-	}
-	p.out.quiet(300*time.Millisecond, 10*time.Second)
-
-	keysFrom := p.out.len()
-	rtts := make([]time.Duration, 0, solEchoKeys)
-	want := make([]byte, 0, solEchoKeys)
-	for i := range solEchoKeys {
-		key := byte('a' + i%26) // letters only: no client's escape character
-		want = append(want, key)
-		from := p.out.len()
-		t0 := time.Now()
-		if _, err := p.in.Write([]byte{key}); err != nil {
-			return nil, p.errorf("typing keystroke %d: %v", i, err)
-		}
-		last, ok := p.out.wait(5*time.Second, func(d []byte) bool { return len(d) > from })
-		if !ok {
-			return nil, p.errorf("keystroke %d (%q) not echoed within 5s", i, key)
-		}
-		if got := p.out.bytesFrom(from); got[0] != key {
-			return nil, p.errorf("keystroke %d: typed %q, console showed %q", i, key, got)
-		}
-		rtts = append(rtts, last.Sub(t0))
-	}
-	// Nothing extra may follow (a keystroke delivered twice).
-	p.out.quiet(200*time.Millisecond, 2*time.Second)
-	if got := p.out.bytesFrom(keysFrom); !bytes.Equal(got, want) {
-		return nil, p.errorf("console showed %q after typing %q", got, want)
-	}
-	return rtts, nil
+	return echoRTTs(p)
 }
 
 // BenchmarkIPMISimSOLSetup: from the client's process start until the
@@ -301,4 +247,70 @@ func solSetupOnce(b *testing.B, client string) (time.Duration, error) {
 		return 0, p.errorf("no console output within 30s")
 	}
 	return first.Sub(p.started), nil
+}
+
+// echoNode is a node that echoes whatever arrives on its serial port,
+// until the port closes.
+func echoNode(serial net.Conn) {
+	buf := make([]byte, 256)
+	for {
+		n, err := serial.Read(buf)
+		if n > 0 {
+			serial.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, werr := serial.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// echoRTTs types solEchoKeys keystrokes into the client p, one at a time,
+// and returns each one's time until it is echoed on p's output; every
+// key must come back once, in order.
+func echoRTTs(p *solProc) ([]time.Duration, error) {
+	// Throw-away keystrokes until one comes back: ipmi_sim may drop a new
+	// session's first input packet as a duplicate of the previous
+	// session's last one (interop quirk 9).
+	echoed := false
+	for try := 0; try < 10 && !echoed; try++ {
+		from := p.out.len()
+		if _, err := io.WriteString(p.in, "."); err != nil {
+			return nil, p.errorf("typing: %v", err)
+		}
+		_, echoed = p.out.wait(2*time.Second, func(d []byte) bool { return bytes.IndexByte(d[from:], '.') >= 0 })
+	}
+	if !echoed {
+		return nil, p.errorf("no typed character came back in 10 tries")
+	}
+	p.out.quiet(300*time.Millisecond, 10*time.Second)
+
+	keysFrom := p.out.len()
+	rtts := make([]time.Duration, 0, solEchoKeys)
+	want := make([]byte, 0, solEchoKeys)
+	for i := range solEchoKeys {
+		key := byte('a' + i%26) // letters only: no client's escape character
+		want = append(want, key)
+		from := p.out.len()
+		t0 := time.Now()
+		if _, err := p.in.Write([]byte{key}); err != nil {
+			return nil, p.errorf("typing keystroke %d: %v", i, err)
+		}
+		last, ok := p.out.wait(5*time.Second, func(d []byte) bool { return len(d) > from })
+		if !ok {
+			return nil, p.errorf("keystroke %d (%q) not echoed within 5s", i, key)
+		}
+		if got := p.out.bytesFrom(from); got[0] != key {
+			return nil, p.errorf("keystroke %d: typed %q, console showed %q", i, key, got)
+		}
+		rtts = append(rtts, last.Sub(t0))
+	}
+	// Nothing extra may follow (a keystroke delivered twice).
+	p.out.quiet(200*time.Millisecond, 2*time.Second)
+	if got := p.out.bytesFrom(keysFrom); !bytes.Equal(got, want) {
+		return nil, p.errorf("console showed %q after typing %q", got, want)
+	}
+	return rtts, nil
 }

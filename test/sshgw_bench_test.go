@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -61,21 +60,7 @@ func gatewayEchoOnce(b *testing.B) ([]time.Duration, error) {
 	sim, serial := startIPMISimSOL(b)
 	defer killBenchSim(sim)
 	defer serial.Close()
-	go func() { // the node: echo whatever arrives
-		buf := make([]byte, 256)
-		for {
-			n, err := serial.Read(buf)
-			if n > 0 {
-				serial.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				if _, werr := serial.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	go echoNode(serial)
 	g := startGateway(b, gwOptions{external: map[string]string{"node1": sim.Addr}, password: "secret", cipherSuite: 3})
 	defer g.stop()
 	cmd := exec.Command(needTool(b, "ssh"), g.sshArgs("alice", "-t", "node1@127.0.0.1")...)
@@ -84,43 +69,7 @@ func gatewayEchoOnce(b *testing.B) ([]time.Duration, error) {
 	if err := awaitConsole(p, serial, "\r\n@@ready@@\r\n"); err != nil {
 		return nil, err
 	}
-	echoed := false
-	for try := 0; try < 10 && !echoed; try++ {
-		from := p.out.len()
-		if _, err := io.WriteString(p.in, "."); err != nil {
-			return nil, p.errorf("typing: %v", err)
-		}
-		_, echoed = p.out.wait(2*time.Second, func(d []byte) bool { return bytes.IndexByte(d[from:], '.') >= 0 })
-	}
-	if !echoed {
-		return nil, p.errorf("no typed character came back in 10 tries")
-	}
-	p.out.quiet(300*time.Millisecond, 10*time.Second)
-	keysFrom := p.out.len()
-	rtts := make([]time.Duration, 0, solEchoKeys)
-	want := make([]byte, 0, solEchoKeys)
-	for i := range solEchoKeys {
-		key := byte('a' + i%26)
-		want = append(want, key)
-		from := p.out.len()
-		t0 := time.Now()
-		if _, err := p.in.Write([]byte{key}); err != nil {
-			return nil, p.errorf("typing keystroke %d: %v", i, err)
-		}
-		last, ok := p.out.wait(5*time.Second, func(d []byte) bool { return len(d) > from })
-		if !ok {
-			return nil, p.errorf("keystroke %d (%q) not echoed within 5s", i, key)
-		}
-		if got := p.out.bytesFrom(from); got[0] != key {
-			return nil, p.errorf("keystroke %d: typed %q, console showed %q", i, key, got)
-		}
-		rtts = append(rtts, last.Sub(t0))
-	}
-	p.out.quiet(200*time.Millisecond, 2*time.Second)
-	if got := p.out.bytesFrom(keysFrom); !bytes.Equal(got, want) {
-		return nil, p.errorf("console showed %q after typing %q", got, want)
-	}
-	return rtts, nil
+	return echoRTTs(p)
 }
 
 // TestBenchGatewayAttach: the time from starting ssh to the first
