@@ -258,7 +258,7 @@ func xsshLoop(ctx context.Context, gw *sshFleet, person int, console string, hol
 			buf := make([]byte, 4096)
 			for {
 				n, err := out.Read(buf)
-				if bytes.Contains(buf[:n], []byte("ABCDEFGHIJ")) {
+				if bytes.Contains(buf[:n], []byte(streamMark)) {
 					got.Store(1)
 				}
 				if err != nil {
@@ -269,6 +269,9 @@ func xsshLoop(ctx context.Context, gw *sshFleet, person int, console string, hol
 		select {
 		case <-ctx.Done():
 		case <-time.After(hold()):
+		}
+		for wait := time.Now(); got.Load() == 0 && time.Since(wait) < 15*time.Second; {
+			time.Sleep(50 * time.Millisecond) // as opensshLoop: some output first
 		}
 		if k%2 == 0 {
 			// The escape: Ctrl-E c . detaches; the gateway ends the
@@ -321,10 +324,16 @@ func opensshLoop(ctx context.Context, t *testing.T, gw *sshFleet, bin string, pe
 		case <-ctx.Done():
 		case <-time.After(hold()):
 		}
+		// A whole stream line, not only a part: on a loaded machine the
+		// replay can be all event lines and the hold end mid-line, so wait
+		// (bounded) until one has come before detaching.
+		for wait := time.Now(); !out.contains(streamMark) && time.Since(wait) < 15*time.Second; {
+			time.Sleep(50 * time.Millisecond)
+		}
 		in.Write([]byte{0x05, 'c', '.'})
 		select {
 		case err := <-done:
-			if err == nil && out.contains("ABCDEFGHIJ") {
+			if err == nil && out.contains(streamMark) {
 				c.opensshOK.Add(1)
 				c.detachEscape.Add(1)
 				c.withOutput.Add(1)
@@ -338,6 +347,9 @@ func opensshLoop(ctx context.Context, t *testing.T, gw *sshFleet, bin string, pe
 		}
 	}
 }
+
+// streamMark is part of every line the numbered streams print.
+const streamMark = "ABCDEFGHIJ"
 
 // lockedOut collects a process's output.
 type lockedOut struct {
