@@ -140,7 +140,7 @@ func (s *Store) End(console string) (Position, error) {
 	defer f.Close()
 	units, _ := c.units(f, fi.Size())
 	if n := len(units); n > 0 {
-		c.pos.Offset = units[n-1].text + units[n-1].size
+		c.pos.Offset = units[n-1].text + max0(units[n-1].size)
 	}
 	return c.pos, nil
 }
@@ -342,12 +342,16 @@ func (c *Cursor) readSegment(max int, n *int, fn func(Record, Position) bool) (r
 		text, errs := decodeChunk(f, path, chunk{Off: u.off, End: u.end, Size: max0(u.size)}, (*sp)[:0])
 		*sp = text[:0]
 		if len(errs) > 0 {
-			if u.size < 0 {
-				return readStop, errs[0] // cannot tell where the next one starts in the text
+			// Skip the damaged unit whole. A unit whose size is unknown
+			// (live frames do not record it) counts as empty text, as
+			// units does for every later unit's text offset, so the
+			// cursor goes on at the same offset, in the next frame; a
+			// cursor opened afresh at that position meets this unit
+			// again and reports it once more.
+			if end := u.text + max0(u.size); end > c.pos.Offset {
+				c.pos.Offset = end
 			}
-			// Skip the damaged unit whole.
-			c.pos.Offset = u.text + u.size
-			c.unitOff, c.unitText = u.end, c.pos.Offset
+			c.unitOff, c.unitText = u.end, u.text+max0(u.size)
 			return readStop, errs[0]
 		}
 		for off := 0; off < len(text); {
