@@ -50,6 +50,32 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteBusy is many consoles printing at once, as in a boot
+// storm: 242-byte packets of output (what a BMC sends at 115200 baud)
+// round-robin over 256 Writers whose pending records are flushed by the
+// interval timer, not by size. B/op and allocs/op are what buffering a
+// packet costs.
+func BenchmarkWriteBusy(b *testing.B) {
+	s, _ := Open(b.TempDir(), Options{FlushInterval: 20 * time.Millisecond})
+	defer s.Close()
+	ws := make([]*Writer, 256)
+	for i := range ws {
+		ws[i], _ = s.Writer(fmt.Sprintf("node%03d", i))
+	}
+	text := benchText(1<<20, 1)
+	b.SetBytes(242)
+	b.ReportAllocs()
+	i, k := 0, 0
+	for b.Loop() {
+		if i+242 > len(text) {
+			i = 0
+		}
+		ws[k%len(ws)].Write(text[i : i+242])
+		i += 242
+		k++
+	}
+}
+
 // BenchmarkWriterMemory reports the heap a Writer costs while it buffers
 // one line (before its first flush).
 func BenchmarkWriterMemory(b *testing.B) {

@@ -70,6 +70,10 @@ type Writer struct {
 	pendFirst int64 // earliest record time in pend, Unix ms
 	pendLast  int64 // latest
 	pendRecs  int
+	// lastPend is the size of the last flushed pend: a busy console's
+	// next pend starts with room for about that much instead of growing
+	// from a small buffer (and copying) every flush.
+	lastPend  int
 	firstPend time.Time // monotonic time the first pending byte arrived
 	line      []byte
 	lineTime  time.Time
@@ -245,9 +249,19 @@ func (w *Writer) noteTimeLocked(t time.Time) {
 	w.pendRecs++
 }
 
+// newPendLocked returns the buffer for the next pend: a small pooled one
+// for a quiet console, one sized after the last flush for a busy one.
+func (w *Writer) newPendLocked() []byte {
+	if w.lastPend <= smallBuf {
+		return getBuf()
+	}
+	n := min(w.lastPend+w.lastPend/4, w.s.opt.FrameBytes+maxLine+1024)
+	return make([]byte, 0, (n+4095)&^4095)
+}
+
 func (w *Writer) appendOutputLocked(t time.Time, raw []byte) {
 	if w.pend == nil {
-		w.pend = getBuf()
+		w.pend = w.newPendLocked()
 	}
 	w.pend = appendOutputRecord(w.pend, t, raw)
 	w.pendRaw += len(raw)
@@ -256,7 +270,7 @@ func (w *Writer) appendOutputLocked(t time.Time, raw []byte) {
 
 func (w *Writer) appendEventLocked(t time.Time, kind EventKind, text string) {
 	if w.pend == nil {
-		w.pend = getBuf()
+		w.pend = w.newPendLocked()
 	}
 	w.pend = appendEventRecord(w.pend, t, kind, text)
 	w.noteTimeLocked(t)
@@ -482,6 +496,7 @@ func (w *Writer) flushIO(final bool) error {
 	text, raw := w.pend, w.pendRaw
 	first, last, recs := w.pendFirst, w.pendLast, w.pendRecs
 	w.pend, w.pendRaw, w.pendRecs = nil, 0, 0
+	w.lastPend = len(text)
 	rotate := w.rotate
 	w.rotate = false
 	if final && w.overflow.bytes > 0 {
