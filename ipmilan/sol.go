@@ -47,6 +47,18 @@ type SOLOptions struct {
 	// IgnoreAltPort keeps using the session's port when the BMC names
 	// another one for SOL (as QuirkSOLPort).
 	IgnoreAltPort bool
+	// AckPace paces acknowledgements while the console prints and nobody
+	// types: the ACK of a packet that comes less than AckPace after the
+	// last one waits until AckPace has passed (default 20 ms, at most
+	// 100 ms; negative: every packet is acknowledged at once). A BMC sends
+	// its next packet only after that ACK, so a busy console arrives in
+	// fewer, fuller packets (at 115200 baud about 230 characters each
+	// instead of however few came since the last ACK), and each packet
+	// costs both sides a datagram each way. The characters are never held
+	// back: they are readable as soon as their packet arrives. For a
+	// second after typed input every packet is acknowledged at once, so
+	// echo is not slowed.
+	AckPace time.Duration
 }
 
 // SOL is an active Serial-over-LAN console. Read returns the console's
@@ -122,6 +134,12 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	var resp wire.ActivatePayloadResponse
 	eng := newSOLEngine(func(p []byte) error { return s.sendPayload(wire.PayloadSOL, p) }, 32, o.BufferSize, o.RetryInterval, o.Retries)
 	eng.bumpSeq = q.Has(QuirkSOLPacketSeq)
+	switch {
+	case o.AckPace > 0:
+		eng.ackPace = min(o.AckPace, solMaxAckPace)
+	case o.AckPace == 0:
+		eng.ackPace = solDefaultAckPace
+	}
 	eng.onPanic = s.fail // an engine that panicked leaves a session in an unknown state
 	if testHookSOLEngine != nil {
 		testHookSOLEngine(eng)

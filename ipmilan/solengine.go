@@ -103,6 +103,15 @@ const (
 	// throws its buffer away and may never read its serial port again);
 	// a BMC that retransmits sooner is answered at its first resend.
 	solPauseHold = 500 * time.Millisecond
+	// solDefaultAckPace is the default SOLOptions.AckPace. At 115200
+	// baud a BMC gathers about 230 characters in 20 ms, within one
+	// packet's 255; BMCs retransmit after 50 ms or more (ipmi_sim about
+	// 1.25 s, OpenBMC 100 ms), and one that resends sooner is answered at
+	// once (its copy counts as a lost ACK).
+	solDefaultAckPace = 20 * time.Millisecond
+	// solInteractive: for this long after typed input went out, every
+	// packet is acknowledged at once, so echo is never slowed.
+	solInteractive = time.Second
 )
 
 // solEngine is the SOL protocol state machine of one console: in-order,
@@ -156,6 +165,11 @@ const (
 //     that number delivered is a late copy (reordered or duplicated on
 //     the way) and is dropped; any other jump is a gap: the BMC gave up
 //     on packets (SOLGap), and the new packet is taken.
+//   - Pacing (SOLOptions.AckPace): an accepted packet that comes sooner
+//     than the pace after our last ACK, while nobody types, is answered
+//     only when the pace has passed; its characters are readable at
+//     once. A copy of it that comes meanwhile is a lost ACK (above) and
+//     is answered at once.
 //
 // So no character is lost or delivered twice under any loss or
 // duplication, provided no packet takes longer than the BMC's
@@ -164,7 +178,8 @@ const (
 //
 // Goroutines: a received packet is handled on the goroutine that calls
 // deliver (the session's reader), acknowledgement included, so console
-// output costs no hand-off to another goroutine; run, the engine's own
+// output costs no hand-off to another goroutine (a paced acknowledgement
+// goes out from the ackPacer's goroutine, which serves all engines); run, the engine's own
 // goroutine, wakes only for typed input, breaks, a reader that made room
 // for a held packet, the hold and retransmission timers, and the end. mu
 // serialises the two over the protocol state.
@@ -218,6 +233,21 @@ type solEngine struct {
 	delivered [16]deliveredPacket // per SOL sequence number: what its latest packet delivered
 	holdTimer *time.Timer
 	holdArmed bool // holdTimer is set (stopping it per packet would cost a runtime lock)
+	// Acknowledgement pacing (ackPace > 0): while output streams and
+	// nobody types, the ACKs of accepted packets go out at most once per
+	// ackPace; one due sooner waits (ackSeq, ackN) until ackDue, when
+	// pacer sends it. A BMC sends its next packet only after our ACK, so
+	// it gathers more characters per packet: fewer, fuller packets for
+	// the same output, and each packet costs both sides a datagram each
+	// way.
+	ackPace    time.Duration
+	pacer      *ackPacer
+	lastAck    time.Time // when the last ACK of accepted characters went out
+	lastInput  time.Time // when typed input last went out
+	ackWaiting bool      // an ACK waits for pacer
+	ackSeq     uint8
+	ackN       int
+	ackDue     time.Time
 
 	st        solCounters
 	evMu      sync.Mutex
@@ -277,6 +307,7 @@ func newSOLEngine(send func([]byte) error, maxIn int, outMax int, retryInterval 
 		outSeq:    randByte() % 15,
 		timer:     time.NewTimer(time.Hour),
 		holdTimer: time.NewTimer(time.Hour),
+		pacer:     defaultAckPacer,
 	}
 	e.timer.Stop()
 	e.holdTimer.Stop()
@@ -419,6 +450,12 @@ func (e *solEngine) startNext() {
 	}
 	e.inMu.Unlock()
 	if e.inFlight != nil {
+		if e.ackWaiting {
+			e.ack(e.ackSeq, e.ackN) // someone types: no more waiting
+		}
+		if e.ackPace > 0 {
+			e.lastInput = time.Now()
+		}
 		e.transmit(e.inFlight)
 	}
 }
@@ -672,13 +709,115 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
 		n = len(data)
 	}
 	e.delivered[seq] = remember(data[:n])
+	if n > 0 && e.ackPace > 0 {
+		now := time.Now()
+		if wait := e.ackPace - now.Sub(e.lastAck); wait > 0 && now.Sub(e.lastInput) >= solInteractive {
+			// The characters are in the read buffer already; only the
+			// BMC's next packet waits.
+			e.ackWaiting, e.ackSeq, e.ackN, e.ackDue = true, seq, n, now.Add(wait)
+			e.pacer.add(e, e.ackDue)
+			return
+		}
+	}
 	e.ack(seq, n)
 }
 
+// ack answers BMC packet seq: n of its characters accepted. Any ACK
+// sends replaces one still waiting for its pace: the BMC heeds only the
+// answer to the packet it sends now.
 func (e *solEngine) ack(seq uint8, n int) {
+	e.ackWaiting = false // the pacer's entry, if any, finds nothing to send
+	if n > 0 && e.ackPace > 0 {
+		e.lastAck = time.Now()
+	}
 	ack := wire.SOLPacket{AckSeq: seq, Accepted: uint8(n)}
 	if err := e.send(ack.Append(e.ackBuf[:0])); err == nil {
 		e.st.packetsOut.Add(1)
+	}
+}
+
+// sendPacedAck is the pacer's call for e at now: the waiting ACK goes out
+// if it is due. An entry made for an ACK that went out meanwhile (input
+// came, a copy was answered) finds none waiting, or one waiting for a
+// later time, which has its own entry.
+func (e *solEngine) sendPacedAck(now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.finished && e.ackWaiting && !now.Before(e.ackDue) {
+		e.ack(e.ackSeq, e.ackN)
+	}
+}
+
+// ackPacer sends the paced ACKs of all engines: a timing wheel of
+// millisecond slots, turned by one goroutine that runs only while some
+// ACK waits. One wake-up per millisecond serves every console then,
+// instead of a timer and a goroutine wake-up per ACK.
+type ackPacer struct {
+	mu      sync.Mutex
+	epoch   time.Time // slot k covers epoch+k ms
+	slots   [ackWheelSlots][]*solEngine
+	next    int64 // the next slot to turn
+	waiting int   // entries in slots
+	running bool
+}
+
+// ackWheelSlots bounds the pace: an ACK waits less than this many
+// milliseconds (SOLOptions.AckPace is capped below it).
+const ackWheelSlots = 128
+
+const solMaxAckPace = 100 * time.Millisecond
+
+var defaultAckPacer = newAckPacer()
+
+func newAckPacer() *ackPacer { return &ackPacer{epoch: time.Now()} }
+
+// add asks for e.sendPacedAck at due (to the millisecond, never early).
+// e.mu is held.
+func (p *ackPacer) add(e *solEngine, due time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		// Slots restart from now: the wheel was empty.
+		p.epoch, p.next = time.Now(), 0
+	}
+	k := int64((due.Sub(p.epoch) + time.Millisecond - 1) / time.Millisecond)
+	k = max(k, p.next)
+	p.slots[k%ackWheelSlots] = append(p.slots[k%ackWheelSlots], e)
+	p.waiting++
+	if !p.running {
+		p.running = true
+		go p.run()
+	}
+}
+
+func (p *ackPacer) run() {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	var batch []*solEngine
+	for range t.C {
+		p.mu.Lock()
+		now := time.Now()
+		upTo := int64(now.Sub(p.epoch) / time.Millisecond)
+		for ; p.next <= upTo; p.next++ {
+			slot := &p.slots[p.next%ackWheelSlots]
+			batch = append(batch, *slot...)
+			clear(*slot)
+			*slot = (*slot)[:0]
+		}
+		p.waiting -= len(batch)
+		if p.waiting == 0 {
+			p.running = false
+		}
+		running := p.running
+		p.mu.Unlock()
+		for i, e := range batch {
+			e.sendPacedAck(now)
+			batch[i] = nil
+		}
+		batch = batch[:0]
+		if !running {
+			return
+		}
 	}
 }
 

@@ -686,3 +686,63 @@ func TestSOLBreakQueueBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestSOLEngineAckPaceRules: with pacing, the first packet after a quiet
+// spell is answered at once; one that comes sooner than the pace after
+// the last ACK is readable at once but answered only when the pace has
+// passed; a copy of a packet whose answer waits is answered at once (its
+// BMC resends sooner than our pace), and the waiting entry left behind
+// sends nothing early for the packet after it.
+func TestSOLEngineAckPaceRules(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newEngHarness(t, 0)
+		p := newAckPacer()
+		h.eng.mu.Lock()
+		h.eng.ackPace, h.eng.pacer = 20*time.Millisecond, p
+		h.eng.mu.Unlock()
+		t.Cleanup(func() { waitPacerIdle(p) })
+		want := func(when string, seqs ...uint8) {
+			t.Helper()
+			got := h.acks()
+			var gs []uint8
+			for _, a := range got {
+				gs = append(gs, a.AckSeq)
+			}
+			if !bytes.Equal(gs, seqs) {
+				t.Fatalf("%s: ACKs of %v, want %v", when, gs, seqs)
+			}
+		}
+		h.bmc(1, []byte("a"))
+		want("first packet", 1)
+		time.Sleep(5 * time.Millisecond)
+		h.bmc(2, []byte("bb"))
+		if got := string(h.buffered()); got != "abb" {
+			t.Fatalf("buffered %q while the ACK waits, want %q", got, "abb")
+		}
+		want("5 ms later")
+		time.Sleep(14 * time.Millisecond)
+		synctest.Wait()
+		want("19 ms after the last ACK")
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		want("21 ms after the last ACK", 2)
+
+		time.Sleep(4 * time.Millisecond)
+		h.bmc(3, []byte("c"))
+		want("packet 3, soon after")
+		time.Sleep(time.Millisecond)
+		h.bmc(3, []byte("c")) // the BMC resends before our pace
+		want("a copy of packet 3", 3)
+		time.Sleep(time.Millisecond)
+		h.bmc(4, []byte("d"))
+		time.Sleep(17 * time.Millisecond) // past packet 3's entry, before packet 4's due
+		synctest.Wait()
+		want("packet 4, 17 ms after the copy was answered")
+		time.Sleep(4 * time.Millisecond)
+		synctest.Wait()
+		want("packet 4, 21 ms after", 4)
+		if got := string(h.buffered()); got != "abbcd" {
+			t.Fatalf("buffered %q, want %q", got, "abbcd")
+		}
+	})
+}

@@ -202,11 +202,17 @@ type solRig struct {
 }
 
 func newSOLRig(seed uint64, loss, dup, reorder float64, outMax int) *solRig {
+	return newSOLRigPaced(seed, loss, dup, reorder, outMax, 0)
+}
+
+// newSOLRigPaced is newSOLRig with acknowledgement pacing (0: none).
+func newSOLRigPaced(seed uint64, loss, dup, reorder float64, outMax int, pace time.Duration) *solRig {
 	r := &solRig{lost: make(chan struct{}), engDone: make(chan struct{})}
 	r.toCon = &link{rnd: rand.New(rand.NewPCG(seed, 1)), loss: loss, dup: dup, reorder: reorder}
 	r.toBMC = &link{rnd: rand.New(rand.NewPCG(seed, 2)), loss: loss, dup: dup, reorder: reorder}
 	r.bmc = newFakeBMC(r.toCon)
 	r.eng = newSOLEngine(func(p []byte) error { r.toBMC.send(p); return nil }, 200, outMax, 500*time.Millisecond, 16)
+	r.eng.ackPace, r.eng.pacer = pace, newAckPacer() // a pacer of this bubble
 	r.toCon.deliver = r.eng.deliver
 	r.toBMC.deliver = r.bmc.fromConsole
 	go r.bmc.run()
@@ -220,11 +226,26 @@ func newSOLRig(seed uint64, loss, dup, reorder float64, outMax int) *solRig {
 func (r *solRig) close() {
 	r.shutdown.Do(func() {
 		r.eng.close()
+		waitPacerIdle(r.eng.pacer)
 		close(r.bmc.stop)
 		<-r.bmc.done
 		r.toBMC.close()
 		r.toCon.close()
 	})
+}
+
+// waitPacerIdle waits until p's goroutine has stopped: the entries of
+// closed engines drain within a pace.
+func waitPacerIdle(p *ackPacer) {
+	for {
+		p.mu.Lock()
+		running := p.running
+		p.mu.Unlock()
+		if !running {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func numbered(lines int) []byte {
@@ -240,14 +261,17 @@ func TestSOLEngineLossyLink(t *testing.T) {
 		name               string
 		loss, dup, reorder float64
 		outMax             int
+		pace               time.Duration
 	}{
-		{"clean", 0, 0, 0, 0},
-		{"10% loss, dup, reorder", 0.10, 0.05, 0.05, 0},
-		{"lossy and slow reader", 0.10, 0.05, 0.05, 700},
+		{"clean", 0, 0, 0, 0, 0},
+		{"10% loss, dup, reorder", 0.10, 0.05, 0.05, 0, 0},
+		{"lossy and slow reader", 0.10, 0.05, 0.05, 700, 0},
+		{"lossy, paced ACKs", 0.10, 0.05, 0.05, 0, solDefaultAckPace},
+		{"lossy, slow reader, paced ACKs", 0.10, 0.05, 0.05, 700, solDefaultAckPace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				r := newSOLRig(42, tc.loss, tc.dup, tc.reorder, tc.outMax)
+				r := newSOLRigPaced(42, tc.loss, tc.dup, tc.reorder, tc.outMax, tc.pace)
 				defer r.close()
 				want := numbered(3000) // ~150 kB
 				r.bmc.emit(want)
@@ -420,4 +444,62 @@ func hasEvent(evs []SOLEvent, k SOLEventKind) bool {
 		}
 	}
 	return false
+}
+
+// TestSOLEngineAckPace: a console printing steadily (115 characters every
+// 10 ms, about 115200 baud) while nobody types arrives in about half the
+// packets when ACKs are paced at 20 ms (the fake BMC, like a real one,
+// sends what gathered meanwhile in its next packet), every byte in order
+// and readable at once; while someone types, every packet is answered at
+// once (as many packets as without pacing).
+func TestSOLEngineAckPace(t *testing.T) {
+	run := func(t *testing.T, pace time.Duration, typing bool) (packets int) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newSOLRigPaced(9, 0, 0, 0, 0, pace)
+			defer r.close()
+			var want []byte
+			chunk := numbered(3)[:115]
+			emitted := make(chan struct{})
+			defer func() { <-emitted }()
+			go func() {
+				defer close(emitted)
+				for i := range 200 {
+					r.bmc.emit(chunk)
+					if typing && i%10 == 0 {
+						r.eng.Write([]byte("k"))
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+			for range 200 {
+				want = append(want, chunk...)
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(r.eng, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("output differs at byte %d", firstDiff(got, want))
+			}
+			// Nothing waits in the engine: the last bytes were readable
+			// as soon as their packet came, not a pace later.
+			r.toCon.mu.Lock()
+			packets = r.toCon.sent
+			r.toCon.mu.Unlock()
+			if st := r.eng.stats(); st.Gaps != 0 || st.Duplicates != 0 {
+				t.Errorf("paced %v: %+v", pace, st)
+			}
+		})
+		return packets
+	}
+	plain := run(t, 0, false)
+	paced := run(t, solDefaultAckPace, false)
+	typed := run(t, solDefaultAckPace, true)
+	t.Logf("BMC packets for 23 kB: %d unpaced, %d paced, %d paced while typing", plain, paced, typed)
+	if paced > plain*6/10 {
+		t.Errorf("paced ACKs: %d BMC packets, unpaced %d: want at most 60%%", paced, plain)
+	}
+	if typed < plain*9/10 {
+		t.Errorf("while typing: %d BMC packets, unpaced %d: pacing slowed an interactive console", typed, plain)
+	}
 }
