@@ -134,6 +134,13 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	var resp wire.ActivatePayloadResponse
 	eng := newSOLEngine(func(p []byte) error { return s.sendPayload(wire.PayloadSOL, p) }, 32, o.BufferSize, o.RetryInterval, o.Retries)
 	eng.bumpSeq = q.Has(QuirkSOLPacketSeq)
+	if s.cfg.packetConn != nil {
+		// A session on an injected network (tests, often in a synctest
+		// bubble) gets a pacer of its own, which ends with it.
+		p := newAckPacer()
+		p.stopped = s.done
+		eng.pacer = p
+	}
 	switch {
 	case o.AckPace > 0:
 		eng.ackPace = min(o.AckPace, solMaxAckPace)
@@ -197,6 +204,7 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	}
 	eng.mu.Lock() // deliver may be running
 	eng.maxIn = solChars(resp.InboundSize, q.Has(QuirkSOLPayloadSize))
+	eng.paceMax = paceMax(resp.OutboundSz)
 	eng.mu.Unlock()
 	c := &SOL{s: s, eng: eng, inst: o.Instance, powerEvery: o.PowerEvery, power: -1}
 	activated = true
@@ -218,6 +226,17 @@ func solChars(inbound uint16, ignore bool) int {
 		return 32
 	}
 	return int(inbound) - wire.SOLHeaderLen
+}
+
+// paceMax is how many characters the BMC says it sends per packet (its
+// outbound payload size less the SOL header, at most 255), for the ACK
+// pacing; a size that makes no sense turns pacing off (0): a BMC that
+// sends less per packet than we think would be slowed.
+func paceMax(outbound uint16) int {
+	if outbound <= wire.SOLHeaderLen || outbound > 0x1000 {
+		return 0
+	}
+	return min(int(outbound)-wire.SOLHeaderLen, solMaxChars)
 }
 
 // samePort reports whether port is the session's own (or 623 byte-swapped,

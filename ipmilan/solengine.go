@@ -112,6 +112,11 @@ const (
 	// solInteractive: for this long after typed input went out, every
 	// packet is acknowledged at once, so echo is never slowed.
 	solInteractive = time.Second
+	// solCeilingRun: this many packets in a row, each answered after a
+	// wait and each of the session's largest size, suggest a BMC that
+	// sends no more per packet (see solEngine.paceMax).
+	solCeilingRun    = 4
+	solCeilingRunMax = 256
 )
 
 // solEngine is the SOL protocol state machine of one console: in-order,
@@ -167,9 +172,10 @@ const (
 //     on packets (SOLGap), and the new packet is taken.
 //   - Pacing (SOLOptions.AckPace): an accepted packet that comes sooner
 //     than the pace after our last ACK, while nobody types, is answered
-//     only when the pace has passed; its characters are readable at
-//     once. A copy of it that comes meanwhile is a lost ACK (above) and
-//     is answered at once.
+//     only when the pace has passed, unless it is full (paceMax: its
+//     BMC had more waiting, so waiting would only slow it); its
+//     characters are readable at once. A copy of it that comes meanwhile
+//     is a lost ACK (above) and is answered at once.
 //
 // So no character is lost or delivered twice under any loss or
 // duplication, provided no packet takes longer than the BMC's
@@ -240,8 +246,24 @@ type solEngine struct {
 	// it gathers more characters per packet: fewer, fuller packets for
 	// the same output, and each packet costs both sides a datagram each
 	// way.
-	ackPace    time.Duration
-	pacer      *ackPacer
+	ackPace time.Duration
+	pacer   *ackPacer
+	// paceMax is the most characters the BMC sends per packet; 0 turns
+	// pacing off. A full packet (within 1/32 of it) is answered at once:
+	// its BMC had more waiting, and waiting would only slow it.
+	// ActivateSOL sets it from the BMC's outbound payload size. A BMC
+	// that sends less per packet than it says shows it by sending packets
+	// of one size, its largest, again and again however long it waited
+	// (ceilRun counts them); one such packet is then answered at once
+	// (probing), and if the next is of that size again the BMC had a
+	// backlog: paceMax comes down to it, so pacing never limits its
+	// throughput. An overrun report turns pacing off for the session.
+	paceMax    int
+	pacedLen   int // size of the last packet whose answer waited; 0: it did not
+	maxSeen    int // the largest packet this session
+	ceilRun    int
+	ceilNeed   int // ceilRun that starts a probe: solCeilingRun, doubled after each probe that found none
+	probing    bool
 	lastAck    time.Time // when the last ACK of accepted characters went out
 	lastInput  time.Time // when typed input last went out
 	ackWaiting bool      // an ACK waits for pacer
@@ -308,6 +330,7 @@ func newSOLEngine(send func([]byte) error, maxIn int, outMax int, retryInterval 
 		timer:     time.NewTimer(time.Hour),
 		holdTimer: time.NewTimer(time.Hour),
 		pacer:     defaultAckPacer,
+		paceMax:   solMaxChars,
 	}
 	e.timer.Stop()
 	e.holdTimer.Stop()
@@ -568,6 +591,7 @@ func (e *solEngine) handle(p wire.SOLPacket) {
 // status reports the status bits of a BMC packet seen for the first time.
 func (e *solEngine) status(op uint8) {
 	if op&wire.SOLStatusOverrun != 0 {
+		e.paceMax = 0 // its buffer overflowed: answer every packet at once from now on
 		e.st.overruns.Add(1)
 		e.emit(SOLEvent{Kind: SOLOverrun, Detail: "BMC dropped characters (transmit overrun)"})
 	}
@@ -711,10 +735,34 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
 	e.delivered[seq] = remember(data[:n])
 	if n > 0 && e.ackPace > 0 {
 		now := time.Now()
-		if wait := e.ackPace - now.Sub(e.lastAck); wait > 0 && now.Sub(e.lastInput) >= solInteractive {
+		since := now.Sub(e.lastAck)
+		if since >= solInteractive {
+			e.maxSeen, e.ceilRun, e.ceilNeed = 0, 0, 0 // a quiet spell: learn afresh
+		}
+		e.maxSeen = max(e.maxSeen, n)
+		switch {
+		case e.probing:
+			// The last one was answered at once to see what follows.
+			e.probing, e.ceilRun = false, 0
+			if n == e.maxSeen {
+				e.paceMax = n // a backlog at that size: its ceiling
+			} else {
+				e.ceilNeed = min(max(e.ceilNeed, solCeilingRun)*2, solCeilingRunMax) // a steady rate, not a ceiling
+			}
+		case e.pacedLen > 0 && n == e.pacedLen && n == e.maxSeen:
+			e.ceilRun++
+		case e.pacedLen > 0:
+			e.ceilRun = 0
+		}
+		e.pacedLen = 0
+		full := n >= e.paceMax-e.paceMax/32
+		if e.ceilRun >= max(e.ceilNeed, solCeilingRun) && !full {
+			e.probing, e.ceilRun = true, 0
+		} else if wait := e.ackPace - since; wait > 0 && !full && now.Sub(e.lastInput) >= solInteractive {
 			// The characters are in the read buffer already; only the
 			// BMC's next packet waits.
 			e.ackWaiting, e.ackSeq, e.ackN, e.ackDue = true, seq, n, now.Add(wait)
+			e.pacedLen = n
 			e.pacer.add(e, e.ackDue)
 			return
 		}
@@ -759,6 +807,7 @@ type ackPacer struct {
 	next    int64 // the next slot to turn
 	waiting int   // entries in slots
 	running bool
+	stopped chan struct{} // nil for the shared pacer; closed: run ends
 }
 
 // ackWheelSlots bounds the pace: an ACK waits less than this many
@@ -794,7 +843,15 @@ func (p *ackPacer) run() {
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
 	var batch []*solEngine
-	for range t.C {
+	for {
+		select {
+		case <-t.C:
+		case <-p.stopped:
+			p.mu.Lock()
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
 		p.mu.Lock()
 		now := time.Now()
 		upTo := int64(now.Sub(p.epoch) / time.Millisecond)
