@@ -84,3 +84,49 @@ func TestDamagedLiveFrameSendsOneGap(t *testing.T) {
 		t.Errorf("stats %+v, want one skip", st)
 	}
 }
+
+// TestDamageAfterSavedPositionDoesNotHoldConsole: a shipper restarted at
+// a saved position where a damaged live frame starts reports it (one gap
+// event) and ships the console's next frame at once, not at the next
+// periodic look at every console (30 s) when nothing else is written.
+func TestDamageAfterSavedPositionDoesNotHoldConsole(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	w := mustWriter(t, store, "n1")
+	fmt.Fprintf(w, "the first line\r\n")
+	w.Flush()
+	pc := udpReceiver(t)
+	target := syslog.Target{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true}
+	stateDir := t.TempDir()
+	sh := startShipper(t, store, stateDir, target)
+	buf := make([]byte, 64<<10)
+	wait := func(want string) (gaps int) {
+		t.Helper()
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("waiting for %q: %v (%d gap events)", want, err, gaps)
+			}
+			switch msg := string(buf[:n]); {
+			case strings.Contains(msg, want):
+				return gaps
+			case strings.Contains(msg, "syslog shipper:"):
+				gaps++
+			}
+		}
+	}
+	wait("the first line")
+	if err := sh.Close(); err != nil { // saves the position after the first line
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "the damaged line\r\n")
+	w.Flush()
+	fmt.Fprintf(w, "the line after it\r\n")
+	w.Flush()
+	damageLine(t, dir, "n1", "the damaged line")
+	startShipper(t, store, stateDir, target)
+	if gaps := wait("the line after it"); gaps != 1 {
+		t.Errorf("%d gap events before the line after the damaged frame, want 1", gaps)
+	}
+}
