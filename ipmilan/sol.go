@@ -204,7 +204,7 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	}
 	eng.mu.Lock() // deliver may be running
 	eng.maxIn = solChars(resp.InboundSize, q.Has(QuirkSOLPayloadSize))
-	eng.paceMax = paceMax(resp.OutboundSz)
+	eng.paceMax = min(eng.paceMax, paceMax(resp.OutboundSz)) // 0 already if an overrun came first
 	eng.mu.Unlock()
 	c := &SOL{s: s, eng: eng, inst: o.Instance, powerEvery: o.PowerEvery, power: -1}
 	activated = true
