@@ -153,12 +153,19 @@ type ctlServer struct {
 	d    *daemon
 	log  *slog.Logger
 	path string
-	l    *net.UnixListener
+	l    ctlListener
 
 	stopping chan struct{} // closed by Stop: pending daemon calls give up
 	wg       sync.WaitGroup
 	mu       sync.Mutex // guards conns
 	conns    map[net.Conn]struct{}
+}
+
+// ctlListener is the part of *net.UnixListener the server uses (tests
+// make its Accept fail).
+type ctlListener interface {
+	AcceptUnix() (*net.UnixConn, error)
+	Close() error
 }
 
 func (s *ctlServer) Name() string { return "ctl" }
@@ -215,14 +222,26 @@ func (s *ctlServer) Stop(ctx context.Context) error {
 func (s *ctlServer) accept() {
 	defer s.wg.Done()
 	sem := make(chan struct{}, ctlMaxConns)
+	var pause time.Duration
 	for {
 		c, err := s.l.AcceptUnix()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error("serve: control socket", "err", err)
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors (EMFILE, ENFILE) or another failure
+			// that passes: the socket works again once it has (as
+			// net/http's Serve does), until Stop.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.log.Error("serve: control socket: accept; trying again", "err", err, "in", pause)
+			select {
+			case <-s.stopping:
+				return
+			case <-time.After(pause):
+			}
+			continue
 		}
+		pause = 0
 		select {
 		case sem <- struct{}{}:
 		default:
