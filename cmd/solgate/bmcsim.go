@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -155,10 +154,7 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&f.verbose, "v", false, "log rejected logins and session events to stderr")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("bmcsim: unexpected argument %q (see --help)", pos[0])}

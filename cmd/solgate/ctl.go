@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -65,10 +64,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long (a reload of many consoles takes a while)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) == 0 {
 		fs.Usage()

@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/big"
@@ -106,10 +105,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&f.chatter, "chatter", 20*time.Second, "each node prints a kernel message about this often (0: never)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("demo: unexpected argument %q (see solgate demo --help)", pos[0])}
