@@ -458,14 +458,20 @@ func writeBMCList(file string, names, addrs []string, stdout io.Writer) error {
 		_, err := io.WriteString(stdout, b.String())
 		return err
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o640); err != nil {
-		return fmt.Errorf("bmcsim: hosts file: %w", err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
+	if err := writeFileAtomic(file, []byte(b.String()), 0o640); err != nil {
 		return fmt.Errorf("bmcsim: hosts file: %w", err)
 	}
 	return nil
+}
+
+// writeFileAtomic writes data to path.tmp with mode perm and renames it
+// to path, so that a reader sees the old file or the whole new one.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

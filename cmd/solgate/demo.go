@@ -266,18 +266,10 @@ func (dm *demo) prepareDir() error {
 	b := make([]byte, 10)
 	rand.Read(b)
 	dm.password = strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:16]
-	if err := writeFile0600(filepath.Join(dm.dir, "bmc.pass"), []byte(dm.password+"\n")); err != nil {
+	if err := writeFileAtomic(filepath.Join(dm.dir, "bmc.pass"), []byte(dm.password+"\n"), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	return nil
-}
-
-func writeFile0600(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // demoBMCUser is the simulated BMCs' administrator.
@@ -353,7 +345,7 @@ func (dm *demo) gatherKeys() error {
 		return fmt.Errorf("demo: key: %w", err)
 	}
 	dm.keyPath = filepath.Join(dm.dir, "demo_key")
-	if err := writeFile0600(dm.keyPath, pem.EncodeToMemory(blk)); err != nil {
+	if err := writeFileAtomic(dm.keyPath, pem.EncodeToMemory(blk), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	if dm.signer, err = ssh.NewSignerFromKey(priv); err != nil {
@@ -458,7 +450,7 @@ read = ["@all"]
 write = ["@all"]
 power = ["@all"]
 `)
-	if err := writeFile0600(dm.cfgPath, []byte(b.String())); err != nil {
+	if err := writeFileAtomic(dm.cfgPath, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	return nil
