@@ -345,7 +345,7 @@ func printCtl(w io.Writer, cmd string, rep ctlReply) {
 		fmt.Fprintf(w, "configuration applied (fingerprint %s)\n", r.Fingerprint)
 		list := func(what string, names []string) {
 			if len(names) > 0 {
-				fmt.Fprintf(w, "  %s: %d (%s)\n", what, len(names), compressNames(names))
+				fmt.Fprintf(w, "  %s: %d (%s)\n", what, len(names), hostlist.Compress(names))
 			}
 		}
 		list("consoles started", r.Started)
@@ -395,5 +395,3 @@ func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
 }
-
-func compressNames(names []string) string { return hostlist.Compress(names) }

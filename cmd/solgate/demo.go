@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/solgate/solgate/conserver"
+	"github.com/solgate/solgate/conserver/hostlist"
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 )
 
@@ -437,7 +438,7 @@ bmc = %s
 name = %s
 keys = [
 `, dm.cfgPath, q(dm.listen), q(dm.metrics), q(filepath.Join(dm.dir, "log")), q(filepath.Join(dm.dir, "state")),
-		demoBMCUser, q(compressNames(dm.names)), q(strings.Join(dm.fleet.Addrs(), ",")), q(demoUser()))
+		demoBMCUser, q(hostlist.Compress(dm.names)), q(strings.Join(dm.fleet.Addrs(), ",")), q(demoUser()))
 	for _, l := range dm.keys.lines {
 		fmt.Fprintf(&b, "  %s,\n", q(l))
 	}
@@ -533,7 +534,7 @@ func (dm *demo) printHelp(took time.Duration) {
 	ssh := func(console string) string { return fmt.Sprintf(dm.sshArgs(withKey), console) }
 	bmcHost, bmcPort, _ := net.SplitHostPort(dm.fleet.Addr(min(1, len(dm.names)-1)))
 	fmt.Fprintf(w, "solgate demo: %d simulated nodes (%s) and the console server, up in %v. Ctrl-C stops it all.\n\n",
-		len(dm.names), compressNames(dm.names), took.Round(time.Millisecond))
+		len(dm.names), hostlist.Compress(dm.names), took.Round(time.Millisecond))
 	fmt.Fprintf(w, "  files     %s (solgate.toml: edit it live; log/: console logs; solgate.log: the daemon)\n", dm.dir)
 	fmt.Fprintf(w, "  ssh       %s, ", dm.listen)
 	switch {
@@ -552,7 +553,7 @@ func (dm *demo) printHelp(took time.Duration) {
 	fmt.Fprintf(w, "                              ! c  power cycle (answer y): watch it boot again\n")
 	fmt.Fprintf(w, "  %s\n      every console you may use, with its state\n", fmt.Sprintf(dm.sshArgs(withKey), "list"))
 	fmt.Fprintf(w, "  %s power status          (also: power cycle, tail -n 20, who, info)\n", ssh(second))
-	fmt.Fprintf(w, "  %s grep -c %s 'Hostname set|Hardware Error|soft lockup' '%s'\n", dm.self, dm.cfgPath, compressNames(dm.names))
+	fmt.Fprintf(w, "  %s grep -c %s 'Hostname set|Hardware Error|soft lockup' '%s'\n", dm.self, dm.cfgPath, hostlist.Compress(dm.names))
 	fmt.Fprintf(w, "  %s log -c %s %s --list-boots\n", dm.self, dm.cfgPath, first)
 	fmt.Fprintf(w, "  %s ctl -c %s status\n", dm.self, dm.cfgPath)
 	fmt.Fprintf(w, "  %s bmc doctor -c %s %s\n", dm.self, dm.cfgPath, last)
