@@ -278,6 +278,12 @@ func TestCtl(t *testing.T) {
 	if err := json.Unmarshal([]byte(jout), &failed); code != 1 || err != nil || len(failed.Errors) < 2 {
 		t.Errorf("ctl --json reload of a broken file: exit %d, %v, want at least two errors: %s", code, err, jout)
 	}
+	// Each ctl reload is refused once: the watcher is not made to read the
+	// same broken files again (a second refusal logged and counted).
+	time.Sleep(500 * time.Millisecond)
+	if n := p.countLog(`"msg":"serve: configuration invalid; keeping the running one"`, `"reason":"reload requested"`); n != 0 {
+		t.Errorf("%d refusals of the watcher's re-read after solgate ctl reload, want 0 (one per ctl reload)", n)
+	}
 	ctlJSON(t, &st, "-c", cfg, "status")
 	if st.Consoles != 3 || st.LastReload == "" {
 		t.Errorf("status after a refused reload: %+v, want 3 consoles and the error", st)
