@@ -803,11 +803,20 @@ func (e *solEngine) sendPacedAck(now time.Time) {
 type ackPacer struct {
 	mu      sync.Mutex
 	epoch   time.Time // slot k covers epoch+k ms
-	slots   [ackWheelSlots][]*solEngine
+	slots   [ackWheelSlots][]pacedEntry
 	next    int64 // the next slot to turn
 	waiting int   // entries in slots
 	running bool
 	stopped chan struct{} // nil for the shared pacer; closed: run ends
+}
+
+// pacedEntry is one ACK waiting in the wheel: engine e at slot k (an
+// entry stays in its place on the wheel until the wheel reaches k, however
+// late the pacer's goroutine runs: a slot index stands for every k with
+// that remainder).
+type pacedEntry struct {
+	e *solEngine
+	k int64
 }
 
 // ackWheelSlots bounds the pace: an ACK waits less than this many
@@ -831,7 +840,7 @@ func (p *ackPacer) add(e *solEngine, due time.Time) {
 	}
 	k := int64((due.Sub(p.epoch) + time.Millisecond - 1) / time.Millisecond)
 	k = max(k, p.next)
-	p.slots[k%ackWheelSlots] = append(p.slots[k%ackWheelSlots], e)
+	p.slots[k%ackWheelSlots] = append(p.slots[k%ackWheelSlots], pacedEntry{e, k})
 	p.waiting++
 	if !p.running {
 		p.running = true
@@ -854,13 +863,7 @@ func (p *ackPacer) run() {
 		}
 		p.mu.Lock()
 		now := time.Now()
-		upTo := int64(now.Sub(p.epoch) / time.Millisecond)
-		for ; p.next <= upTo; p.next++ {
-			slot := &p.slots[p.next%ackWheelSlots]
-			batch = append(batch, *slot...)
-			clear(*slot)
-			*slot = (*slot)[:0]
-		}
+		batch = p.turnLocked(int64(now.Sub(p.epoch)/time.Millisecond), batch)
 		p.waiting -= len(batch)
 		if p.waiting == 0 {
 			p.running = false
@@ -876,6 +879,27 @@ func (p *ackPacer) run() {
 			return
 		}
 	}
+}
+
+// turnLocked turns the wheel up to slot upTo and appends the engines due
+// by then to batch. When the goroutine ran late a slot also holds entries
+// for a later turn of the wheel: they stay. p.mu is held.
+func (p *ackPacer) turnLocked(upTo int64, batch []*solEngine) []*solEngine {
+	for last := min(upTo, p.next+ackWheelSlots-1); p.next <= last; p.next++ {
+		slot := &p.slots[p.next%ackWheelSlots]
+		keep := (*slot)[:0]
+		for _, en := range *slot {
+			if en.k <= upTo {
+				batch = append(batch, en.e)
+			} else {
+				keep = append(keep, en)
+			}
+		}
+		clear((*slot)[len(keep):])
+		*slot = keep
+	}
+	p.next = max(p.next, upTo+1)
+	return batch
 }
 
 // deliveredPacket identifies what one SOL packet delivered.

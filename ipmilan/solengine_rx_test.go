@@ -746,3 +746,64 @@ func TestSOLEngineAckPaceRules(t *testing.T) {
 		}
 	})
 }
+
+// TestAckPacerLateTurn: entries keep their place on the wheel when the
+// pacer's goroutine runs late. Two entries in one slot a wheel's turn
+// apart: a turn that reaches the first leaves the second, and a turn late
+// by more than the whole wheel still returns exactly the entries due by
+// then (before, a slot gave up all it held, so an ACK due later was
+// dropped unsent and its console waited for the BMC's resend).
+func TestAckPacerLateTurn(t *testing.T) {
+	p := newAckPacer()
+	a, b, c := &solEngine{}, &solEngine{}, &solEngine{}
+	ms := func(k int64) time.Time { return p.epoch.Add(time.Duration(k) * time.Millisecond) }
+	p.mu.Lock()
+	p.running = true // no goroutine: the test turns the wheel itself
+	p.mu.Unlock()
+	p.add(a, ms(5))
+	p.add(b, ms(5+ackWheelSlots))
+	p.add(c, ms(300))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if got := p.turnLocked(10, nil); len(got) != 1 || got[0] != a {
+		t.Fatalf("turn to 10 ms: %d engines (want only the one due at 5 ms)", len(got))
+	}
+	if got := p.turnLocked(5+ackWheelSlots+10, nil); len(got) != 1 || got[0] != b {
+		t.Fatalf("a turn late by a whole wheel: %d engines (want only the one due at %d ms)", len(got), 5+ackWheelSlots)
+	}
+	if got := p.turnLocked(299, nil); len(got) != 0 {
+		t.Fatalf("turn to 299 ms: %d engines, want none", len(got))
+	}
+	if got := p.turnLocked(1000, nil); len(got) != 1 || got[0] != c {
+		t.Fatalf("turn to 1000 ms: %d engines (want the one due at 300 ms)", len(got))
+	}
+}
+
+// TestSOLEngineAckPaceOffAfterOverrun: once the BMC reports that its
+// buffer overflowed, every packet is answered at once.
+func TestSOLEngineAckPaceOffAfterOverrun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newEngHarness(t, 0)
+		p := newAckPacer()
+		h.eng.mu.Lock()
+		h.eng.ackPace, h.eng.pacer = 20*time.Millisecond, p
+		h.eng.mu.Unlock()
+		t.Cleanup(func() { waitPacerIdle(p) })
+		h.bmc(1, []byte("a"))
+		time.Sleep(time.Millisecond)
+		h.bmc(2, []byte("b"))
+		if n := len(h.acks()); n != 1 {
+			t.Fatalf("%d ACKs before the overrun, want 1 (the second waits)", n)
+		}
+		time.Sleep(25 * time.Millisecond)
+		synctest.Wait()
+		h.acks()
+		h.eng.deliver(wire.SOLPacket{Seq: 3, Op: wire.SOLStatusOverrun, Data: []byte("c")}.Append(nil))
+		synctest.Wait()
+		time.Sleep(time.Millisecond)
+		h.bmc(4, []byte("d"))
+		if n := len(h.acks()); n != 2 {
+			t.Fatalf("%d ACKs after the overrun report, want 2 (each at once)", n)
+		}
+	})
+}
