@@ -20,14 +20,8 @@ import (
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 )
 
-// runCtl runs solgate with args (ctl ...) and returns stdout, stderr and
-// the exit status.
-func runCtl(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	return runAs(t, nil, solgateBin(t), args...)
-}
-
-// runAs runs bin with args, as cred's user when cred is set.
+// runAs runs bin with args as cred's user and returns stdout, stderr and
+// the exit status (runSolgate for the daemon's own user).
 func runAs(t *testing.T, cred *syscall.Credential, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -59,7 +53,7 @@ func runAs(t *testing.T, cred *syscall.Credential, bin string, args ...string) (
 // ctlJSON runs solgate ctl --json and decodes its output into v.
 func ctlJSON(t *testing.T, v any, args ...string) {
 	t.Helper()
-	out, errs, code := runCtl(t, append([]string{"ctl", "--json"}, args...)...)
+	out, errs, code := runSolgate(t, nil, append([]string{"ctl", "--json"}, args...)...)
 	if code != 0 {
 		t.Fatalf("solgate ctl --json %v: exit %d: %s%s", args, code, out, errs)
 	}
@@ -151,7 +145,7 @@ func TestCtl(t *testing.T) {
 			t.Errorf("status: retrying without node9's reason: %+v", g)
 		}
 	}
-	out, errs, code := runCtl(t, "ctl", "-c", cfg, "status")
+	out, errs, code := runSolgate(t, nil, "ctl", "-c", cfg, "status")
 	if code != 0 || !regexp.MustCompile(`(?m)^up +2 +node\[1-2\]$`).MatchString(out) || !strings.Contains(out, "node9") {
 		t.Errorf("ctl status: exit %d\n%s%s", code, out, errs)
 	}
@@ -167,11 +161,11 @@ func TestCtl(t *testing.T) {
 	if info.Console != "node1" || info.BMC != sim1.Addr || info.State != "up" || info.Reconnects != 0 || info.Attached == nil {
 		t.Errorf("info node1: %+v", info)
 	}
-	out, _, code = runCtl(t, "ctl", "-c", cfg, "info", "node1")
+	out, _, code = runSolgate(t, nil, "ctl", "-c", cfg, "info", "node1")
 	if code != 0 || !strings.Contains(out, "bmc              "+sim1.Addr) || !strings.Contains(out, "state            up since") {
 		t.Errorf("ctl info node1: exit %d\n%s", code, out)
 	}
-	if _, errs, code := runCtl(t, "ctl", "-c", cfg, "info", "nosuch"); code != 1 || !strings.Contains(errs, `no console "nosuch"`) {
+	if _, errs, code := runSolgate(t, nil, "ctl", "-c", cfg, "info", "nosuch"); code != 1 || !strings.Contains(errs, `no console "nosuch"`) {
 		t.Errorf("ctl info nosuch: exit %d, %q", code, errs)
 	}
 	var who []any
@@ -215,11 +209,11 @@ func TestCtl(t *testing.T) {
 	if a := attached[0]; a.Console != "node1" || a.User != "alice" || a.Via != "ssh" || a.Mode != "rw" {
 		t.Errorf("who: %+v, want alice on node1 via ssh, rw", a)
 	}
-	out, _, code = runCtl(t, "ctl", "-c", cfg, "who", "node1")
+	out, _, code = runSolgate(t, nil, "ctl", "-c", cfg, "who", "node1")
 	if code != 0 || !regexp.MustCompile(`(?m)^node1 +alice +ssh +127\.0\.0\.1:\d+ .* rw`).MatchString(out) {
 		t.Errorf("ctl who node1: exit %d\n%s", code, out)
 	}
-	out, _, code = runCtl(t, "ctl", "-c", cfg, "info", "node1")
+	out, _, code = runSolgate(t, nil, "ctl", "-c", cfg, "info", "node1")
 	if code != 0 || !strings.Contains(out, "attached         1 (writer: alice)") {
 		t.Errorf("ctl info node1 with alice attached: exit %d\n%s", code, out)
 	}
@@ -227,7 +221,7 @@ func TestCtl(t *testing.T) {
 	client.Close()
 
 	// reopen: the session is dropped and re-established.
-	out, errs, code = runCtl(t, "ctl", "-c", cfg, "reopen", "node2")
+	out, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "reopen", "node2")
 	if code != 0 || !strings.Contains(out, "node2: reopening its SOL session (was up)") {
 		t.Fatalf("ctl reopen node2: exit %d\n%s%s", code, out, errs)
 	}
@@ -256,7 +250,7 @@ func TestCtl(t *testing.T) {
 	}
 	sim3 := startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
 	writeServeConfig(t, dir, server, []servedConsole{consoles[0], consoles[1], {name: "node3", bmc: sim3.Addr}})
-	out, errs, code = runCtl(t, "ctl", "-c", cfg, "reload")
+	out, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "reload")
 	if code != 0 || !strings.Contains(out, "configuration applied") || !strings.Contains(out, "consoles started: 1 (node3)") ||
 		!strings.Contains(out, "consoles stopped: 1 (node9)") {
 		t.Fatalf("ctl reload: exit %d\n%s%s", code, out, errs)
@@ -272,7 +266,7 @@ func TestCtl(t *testing.T) {
 	}
 	// A broken edit: every error, exit 1, the running configuration stays.
 	appendFile(t, cfg, "\n[[console]]\nname = \"node4\"\nbmc = \"127.0.0.1:1\"\nbogus_one = 1\n\n[[user]]\nname = \"x\"\nbogus_two = 2\n")
-	out, errs, code = runCtl(t, "ctl", "-c", cfg, "reload")
+	out, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "reload")
 	if code != 1 || !strings.Contains(errs, "the configuration is invalid; the running one stays") || !strings.Contains(errs, "solgate.toml:") {
 		t.Errorf("ctl reload of a broken file: exit %d\n%s%s", code, out, errs)
 	}
@@ -280,9 +274,15 @@ func TestCtl(t *testing.T) {
 		Error  string   `json:"error"`
 		Errors []string `json:"errors"`
 	}
-	jout, _, code := runCtl(t, "ctl", "--json", "-c", cfg, "reload")
+	jout, _, code := runSolgate(t, nil, "ctl", "--json", "-c", cfg, "reload")
 	if err := json.Unmarshal([]byte(jout), &failed); code != 1 || err != nil || len(failed.Errors) < 2 {
 		t.Errorf("ctl --json reload of a broken file: exit %d, %v, want at least two errors: %s", code, err, jout)
+	}
+	// Each ctl reload is refused once: the watcher is not made to read the
+	// same broken files again (a second refusal logged and counted).
+	time.Sleep(500 * time.Millisecond)
+	if n := p.countLog(`"msg":"serve: configuration invalid; keeping the running one"`, `"reason":"reload requested"`); n != 0 {
+		t.Errorf("%d refusals of the watcher's re-read after solgate ctl reload, want 0 (one per ctl reload)", n)
 	}
 	ctlJSON(t, &st, "-c", cfg, "status")
 	if st.Consoles != 3 || st.LastReload == "" {
@@ -296,14 +296,14 @@ func TestCtl(t *testing.T) {
 	good, err := os.ReadFile(cfg)
 	must(t, err)
 	appendFile(t, cfg, "\n[server]\n")
-	if _, errs, code := runCtl(t, "ctl", "-c", cfg, "reload"); code != 1 || !strings.Contains(errs, "solgate.toml:") {
+	if _, errs, code := runSolgate(t, nil, "ctl", "-c", cfg, "reload"); code != 1 || !strings.Contains(errs, "solgate.toml:") {
 		t.Errorf("ctl reload of a file that is not TOML: exit %d, %q", code, errs)
 	}
 	must(t, os.WriteFile(cfg, good, 0o640))
 
 	// Bad use.
 	for _, args := range [][]string{{"ctl"}, {"ctl", "frobnicate"}, {"ctl", "info"}, {"ctl", "status", "extra"}} {
-		if _, errs, code := runCtl(t, args...); code != 2 || errs == "" {
+		if _, errs, code := runSolgate(t, nil, args...); code != 2 || errs == "" {
 			t.Errorf("solgate %v: exit %d, %q; want 2 with a message", args, code, errs)
 		}
 	}
@@ -315,7 +315,7 @@ func TestCtl(t *testing.T) {
 	if _, err := p.stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	_, errs, code = runCtl(t, "ctl", "-c", cfg, "status")
+	_, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "status")
 	if code != 1 || !strings.Contains(errs, "solgate serve is not running (no control socket "+sock+")") {
 		t.Errorf("ctl status with no daemon: exit %d, %q", code, errs)
 	}

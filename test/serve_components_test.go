@@ -2,7 +2,6 @@ package test
 
 import (
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,42 +19,10 @@ func TestServeNotifiesSystemdAndShipsSyslog(t *testing.T) {
 	t.Parallel()
 	sim := startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
 	dir := t.TempDir()
-	notify := filepath.Join(dir, "notify.sock")
-	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
-	must(t, err)
-	defer nc.Close()
-	var mu sync.Mutex
-	var msgs []string
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := nc.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			msgs = append(msgs, string(buf[:n]))
-			mu.Unlock()
-		}
-	}()
+	n := listenNotify(t, dir, nil)
 	waitMsg := func(prefix string) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			mu.Lock()
-			for _, m := range msgs {
-				if strings.HasPrefix(m, prefix) {
-					mu.Unlock()
-					return
-				}
-			}
-			got := append([]string(nil), msgs...)
-			mu.Unlock()
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q notification; got %q", prefix, got)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		n.wait(t, prefix, 1, 15*time.Second)
 	}
 	rx, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	must(t, err)
@@ -78,7 +45,7 @@ func TestServeNotifiesSystemdAndShipsSyslog(t *testing.T) {
 	consoles := []servedConsole{{name: "node1", bmc: sim.Addr}}
 	cfg := writeServeConfig(t, dir, "", consoles)
 	appendFile(t, cfg, "\n[[syslog]]\naddress = \"udp://"+rx.LocalAddr().String()+"\"\n")
-	p := startServe(t, cfg, "NOTIFY_SOCKET="+notify)
+	p := startServe(t, cfg, "NOTIFY_SOCKET="+n.path)
 	waitMsg("READY=1\nSTATUS=1 consoles")
 	p.waitLog(`"msg":"conserver: SOL up"`, 20*time.Second)
 	sim.HostWrite([]byte("to syslog from node1\r\n"))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -155,10 +154,7 @@ func runBMCSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&f.verbose, "v", false, "log rejected logins and session events to stderr")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("bmcsim: unexpected argument %q (see --help)", pos[0])}
@@ -462,14 +458,20 @@ func writeBMCList(file string, names, addrs []string, stdout io.Writer) error {
 		_, err := io.WriteString(stdout, b.String())
 		return err
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o640); err != nil {
-		return fmt.Errorf("bmcsim: hosts file: %w", err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
+	if err := writeFileAtomic(file, []byte(b.String()), 0o640); err != nil {
 		return fmt.Errorf("bmcsim: hosts file: %w", err)
 	}
 	return nil
+}
+
+// writeFileAtomic writes data to path.tmp with mode perm and renames it
+// to path, so that a reader sees the old file or the whole new one.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -65,10 +64,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long (a reload of many consoles takes a while)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) == 0 {
 		fs.Usage()
@@ -349,7 +345,7 @@ func printCtl(w io.Writer, cmd string, rep ctlReply) {
 		fmt.Fprintf(w, "configuration applied (fingerprint %s)\n", r.Fingerprint)
 		list := func(what string, names []string) {
 			if len(names) > 0 {
-				fmt.Fprintf(w, "  %s: %d (%s)\n", what, len(names), compressNames(names))
+				fmt.Fprintf(w, "  %s: %d (%s)\n", what, len(names), hostlist.Compress(names))
 			}
 		}
 		list("consoles started", r.Started)
@@ -399,5 +395,3 @@ func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
 }
-
-func compressNames(names []string) string { return hostlist.Compress(names) }

@@ -153,12 +153,19 @@ type ctlServer struct {
 	d    *daemon
 	log  *slog.Logger
 	path string
-	l    *net.UnixListener
+	l    ctlListener
 
 	stopping chan struct{} // closed by Stop: pending daemon calls give up
 	wg       sync.WaitGroup
 	mu       sync.Mutex // guards conns
 	conns    map[net.Conn]struct{}
+}
+
+// ctlListener is the part of *net.UnixListener the server uses (tests
+// make its Accept fail).
+type ctlListener interface {
+	AcceptUnix() (*net.UnixConn, error)
+	Close() error
 }
 
 func (s *ctlServer) Name() string { return "ctl" }
@@ -215,14 +222,26 @@ func (s *ctlServer) Stop(ctx context.Context) error {
 func (s *ctlServer) accept() {
 	defer s.wg.Done()
 	sem := make(chan struct{}, ctlMaxConns)
+	var pause time.Duration
 	for {
 		c, err := s.l.AcceptUnix()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error("serve: control socket", "err", err)
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors (EMFILE, ENFILE) or another failure
+			// that passes: the socket works again once it has (as
+			// net/http's Serve does), until Stop.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.log.Error("serve: control socket: accept; trying again", "err", err, "in", pause)
+			select {
+			case <-s.stopping:
+				return
+			case <-time.After(pause):
+			}
+			continue
 		}
+		pause = 0
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -454,13 +473,14 @@ func attachedOf(c *conserver.Console) []ctlAttached {
 }
 
 // ctlReload re-reads the configuration now and applies it, in the
-// daemon's loop, and says what changed or why nothing did. The watcher is
-// then asked to re-read too, so that its snapshot is this one (its event
-// is then a no-op: see run).
+// daemon's loop, and says what changed or why nothing did. Once it is
+// applied the watcher is asked to re-read too, so that its snapshot is
+// this one (its event is then a no-op: see run). Not after a failure: the
+// watcher would read the same files again and its event would be refused
+// (logged and counted) a second time.
 func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 	const reason = "solgate ctl reload"
 	d.log.Info("serve: reload requested by solgate ctl")
-	defer d.watcher.Reload()
 	cfg, err := config.Load(d.path)
 	if err != nil {
 		d.reload(ctx, config.Event{Config: d.m.Config(), Err: err, Reason: reason})
@@ -480,6 +500,7 @@ func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 	}
 	old := d.m.Config()
 	if cfg.Equal(old) && len(d.m.NotStarted()) == 0 {
+		d.watcher.Reload()
 		return ctlReply{Reload: &ctlReloadDone{Unchanged: true, Fingerprint: cfg.Fingerprint()}}
 	}
 	diff := config.Compare(old, cfg)
@@ -487,6 +508,7 @@ func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 	if err != nil {
 		return ctlReply{Error: "the configuration was refused; the running one stays", Errors: []string{err.Error()}}
 	}
+	d.watcher.Reload()
 	return ctlReply{Reload: &ctlReloadDone{Started: res.Started, Stopped: res.Stopped, Reconnects: res.Reconnects, Updated: res.Updated, Failed: res.Failed,
 		Users: diff.Users, Rules: diff.Rules, Syslog: diff.Syslog, Server: diff.Server, Detached: res.Detached, Downgraded: res.Downgraded,
 		Fingerprint: cfg.Fingerprint()}}

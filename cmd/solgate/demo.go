@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/big"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/solgate/solgate/conserver"
+	"github.com/solgate/solgate/conserver/hostlist"
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 )
 
@@ -106,10 +106,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&f.chatter, "chatter", 20*time.Second, "each node prints a kernel message about this often (0: never)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("demo: unexpected argument %q (see solgate demo --help)", pos[0])}
@@ -270,18 +267,10 @@ func (dm *demo) prepareDir() error {
 	b := make([]byte, 10)
 	rand.Read(b)
 	dm.password = strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:16]
-	if err := writeFile0600(filepath.Join(dm.dir, "bmc.pass"), []byte(dm.password+"\n")); err != nil {
+	if err := writeFileAtomic(filepath.Join(dm.dir, "bmc.pass"), []byte(dm.password+"\n"), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	return nil
-}
-
-func writeFile0600(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // demoBMCUser is the simulated BMCs' administrator.
@@ -357,7 +346,7 @@ func (dm *demo) gatherKeys() error {
 		return fmt.Errorf("demo: key: %w", err)
 	}
 	dm.keyPath = filepath.Join(dm.dir, "demo_key")
-	if err := writeFile0600(dm.keyPath, pem.EncodeToMemory(blk)); err != nil {
+	if err := writeFileAtomic(dm.keyPath, pem.EncodeToMemory(blk), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	if dm.signer, err = ssh.NewSignerFromKey(priv); err != nil {
@@ -449,7 +438,7 @@ bmc = %s
 name = %s
 keys = [
 `, dm.cfgPath, q(dm.listen), q(dm.metrics), q(filepath.Join(dm.dir, "log")), q(filepath.Join(dm.dir, "state")),
-		demoBMCUser, q(compressNames(dm.names)), q(strings.Join(dm.fleet.Addrs(), ",")), q(demoUser()))
+		demoBMCUser, q(hostlist.Compress(dm.names)), q(strings.Join(dm.fleet.Addrs(), ",")), q(demoUser()))
 	for _, l := range dm.keys.lines {
 		fmt.Fprintf(&b, "  %s,\n", q(l))
 	}
@@ -462,7 +451,7 @@ read = ["@all"]
 write = ["@all"]
 power = ["@all"]
 `)
-	if err := writeFile0600(dm.cfgPath, []byte(b.String())); err != nil {
+	if err := writeFileAtomic(dm.cfgPath, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	return nil
@@ -545,7 +534,7 @@ func (dm *demo) printHelp(took time.Duration) {
 	ssh := func(console string) string { return fmt.Sprintf(dm.sshArgs(withKey), console) }
 	bmcHost, bmcPort, _ := net.SplitHostPort(dm.fleet.Addr(min(1, len(dm.names)-1)))
 	fmt.Fprintf(w, "solgate demo: %d simulated nodes (%s) and the console server, up in %v. Ctrl-C stops it all.\n\n",
-		len(dm.names), compressNames(dm.names), took.Round(time.Millisecond))
+		len(dm.names), hostlist.Compress(dm.names), took.Round(time.Millisecond))
 	fmt.Fprintf(w, "  files     %s (solgate.toml: edit it live; log/: console logs; solgate.log: the daemon)\n", dm.dir)
 	fmt.Fprintf(w, "  ssh       %s, ", dm.listen)
 	switch {
@@ -564,7 +553,7 @@ func (dm *demo) printHelp(took time.Duration) {
 	fmt.Fprintf(w, "                              ! c  power cycle (answer y): watch it boot again\n")
 	fmt.Fprintf(w, "  %s\n      every console you may use, with its state\n", fmt.Sprintf(dm.sshArgs(withKey), "list"))
 	fmt.Fprintf(w, "  %s power status          (also: power cycle, tail -n 20, who, info)\n", ssh(second))
-	fmt.Fprintf(w, "  %s grep -c %s 'Hostname set|Hardware Error|soft lockup' '%s'\n", dm.self, dm.cfgPath, compressNames(dm.names))
+	fmt.Fprintf(w, "  %s grep -c %s 'Hostname set|Hardware Error|soft lockup' '%s'\n", dm.self, dm.cfgPath, hostlist.Compress(dm.names))
 	fmt.Fprintf(w, "  %s log -c %s %s --list-boots\n", dm.self, dm.cfgPath, first)
 	fmt.Fprintf(w, "  %s ctl -c %s status\n", dm.self, dm.cfgPath)
 	fmt.Fprintf(w, "  %s bmc doctor -c %s %s\n", dm.self, dm.cfgPath, last)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/solgate/solgate/conserver"
+	"github.com/solgate/solgate/conserver/hostlist"
 )
 
 // tourStep is one step of solgate demo --tour: what a user would type,
@@ -35,7 +36,7 @@ type tourStep struct {
 func (dm *demo) tour(ctx context.Context) error {
 	first, second, third := dm.names[0], dm.names[min(1, len(dm.names)-1)], dm.names[min(2, len(dm.names)-1)]
 	last := dm.names[len(dm.names)-1]
-	all := compressNames(dm.names)
+	all := hostlist.Compress(dm.names)
 	ssh := func(console string, rest string) string {
 		return strings.TrimSpace(fmt.Sprintf(dm.sshArgs(true), console) + " " + rest)
 	}
@@ -139,7 +140,7 @@ func (dm *demo) stepConsoles(ctx context.Context) (string, error) {
 		}
 		return nil
 	})
-	out := fmt.Sprintf("up: %s", compressNames(up))
+	out := fmt.Sprintf("up: %s", hostlist.Compress(up))
 	if len(dm.names) > 1 {
 		out += fmt.Sprintf("\n%s: %s: %s", last, bad.State, bad.Reason)
 	}
@@ -417,7 +418,7 @@ func (dm *demo) stepGrep(ctx context.Context) (string, error) {
 	var seen map[string]bool
 	err := poll(ctx, func() error {
 		var err error
-		out, err = dm.runHere(ctx, "grep", "-c", dm.cfgPath, "Hostname set to", compressNames(dm.names))
+		out, err = dm.runHere(ctx, "grep", "-c", dm.cfgPath, "Hostname set to", hostlist.Compress(dm.names))
 		if err != nil {
 			return err
 		}
@@ -519,7 +520,7 @@ func (dm *demo) stepStatus(ctx context.Context) (string, error) {
 	if err != nil {
 		return out, err
 	}
-	want := fmt.Sprintf("up  %d  %s", len(dm.names), compressNames(dm.names))
+	want := fmt.Sprintf("up  %d  %s", len(dm.names), hostlist.Compress(dm.names))
 	if !strings.Contains(out, want) {
 		return out, fmt.Errorf("the status lacks %q", want)
 	}

@@ -151,12 +151,15 @@ func (c *metricsComponent) serveLocked(l net.Listener) {
 // or the retry loop, and waits for it.
 func (c *metricsComponent) stopServing(ctx context.Context) {
 	c.mu.Lock()
-	srv, cancel := c.srv, c.cancel
+	// Cancelled under c.mu: a retry loop that has just bound the address
+	// checks its context under c.mu too, so it cannot start serving after
+	// this (a server nobody shuts down, and a c.wg.Wait that never ends).
+	if c.cancel != nil {
+		c.cancel()
+	}
+	srv := c.srv
 	c.srv, c.cancel, c.bound = nil, nil, ""
 	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
 	if srv != nil {
 		sctx, done := context.WithTimeout(ctx, 2*time.Second)
 		if err := srv.Shutdown(sctx); err != nil {

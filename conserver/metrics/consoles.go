@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/solgate/solgate/conserver"
 )
@@ -33,14 +34,12 @@ type consoleFamily struct {
 
 func always(v float64) (float64, bool) { return v, true }
 
-func when(t interface {
-	IsZero() bool
-	UnixNano() int64
-}) (float64, bool) {
+// when is t as a Unix time, or false for the zero time (never).
+func when(t time.Time) (float64, bool) {
 	if t.IsZero() {
 		return 0, false
 	}
-	return float64(t.UnixNano()) / 1e9, true
+	return unix(t), true
 }
 
 var consoleFamilies = []consoleFamily{

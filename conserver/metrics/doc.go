@@ -13,8 +13,8 @@
 // Everything is collected at scrape time from the sources' snapshots
 // (Console.Status, the shipper's and the gateway's Stats): nothing is
 // updated on the console's hot path, and 10,000 consoles cost no metric
-// objects between scrapes. Concurrent scrapes share one collection
-// (promhttp's CoalesceGather) and at most four are served at once.
+// objects between scrapes. Each scrape collects on its own; at most four
+// are served at once, and more get 503 Service Unavailable.
 //
 // The names follow Prometheus conventions: the solgate_ prefix, base units
 // (seconds, bytes), _total for counters, _timestamp_seconds for points in

@@ -4,7 +4,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -33,16 +32,6 @@ func (s fakeSyslog) Stats() []syslog.TargetStats { return s }
 type fakeConfig ConfigStats
 
 func (c fakeConfig) ConfigStats() ConfigStats { return ConfigStats(c) }
-
-func statuses(list []conserver.Status) iter.Seq[conserver.Status] {
-	return func(yield func(conserver.Status) bool) {
-		for _, s := range list {
-			if !yield(s) {
-				return
-			}
-		}
-	}
-}
 
 // scrape fetches path from h and parses the text exposition.
 func scrape(t testing.TB, h http.Handler) map[string]*dto.MetricFamily {
@@ -104,7 +93,7 @@ func TestExposition(t *testing.T) {
 	}
 	ready := false
 	m := New(Options{
-		Consoles: statuses(cons),
+		Consoles: slices.Values(cons),
 		Gateway:  fakeGateway{Connections: 4, Unauthenticated: 1, Sessions: 3, AuthFailures: 17},
 		Syslog: fakeSyslog{{Key: "tcp://127.0.0.1:514", Connected: true, Sent: 100, Bytes: 5000, BacklogLines: 12, BacklogConsoles: 2,
 			BacklogAge: 90 * time.Second, Reconnects: 1, DialErrors: 4, LastErrorTime: now}},
@@ -256,7 +245,7 @@ func TestExposition(t *testing.T) {
 // metrics are absent, not zero.
 func TestNoOptionalSources(t *testing.T) {
 	t.Parallel()
-	m := New(Options{Consoles: statuses(nil), NoRuntime: true})
+	m := New(Options{Consoles: slices.Values([]conserver.Status(nil)), NoRuntime: true})
 	fams := scrape(t, m.Handler())
 	for name := range fams {
 		if strings.HasPrefix(name, "solgate_gateway_") || strings.HasPrefix(name, "solgate_syslog_") || strings.HasPrefix(name, "solgate_config_") {
@@ -289,7 +278,7 @@ func fleet(n int) []conserver.Status {
 // gzip, as Prometheus asks for it).
 func BenchmarkScrape10000(b *testing.B) {
 	cons := fleet(10_000)
-	m := New(Options{Consoles: statuses(cons), NoRuntime: true, Config: fakeConfig{Fingerprint: "0123456789abcdef"},
+	m := New(Options{Consoles: slices.Values(cons), NoRuntime: true, Config: fakeConfig{Fingerprint: "0123456789abcdef"},
 		Syslog: fakeSyslog{{Key: "tcp://127.0.0.1:514"}}, Gateway: fakeGateway{}})
 	for _, enc := range []string{"identity", "gzip"} {
 		b.Run(enc, func(b *testing.B) {
@@ -326,7 +315,7 @@ func TestAcceptsGzip(t *testing.T) {
 func TestLabelEscaping(t *testing.T) {
 	t.Parallel()
 	odd := "a\\b\"c\nd"
-	m := New(Options{Consoles: statuses([]conserver.Status{{Name: odd, State: conserver.Up}}), NoRuntime: true})
+	m := New(Options{Consoles: slices.Values([]conserver.Status{{Name: odd, State: conserver.Up}}), NoRuntime: true})
 	fams := scrape(t, m.Handler())
 	if v, ok := value(fams, "solgate_console_up", "console", odd); !ok || v != 1 {
 		t.Errorf("console %q: %v %v", odd, v, ok)
