@@ -142,11 +142,6 @@ type Attachment struct {
 // access for read-write. The attachment starts with a banner (the
 // console's state and how to get help), then the replay, then live output.
 func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
-	perm := c.m.perms(id.User, c.name)
-	if perm&config.Read == 0 {
-		c.logger().Warn("conserver: attach refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
-		return nil, fmt.Errorf("attach %s: %w", c.name, ErrDenied)
-	}
 	a := &Attachment{c: c, id: id, since: time.Now(), spy: o.Spy, limit: c.m.opts.AttachBuffer,
 		mode: ModeRO, readable: make(chan struct{}, 1), done: make(chan struct{})}
 	a.lastInput.Store(a.since.UnixNano())
@@ -161,11 +156,13 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 		c.outMu.Unlock()
 		return nil, fmt.Errorf("attach %s: %w", c.name, ErrClosed)
 	}
-	// Again under mu, so that a reload's recheck (which takes mu to list
-	// the attachments) either sees this one or came before this read.
-	if perm = c.m.perms(id.User, c.name); perm&config.Read == 0 {
+	// Under mu, so that a reload's recheck (which takes mu to list the
+	// attachments) either sees this one or came before this read.
+	perm := c.m.perms(id.User, c.name)
+	if perm&config.Read == 0 {
 		c.mu.Unlock()
 		c.outMu.Unlock()
+		c.logger().Warn("conserver: attach refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
 		return nil, fmt.Errorf("attach %s: %w", c.name, ErrDenied)
 	}
 	mayWrite := perm&config.Write != 0
@@ -599,8 +596,8 @@ func (c *Console) releaseWrite(a *Attachment) {
 // read access are detached, writers without write access become
 // read-only. Each is told why in one line.
 func (c *Console) recheck(cfg *config.Config) (detached, downgraded int) {
-	c.mu.Lock() // an Attach or takeWrite that read the old rules is done
-	atts := slices.Clone(c.all)
+	c.mu.Lock()            // an Attach or takeWrite that read the old rules is done
+	atts := *c.atts.Load() // published under mu; never changed in place
 	c.mu.Unlock()
 	for _, a := range atts {
 		p := cfg.Perms(a.id.User, c.name)
