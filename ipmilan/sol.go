@@ -229,11 +229,12 @@ func solChars(inbound uint16, ignore bool) int {
 }
 
 // paceMax is how many characters the BMC says it sends per packet (its
-// outbound payload size less the SOL header, at most 255), for the ACK
-// pacing; a size that makes no sense turns pacing off (0): a BMC that
-// sends less per packet than we think would be slowed.
+// outbound payload size less the SOL header), for the ACK pacing: at most
+// 255, as one packet's accepted count cannot say more (ipmi_sim reports
+// 16384); a size with no room for a character turns pacing off (0). A BMC
+// that sends less per packet than this is caught by the ceiling probe.
 func paceMax(outbound uint16) int {
-	if outbound <= wire.SOLHeaderLen || outbound > 0x1000 {
+	if outbound <= wire.SOLHeaderLen {
 		return 0
 	}
 	return min(int(outbound)-wire.SOLHeaderLen, solMaxChars)

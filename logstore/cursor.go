@@ -335,8 +335,12 @@ func (c *Cursor) readSegment(max int, n *int, fn func(Record, Position) bool) (r
 	defer textPool.Put(sp)
 	var data []byte
 	for _, u := range units {
-		if u.size >= 0 && u.text+u.size <= c.pos.Offset {
-			continue // before the position
+		if u.size >= 0 && u.text+u.size <= c.pos.Offset || u.size < 0 && u.text < c.pos.Offset {
+			// Before the position. A damaged unit of unknown size counts
+			// as empty text: it is behind a position past its start (the
+			// cursor that saved it stepped over it), and met again only by
+			// a cursor opened at its very start.
+			continue
 		}
 		c.fi, c.unitOff, c.unitText = fi, u.off, u.text
 		text, errs := decodeChunk(f, path, chunk{Off: u.off, End: u.end, Size: max0(u.size)}, (*sp)[:0])
@@ -346,8 +350,9 @@ func (c *Cursor) readSegment(max int, n *int, fn func(Record, Position) bool) (r
 			// (live frames do not record it) counts as empty text, as
 			// units does for every later unit's text offset, so the
 			// cursor goes on at the same offset, in the next frame; a
-			// cursor opened afresh at that position meets this unit
-			// again and reports it once more.
+			// cursor opened afresh at exactly that offset meets this unit
+			// again and reports it once more (one opened further on
+			// passes it, above).
 			if end := u.text + max0(u.size); end > c.pos.Offset {
 				c.pos.Offset = end
 			}

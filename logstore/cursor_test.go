@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -182,5 +183,74 @@ func TestChangesNotifiesFlushes(t *testing.T) {
 	}
 	if got := ch.Take(nil); len(got) != 0 {
 		t.Fatalf("second Take = %v, want nothing", got)
+	}
+}
+
+// TestCursorDamagedLiveFrameReportedOnce: a damaged live frame (its
+// header does not say how much text it holds) is reported by the Read
+// that meets it, and the cursor goes on with the next frame; a cursor
+// opened afresh at a position saved after it (a shipper restarting, or
+// rolling back after a reconnect) does not report it again.
+func TestCursorDamagedLiveFrameReportedOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	w := mustWriter(t, s, "node1")
+	for _, line := range []string{"before\r\n", "the damaged line\r\n", "after one\r\n", "after two\r\n"} {
+		w.Write([]byte(line))
+		w.Flush()
+	}
+	segs, err := listSegments(filepath.Join(dir, "node1"))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments: %v %v", segs, err)
+	}
+	b, err := os.ReadFile(segs[0].path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(b, []byte("the damaged line"))
+	if at < 0 {
+		t.Fatal("the line is not stored raw: cannot damage it as planned")
+	}
+	b[at] ^= 0x20
+	if err := os.WriteFile(segs[0].path, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := s.Cursor("node1", Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var saved []Position
+	for range 10 {
+		err := c.Read(0, func(r Record, next Position) bool {
+			got = append(got, string(r.Data))
+			saved = append(saved, next)
+			return true
+		})
+		var bad *CorruptError
+		if err != nil && !errors.As(err, &bad) {
+			t.Fatal(err)
+		}
+		if err == nil && len(got) == 3 {
+			break
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]string{"before\r\n", "after one\r\n", "after two\r\n"}) {
+		t.Fatalf("records %q", got)
+	}
+	// Fresh cursors at the position after "after one" and at the end.
+	for i, p := range saved[1:] {
+		fresh, err := s.Cursor("node1", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rest []string
+		if err := fresh.Read(0, func(r Record, _ Position) bool { rest = append(rest, string(r.Data)); return true }); err != nil {
+			t.Fatalf("fresh cursor at %v (after %q): %v", p, got[i+1], err)
+		}
+		if want := got[i+2:]; fmt.Sprint(rest) != fmt.Sprint(want) {
+			t.Fatalf("fresh cursor at %v read %q, want %q", p, rest, want)
+		}
 	}
 }

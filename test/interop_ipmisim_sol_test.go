@@ -179,3 +179,66 @@ func TestIPMISimSOLSlowReader(t *testing.T) {
 		t.Fatalf("ipmi_sim lost output: %+v", st)
 	}
 }
+
+// TestIPMISimSOLAckPace: the ACK pacing against a real BMC. The node
+// prints about 10 kB/s in 40-byte writes for 3 s, then the same text at
+// once. With every packet answered at once ipmi_sim sends each write as a
+// packet of its own; paced (the default), it puts what came meanwhile into
+// its next packet: every byte arrives in order, in at most three quarters
+// of the packets, and no later (the backlog as fast as unpaced).
+func TestIPMISimSOLAckPace(t *testing.T) {
+	t.Parallel()
+	var want bytes.Buffer
+	for i := range 750 {
+		fmt.Fprintf(&want, "paced line %05d .....................\r\n", i) // 40 bytes
+	}
+	run := func(pace time.Duration, steady bool) (ipmilan.SOLStats, time.Duration) {
+		sim, serial := startIPMISimSOL(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		c, err := ipmilan.DialSOL(ctx, ipmilan.Config{Addr: sim.Addr, User: "admin", Password: ipmilan.Secret("secret"), CipherSuite: 3},
+			ipmilan.SOLOptions{AckPace: pace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			if !steady {
+				serial.Write(want.Bytes())
+				return
+			}
+			for b := want.Bytes(); len(b) > 0; b = b[40:] {
+				serial.Write(b[:40])
+				time.Sleep(4 * time.Millisecond)
+			}
+		}()
+		watchdog := time.AfterFunc(45*time.Second, func() { c.Close() })
+		defer watchdog.Stop()
+		t0 := time.Now()
+		got := make([]byte, want.Len())
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("pace %v: read: %v (stats %+v)", pace, err, c.Stats())
+		}
+		took := time.Since(t0)
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("pace %v: output differs at byte %d (stats %+v)", pace, firstDifference(got, want.Bytes()), c.Stats())
+		}
+		st := c.Stats()
+		if st.Gaps != 0 || st.Overruns != 0 {
+			t.Fatalf("pace %v: ipmi_sim lost output: %+v", pace, st)
+		}
+		return st, took
+	}
+	for _, steady := range []bool{true, false} {
+		plain, plainTook := run(-1, steady)
+		paced, pacedTook := run(0, steady)
+		t.Logf("steady %v: %d bytes in %v and %d packets answered at once, %v and %d packets paced",
+			steady, want.Len(), plainTook.Round(time.Millisecond), plain.PacketsIn, pacedTook.Round(time.Millisecond), paced.PacketsIn)
+		if pacedTook > plainTook+time.Second {
+			t.Errorf("steady %v: %v paced, %v unpaced: pacing slowed ipmi_sim", steady, pacedTook, plainTook)
+		}
+		if steady && paced.PacketsIn > plain.PacketsIn*3/4 {
+			t.Errorf("steady output: %d packets paced, %d unpaced: want at most three quarters", paced.PacketsIn, plain.PacketsIn)
+		}
+	}
+}

@@ -1,12 +1,8 @@
 package syslog_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,37 +18,13 @@ import (
 // next frame, and the target goes on shipping the other consoles.
 func TestDamagedLiveFrameSendsOneGap(t *testing.T) {
 	dir := t.TempDir()
-	store, err := logstore.Open(dir, logstore.Options{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	w1, err := store.Writer("n1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, dir)
+	w1 := mustWriter(t, store, "n1")
 	fmt.Fprintf(w1, "the damaged line\r\n")
 	w1.Flush()
 	fmt.Fprintf(w1, "the line after it\r\n")
 	w1.Flush()
-	// Flip a byte of the first frame's text: its checksum no longer
-	// matches, and live frames carry no content size.
-	segs, err := filepath.Glob(filepath.Join(dir, "n1", "*.zst"))
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("segments of n1: %v %v", segs, err)
-	}
-	b, err := os.ReadFile(segs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := bytes.Index(b, []byte("the damaged line"))
-	if at < 0 {
-		t.Fatal("the line is not stored raw: cannot damage it as planned")
-	}
-	b[at] ^= 0x20
-	if err := os.WriteFile(segs[0], b, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	damageLine(t, dir, "n1", "the damaged line")
 	cur, err := store.Cursor("n1", logstore.Position{})
 	if err != nil {
 		t.Fatal(err)
@@ -68,20 +40,9 @@ func TestDamagedLiveFrameSendsOneGap(t *testing.T) {
 		t.Fatalf("after the damaged frame: Read = %v, records %q", err, after)
 	}
 
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	sh := syslog.NewShipper(store, t.TempDir(), nil)
-	defer sh.Close()
-	if err := sh.Apply([]syslog.Target{{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true}}); err != nil {
-		t.Fatal(err)
-	}
-	w2, err := store.Writer("n2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := udpReceiver(t)
+	sh := startShipper(t, store, t.TempDir(), syslog.Target{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true})
+	w2 := mustWriter(t, store, "n2")
 	buf := make([]byte, 64<<10)
 	gaps, other, next := 0, false, false
 	deadline := time.Now().Add(10 * time.Second)
@@ -121,5 +82,51 @@ func TestDamagedLiveFrameSendsOneGap(t *testing.T) {
 	}
 	if st := sh.Stats(); len(st) != 1 || st[0].Skipped != 1 {
 		t.Errorf("stats %+v, want one skip", st)
+	}
+}
+
+// TestDamageAfterSavedPositionDoesNotHoldConsole: a shipper restarted at
+// a saved position where a damaged live frame starts reports it (one gap
+// event) and ships the console's next frame at once, not at the next
+// periodic look at every console (30 s) when nothing else is written.
+func TestDamageAfterSavedPositionDoesNotHoldConsole(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	w := mustWriter(t, store, "n1")
+	fmt.Fprintf(w, "the first line\r\n")
+	w.Flush()
+	pc := udpReceiver(t)
+	target := syslog.Target{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true}
+	stateDir := t.TempDir()
+	sh := startShipper(t, store, stateDir, target)
+	buf := make([]byte, 64<<10)
+	wait := func(want string) (gaps int) {
+		t.Helper()
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("waiting for %q: %v (%d gap events)", want, err, gaps)
+			}
+			switch msg := string(buf[:n]); {
+			case strings.Contains(msg, want):
+				return gaps
+			case strings.Contains(msg, "syslog shipper:"):
+				gaps++
+			}
+		}
+	}
+	wait("the first line")
+	if err := sh.Close(); err != nil { // saves the position after the first line
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "the damaged line\r\n")
+	w.Flush()
+	fmt.Fprintf(w, "the line after it\r\n")
+	w.Flush()
+	damageLine(t, dir, "n1", "the damaged line")
+	startShipper(t, store, stateDir, target)
+	if gaps := wait("the line after it"); gaps != 1 {
+		t.Errorf("%d gap events before the line after the damaged frame, want 1", gaps)
 	}
 }

@@ -71,11 +71,11 @@
 // up to 16 KiB, then shipped in such parts. Lines that are empty once
 // stripped are not shipped. An event record in the middle of a line is
 // shipped as its own message and the line goes on as one message (a gap
-// event too: the bytes around it are what the console showed). Records the shipper cannot read (deleted by
-// retention before it got to them, damaged) become a gap event. Damage the
-// store's cursor cannot step over (a live frame that does not decode) is
-// reported once, and read again only when the console's log changes (or
-// at the periodic look at every console), not in a loop.
+// event too: the bytes around it are what the console showed). Records
+// the shipper cannot read (deleted by retention before it got to them,
+// damaged) become a gap event, and the console goes on after them (a
+// damaged live frame is reported again only when a restart or reconnect
+// resumes right where it starts).
 //
 // RFC 3164 messages are <PRI>Mmm dd hh:mm:ss HOST solgate: TEXT, in UTC,
 // without milliseconds, structured data or MSGID; events read

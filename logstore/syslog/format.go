@@ -129,6 +129,10 @@ type formatter struct {
 // and room for text.
 const minMessage = 480 // what every RFC 5424 receiver must accept
 
+// maxMessage is the largest message limit: a stream connection's buffer
+// holds one such message with its framing (transport.go).
+const maxMessage = 64 << 10
+
 func newFormatter(f Format, facility int, sdid string, max int) formatter {
 	if sdid == "" {
 		sdid = DefaultSDID

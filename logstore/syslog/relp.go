@@ -121,7 +121,7 @@ func (r *relpConn) write(msg []byte) error {
 	r.ok = append(r.ok, false)
 	r.mu.Unlock()
 	r.sent++
-	if r.w.Available() < len(msg)+frameSlack && r.w.Buffered() > 0 {
+	if needsFlush(r.w, msg) {
 		// Flush first, under a fresh write deadline (the buffer writing
 		// by itself would use the last one, perhaps long past).
 		if err := r.flush(); err != nil {

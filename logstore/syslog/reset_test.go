@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solgate/solgate/logstore"
 	"github.com/solgate/solgate/logstore/syslog"
 )
 
@@ -39,15 +38,8 @@ var seqRE = regexp.MustCompile(`seq="(\d+)"`)
 // their first sequence number.
 func TestTCPResetLosesNothing(t *testing.T) {
 	const lines = 3000
-	store, err := logstore.Open(t.TempDir(), logstore.Options{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	w, err := store.Writer("n1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, t.TempDir())
+	w := mustWriter(t, store, "n1")
 	for i := range lines {
 		fmt.Fprintf(w, "line %05d of a console that prints quite a lot of text so the receive buffer fills\r\n", i)
 	}
@@ -104,11 +96,7 @@ func TestTCPResetLosesNothing(t *testing.T) {
 		done <- nil
 	}()
 
-	sh := syslog.NewShipper(store, t.TempDir(), nil)
-	defer sh.Close()
-	if err := sh.Apply([]syslog.Target{{Network: "tcp", Address: ln.Addr().String(), Facility: 16, Backfill: true}}); err != nil {
-		t.Fatal(err)
-	}
+	startShipper(t, store, t.TempDir(), syslog.Target{Network: "tcp", Address: ln.Addr().String(), Facility: 16, Backfill: true})
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -125,36 +113,18 @@ func TestTCPResetLosesNothing(t *testing.T) {
 // arrive. (The parts carry no position, so the window once waited for a
 // save that never came.)
 func TestLongOpenLineDoesNotStopTarget(t *testing.T) {
-	store, err := logstore.Open(t.TempDir(), logstore.Options{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	w1, err := store.Writer("n1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, t.TempDir())
+	w1 := mustWriter(t, store, "n1")
 	junk := make([]byte, 200<<10)
 	for i := range junk {
 		junk[i] = 'a' + byte(i%26)
 	}
 	w1.Write(junk) // no line end
 	w1.Flush()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	sh := syslog.NewShipper(store, t.TempDir(), nil)
-	defer sh.Close()
-	if err := sh.Apply([]syslog.Target{{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true, Window: 8}}); err != nil {
-		t.Fatal(err)
-	}
+	pc := udpReceiver(t)
+	startShipper(t, store, t.TempDir(), syslog.Target{Network: "udp", Address: pc.LocalAddr().String(), Facility: 16, Backfill: true, Window: 8})
 	time.Sleep(200 * time.Millisecond)
-	w2, err := store.Writer("n2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	w2 := mustWriter(t, store, "n2")
 	fmt.Fprintf(w2, "the other console's line\r\n")
 	w2.Flush()
 	buf := make([]byte, 64<<10)

@@ -46,7 +46,7 @@ type Target struct {
 	SDID string
 	// MaxMessage is the most bytes of one message before framing
 	// (default 2048 for udp and unix, 8192 otherwise; 1024 for RFC 3164;
-	// at least 480). Longer lines are split into parts.
+	// at least 480, at most 65536). Longer lines are split into parts.
 	MaxMessage int
 	// Backfill starts consoles that had logs before the target was first
 	// applied at their oldest record; by default they start at their end
@@ -116,8 +116,8 @@ func (t *Target) check() (Target, Severity, error) {
 			c.MaxMessage = 8192
 		}
 	}
-	if c.MaxMessage < minMessage {
-		return c, 0, fmt.Errorf("syslog: target %s: max message %d is below %d", c.Key(), c.MaxMessage, minMessage)
+	if c.MaxMessage < minMessage || c.MaxMessage > maxMessage {
+		return c, 0, fmt.Errorf("syslog: target %s: max message %d is not from %d to %d bytes", c.Key(), c.MaxMessage, minMessage, maxMessage)
 	}
 	if c.Window <= 0 {
 		c.Window = 10000

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solgate/solgate/logstore"
 	"github.com/solgate/solgate/logstore/syslog"
 )
 
@@ -17,15 +16,8 @@ import (
 // timeout (Apply holds the Shipper's lock meanwhile, so a reload waited
 // for it).
 func TestStopWithReceiverWindowClosed(t *testing.T) {
-	store, err := logstore.Open(t.TempDir(), logstore.Options{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	w, err := store.Writer("n1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, t.TempDir())
+	w := mustWriter(t, store, "n1")
 	// Far more than the socket buffers hold (at most 4 MiB to send, the
 	// receiver's window of a connection never read is small).
 	line := strings.Repeat("x", 180)
@@ -55,12 +47,7 @@ func TestStopWithReceiverWindowClosed(t *testing.T) {
 			c.Close()
 		}
 	})
-	sh := syslog.NewShipper(store, t.TempDir(), nil)
-	defer sh.Close()
-	target := syslog.Target{Network: "tcp", Address: ln.Addr().String(), Facility: 16, Backfill: true, Window: 1 << 20}
-	if err := sh.Apply([]syslog.Target{target}); err != nil {
-		t.Fatal(err)
-	}
+	sh := startShipper(t, store, t.TempDir(), syslog.Target{Network: "tcp", Address: ln.Addr().String(), Facility: 16, Backfill: true, Window: 1 << 20})
 	// Wait until the receiver's TCP takes nothing more: the target's
 	// goroutine is then blocked writing.
 	last, same := int64(-1), 0

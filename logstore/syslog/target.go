@@ -110,11 +110,6 @@ type cstate struct {
 	inflight  int
 	oldest    time.Time // time of the oldest line not yet taken, zero if none
 	behind    bool      // the last read stopped before the end
-	// The cursor's position when damage was last reported as a gap event:
-	// damage the cursor cannot step over (it stays put) is reported once,
-	// and read again only when the log changes.
-	gapAt    logstore.Position
-	gapShown bool
 }
 
 func newTarget(sh *Shipper, cfg Target, sev Severity) *target {
@@ -424,7 +419,6 @@ func (t *target) rollback(cs *cstate) {
 	cs.seq = c.seq
 	cs.line.reset()
 	cs.inflight = 0
-	cs.gapShown = false // the gap event may not have been taken
 	t.queue(cs)
 }
 
@@ -484,7 +478,6 @@ func (t *target) pump() {
 // ship reads a batch of one console's records and sends their messages.
 func (t *target) ship(cs *cstate) {
 	cs.queued = false
-	from := cs.cur.Position()
 	n := 0
 	err := cs.cur.Read(readBatch, func(rec logstore.Record, next logstore.Position) bool {
 		if t.ctx.Err() != nil || t.failed != nil {
@@ -516,25 +509,16 @@ func (t *target) ship(cs *cstate) {
 	var bad *logstore.CorruptError
 	switch {
 	case errors.As(err, &skip), errors.As(err, &bad):
-		// Tell the receiver what it will not get, as a gap event, once
-		// per place.
-		pos := cs.cur.Position()
-		if !cs.gapShown || pos != cs.gapAt {
-			t.mu.Lock()
-			t.stats.Skipped++
-			t.mu.Unlock()
-			t.logLimited("skip", slog.LevelWarn, "syslog: records could not be shipped", "console", cs.name, "err", err)
-			if t.failed == nil && t.waitWindow() {
-				t.feed(cs, logstore.Record{Time: time.Now().UTC(), Event: logstore.EventGap, Data: []byte("syslog shipper: " + err.Error())}, pos)
-				cs.gapAt, cs.gapShown = pos, t.failed == nil
-			}
+		// Tell the receiver what it will not get, as a gap event. The
+		// cursor has moved past the trouble: the next read goes on.
+		t.mu.Lock()
+		t.stats.Skipped++
+		t.mu.Unlock()
+		t.logLimited("skip", slog.LevelWarn, "syslog: records could not be shipped", "console", cs.name, "err", err)
+		if t.failed == nil && t.waitWindow() {
+			t.feed(cs, logstore.Record{Time: time.Now().UTC(), Event: logstore.EventGap, Data: []byte("syslog shipper: " + err.Error())}, cs.cur.Position())
 		}
-		// Damage the cursor did not step over would be met again at
-		// once: the console waits until its log changes (touch) or the
-		// next poll.
-		if pos != from {
-			t.queue(cs)
-		}
+		t.queue(cs)
 		return
 	case err != nil:
 		t.setErr(err)

@@ -257,14 +257,21 @@ const (
 	recentMax  = 1 << 16
 )
 
-// streamBuffer holds the largest message (max_message is at most 64 KiB)
-// with its framing, so the buffer never writes a message past flush;
-// frameSlack is the most framing a message gets.
+// streamBuffer holds the largest message with its framing (frameSlack
+// is the most framing a message gets): a message that does not fit in
+// what is left flushes the buffer first (needsFlush), so the buffer never
+// writes to the socket by itself.
 const (
-	streamBuffer = 64<<10 + maxFrame
-	maxFrame     = 64<<10 + frameSlack
+	streamBuffer = maxMessage + frameSlack
 	frameSlack   = 64
 )
+
+// needsFlush says whether msg must wait for a flush of what w holds:
+// written now, it would not fit, and w would write to the socket by
+// itself (uncounted, under a stale write deadline).
+func needsFlush(w *bufio.Writer, msg []byte) bool {
+	return w.Available() < len(msg)+frameSlack && w.Buffered() > 0
+}
 
 func newStreamConn(c, sock net.Conn, octet bool) *streamConn {
 	s := &streamConn{c: c, sock: sock, octet: octet, w: bufio.NewWriterSize(c, streamBuffer), rdone: make(chan struct{})}
@@ -298,7 +305,7 @@ func (s *streamConn) write(msg []byte) error {
 	// write deadline (or one 30 s old would fail the write at once) and
 	// counts what went out (or messages would count as acknowledged
 	// before their bytes were).
-	if s.w.Available() < len(msg)+frameSlack && s.w.Buffered() > 0 {
+	if needsFlush(s.w, msg) {
 		if err := s.flush(); err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/solgate/solgate/logstore"
 )
 
 // TestStreamCountsEveryByte: the byte count that says which messages the
@@ -47,5 +49,24 @@ func TestStreamCountsEveryByte(t *testing.T) {
 	s.close()
 	if n := <-got; n != raw {
 		t.Fatalf("the receiver got %d bytes, the connection counted %d", n, raw)
+	}
+}
+
+// TestMaxMessageBounded: a target's message limit is at most what a
+// stream connection's buffer holds with framing; beyond it Apply says
+// so (a larger message would be written past the byte count).
+func TestMaxMessageBounded(t *testing.T) {
+	store, err := logstore.Open(t.TempDir(), logstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sh := NewShipper(store, t.TempDir(), nil)
+	defer sh.Close()
+	for _, n := range []int{maxMessage + 1, minMessage - 1} {
+		err := sh.Apply([]Target{{Network: "tcp", Address: "127.0.0.1:9", Facility: 16, MaxMessage: n}})
+		if err == nil || !strings.Contains(err.Error(), "max message") {
+			t.Errorf("MaxMessage %d: Apply = %v, want an error about max message", n, err)
+		}
 	}
 }
