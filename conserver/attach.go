@@ -142,11 +142,6 @@ type Attachment struct {
 // access for read-write. The attachment starts with a banner (the
 // console's state and how to get help), then the replay, then live output.
 func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
-	perm := c.m.perms(id.User, c.name)
-	if perm&config.Read == 0 {
-		c.logger().Warn("conserver: attach refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
-		return nil, fmt.Errorf("attach %s: %w", c.name, ErrDenied)
-	}
 	a := &Attachment{c: c, id: id, since: time.Now(), spy: o.Spy, limit: c.m.opts.AttachBuffer,
 		mode: ModeRO, readable: make(chan struct{}, 1), done: make(chan struct{})}
 	a.lastInput.Store(a.since.UnixNano())
@@ -161,11 +156,13 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 		c.outMu.Unlock()
 		return nil, fmt.Errorf("attach %s: %w", c.name, ErrClosed)
 	}
-	// Again under mu, so that a reload's recheck (which takes mu to list
-	// the attachments) either sees this one or came before this read.
-	if perm = c.m.perms(id.User, c.name); perm&config.Read == 0 {
+	// Under mu, so that a reload's recheck (which takes mu to list the
+	// attachments) either sees this one or came before this read.
+	perm := c.m.perms(id.User, c.name)
+	if perm&config.Read == 0 {
 		c.mu.Unlock()
 		c.outMu.Unlock()
+		c.logger().Warn("conserver: attach refused", "user", id.User, "remote", id.Remote, "err", ErrDenied)
 		return nil, fmt.Errorf("attach %s: %w", c.name, ErrDenied)
 	}
 	mayWrite := perm&config.Write != 0
@@ -245,21 +242,10 @@ func (c *Console) statusLineLocked() string {
 // insertReplay puts the console's last n lines after the banner and
 // before the live output that arrived meanwhile. Output can arrive
 // between the registration and the read of the log: it is then in both,
-// and the overlap is cut from the replay (found by content, bounded).
+// so the replay ends at this attachment's attach event (replayLines);
+// only if that is not found is the overlap cut by content (bounded).
 func (a *Attachment) insertReplay(n, heldFrom int) {
-	lines, err := a.c.Tail(n)
-	// The log holds this attachment's attach event where its live output
-	// begins: what follows it is in the live output already.
-	seam := -1
-	for i := len(lines) - 1; i >= 0; i-- {
-		if lines[i].Event == logstore.EventAttach && string(lines[i].Text) == a.attachEvent {
-			seam = i
-			break
-		}
-	}
-	if seam >= 0 {
-		lines = lines[:seam+1]
-	}
+	lines, seam, err := a.replayLines(n)
 	var replay []byte
 	if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
 		replay = appendNotice(replay, a.c.name+": replay unavailable: "+err.Error())
@@ -284,9 +270,9 @@ func (a *Attachment) insertReplay(n, heldFrom int) {
 	}
 	live := a.buf[heldFrom:]
 	cut := 0
-	if seam < 0 {
-		// The attach event is not among the lines read (more output
-		// than that came since): fall back to the content overlap.
+	if !seam {
+		// The attach event was not found in the log: fall back to the
+		// content overlap.
 		cut = overlap(tailOut, live)
 	}
 	out := make([]byte, 0, heldFrom+len(replay)+len(live)+len(a.held))
@@ -297,6 +283,31 @@ func (a *Attachment) insertReplay(n, heldFrom int) {
 	a.buf, a.held, a.holding = out, nil, false
 	a.signal()
 }
+
+// replayLines returns the console's last n lines up to this attachment's
+// attach event, which the log holds where its live output begins (what
+// follows it is in the live output already). When more lines than n came
+// after it before the log was read, it reads further back (bounded by
+// maxSeamLines); seam is false if the event was not found.
+func (a *Attachment) replayLines(n int) (lines []logstore.Line, seam bool, err error) {
+	for k := n; ; k *= 4 {
+		lines, err = a.c.Tail(k)
+		if err != nil {
+			return nil, false, err
+		}
+		for i := len(lines) - 1; i >= 0; i-- {
+			if lines[i].Event == logstore.EventAttach && string(lines[i].Text) == a.attachEvent {
+				return lines[max(0, i+1-n) : i+1], true, nil
+			}
+		}
+		if len(lines) < k || k >= maxSeamLines {
+			return lines[max(0, len(lines)-n):], false, nil
+		}
+	}
+}
+
+// maxSeamLines bounds how far back replayLines looks for the attach event.
+const maxSeamLines = 1 << 14
 
 // maxOverlap bounds the seam search between a replay and live output.
 const maxOverlap = 16 << 10
@@ -599,8 +610,8 @@ func (c *Console) releaseWrite(a *Attachment) {
 // read access are detached, writers without write access become
 // read-only. Each is told why in one line.
 func (c *Console) recheck(cfg *config.Config) (detached, downgraded int) {
-	c.mu.Lock() // an Attach or takeWrite that read the old rules is done
-	atts := slices.Clone(c.all)
+	c.mu.Lock()            // an Attach or takeWrite that read the old rules is done
+	atts := *c.atts.Load() // published under mu; never changed in place
 	c.mu.Unlock()
 	for _, a := range atts {
 		p := cfg.Perms(a.id.User, c.name)

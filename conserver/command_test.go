@@ -2,6 +2,7 @@ package conserver
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -366,5 +367,47 @@ func TestReplaySkippedWhenBehind(t *testing.T) {
 	b.mu.Unlock()
 	if grown > 10*200 || !strings.Contains(tail, "replay skipped") {
 		t.Fatalf("10 replays to a full buffer added %d bytes: %q", grown, tailStr(tail, 200))
+	}
+}
+
+// TestReplaySeamAfterManyLines: more lines than the replay asked for
+// arrive between an attachment joining and its replay reading the log.
+// The replay still ends at the attach event: every line after it is
+// shown once (live), and the replay holds the lines before it. (Driven
+// step by step: the state Attach is in while it prepares the replay.)
+func TestReplaySeamAfterManyLines(t *testing.T) {
+	e, _, _, _, _ := engineEnv(t)
+	c := e.m.Console("node1")
+	for i := range 8 {
+		c.output(fmt.Appendf(nil, "before-%02d\r\n", i))
+	}
+	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
+	must(t, err)
+	defer b.Close()
+	b.mu.Lock()
+	b.holding = true // as Attach with a replay, before the log is read
+	heldFrom := len(b.buf)
+	b.mu.Unlock()
+	for i := range 20 {
+		c.output(fmt.Appendf(nil, "after-%02d\r\n", i))
+	}
+	b.insertReplay(5, heldFrom)
+	b.mu.Lock()
+	text := string(b.buf)
+	b.mu.Unlock()
+	for i := range 20 {
+		if n := strings.Count(text, fmt.Sprintf("after-%02d", i)); n != 1 {
+			t.Errorf("after-%02d shown %d times, want once:\n%s", i, n, text)
+		}
+	}
+	// Five lines up to the attach event: four output lines and the event.
+	for i := range 8 {
+		want := 0
+		if i >= 4 {
+			want = 1
+		}
+		if n := strings.Count(text, fmt.Sprintf("before-%02d", i)); n != want {
+			t.Errorf("before-%02d shown %d times, want %d:\n%s", i, n, want, text)
+		}
 	}
 }

@@ -124,10 +124,21 @@ type solConn struct {
 	sess bmcSession
 	sol  solStream
 	once sync.Once
+	// ctx ends when the connection is to be dropped (drop) or the console
+	// stops: the supervisor's read then closes it.
+	ctx  context.Context
+	drop context.CancelFunc
+}
+
+func newSOLConn(parent context.Context, sess bmcSession, sol solStream) *solConn {
+	sc := &solConn{sess: sess, sol: sol}
+	sc.ctx, sc.drop = context.WithCancel(parent)
+	return sc
 }
 
 // close deactivates the payload and closes the session (idempotent, safe
-// from any goroutine; each step bounded by the IPMI timeout).
+// from any goroutine; each step bounded by the IPMI timeout, which for a
+// BMC that does not answer is seconds: other goroutines call drop).
 func (sc *solConn) close() {
 	sc.once.Do(func() {
 		sc.sol.Close()
@@ -212,7 +223,7 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 		c.tell(fmt.Sprintf("the escape is now %s (%s? for help)", formatEscape(p.esc), formatEscape(p.esc)))
 	}
 	if conn != nil {
-		conn.close()
+		conn.drop() // closed by the supervisor's read: Apply does not wait for the BMC
 	}
 	if what&config.ChangeConnection != 0 {
 		// Only a connection change has the supervisor act now: a kick
@@ -273,7 +284,8 @@ func (c *Console) run() {
 		}
 		upAt := c.up(conn, fail)
 		err := c.read(conn, buf)
-		conn.close()
+		conn.close() // waits for a close that drop started
+		conn.drop()
 		bo.connected(c.m.backoff(), time.Since(upAt))
 		delay = c.lost(conn, err, &bo)
 	}
@@ -354,9 +366,9 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 }
 
 // read copies the SOL's output to the log and the attachments until the
-// connection ends (or the console stops, which closes it).
+// connection ends (or is dropped, or the console stops: that closes it).
 func (c *Console) read(conn *solConn, buf []byte) error {
-	stop := context.AfterFunc(c.ctx, conn.close)
+	stop := context.AfterFunc(conn.ctx, conn.close)
 	defer stop()
 	for {
 		n, err := conn.sol.Read(buf)
@@ -605,7 +617,7 @@ func (c *Console) redial(id Identity, what string, kind logstore.EventKind) erro
 	c.mu.Unlock()
 	c.logger().Info("conserver: "+what, "user", id.User, "remote", id.Remote)
 	if conn != nil {
-		conn.close()
+		conn.drop()
 	}
 	c.kick()
 	return nil

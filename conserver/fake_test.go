@@ -24,6 +24,9 @@ type fakeBMC struct {
 	stale   uint32   // a session of "a previous daemon" holding the payload
 	typed   []byte   // what solgate wrote to the console
 	breaks  int
+	// closeDelay is how long deactivating the payload takes (a BMC that
+	// no longer answers: the request's retries time out).
+	closeDelay time.Duration
 }
 
 func (f *fakeBMC) open(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
@@ -160,6 +163,10 @@ func (c *fakeSOL) Err() error {
 	return c.err
 }
 func (c *fakeSOL) Close() error {
+	c.f.mu.Lock()
+	d := c.f.closeDelay
+	c.f.mu.Unlock()
+	time.Sleep(d)
 	c.f.mu.Lock()
 	if c.f.active == c {
 		c.f.active = nil // deactivated

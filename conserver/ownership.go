@@ -108,7 +108,7 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 			res.err = err
 			return nil, res
 		}
-		return &solConn{sess: sess, sol: sol}, res
+		return newSOLConn(c.ctx, sess, sol), res
 	}
 }
 

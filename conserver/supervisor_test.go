@@ -414,3 +414,66 @@ func TestConfigChangeDuringHandshake(t *testing.T) {
 		waitUp(t, e.m.Console("node1"))
 	})
 }
+
+// TestReloadDoesNotWaitForOldBMCs: a reload that moves consoles to new
+// BMCs (the old ones no longer answer, so deactivating their payloads
+// takes the IPMI timeouts) returns at once; each console's supervisor
+// closes its old session and then dials the new BMC.
+func TestReloadDoesNotWaitForOldBMCs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 10 * time.Second
+		var mu sync.Mutex
+		bmcs := map[string]*fakeBMC{}
+		spec := func(port int) []consoleSpec {
+			var cs []consoleSpec
+			for i := range 3 {
+				cs = append(cs, consoleSpec{name: fmt.Sprintf("node%d", i+1), bmc: fmt.Sprintf("127.0.0.1:%d", port+i)})
+			}
+			return cs
+		}
+		e := newEnv(t, "", spec(1001), Options{}, func(m *Manager) {
+			m.open = func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+				mu.Lock()
+				f := bmcs[cfg.Addr]
+				if f == nil {
+					f = &fakeBMC{}
+					if strings.Contains(cfg.Addr, ":100") {
+						f.closeDelay = delay // the old BMCs
+					}
+					bmcs[cfg.Addr] = f
+				}
+				mu.Unlock()
+				return f.open(ctx, cfg)
+			}
+		})
+		for _, c := range e.m.Consoles() {
+			waitUp(t, c)
+		}
+		e.write(testConfig(e.dir, "", spec(2001), ""))
+		t0 := time.Now()
+		res := e.reload()
+		if took := time.Since(t0); took >= delay {
+			t.Errorf("Apply took %v: it waited for the old BMCs (%v each)", took, delay)
+		}
+		if len(res.Reconnects) != 3 {
+			t.Fatalf("reload: %+v", res)
+		}
+		time.Sleep(delay + time.Second)
+		for _, c := range e.m.Consoles() {
+			waitUp(t, c)
+			if st := c.Status(); !strings.Contains(st.BMC, ":200") {
+				t.Errorf("%s: BMC %s, want the new one", st.Name, st.BMC)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for addr, f := range bmcs {
+			if n := len(f.dialTimes()); n != 1 {
+				t.Errorf("%s: dialled %d times, want 1", addr, n)
+			}
+		}
+		if len(bmcs) != 6 {
+			t.Errorf("%d BMCs dialled, want 6", len(bmcs))
+		}
+	})
+}
