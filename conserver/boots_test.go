@@ -193,7 +193,11 @@ func TestPowerOnSeenStartsBoot(t *testing.T) {
 			e := newEnv(t, `ipmi_keepalive = "500ms"`, []consoleSpec{{name: "node1", bmc: s.Addr}}, Options{})
 			c := e.m.Console("node1")
 			waitState(t, c, Up, 10*time.Second)
-			time.Sleep(2500 * time.Millisecond) // the first power look (every 4th keepalive) sees it off
+			// The first power look (every 4th keepalive) must see it off:
+			// wait for five keepalives' worth of commands, however slow
+			// the machine, instead of a fixed time.
+			c0 := s.Stats().Commands
+			waitFor(t, "five keepalives", 30*time.Second, func() bool { return s.Stats().Commands >= c0+5 })
 			s.SetPower(true)
 			want := "power on seen (the chassis was off)"
 			if !quiet {
