@@ -458,3 +458,39 @@ func TestShutdownTellsSessions(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestRevocationCutsStalledExec: an exec command whose client stopped
+// reading (its output blocks on the SSH window) ends when the person's key
+// is removed, a few seconds after the reload, instead of holding the
+// session (and the console's log reader) until the connection closes.
+func TestRevocationCutsStalledExec(t *testing.T) {
+	h := start(t, nil)
+	con := h.b.consoles["node1"]
+	con.emit(bytes.Repeat([]byte("a log line that fills the window ............\r\n"), 200_000)) // about 9 MB
+	c := h.dial("carol", "node1")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.StdoutPipe(); err != nil { // never read
+		t.Fatal(err)
+	}
+	if err := s.Start("log"); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- s.Wait() }()
+	select {
+	case err := <-ended:
+		t.Fatalf("the log command ended before the revocation (%v): its output did not fill the window", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	h.b.removeKey(h.keys["carol"].PublicKey())
+	h.b.reload()
+	select {
+	case <-ended:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stalled exec session still runs 15 s after its key was removed")
+	}
+}

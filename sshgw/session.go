@@ -155,9 +155,12 @@ func (s *Server) release(ss *session) {
 func (ss *session) serve(reqs <-chan *gossh.Request) {
 	var worker sync.WaitGroup
 	started := false
+	workerDone := make(chan struct{})
+	stopCut := func() bool { return false }
 	defer func() {
 		ss.cancel(errClientGone)
 		worker.Wait()
+		stopCut()
 		ss.ch.Close()
 		// Drain whatever the client still sends until the channel is gone.
 		for req := range reqs {
@@ -219,8 +222,10 @@ func (ss *session) serve(reqs <-chan *gossh.Request) {
 			worker.Add(1)
 			go func() {
 				defer worker.Done()
+				defer close(workerDone)
 				ss.finish(ss.run())
 			}()
+			stopCut = context.AfterFunc(ss.ctx, func() { ss.cut(workerDone) })
 		case "break":
 			ss.mu.Lock()
 			att := ss.att
@@ -244,6 +249,26 @@ func (ss *session) serve(reqs <-chan *gossh.Request) {
 				req.Reply(false, nil)
 			}
 		}
+	}
+}
+
+// cut runs when the session's context ends (revoked, shut down, client
+// gone) while its command runs: a command still writing to a client that
+// stopped reading (a long `log` blocked on the SSH window) would notice
+// only when the connection closes. After drainWait its channel is
+// closed, which fails the blocked write; after closeWait more, the
+// connection. Attach sessions do the same on their own for every cause.
+func (ss *session) cut(done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	case <-time.After(drainWait):
+	}
+	ss.ch.Close()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		ss.c.close(context.Cause(ss.ctx))
 	}
 }
 
