@@ -396,6 +396,8 @@ func (c *SOL) Session() *Session { return c.s }
 // and, for consoles from DialSOL, closes the session.
 func (c *SOL) Close() error {
 	if c.eng.Err() == nil && c.s.Err() == nil {
+		// Before the payload goes: the BMC must know what we took.
+		c.eng.settle()
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
 		c.s.deactivateSOL(ctx, c.inst)
 		cancel()

@@ -237,3 +237,49 @@ func BenchmarkSOLThroughput(b *testing.B) {
 		})
 	}
 }
+
+// TestSOLCloseAcksTaken: closing a console that prints while its ACK
+// waits for the pace (the characters are taken, the BMC not yet told)
+// answers that packet before the payload is deactivated. Otherwise the
+// BMC keeps those characters for the next session, which prints them
+// again: reconnects (reloads, steals, restarts) doubled output in the log.
+func TestSOLCloseAcksTaken(t *testing.T) {
+	bmc, addr := startBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// 3,000 B/s in 10 ms ticks: packets of about 30 characters, each
+	// answered about 20 ms after the last, so an ACK nearly always waits.
+	go bmc.Stream(ctx, 3000, 1<<30)
+	var got []byte
+	buf := make([]byte, 4096)
+	for round := range 8 {
+		c := dialSOL(t, addr, ipmilan.SOLOptions{}, ipmilan.Config{})
+		for until := time.Now().Add(150 * time.Millisecond); time.Now().Before(until); {
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			got = append(got, buf[:n]...)
+		}
+		c.Close()
+		for { // what was taken before the close
+			n, err := c.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+	}
+	want := bmcsim.AppendStreamText(nil, 0, len(got))
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("over 8 sessions the console printed %d bytes, different from the stream at %d: %q, want %q",
+			len(got), i, got[i:min(len(got), i+40)], want[i:min(len(want), i+40)])
+	}
+	if len(got) < 8*200 {
+		t.Fatalf("only %d bytes in 8 sessions", len(got))
+	}
+}

@@ -270,6 +270,9 @@ type solEngine struct {
 	ackSeq     uint8
 	ackN       int
 	ackDue     time.Time
+	// closing: the console is being closed (see settle); every packet is
+	// answered at once from then on.
+	closing bool
 
 	st        solCounters
 	evMu      sync.Mutex
@@ -758,7 +761,7 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
 		full := n >= e.paceMax-e.paceMax/32
 		if e.ceilRun >= max(e.ceilNeed, solCeilingRun) && !full {
 			e.probing, e.ceilRun = true, 0
-		} else if wait := e.ackPace - since; wait > 0 && !full && now.Sub(e.lastInput) >= solInteractive {
+		} else if wait := e.ackPace - since; wait > 0 && !full && !e.closing && now.Sub(e.lastInput) >= solInteractive {
 			// The characters are in the read buffer already; only the
 			// BMC's next packet waits.
 			e.ackWaiting, e.ackSeq, e.ackN, e.ackDue = true, seq, n, now.Add(wait)
@@ -792,6 +795,19 @@ func (e *solEngine) sendPacedAck(now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.finished && e.ackWaiting && !now.Before(e.ackDue) {
+		e.ack(e.ackSeq, e.ackN)
+	}
+}
+
+// settle answers at once a packet whose ACK waits for the pace, and
+// every packet from now on: the console is closing. Its characters were
+// taken (they are in the read buffer); a BMC never told so keeps them for
+// the next session, which would print them a second time.
+func (e *solEngine) settle() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closing = true
+	if !e.finished && e.ackWaiting {
 		e.ack(e.ackSeq, e.ackN)
 	}
 }
