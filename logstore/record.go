@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -170,17 +171,13 @@ func timeMs(t time.Time) int64 {
 // line, carries no terminal control bytes and decodes back to p exactly.
 func appendEscaped(dst, p []byte) []byte {
 	for i := 0; i < len(p); {
-		c := p[i]
-		if c >= 0x20 && c < 0x7f && c != '\\' || c == '\t' {
+		if j := i + plainLen(p[i:]); j > i {
 			// Fast path for runs of plain ASCII.
-			j := i + 1
-			for j < len(p) && (p[j] >= 0x20 && p[j] < 0x7f && p[j] != '\\' || p[j] == '\t') {
-				j++
-			}
 			dst = append(dst, p[i:j]...)
 			i = j
 			continue
 		}
+		c := p[i]
 		if c >= 0x80 {
 			r, n := utf8.DecodeRune(p[i:])
 			if r != utf8.RuneError && !(r >= 0x80 && r <= 0x9f) {
@@ -219,6 +216,40 @@ func appendEscaped(dst, p []byte) []byte {
 		i++
 	}
 	return dst
+}
+
+func plainByte(c byte) bool { return c >= 0x20 && c < 0x7f && c != '\\' || c == '\t' }
+
+// Byte lanes of a uint64, for plainLen.
+const (
+	lanes1   = 0x0101010101010101
+	lanesTop = 0x8080808080808080
+)
+
+// plainLen returns the length of the run of plain ASCII (plainByte) that
+// p starts with. It looks at eight bytes at a time: a word holds no byte
+// below 0x20, none above 0x7e and no backslash exactly when the three
+// classic zero-byte tests below are all clear (a borrow or carry can only
+// start at a byte that is itself flagged). A word with a TAB or anything
+// to escape is looked at byte by byte.
+func plainLen(p []byte) int {
+	i := 0
+	for {
+		for ; i+8 <= len(p); i += 8 {
+			x := binary.LittleEndian.Uint64(p[i:])
+			bs := x ^ ('\\' * lanes1)
+			if ((x-0x20*lanes1)&^x|(x+lanes1)|x|(bs-lanes1)&^bs)&lanesTop != 0 {
+				break
+			}
+		}
+		end := min(i+8, len(p))
+		for i < end && plainByte(p[i]) {
+			i++
+		}
+		if i < end || i == len(p) {
+			return i
+		}
+	}
 }
 
 const hexDigits = "0123456789abcdef"

@@ -211,3 +211,26 @@ func FuzzRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainLen checks the word-at-a-time scan of appendEscaped against
+// the byte rule: every byte value at every position of a plain run, so a
+// lane test that misses a byte (or flags a plain one) fails.
+func TestPlainLen(t *testing.T) {
+	for _, base := range []string{"The quick brown ~ fox jumps", "a\tb"} {
+		for n := range 27 {
+			for pos := range n {
+				for c := range 256 {
+					p := bytes.Repeat([]byte(base), 27)[:n]
+					p[pos] = byte(c)
+					want := 0
+					for want < len(p) && plainByte(p[want]) {
+						want++
+					}
+					if got := plainLen(p); got != want {
+						t.Fatalf("plainLen(%q) = %d, want %d", p, got, want)
+					}
+				}
+			}
+		}
+	}
+}
