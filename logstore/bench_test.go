@@ -182,6 +182,7 @@ func BenchmarkSeal(b *testing.B) {
 // Writer's locking, buffering and flushing: timestamps and escaping.
 func BenchmarkAppendPackets(b *testing.B) {
 	text := benchText(1<<20, 1)
+	var st stamper
 	buf := make([]byte, 0, 64<<10)
 	now := time.Date(2026, 11, 23, 10, 1, 2, 0, time.UTC)
 	b.SetBytes(242)
@@ -200,7 +201,7 @@ func BenchmarkAppendPackets(b *testing.B) {
 			if j == 0 {
 				j = len(p)
 			}
-			buf = appendOutputRecord(buf, now, p[:j])
+			buf = st.appendOutput(buf, now, p[:j])
 			p = p[j:]
 		}
 		i += 242

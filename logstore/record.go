@@ -72,6 +72,38 @@ type Record struct {
 	Data []byte
 }
 
+// stamper formats record timestamps, reusing the date and time of day
+// of the previous call in the same second: a busy console's records
+// differ in their milliseconds only. The zero value is ready; it is not
+// safe for concurrent use (a Writer's is guarded by its mu).
+type stamper struct {
+	sec  int64 // the Unix second stamp holds, if ok
+	ok   bool
+	full [tsLen]byte // a timestamp in sec: its first 20 bytes are reused
+}
+
+// Unix seconds a record timestamp holds without clamping.
+const (
+	stampMinSec = -62167219200 // 0000-01-01T00:00:00Z
+	stampMaxSec = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// appendTime appends t in the fixed 24-byte record form, the same bytes
+// as appendTimestamp.
+func (s *stamper) appendTime(dst []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if !s.ok || sec != s.sec {
+		if sec < stampMinSec || sec > stampMaxSec {
+			return appendTimestamp(dst, t) // clamped: not cached
+		}
+		appendTimestamp(s.full[:0], t)
+		s.sec, s.ok = sec, true
+	}
+	ms := t.Nanosecond() / 1e6
+	dst = append(dst, s.full[:tsLen-4]...)
+	return append(dst, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
 // appendTimestamp appends t in the fixed 24-byte record form.
 func appendTimestamp(dst []byte, t time.Time) []byte {
 	t = t.UTC()
@@ -324,6 +356,12 @@ func unhex(c byte) int {
 // appendOutputRecord appends one output record for the raw bytes p, which
 // contain no line feed except possibly as their last byte.
 func appendOutputRecord(dst []byte, t time.Time, p []byte) []byte {
+	var s stamper
+	return s.appendOutput(dst, t, p)
+}
+
+// appendOutput is appendOutputRecord with s's timestamps.
+func (s *stamper) appendOutput(dst []byte, t time.Time, p []byte) []byte {
 	m := MarkPartial
 	if n := len(p); n > 0 && p[n-1] == '\n' {
 		if n > 1 && p[n-2] == '\r' {
@@ -332,7 +370,7 @@ func appendOutputRecord(dst []byte, t time.Time, p []byte) []byte {
 			m, p = MarkLF, p[:n-1]
 		}
 	}
-	dst = appendTimestamp(dst, t)
+	dst = s.appendTime(dst, t)
 	dst = append(dst, ' ', byte(m), ' ')
 	dst = appendEscaped(dst, p)
 	return append(dst, '\n')
@@ -340,7 +378,13 @@ func appendOutputRecord(dst []byte, t time.Time, p []byte) []byte {
 
 // appendEventRecord appends an event record. kind must be Valid.
 func appendEventRecord(dst []byte, t time.Time, kind EventKind, text string) []byte {
-	dst = appendTimestamp(dst, t)
+	var s stamper
+	return s.appendEvent(dst, t, kind, text)
+}
+
+// appendEvent is appendEventRecord with s's timestamps.
+func (s *stamper) appendEvent(dst []byte, t time.Time, kind EventKind, text string) []byte {
+	dst = s.appendTime(dst, t)
 	dst = append(dst, ' ', byte(MarkEvent), ' ')
 	dst = append(dst, kind...)
 	if text != "" {

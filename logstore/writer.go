@@ -77,6 +77,7 @@ type Writer struct {
 	firstPend time.Time // monotonic time the first pending byte arrived
 	line      []byte
 	lineTime  time.Time
+	stamp     stamper // formats the records' timestamps
 	overflow  gapInfo // bytes dropped because pend was full
 	timer     *time.Timer
 	queued    bool // in the Store's flush queue or being flushed
@@ -263,7 +264,7 @@ func (w *Writer) appendOutputLocked(t time.Time, raw []byte) {
 	if w.pend == nil {
 		w.pend = w.newPendLocked()
 	}
-	w.pend = appendOutputRecord(w.pend, t, raw)
+	w.pend = w.stamp.appendOutput(w.pend, t, raw)
 	w.pendRaw += len(raw)
 	w.noteTimeLocked(t)
 }
@@ -272,7 +273,7 @@ func (w *Writer) appendEventLocked(t time.Time, kind EventKind, text string) {
 	if w.pend == nil {
 		w.pend = w.newPendLocked()
 	}
-	w.pend = appendEventRecord(w.pend, t, kind, text)
+	w.pend = w.stamp.appendEvent(w.pend, t, kind, text)
 	w.noteTimeLocked(t)
 }
 
