@@ -33,6 +33,7 @@ func (w *Writer) EventBeforeLine(kind EventKind, text string) {
 	if wasIdle {
 		w.armLocked()
 	}
+	w.accountLocked()
 }
 
 // Boot is one boot of a console's node as its log records it: from a boot

@@ -152,10 +152,10 @@
 // first successful write after that starts with a gap event giving the
 // count and reason. The same happens when a console has MaxPending bytes
 // buffered because the disk is too slow, or when all the Store's Writers
-// together have MaxPendingTotal (256 MiB) buffered, so that a stalled disk
-// under 10,000 consoles costs at most that much memory (first come, first
-// served: the consoles that print the most fill it). Write never waits for
-// the disk.
+// together hold MaxPendingTotal (256 MiB) of buffers (their capacity, not
+// just the bytes in use), so that a stalled disk under 10,000 consoles
+// costs at most about that much memory (first come, first served: the
+// consoles that print the most fill it). Write never waits for the disk.
 //
 // # Power loss
 //

@@ -746,3 +746,91 @@ func TestReadTruncatedSegment(t *testing.T) {
 		wantTrunc(t, errs, path, "frame cut short")
 	})
 }
+
+// TestPendingCountsReserved: the budget counts what the Writers' buffers
+// reserve (their capacity), not just the bytes in them. Busy Writers
+// whose next buffer is sized after their last flush must not reserve
+// more than MaxPendingTotal between them while the budget says less;
+// what does not fit is dropped and reported like any budget drop.
+func TestPendingCountsReserved(t *testing.T) {
+	synctest.Test(t, testPendingCountsReserved)
+}
+
+func testPendingCountsReserved(t *testing.T) {
+	const budget = 512 << 10
+	s, err := Open(t.TempDir(), Options{FlushInterval: time.Hour, FrameBytes: 256 << 10, MaxPending: 256 << 10, MaxPendingTotal: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ws []*Writer
+	for i := range 32 {
+		ws = append(ws, mustWriter(t, s, fmt.Sprintf("n%02d", i)))
+	}
+	text := benchText(4<<20, 4)
+	off := 0
+	packet := func(w *Writer) {
+		w.Write(text[off : off+242])
+		off += 242
+	}
+	for _, w := range ws { // one busy flush each: about 50 KB of records
+		for range 160 {
+			packet(w)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reserved := func() int64 {
+		var n int64
+		for _, w := range ws {
+			w.mu.Lock()
+			n += int64(cap(w.pend) + cap(w.line))
+			w.mu.Unlock()
+		}
+		return n
+	}
+	for round := range 200 {
+		for _, w := range ws {
+			packet(w)
+		}
+		synctest.Wait() // the flushes a drop asks for are done
+		r, p := reserved(), s.Stats().Pending
+		if p != r {
+			t.Fatalf("round %d: the budget counts %d bytes, the buffers reserve %d", round, p, r)
+		}
+		if p > budget+int64(len(ws))*512 { // line buffers are counted once allocated
+			t.Fatalf("round %d: %d bytes reserved, budget %d", round, p, budget)
+		}
+	}
+	var dropped int64
+	for _, w := range ws {
+		st := w.Stats()
+		if st.Dropped != st.BudgetDropped {
+			t.Fatalf("drops not from the budget: %+v", st)
+		}
+		dropped += st.BudgetDropped
+	}
+	if dropped == 0 || dropped != s.Stats().BudgetDropped {
+		t.Fatalf("writers dropped %d bytes, the store counts %d", dropped, s.Stats().BudgetDropped)
+	}
+	for i, w := range ws {
+		w.Close()
+		st := w.Stats()
+		raw, events := readRaw(t, s, w.Console())
+		var lost int64
+		for _, e := range events {
+			var n int64
+			if _, err := fmt.Sscanf(e, "gap %d bytes lost", &n); err != nil || !strings.Contains(e, "MaxPendingTotal") {
+				t.Fatalf("console %d: event %q", i, e)
+			}
+			lost += n
+		}
+		if lost != st.Dropped || int64(len(raw)) != st.Bytes-st.Dropped {
+			t.Fatalf("console %d: gaps report %d lost, dropped %d; read %d of %d bytes", i, lost, st.Dropped, len(raw), st.Bytes)
+		}
+	}
+	if p := s.Stats().Pending; p != 0 {
+		t.Fatalf("%d bytes still counted after every Writer closed", p)
+	}
+}

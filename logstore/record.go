@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -69,6 +70,38 @@ type Record struct {
 	// Data is the raw console bytes including the line ending ("\r\n"
 	// or "\n", none if Partial) for output; the event text for events.
 	Data []byte
+}
+
+// stamper formats record timestamps, reusing the date and time of day
+// of the previous call in the same second: a busy console's records
+// differ in their milliseconds only. The zero value is ready; it is not
+// safe for concurrent use (a Writer's is guarded by its mu).
+type stamper struct {
+	sec  int64 // the Unix second stamp holds, if ok
+	ok   bool
+	full [tsLen]byte // a timestamp in sec: its first 20 bytes are reused
+}
+
+// Unix seconds a record timestamp holds without clamping.
+const (
+	stampMinSec = -62167219200 // 0000-01-01T00:00:00Z
+	stampMaxSec = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// appendTime appends t in the fixed 24-byte record form, the same bytes
+// as appendTimestamp.
+func (s *stamper) appendTime(dst []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if !s.ok || sec != s.sec {
+		if sec < stampMinSec || sec > stampMaxSec {
+			return appendTimestamp(dst, t) // clamped: not cached
+		}
+		appendTimestamp(s.full[:0], t)
+		s.sec, s.ok = sec, true
+	}
+	ms := t.Nanosecond() / 1e6
+	dst = append(dst, s.full[:tsLen-4]...)
+	return append(dst, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
 // appendTimestamp appends t in the fixed 24-byte record form.
@@ -170,17 +203,13 @@ func timeMs(t time.Time) int64 {
 // line, carries no terminal control bytes and decodes back to p exactly.
 func appendEscaped(dst, p []byte) []byte {
 	for i := 0; i < len(p); {
-		c := p[i]
-		if c >= 0x20 && c < 0x7f && c != '\\' || c == '\t' {
+		if j := i + plainLen(p[i:]); j > i {
 			// Fast path for runs of plain ASCII.
-			j := i + 1
-			for j < len(p) && (p[j] >= 0x20 && p[j] < 0x7f && p[j] != '\\' || p[j] == '\t') {
-				j++
-			}
 			dst = append(dst, p[i:j]...)
 			i = j
 			continue
 		}
+		c := p[i]
 		if c >= 0x80 {
 			r, n := utf8.DecodeRune(p[i:])
 			if r != utf8.RuneError && !(r >= 0x80 && r <= 0x9f) {
@@ -219,6 +248,40 @@ func appendEscaped(dst, p []byte) []byte {
 		i++
 	}
 	return dst
+}
+
+func plainByte(c byte) bool { return c >= 0x20 && c < 0x7f && c != '\\' || c == '\t' }
+
+// Byte lanes of a uint64, for plainLen.
+const (
+	lanes1   = 0x0101010101010101
+	lanesTop = 0x8080808080808080
+)
+
+// plainLen returns the length of the run of plain ASCII (plainByte) that
+// p starts with. It looks at eight bytes at a time: a word holds no byte
+// below 0x20, none above 0x7e and no backslash exactly when the three
+// classic zero-byte tests below are all clear (a borrow or carry can only
+// start at a byte that is itself flagged). A word with a TAB or anything
+// to escape is looked at byte by byte.
+func plainLen(p []byte) int {
+	i := 0
+	for {
+		for ; i+8 <= len(p); i += 8 {
+			x := binary.LittleEndian.Uint64(p[i:])
+			bs := x ^ ('\\' * lanes1)
+			if ((x-0x20*lanes1)&^x|(x+lanes1)|x|(bs-lanes1)&^bs)&lanesTop != 0 {
+				break
+			}
+		}
+		end := min(i+8, len(p))
+		for i < end && plainByte(p[i]) {
+			i++
+		}
+		if i < end || i == len(p) {
+			return i
+		}
+	}
 }
 
 const hexDigits = "0123456789abcdef"
@@ -293,6 +356,12 @@ func unhex(c byte) int {
 // appendOutputRecord appends one output record for the raw bytes p, which
 // contain no line feed except possibly as their last byte.
 func appendOutputRecord(dst []byte, t time.Time, p []byte) []byte {
+	var s stamper
+	return s.appendOutput(dst, t, p)
+}
+
+// appendOutput is appendOutputRecord with s's timestamps.
+func (s *stamper) appendOutput(dst []byte, t time.Time, p []byte) []byte {
 	m := MarkPartial
 	if n := len(p); n > 0 && p[n-1] == '\n' {
 		if n > 1 && p[n-2] == '\r' {
@@ -301,7 +370,7 @@ func appendOutputRecord(dst []byte, t time.Time, p []byte) []byte {
 			m, p = MarkLF, p[:n-1]
 		}
 	}
-	dst = appendTimestamp(dst, t)
+	dst = s.appendTime(dst, t)
 	dst = append(dst, ' ', byte(m), ' ')
 	dst = appendEscaped(dst, p)
 	return append(dst, '\n')
@@ -309,7 +378,13 @@ func appendOutputRecord(dst []byte, t time.Time, p []byte) []byte {
 
 // appendEventRecord appends an event record. kind must be Valid.
 func appendEventRecord(dst []byte, t time.Time, kind EventKind, text string) []byte {
-	dst = appendTimestamp(dst, t)
+	var s stamper
+	return s.appendEvent(dst, t, kind, text)
+}
+
+// appendEvent is appendEventRecord with s's timestamps.
+func (s *stamper) appendEvent(dst []byte, t time.Time, kind EventKind, text string) []byte {
+	dst = s.appendTime(dst, t)
 	dst = append(dst, ' ', byte(MarkEvent), ' ')
 	dst = append(dst, kind...)
 	if text != "" {

@@ -211,3 +211,52 @@ func FuzzRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainLen checks the word-at-a-time scan of appendEscaped against
+// the byte rule: every byte value at every position of a plain run, so a
+// lane test that misses a byte (or flags a plain one) fails.
+func TestPlainLen(t *testing.T) {
+	for _, base := range []string{"The quick brown ~ fox jumps", "a\tb"} {
+		for n := range 27 {
+			for pos := range n {
+				for c := range 256 {
+					p := bytes.Repeat([]byte(base), 27)[:n]
+					p[pos] = byte(c)
+					want := 0
+					for want < len(p) && plainByte(p[want]) {
+						want++
+					}
+					if got := plainLen(p); got != want {
+						t.Fatalf("plainLen(%q) = %d, want %d", p, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestStamper: the cached timestamps are the bytes appendTimestamp makes,
+// within a second, across seconds (forward and back), before 1970, at and
+// beyond the range a record holds, and in another zone.
+func TestStamper(t *testing.T) {
+	var s stamper
+	cet := time.FixedZone("CET", 3600)
+	times := []time.Time{
+		t0, t0.Add(time.Millisecond), t0.Add(876 * time.Millisecond), t0.Add(877 * time.Millisecond),
+		t0.Add(-time.Millisecond), t0.Add(-124 * time.Millisecond), t0.In(cet), t0.Add(time.Hour).In(cet),
+		time.Unix(-1, 999e6), time.Unix(-1, 0), time.Unix(0, 0), time.Unix(0, 1e6),
+		time.Date(0, 1, 1, 0, 0, 0, 5e6, time.UTC), time.Date(-1, 12, 31, 23, 59, 59, 5e6, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 6e6, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 5e6, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 6e6, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 7e6, time.UTC),
+	}
+	for i := range 3000 { // 3 s in steps of 1 ms, crossing seconds
+		times = append(times, t0.Add(time.Duration(i)*time.Millisecond+time.Duration(i%7)*time.Microsecond))
+	}
+	for _, tm := range times {
+		got, want := s.appendTime([]byte("x"), tm), appendTimestamp([]byte("x"), tm)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%v: %q, want %q", tm, got, want)
+		}
+	}
+}

@@ -48,8 +48,9 @@ type Options struct {
 	// is slow or failing; beyond it console bytes are dropped, counted and
 	// reported by a gap event. Default 256 KiB.
 	MaxPending int
-	// MaxPendingTotal is the most record bytes all the Store's Writers
-	// together buffer (pending, and being written); beyond it console
+	// MaxPendingTotal is the most buffer memory all the Store's Writers
+	// together hold for records (pending, and being written), counted as
+	// the buffers' capacity, not just the bytes in them; beyond it console
 	// bytes are dropped the same way, so a stalled disk under thousands of
 	// consoles costs a bounded amount of memory. Default 256 MiB; never
 	// less than MaxPending.
@@ -182,7 +183,7 @@ type Store struct {
 	strayMu sync.Mutex          // guards strays
 	strays  map[string]struct{} // stray files already warned about
 
-	pending       atomic.Int64 // record bytes buffered by all Writers (MaxPendingTotal)
+	pending       atomic.Int64 // buffer capacity all Writers hold for records (MaxPendingTotal)
 	budgetDropped atomic.Int64
 	syncs         atomic.Int64
 	fsSyncs       atomic.Int64
@@ -261,8 +262,9 @@ func syncFSOS(dir string) error {
 
 // StoreStats are a Store's counters since it was opened.
 type StoreStats struct {
-	// Pending is the record bytes all Writers buffer now, pending or
-	// being written; at most about Options.MaxPendingTotal.
+	// Pending is the buffer memory (capacity) all Writers hold for
+	// records now, pending or being written; at most about
+	// Options.MaxPendingTotal.
 	Pending int64
 	// BudgetDropped counts console bytes dropped because Pending had
 	// reached MaxPendingTotal (each is also in its Writer's Dropped and

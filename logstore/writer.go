@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sync"
@@ -73,10 +74,15 @@ type Writer struct {
 	// lastPend is the size of the last flushed pend: a busy console's
 	// next pend starts with room for about that much instead of growing
 	// from a small buffer (and copying) every flush.
-	lastPend  int
+	lastPend int
+	// held is what the Writer counts in Store.pending for its buffers:
+	// the capacity of pend and line, which is what they reserve, not
+	// just the bytes in use (accountLocked).
+	held      int64
 	firstPend time.Time // monotonic time the first pending byte arrived
 	line      []byte
 	lineTime  time.Time
+	stamp     stamper // formats the records' timestamps
 	overflow  gapInfo // bytes dropped because pend was full
 	timer     *time.Timer
 	queued    bool // in the Store's flush queue or being flushed
@@ -150,17 +156,15 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, ErrClosed
 	}
 	w.stats.Bytes += int64(n)
-	had := len(w.pend) + len(w.line)
-	full := had+n > w.s.opt.MaxPending
-	if full || w.s.pending.Load()+int64(n) > w.s.opt.MaxPendingTotal {
-		if full {
-			w.overflow.add(int64(n), now, "console output buffer full: disk too slow")
-		} else {
-			w.overflow.add(int64(n), now, "output buffers of all consoles full (MaxPendingTotal): disk too slow")
-			w.stats.BudgetDropped += int64(n)
-			w.s.budgetDropped.Add(int64(n))
-		}
-		w.stats.Dropped += int64(n)
+	full := len(w.pend)+len(w.line)+n > w.s.opt.MaxPending
+	// Room for the first record (and the gap event before it) must fit
+	// in the budget, or all of p is dropped.
+	first := recordMax(len(w.line) + min(n, maxLine))
+	if w.overflow.bytes > 0 {
+		first += gapRoom
+	}
+	if full || !w.roomLocked(first) {
+		w.dropLocked(n, now, !full)
 		kick := w.kickLocked()
 		w.mu.Unlock()
 		if kick {
@@ -175,6 +179,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 		w.stats.Gaps++
 		w.overflow = gapInfo{}
 	}
+	dropped := false
+records:
 	for len(p) > 0 {
 		chunk := p
 		i := bytes.IndexByte(p, '\n')
@@ -183,14 +189,24 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		p = p[len(chunk):]
 		if len(w.line) == 0 && i >= 0 && len(chunk) <= maxLine {
+			if !w.roomLocked(recordMax(len(chunk))) {
+				w.dropLocked(len(chunk)+len(p), now, true)
+				dropped = true
+				break
+			}
 			w.appendOutputLocked(now, chunk) // the common case: no copy
 			continue
 		}
 		for len(chunk) > 0 {
+			take := min(maxLine-len(w.line), len(chunk))
+			if !w.roomLocked(recordMax(len(w.line) + take)) {
+				w.dropLocked(len(chunk)+len(p), now, true)
+				dropped = true
+				break records
+			}
 			if len(w.line) == 0 {
 				w.lineTime = now
 			}
-			take := min(maxLine-len(w.line), len(chunk))
 			w.line = append(w.line, chunk[:take]...)
 			chunk = chunk[take:]
 			if w.line[len(w.line)-1] == '\n' || len(w.line) >= maxLine {
@@ -199,13 +215,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 	}
 	kick := false
-	if wasIdle {
+	if wasIdle && w.pendingLocked() {
 		w.armLocked()
 	}
-	if len(w.pend) >= w.s.opt.FrameBytes {
+	if dropped || len(w.pend) >= w.s.opt.FrameBytes {
 		kick = w.kickLocked()
 	}
-	w.s.pending.Add(int64(len(w.pend) + len(w.line) - had)) // one atomic add per Write
+	w.accountLocked()
 	w.mu.Unlock()
 	if kick {
 		w.s.enqueue(w)
@@ -227,13 +243,12 @@ func (w *Writer) Event(kind EventKind, text string) {
 		return
 	}
 	wasIdle := !w.pendingLocked()
-	had := len(w.pend) + len(w.line)
 	w.closeLineLocked() // an event ends a partial line so it sorts in time
 	w.appendEventLocked(now, kind, text)
 	if wasIdle {
 		w.armLocked()
 	}
-	w.s.pending.Add(int64(len(w.pend) + len(w.line) - had))
+	w.accountLocked()
 	w.mu.Unlock()
 }
 
@@ -249,30 +264,90 @@ func (w *Writer) noteTimeLocked(t time.Time) {
 	w.pendRecs++
 }
 
-// newPendLocked returns the buffer for the next pend: a small pooled one
-// for a quiet console, one sized after the last flush for a busy one.
-func (w *Writer) newPendLocked() []byte {
-	if w.lastPend <= smallBuf {
-		return getBuf()
+// accountLocked brings what w counts in Store.pending in line with the
+// capacity its buffers hold: an atomic add only when a buffer was
+// allocated, grown or released, not for every Write.
+func (w *Writer) accountLocked() {
+	if c := int64(cap(w.pend) + cap(w.line)); c != w.held {
+		w.s.pending.Add(c - w.held)
+		w.held = c
 	}
-	n := min(w.lastPend+w.lastPend/4, w.s.opt.FrameBytes+maxLine+1024)
-	return make([]byte, 0, (n+4095)&^4095)
+}
+
+// dropLocked counts n console bytes of a Write as lost: the console's
+// own buffer is full, or (budget) the Store's MaxPendingTotal is.
+func (w *Writer) dropLocked(n int, now time.Time, budget bool) {
+	if budget {
+		w.overflow.add(int64(n), now, "output buffers of all consoles full (MaxPendingTotal): disk too slow")
+		w.stats.BudgetDropped += int64(n)
+		w.s.budgetDropped.Add(int64(n))
+	} else {
+		w.overflow.add(int64(n), now, "console output buffer full: disk too slow")
+	}
+	w.stats.Dropped += int64(n)
+}
+
+// recordMax is the most bytes an output record of n console bytes takes:
+// the prefix, every byte escaped as \xNN, the line feed.
+func recordMax(n int) int { return prefixLen + 4*n + 1 }
+
+// gapRoom is about what the gap event for an overflow takes.
+const gapRoom = 256
+
+// roomLocked makes room in pend for n more bytes and reports whether it
+// could. A pend that has the room costs the budget nothing more;
+// otherwise the buffer it would allocate or grow to must fit in
+// MaxPendingTotal with what all Writers hold: a busy console's next pend
+// is sized after its last flush, or just for these bytes when the budget
+// has no room for that. Records appended beyond a reservation (events,
+// the line a flush ends) grow pend as append does, and are counted after
+// (accountLocked).
+func (w *Writer) roomLocked(n int) bool {
+	need := len(w.pend) + n
+	if need <= cap(w.pend) {
+		return true
+	}
+	target := need
+	if w.pend == nil {
+		if w.lastPend > smallBuf {
+			// What flushed last time, with an eighth for a busier second.
+			target = max(target, min(w.lastPend+w.lastPend/8, w.s.opt.FrameBytes+maxLine+1024))
+		}
+	} else {
+		target = max(target, cap(w.pend)+cap(w.pend)/4) // amortised growth
+	}
+	free := w.s.opt.MaxPendingTotal - w.s.pending.Load()
+	size := bufSize(target)
+	if int64(size-cap(w.pend)) > free {
+		size = bufSize(need)
+		if int64(size-cap(w.pend)) > free {
+			return false
+		}
+	}
+	b := getBufFor(size)
+	if w.pend != nil {
+		b = append(b, w.pend...)
+		putBuf(w.pend)
+	}
+	w.pend = b
+	w.accountLocked()
+	return true
 }
 
 func (w *Writer) appendOutputLocked(t time.Time, raw []byte) {
 	if w.pend == nil {
-		w.pend = w.newPendLocked()
+		w.pend = getBuf()
 	}
-	w.pend = appendOutputRecord(w.pend, t, raw)
+	w.pend = w.stamp.appendOutput(w.pend, t, raw)
 	w.pendRaw += len(raw)
 	w.noteTimeLocked(t)
 }
 
 func (w *Writer) appendEventLocked(t time.Time, kind EventKind, text string) {
 	if w.pend == nil {
-		w.pend = w.newPendLocked()
+		w.pend = getBuf()
 	}
-	w.pend = appendEventRecord(w.pend, t, kind, text)
+	w.pend = w.stamp.appendEvent(w.pend, t, kind, text)
 	w.noteTimeLocked(t)
 }
 
@@ -489,9 +564,11 @@ func (w *Writer) flushIO(final bool) error {
 		return nil
 	}
 	w.mu.Lock()
-	// What is taken stays counted against MaxPendingTotal until written.
-	inflight := len(w.pend) + len(w.line)
 	w.closeLineLocked()
+	w.accountLocked()
+	// What is taken stays counted against MaxPendingTotal until written.
+	inflight := w.held
+	w.held = 0
 	w.line = nil // a quiet console keeps no line buffer
 	text, raw := w.pend, w.pendRaw
 	first, last, recs := w.pendFirst, w.pendLast, w.pendRecs
@@ -853,7 +930,7 @@ func (w *Writer) open() error {
 				w.noteTimeLocked(msTime(rr.ms))
 			}
 			w.armLocked()
-			w.s.pending.Add(int64(len(note)))
+			w.accountLocked()
 			w.mu.Unlock()
 		}
 		if sealed {
@@ -911,32 +988,68 @@ func (f osFile) Datasync() error {
 	return nil
 }
 
-// Buffers for pending records and frames come in two sizes, so a quiet
-// console does not hold on to a buffer a busy one grew.
-var (
-	smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-	largeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// Buffers for pending records and frames are pooled by size class, so a
+// quiet console does not hold on to a buffer a busy one grew, and a busy
+// one gets about the size it asks for (its capacity counts against
+// MaxPendingTotal). The classes go from 512 bytes to 1 MiB in steps of
+// 1.5 and 4/3: 512, 768, 1024, 1536, 2048, ...
+const (
+	minBuf     = 512
+	bufClasses = 23 // the last is 1 MiB
+	smallBuf   = 4 << 10
 )
 
-const smallBuf = 4 << 10
+var bufPools [bufClasses]sync.Pool
 
-func getBuf() []byte { return (*smallBufs.Get().(*[]byte))[:0] }
-
-// getBufFor returns a buffer for about n bytes.
-func getBufFor(n int) []byte {
-	if n <= smallBuf {
-		return getBuf()
+// bufClass returns the smallest class that holds n bytes (0 for n <= 512;
+// bufClasses or more for n beyond 1 MiB).
+func bufClass(n int) int {
+	if n <= minBuf {
+		return 0
 	}
-	return (*largeBufs.Get().(*[]byte))[:0]
+	b := bits.Len(uint(n - 1)) // 1<<(b-1) < n <= 1<<b
+	if n <= 3<<(b-2) {
+		return 2*(b-10) + 1
+	}
+	return 2 * (b - 9)
 }
 
-func putBuf(b []byte) {
-	b = b[:0]
-	switch {
-	case cap(b) == 0 || cap(b) > 1<<20:
-	case cap(b) <= smallBuf:
-		smallBufs.Put(&b)
-	default:
-		largeBufs.Put(&b)
+// classSize is the capacity of class k's buffers.
+func classSize(k int) int { return (minBuf + k&1*minBuf/2) << (k / 2) }
+
+// bufSize is the capacity getBufFor(n) returns, at least n.
+func bufSize(n int) int {
+	if k := bufClass(n); k < bufClasses {
+		return classSize(k)
 	}
+	return n
+}
+
+func getBuf() []byte { return getBufFor(minBuf) }
+
+// getBufFor returns an empty buffer of capacity bufSize(n).
+func getBufFor(n int) []byte {
+	k := bufClass(n)
+	if k >= bufClasses {
+		return make([]byte, 0, n)
+	}
+	if b, ok := bufPools[k].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, classSize(k))
+}
+
+// putBuf pools b in the largest class its capacity holds (a buffer grown
+// by append lands in the class below its capacity).
+func putBuf(b []byte) {
+	c := cap(b)
+	if c < minBuf || c > classSize(bufClasses-1) {
+		return
+	}
+	k := bufClass(c)
+	if classSize(k) > c {
+		k--
+	}
+	b = b[:0]
+	bufPools[k].Put(&b)
 }

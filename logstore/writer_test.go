@@ -1020,3 +1020,38 @@ func TestConsoleNameMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestBufClass: a buffer class is the smallest that holds the size asked
+// for, and a buffer goes back to a class whose size it holds.
+func TestBufClass(t *testing.T) {
+	for n := 1; n <= 1<<20+1; n++ {
+		k := bufClass(n)
+		if k >= bufClasses {
+			if n <= classSize(bufClasses-1) {
+				t.Fatalf("bufClass(%d) = %d, beyond the classes", n, k)
+			}
+			continue
+		}
+		if size := classSize(k); size < n || k > 0 && classSize(k-1) >= n {
+			t.Fatalf("bufClass(%d) = %d of size %d; the class below holds %d", n, k, size, classSize(max(k-1, 0)))
+		}
+		if bufSize(n) != classSize(k) {
+			t.Fatalf("bufSize(%d) = %d, class %d holds %d", n, bufSize(n), k, classSize(k))
+		}
+	}
+	for k := 1; k < bufClasses; k++ {
+		if r := float64(classSize(k)) / float64(classSize(k-1)); r > 1.5 || r < 1.3 {
+			t.Fatalf("class %d is %.2f times class %d", k, r, k-1)
+		}
+	}
+	for _, n := range []int{1, 512, 513, 5000, 100 << 10, 1 << 20, 1<<20 + 1} {
+		b := getBufFor(n)
+		if cap(b) < n || len(b) != 0 {
+			t.Fatalf("getBufFor(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		putBuf(append(b, 'x'))
+	}
+	if classSize(bufClasses-1) != 1<<20 {
+		t.Fatalf("largest class %d", classSize(bufClasses-1))
+	}
+}
