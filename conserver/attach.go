@@ -286,9 +286,10 @@ func (a *Attachment) insertReplay(n, heldFrom int) {
 
 // replayLines returns the console's last n lines up to this attachment's
 // attach event, which the log holds where its live output begins (what
-// follows it is in the live output already). When more lines than n came
-// after it before the log was read, it reads further back (bounded by
-// maxSeamLines); seam is false if the event was not found.
+// follows it is in the live output already). When lines came after it
+// before the log was read, it reads further back (bounded by
+// maxSeamLines) so that n lines before it are shown if the log has them;
+// seam is false if the event was not found.
 func (a *Attachment) replayLines(n int) (lines []logstore.Line, seam bool, err error) {
 	for k := n; ; k *= 4 {
 		lines, err = a.c.Tail(k)
@@ -296,9 +297,13 @@ func (a *Attachment) replayLines(n int) (lines []logstore.Line, seam bool, err e
 			return nil, false, err
 		}
 		for i := len(lines) - 1; i >= 0; i-- {
-			if lines[i].Event == logstore.EventAttach && string(lines[i].Text) == a.attachEvent {
+			if lines[i].Event != logstore.EventAttach || string(lines[i].Text) != a.attachEvent {
+				continue
+			}
+			if i+1 >= n || len(lines) < k || k >= maxSeamLines {
 				return lines[max(0, i+1-n) : i+1], true, nil
 			}
+			break // fewer than n lines before it in this read: read further back
 		}
 		if len(lines) < k || k >= maxSeamLines {
 			return lines[max(0, len(lines)-n):], false, nil
