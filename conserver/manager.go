@@ -81,6 +81,10 @@ type Manager struct {
 
 	cfg   atomic.Pointer[config.Config]
 	boots atomic.Pointer[bootPatterns]
+	// attachSeq numbers attachments (Attachment.seq): unique in this
+	// process, so an attach event in the log is never mistaken for
+	// another's.
+	attachSeq atomic.Uint64
 
 	applyMu sync.Mutex // serialises Apply and Shutdown; held while consoles start and stop
 
