@@ -80,6 +80,10 @@ type Console struct {
 	// with respect to output. Guards boot and logged.
 	outMu  sync.Mutex
 	boot   bootDetector
+	// readMu keeps the SOL's events and output in their order when both
+	// the session's reader (the output sink, see read) and the
+	// supervisor's read loop (events without output) log them.
+	readMu sync.Mutex
 	logged int64 // console bytes handed to the log writer
 
 	// atts is a copy-on-write snapshot of the attachments, for the
@@ -367,19 +371,41 @@ func (c *Console) up(conn *solConn, note *connectResult) time.Time {
 
 // read copies the SOL's output to the log and the attachments until the
 // connection ends (or is dropped, or the console stops: that closes it).
+//
+// An ipmilan console hands its output over on the session's reader
+// goroutine (SetOutput): a busy console then costs no wake-up of this
+// goroutine per packet, only events and the end wake it. The output path
+// never blocks (the log writer and the attachments buffer), as the sink
+// must not.
 func (c *Console) read(conn *solConn, buf []byte) error {
 	stop := context.AfterFunc(conn.ctx, conn.close)
 	defer stop()
+	if s, ok := conn.sol.(outputSetter); ok {
+		s.SetOutput(func(p []byte) {
+			c.readMu.Lock()
+			c.drainEvents(conn) // those that came with this output go before it
+			c.output(p)
+			c.readMu.Unlock()
+		})
+	}
 	for {
 		n, err := conn.sol.Read(buf)
+		c.readMu.Lock()
 		c.drainEvents(conn)
 		if n > 0 {
 			c.output(buf[:n])
 		}
+		c.readMu.Unlock()
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// outputSetter is a SOL console that can hand its output to a function
+// instead of Read (*ipmilan.SOL).
+type outputSetter interface {
+	SetOutput(func(p []byte))
 }
 
 // output is one chunk of console output: into the log (with boot

@@ -158,6 +158,7 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 	s.setPayloadHandler(func(t wire.PayloadType, p []byte) {
 		if t == wire.PayloadSOL {
 			eng.deliver(p)
+			eng.drainSink()
 		}
 	})
 	activated := false
@@ -349,6 +350,18 @@ func (c *SOL) checkPower(ctx context.Context) error {
 // while it waits it returns (0, nil) once, so the goroutine that reads can also take Events without a
 // goroutine of its own. Call it from one goroutine at a time.
 func (c *SOL) Read(p []byte) (int, error) { return c.eng.Read(p) }
+
+// SetOutput makes f the taker of the console's output instead of Read,
+// saving a goroutine wake-up per packet on a busy console: what is
+// buffered goes to f before SetOutput returns, then each packet's
+// characters, in order, on the session's reader goroutine as they are
+// taken. f must not block, and must not call what waits for the BMC
+// (Close, Break, the Session's commands): they need the goroutine f runs
+// on. p is valid only during the call. Read then returns (0, nil) when
+// events are queued (see Read) and, at the end, why the console ended,
+// once everything before it has gone to f. Call it from the goroutine
+// that reads, once.
+func (c *SOL) SetOutput(f func(p []byte)) { c.eng.setSink(f) }
 
 // ReadContext is Read that also returns, with ctx's error, when ctx ends
 // first; no output is lost by that.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -281,5 +283,74 @@ func TestSOLCloseAcksTaken(t *testing.T) {
 	}
 	if len(got) < 8*200 {
 		t.Fatalf("only %d bytes in 8 sessions", len(got))
+	}
+}
+
+// TestSOLSetOutput: after SetOutput the console's output goes to the
+// function, whole and in order, starting with what was buffered before;
+// Read hands out none of it and returns the end only after the last
+// output went to the function.
+func TestSOLSetOutput(t *testing.T) {
+	bmc, addr := startBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+	c := dialSOL(t, addr, ipmilan.SOLOptions{}, ipmilan.Config{})
+	const total = 200_000
+	streamed := make(chan error, 1)
+	go func() { streamed <- bmc.Stream(context.Background(), 0, total) }()
+	buf := make([]byte, 1000)
+	n, err := c.Read(buf) // some output read the old way first
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append([]byte(nil), buf[:n]...)
+	time.Sleep(20 * time.Millisecond) // more is buffered when SetOutput comes
+	var (
+		mu      sync.Mutex
+		sinkGot []byte
+	)
+	c.SetOutput(func(p []byte) {
+		mu.Lock()
+		sinkGot = append(sinkGot, p...)
+		mu.Unlock()
+	})
+	mu.Lock()
+	first := len(sinkGot)
+	mu.Unlock()
+	if first == 0 {
+		t.Errorf("nothing buffered went to the function before SetOutput returned")
+	}
+	if err := <-streamed; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		k := len(got) + len(sinkGot)
+		mu.Unlock()
+		if k >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	readDone := make(chan error, 1)
+	go func() {
+		n, err := c.Read(buf)
+		if n > 0 {
+			err = fmt.Errorf("Read returned %d bytes of output after SetOutput", n)
+		}
+		readDone <- err
+	}()
+	c.Close()
+	if err := <-readDone; !errors.Is(err, ipmilan.ErrClosed) {
+		t.Errorf("Read after Close: %v, want ErrClosed", err)
+	}
+	mu.Lock()
+	got = append(got, sinkGot...)
+	mu.Unlock()
+	if want := bmcsim.AppendStreamText(nil, 0, total); !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && i < len(want) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("got %d bytes, want %d; they differ at %d", len(got), len(want), i)
 	}
 }

@@ -274,6 +274,14 @@ type solEngine struct {
 	// answered at once from then on.
 	closing bool
 
+	// sink, once set (SetOutput), takes the output instead of Read: the
+	// session's reader hands it each packet's characters as they are
+	// taken (drainSink). sinkMu keeps the hand-overs in order and holds
+	// sinkBuf, the characters being handed over.
+	sink    atomic.Pointer[func([]byte)]
+	sinkMu  sync.Mutex
+	sinkBuf []byte
+
 	st        solCounters
 	evMu      sync.Mutex
 	evClosed  bool
@@ -419,6 +427,7 @@ func (e *solEngine) run(lost <-chan struct{}, lostErr func() error) {
 			e.locked((*solEngine).startNext)
 		case <-e.drained:
 			e.locked(func(e *solEngine) { e.retryHeld() })
+			e.drainSink()
 		case <-e.holdTimer.C:
 			e.locked(func(e *solEngine) { e.holdArmed = false; e.holdExpired() })
 		case <-e.timer.C:
@@ -957,7 +966,9 @@ func (e *solEngine) tryWrite(b []byte) bool {
 	e.outMu.Unlock()
 	if ok && len(b) > 0 {
 		e.st.bytesIn.Add(uint64(len(b)))
-		e.wakeReader()
+		if e.sink.Load() == nil {
+			e.wakeReader()
+		}
 	}
 	return ok
 }
@@ -968,7 +979,44 @@ func (e *solEngine) force(b []byte) {
 	e.out.Write(b)
 	e.outMu.Unlock()
 	e.st.bytesIn.Add(uint64(len(b)))
-	e.wakeReader()
+	if e.sink.Load() == nil {
+		e.wakeReader()
+	}
+}
+
+// setSink makes f the taker of the output from now on: what is buffered
+// goes to f before setSink returns, then each packet's characters as the
+// reader takes them (drainSink). A packet held for room is let in.
+func (e *solEngine) setSink(f func([]byte)) {
+	e.sinkMu.Lock()
+	e.sink.Store(&f)
+	e.sinkMu.Unlock()
+	e.drainSink()
+	if e.holding.Load() {
+		select {
+		case e.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drainSink hands what is buffered to the sink, if there is one. The
+// session's reader calls it after each packet, the engine's goroutine
+// after letting a held packet in, Read at the end.
+func (e *solEngine) drainSink() {
+	f := e.sink.Load()
+	if f == nil {
+		return
+	}
+	e.sinkMu.Lock()
+	defer e.sinkMu.Unlock()
+	e.outMu.Lock()
+	e.sinkBuf = append(e.sinkBuf[:0], e.out.Bytes()...)
+	e.out.Reset()
+	e.outMu.Unlock()
+	if len(e.sinkBuf) > 0 {
+		(*f)(e.sinkBuf)
+	}
 }
 
 func (e *solEngine) wakeReader() {
@@ -986,7 +1034,7 @@ func (e *solEngine) Read(p []byte) (int, error) { return e.ReadContext(context.B
 func (e *solEngine) ReadContext(ctx context.Context, p []byte) (int, error) {
 	for {
 		e.outMu.Lock()
-		if e.out.Len() > 0 {
+		if e.out.Len() > 0 && e.sink.Load() == nil {
 			n, _ := e.out.Read(p)
 			e.outMu.Unlock()
 			// Room: a packet held for it may go now.
@@ -1001,6 +1049,9 @@ func (e *solEngine) ReadContext(ctx context.Context, p []byte) (int, error) {
 		err := e.endErr
 		e.outMu.Unlock()
 		if err != nil {
+			// With a sink: once what the reader is handing over, and
+			// anything left, has gone to it.
+			e.drainSink()
 			return 0, err
 		}
 		if e.evWake.Swap(false) {

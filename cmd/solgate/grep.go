@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"regexp"
@@ -59,10 +58,7 @@ func runGrep(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	silent := fs.Bool("s", false, "do not report consoles in HOSTS that have no log")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) < 1 || len(pos) > 2 {
 		fs.Usage()

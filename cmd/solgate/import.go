@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -54,10 +52,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("o", "", "write the configuration to `OUT` (mode 0640, not replacing an existing file) instead of stdout")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) != 2 {
 		fs.Usage()

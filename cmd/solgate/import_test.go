@@ -109,7 +109,7 @@ func TestImportErrors(t *testing.T) {
 			t.Errorf("%v: %v (code %d), want code %d and %q", tc.args, err, exitCodeOf(err), tc.code, tc.msg)
 		}
 	}
-	if out, _, err := runImportCmd(t, "--help"); err != nil || out != "" {
+	if out, _, err := runImportCmd(t, "--help"); exitCodeOf(err) != 0 || out != "" {
 		t.Errorf("--help: %v", err)
 	}
 }

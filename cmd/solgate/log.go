@@ -189,10 +189,7 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	listBoots := fs.Bool("list-boots", false, "list the boots in the log: start, end and how each started")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+		return usageErr(err)
 	}
 	if len(pos) != 1 {
 		fs.Usage()
