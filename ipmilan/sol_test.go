@@ -242,16 +242,32 @@ func BenchmarkSOLThroughput(b *testing.B) {
 
 // TestSOLCloseAcksTaken: closing a console that prints while its ACK
 // waits for the pace (the characters are taken, the BMC not yet told)
-// answers that packet before the payload is deactivated. Otherwise the
-// BMC keeps those characters for the next session, which prints them
-// again: reconnects (reloads, steals, restarts) doubled output in the log.
+// answers that packet before the payload is deactivated, and takes no
+// output after. Otherwise the BMC keeps those characters for the next
+// session, which prints them again: reconnects (reloads, steals,
+// restarts) doubled output in the log.
 func TestSOLCloseAcksTaken(t *testing.T) {
+	t.Run("paced", func(t *testing.T) { testSOLCloseAcksTaken(t, false) })
+	t.Run("busy", func(t *testing.T) { testSOLCloseAcksTaken(t, true) })
+}
+
+func testSOLCloseAcksTaken(t *testing.T, fast bool) {
 	bmc, addr := startBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+	// A network delay widens the window in which the BMC's next packet
+	// crosses the deactivation (taken, it would be printed twice as well).
+	if err := bmc.SetFaults(bmcsim.Faults{Delay: 5 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// 3,000 B/s in 10 ms ticks: packets of about 30 characters, each
-	// answered about 20 ms after the last, so an ACK nearly always waits.
-	go bmc.Stream(ctx, 3000, 1<<30)
+	// 3,000 B/s: packets of 30-60 characters, each answered 20 ms after
+	// the last, so an ACK nearly always waits; 20,000 B/s: the BMC always
+	// has a packet to send, and sends it as soon as an ACK comes.
+	rate := 3000
+	if fast {
+		rate = 20000
+	}
+	go bmc.Stream(ctx, rate, 1<<30)
 	var got []byte
 	buf := make([]byte, 4096)
 	for round := range 8 {

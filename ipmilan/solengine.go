@@ -270,8 +270,8 @@ type solEngine struct {
 	ackSeq     uint8
 	ackN       int
 	ackDue     time.Time
-	// closing: the console is being closed (see settle); every packet is
-	// answered at once from then on.
+	// closing: the console is being closed (see settle): output is no
+	// longer taken.
 	closing bool
 
 	// sink, once set (SetOutput), takes the output instead of Read: the
@@ -582,7 +582,8 @@ func (e *solEngine) handle(p wire.SOLPacket) {
 			e.startNext() // a partial ACK leaves the rest queued: it goes in a new packet
 		}
 	}
-	if p.Seq != 0 {
+	if p.Seq != 0 && !e.closing {
+		// Closing: output is no longer taken (see settle).
 		e.receive(p)
 	}
 	if p.Op&wire.SOLStatusDeactivated != 0 {
@@ -695,7 +696,7 @@ func (e *solEngine) retryHeld() bool {
 	if h == nil {
 		return true
 	}
-	if !e.tryWrite(h.data[:h.n]) {
+	if e.closing || !e.tryWrite(h.data[:h.n]) {
 		return false
 	}
 	e.held = nil
@@ -770,7 +771,7 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
 		full := n >= e.paceMax-e.paceMax/32
 		if e.ceilRun >= max(e.ceilNeed, solCeilingRun) && !full {
 			e.probing, e.ceilRun = true, 0
-		} else if wait := e.ackPace - since; wait > 0 && !full && !e.closing && now.Sub(e.lastInput) >= solInteractive {
+		} else if wait := e.ackPace - since; wait > 0 && !full && now.Sub(e.lastInput) >= solInteractive {
 			// The characters are in the read buffer already; only the
 			// BMC's next packet waits.
 			e.ackWaiting, e.ackSeq, e.ackN, e.ackDue = true, seq, n, now.Add(wait)
@@ -808,10 +809,14 @@ func (e *solEngine) sendPacedAck(now time.Time) {
 	}
 }
 
-// settle answers at once a packet whose ACK waits for the pace, and
-// every packet from now on: the console is closing. Its characters were
-// taken (they are in the read buffer); a BMC never told so keeps them for
-// the next session, which would print them a second time.
+// settle prepares the console for the payload's deactivation: a packet
+// whose ACK waits for the pace is answered now (its characters were
+// taken; a BMC never told so keeps them for the next session, which would
+// print them a second time), and output that comes after is no longer
+// taken nor answered. That ACK makes the BMC send its next packet, which
+// would cross the deactivation: taken, it would be printed again by the
+// next session too, as a BMC keeps what was not acknowledged when the
+// payload goes (OpenBMC and bmcsim do), so it is left to that session.
 func (e *solEngine) settle() {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -100,8 +100,10 @@ func TestReloadStorm(t *testing.T) {
 	rp.add("%d saves, %d applied; %d consoles changed %d times in all, %d reconnects; %d consoles reconnected other than their changes", saves, applied, len(changes), sum(changes), p.log.count("conserver: SOL up")-n, wrong)
 	rp.add("%d bytes lost, %d doubled, %d damaged", lt.lost, lt.dup, lt.damaged)
 	rp.add("daemon before/after: %s/%s goroutines, %d/%d fds, %d/%d threads, RSS %s/%s", comma(g0), comma(g1), before.fds, after.fds, before.threads, after.threads, mib(before.rssKiB), mib(after.rssKiB))
-	if lt.lost > 0 || lt.damaged > 0 || lt.unmarkedN > 0 {
-		t.Errorf("%d bytes lost, %d damaged, %d unmarked jumps (%v)", lt.lost, lt.damaged, lt.unmarkedN, lt.unmarked)
+	// A reconnect solgate makes itself takes nothing the BMC keeps for
+	// the next session, so nothing is printed twice either.
+	if lt.lost > 0 || lt.dup > 0 || lt.damaged > 0 || lt.unmarkedN > 0 {
+		t.Errorf("%d bytes lost, %d doubled, %d damaged, %d unmarked jumps (%v)", lt.lost, lt.dup, lt.damaged, lt.unmarkedN, lt.unmarked)
 		keepEvidence(t, cfg.dir)
 	}
 	if applied < saves/2 {
