@@ -105,8 +105,13 @@ type Attachment struct {
 	since time.Time
 	spy   bool
 	limit int
+	// seq numbers the attachment in its manager (from 1): its attach and
+	// detach events carry it, so they pair up in the log and no two
+	// attach events read the same.
+	seq uint64
 	// attachEvent is the text of the attach event written where this
-	// attachment's live output begins (set and read by Attach only).
+	// attachment's live output begins (set and read by Attach only); the
+	// replay ends at it, so it must be unique (seq).
 	attachEvent string
 
 	// wmu serialises Write: the escape parser and a pending confirmation
@@ -142,7 +147,7 @@ type Attachment struct {
 // access for read-write. The attachment starts with a banner (the
 // console's state and how to get help), then the replay, then live output.
 func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
-	a := &Attachment{c: c, id: id, since: time.Now(), spy: o.Spy, limit: c.m.opts.AttachBuffer,
+	a := &Attachment{c: c, id: id, seq: c.m.attachSeq.Add(1), since: time.Now(), spy: o.Spy, limit: c.m.opts.AttachBuffer,
 		mode: ModeRO, readable: make(chan struct{}, 1), done: make(chan struct{})}
 	a.lastInput.Store(a.since.UnixNano())
 	var (
@@ -195,7 +200,9 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 	c.mu.Unlock()
 	// Still under outMu, so that in the log this event sits exactly where
 	// the live output begins: the replay ends at it (Event only buffers).
-	a.attachEvent = fmt.Sprintf("%s (%s)", id, mode)
+	// Its number tells it from the event of another attachment with the
+	// same identity and mode (two sessions on one SSH connection).
+	a.attachEvent = fmt.Sprintf("%s (%s) #%d", id, mode, a.seq)
 	c.event(logstore.EventAttach, a.attachEvent)
 	c.outMu.Unlock()
 
@@ -286,9 +293,10 @@ func (a *Attachment) insertReplay(n, heldFrom int) {
 
 // replayLines returns the console's last n lines up to this attachment's
 // attach event, which the log holds where its live output begins (what
-// follows it is in the live output already). When more lines than n came
-// after it before the log was read, it reads further back (bounded by
-// maxSeamLines); seam is false if the event was not found.
+// follows it is in the live output already). When lines came after it
+// before the log was read, it reads further back (bounded by
+// maxSeamLines) so that n lines before it are shown if the log has them;
+// seam is false if the event was not found.
 func (a *Attachment) replayLines(n int) (lines []logstore.Line, seam bool, err error) {
 	for k := n; ; k *= 4 {
 		lines, err = a.c.Tail(k)
@@ -296,9 +304,13 @@ func (a *Attachment) replayLines(n int) (lines []logstore.Line, seam bool, err e
 			return nil, false, err
 		}
 		for i := len(lines) - 1; i >= 0; i-- {
-			if lines[i].Event == logstore.EventAttach && string(lines[i].Text) == a.attachEvent {
+			if lines[i].Event != logstore.EventAttach || string(lines[i].Text) != a.attachEvent {
+				continue
+			}
+			if i+1 >= n || len(lines) < k || k >= maxSeamLines {
 				return lines[max(0, i+1-n) : i+1], true, nil
 			}
+			break // fewer than n lines before it in this read: read further back
 		}
 		if len(lines) < k || k >= maxSeamLines {
 			return lines[max(0, len(lines)-n):], false, nil
@@ -537,7 +549,7 @@ func (c *Console) detach(a *Attachment, cause error) {
 	if wasWriter {
 		mode = ModeRW
 	}
-	c.event(logstore.EventDetach, fmt.Sprintf("%s (%s): %v", a.id, mode, cause))
+	c.event(logstore.EventDetach, fmt.Sprintf("%s (%s) #%d: %v", a.id, mode, a.seq, cause))
 	c.logger().Info("conserver: detach", "user", a.id.User, "remote", a.id.Remote, "via", a.id.Via, "err", cause)
 	if !a.spy {
 		c.tellOthers(a, fmt.Sprintf("%s detached", a.id.User))

@@ -370,6 +370,50 @@ func TestReplaySkippedWhenBehind(t *testing.T) {
 	}
 }
 
+// TestReplayFullAfterFewLines: fewer lines than the replay asked for
+// arrive between an attachment joining and its replay reading the log.
+// The replay still holds the n lines up to the attach event, not n
+// minus those that came after it.
+func TestReplayFullAfterFewLines(t *testing.T) {
+	e, _, _, _, _ := engineEnv(t)
+	c := e.m.Console("node1")
+	for i := range 8 {
+		c.output(fmt.Appendf(nil, "before-%02d\r\n", i))
+	}
+	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
+	must(t, err)
+	defer b.Close()
+	b.mu.Lock()
+	b.holding = true // as Attach with a replay, before the log is read
+	heldFrom := len(b.buf)
+	b.mu.Unlock()
+	for i := range 2 {
+		c.output(fmt.Appendf(nil, "after-%02d\r\n", i))
+	}
+	b.insertReplay(5, heldFrom)
+	b.mu.Lock()
+	text := string(b.buf)
+	b.mu.Unlock()
+	if !strings.Contains(text, "node1: the last 5 lines") {
+		t.Errorf("want a replay of 5 lines:\n%s", text)
+	}
+	// Five lines up to the attach event: four output lines and the event.
+	for i := range 8 {
+		want := 0
+		if i >= 4 {
+			want = 1
+		}
+		if n := strings.Count(text, fmt.Sprintf("before-%02d", i)); n != want {
+			t.Errorf("before-%02d shown %d times, want %d:\n%s", i, n, want, text)
+		}
+	}
+	for i := range 2 {
+		if n := strings.Count(text, fmt.Sprintf("after-%02d", i)); n != 1 {
+			t.Errorf("after-%02d shown %d times, want once:\n%s", i, n, text)
+		}
+	}
+}
+
 // TestReplaySeamAfterManyLines: more lines than the replay asked for
 // arrive between an attachment joining and its replay reading the log.
 // The replay still ends at the attach event: every line after it is

@@ -78,8 +78,8 @@ type Console struct {
 	// outMu serialises console output, so the log and every attachment
 	// see chunks in the same order, and makes attach registration atomic
 	// with respect to output. Guards boot and logged.
-	outMu  sync.Mutex
-	boot   bootDetector
+	outMu sync.Mutex
+	boot  bootDetector
 	// readMu keeps the SOL's events and output in their order when both
 	// the session's reader (the output sink, see read) and the
 	// supervisor's read loop (events without output) log them.

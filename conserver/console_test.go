@@ -3,6 +3,7 @@ package conserver
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +86,9 @@ func TestConsoleLogsAndAttaches(t *testing.T) {
 		t.Fatalf("no detach line: %q", tailStr(r.text(), 200))
 	}
 	log := logText(t, e.store, "node1")
-	for _, want := range []string{"! attach alice via test (rw)", "! attach bob via test (ro)", "! force bob took write access from alice", "! detach alice via test (ro): node1: detached", "! reconnect SOL session established"} {
+	// An attachment's attach and detach events carry its number.
+	for _, want := range []string{fmt.Sprintf("! attach alice via test (rw) #%d\n", a.seq), fmt.Sprintf("! attach bob via test (ro) #%d\n", b.seq),
+		"! force bob took write access from alice", fmt.Sprintf("! detach alice via test (ro) #%d: node1: detached", a.seq), "! reconnect SOL session established"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}

@@ -74,9 +74,16 @@
 // discarded with a notice (at most every 10 s).
 //
 // Replay (AttachOptions.Replay lines, escapes r and p) comes from the log
-// store, unflushed output included. The attachment is registered before
-// the log is read, so no output falls between the replay and live output;
-// what arrived meanwhile is in both and cut from the replay by content.
+// store, unflushed output included. The attachment is registered, and its
+// attach event written, under the console's output lock before the log is
+// read, so no output falls between the replay and live output: what
+// arrived meanwhile is in both, and the replay ends at the attachment's
+// own attach event. Each attachment has a number unique in the manager,
+// carried by its attach and detach events ("bob via ssh from
+// 127.0.0.1:40000 (ro) #7"), so two attachments with the same user,
+// address and mode never take each other's event for their own. Only if
+// the event is not found (at least 16384 lines came after it) is the
+// overlap cut by content.
 //
 // # Escape commands
 //

@@ -81,6 +81,11 @@ type Manager struct {
 
 	cfg   atomic.Pointer[config.Config]
 	boots atomic.Pointer[bootPatterns]
+	// attachSeq numbers attachments (Attachment.seq): unique in this
+	// manager (one per daemon), so an attach event in the log is never
+	// mistaken for another's. It restarts with the daemon: only events
+	// after an attachment's own matter to its replay, and those are ours.
+	attachSeq atomic.Uint64
 
 	applyMu sync.Mutex // serialises Apply and Shutdown; held while consoles start and stop
 

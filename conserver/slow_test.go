@@ -3,6 +3,7 @@ package conserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,7 +100,7 @@ func TestSlowAttachmentNeverStalls(t *testing.T) {
 	if got := len(rp.text()); n <= 0 || n+got < 64<<10 {
 		t.Fatalf("missed %d + read %d < the %d bytes printed", n, got, 64<<10)
 	}
-	if log := logText(t, e.store, "node1"); !strings.Contains(log, "! detach carol via test (ro): node1: dropped: too slow: missed") {
+	if log := logText(t, e.store, "node1"); !strings.Contains(log, fmt.Sprintf("! detach carol via test (ro) #%d: node1: dropped: too slow: missed", stuck.seq)) {
 		t.Fatalf("no detach event for the stuck attachment")
 	}
 	fast.Close()
