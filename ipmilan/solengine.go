@@ -816,8 +816,8 @@ func (e *solEngine) sendPacedAck(now time.Time) {
 // taken nor answered. That ACK makes the BMC send its next packet, which
 // would cross the deactivation: taken, it would be printed again by the
 // next session too, as a BMC keeps what was not acknowledged when the
-// payload goes (bmcsim does; OpenBMC keeps its console buffer), so it is
-// left to that session. A BMC that drops it instead (ipmi_sim clears its
+// payload goes (bmcsim does; what each vendor's BMC does is not known
+// here), so it is left to that session. A BMC that drops it instead (ipmi_sim clears its
 // buffer at activation, and drops what the node prints while no payload
 // is active) loses it with what the node prints until the next session,
 // which the console log marks as a gap at the reconnect: a doubled packet
