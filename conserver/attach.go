@@ -206,7 +206,7 @@ func (c *Console) Attach(id Identity, o AttachOptions) (*Attachment, error) {
 	c.event(logstore.EventAttach, a.attachEvent)
 	c.outMu.Unlock()
 
-	c.logger().Info("conserver: attach", "user", id.User, "remote", id.Remote, "via", id.Via, "mode", mode.String())
+	c.logger().Info("conserver: attach", "user", id.User, "remote", id.Remote, "via", id.Via, "mode", mode.String(), "attachment", a.seq)
 	if taken != nil {
 		taken.notice(fmt.Sprintf("%s: %s took write access; you are read-only now (%sf takes it back)", c.name, id.User, formatEscape(esc)))
 		c.event(logstore.EventForce, fmt.Sprintf("%s took write access from %s", id.User, taken.id.User))
@@ -550,7 +550,7 @@ func (c *Console) detach(a *Attachment, cause error) {
 		mode = ModeRW
 	}
 	c.event(logstore.EventDetach, fmt.Sprintf("%s (%s) #%d: %v", a.id, mode, a.seq, cause))
-	c.logger().Info("conserver: detach", "user", a.id.User, "remote", a.id.Remote, "via", a.id.Via, "err", cause)
+	c.logger().Info("conserver: detach", "user", a.id.User, "remote", a.id.Remote, "via", a.id.Via, "attachment", a.seq, "err", cause)
 	if !a.spy {
 		c.tellOthers(a, fmt.Sprintf("%s detached", a.id.User))
 	}

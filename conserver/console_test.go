@@ -96,5 +96,12 @@ func TestConsoleLogsAndAttaches(t *testing.T) {
 	if strings.Contains(log, "attached:") || strings.Contains(log, "escape commands") {
 		t.Error("escape-command answers reached the console log")
 	}
+	// The daemon log's records carry the same numbers.
+	for _, want := range []string{fmt.Sprintf("msg=\"conserver: attach\" console=node1 bmc=%s user=alice remote=\"\" via=test mode=rw attachment=%d", s.Addr, a.seq),
+		fmt.Sprintf("msg=\"conserver: detach\" console=node1 bmc=%s user=alice remote=\"\" via=test attachment=%d", s.Addr, a.seq)} {
+		if !strings.Contains(e.logBuf.String(), want) {
+			t.Errorf("daemon log lacks %q:\n%s", want, e.logBuf.String())
+		}
+	}
 	b.Close()
 }
