@@ -67,6 +67,12 @@ type Session struct {
 	kaTimer   *time.Timer
 	kaStopped bool   // no further keepalive: the session ended
 	rxPlain   []byte // the reader's decryption buffer, reused per packet
+	// closeSocket, when set, ends the socket's reader and then closes the
+	// socket: a session read by a shared poller (reader_linux.go), which
+	// must stop reading the descriptor before it is closed and its number
+	// reused. Nil: closing the socket ends readLoop. Set before the reader
+	// starts, read-only after.
+	closeSocket func()
 	done      chan struct{}
 	closeOnce sync.Once
 	wipeOnce  sync.Once
@@ -137,10 +143,13 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
 	}
 	var conn datagramConn
+	var udp *net.UDPConn
 	if c.packetConn != nil {
 		conn = packetConn{pc: c.packetConn, to: raddr}
-	} else if conn, err = net.DialUDP("udp", nil, raddr); err != nil {
+	} else if udp, err = net.DialUDP("udp", nil, raddr); err != nil {
 		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
+	} else {
+		conn = udp
 	}
 	s := &Session{
 		cfg: c, conn: conn, log: c.Logger.With("bmc", c.Addr),
@@ -148,8 +157,10 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		rqSeq: randByte() & 0x3F, pw16: wire.Password16(c.Password),
 	}
 	s.lastRecv.Store(time.Now().UnixNano())
-	s.wg.Add(1)
-	go s.readLoop()
+	s.wg.Add(1) // released when the reader is done with the session
+	if udp == nil || !s.startPoller(udp) {
+		go s.readLoop()
+	}
 	if c.Interface == LAN {
 		err = s.open15(ctx)
 	} else {
@@ -242,7 +253,11 @@ func (s *Session) fail(cause error) {
 		s.phase = phaseClosed
 		s.mu.Unlock()
 		close(s.done)
-		s.conn.Close()
+		if s.closeSocket != nil {
+			s.closeSocket()
+		} else {
+			s.conn.Close()
+		}
 		s.stopKeepAlive()
 	})
 }
@@ -325,10 +340,9 @@ func (s *Session) setPayloadHandler(h func(wire.PayloadType, []byte)) {
 	s.payloads.Store(&h)
 }
 
-// readLoop is the socket's one reader. A timeout or an ICMP report (port
-// or host unreachable: like a lost packet, retransmission deals with it)
-// is not the end; any other read error ends the session with that cause,
-// so that waiting calls and SOL readers learn of it at once.
+// readLoop is the socket's one reader where no poller reads it (an
+// injected net.PacketConn, other systems than Linux, or a poller that
+// could not be had). It ends when the socket is closed or fails.
 func (s *Session) readLoop() {
 	defer s.wg.Done()
 	defer s.recoverPanic("reader")
@@ -336,26 +350,39 @@ func (s *Session) readLoop() {
 	for {
 		n, err := s.conn.Read(buf)
 		if err != nil {
-			select {
-			case <-s.done:
+			if s.readFailed(err) {
 				return
-			default:
 			}
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				s.mu.Lock()
-				s.refused = true
-				s.mu.Unlock()
-				continue
-			}
-			if ne, ok := err.(net.Error); (ok && ne.Timeout()) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
-				continue
-			}
-			s.log.Warn("socket read failed, session ended", "err", err)
-			s.fail(fmt.Errorf("read: %w", err))
-			return
+			continue
 		}
 		s.handle(buf[:n])
 	}
+}
+
+// readFailed deals with a socket read error, for readLoop and the
+// pollers alike, and reports whether the session is over. A timeout (a
+// non-blocking socket with nothing queued is one) or an ICMP report (port
+// or host unreachable: like a lost packet, retransmission deals with it)
+// is not the end; any other read error ends the session with that cause,
+// so that waiting calls and SOL readers learn of it at once.
+func (s *Session) readFailed(err error) bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		s.mu.Lock()
+		s.refused = true
+		s.mu.Unlock()
+		return false
+	}
+	if ne, ok := err.(net.Error); (ok && ne.Timeout()) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return false
+	}
+	s.log.Warn("socket read failed, session ended", "err", err)
+	s.fail(fmt.Errorf("read: %w", err))
+	return true
 }
 
 // handle checks and dispatches one datagram. Anything malformed, forged,
