@@ -5,6 +5,7 @@ package ipmilan
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -93,7 +94,7 @@ type pollReg struct {
 	p    *poller
 	id   uint64
 	s    *Session
-	conn *net.UDPConn
+	conn io.Closer
 	fd   int // valid until conn is closed, which removal does
 
 	removed    bool // out of the epoll set and regs
@@ -104,28 +105,116 @@ type pollReg struct {
 // epoll_wait, before the batch is handled, with the IDs in it.
 var testHookPollerBatch atomic.Pointer[func(ids []uint64)]
 
-// startPoller has a poller read s's socket instead of a readLoop, and
-// reports whether one does (if the system refuses an epoll instance or
-// the registration, the caller starts readLoop). s.wg counts the reader
-// already.
-func (s *Session) startPoller(c *net.UDPConn) bool {
-	rc, err := c.SyscallConn()
+// dialPolled opens s's socket, connected to raddr, and has a poller read
+// it, and reports whether it did; if not (the system refused a socket, an
+// epoll instance or the registration), the caller opens a net.UDPConn and
+// starts readLoop. s.wg counts the reader already.
+func (s *Session) dialPolled(raddr *net.UDPAddr) bool {
+	c, err := dialRawUDP(raddr)
 	if err != nil {
+		s.log.Debug("no socket for a shared poller", "err", err)
 		return false
 	}
-	fd := -1
-	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil || fd < 0 {
-		return false
-	}
-	if err := thePollers.register(s, c, fd); err != nil {
+	s.conn = c
+	if err := thePollers.register(s, c, c.fd); err != nil {
 		s.log.Debug("no shared poller, the session reads its socket on a goroutine of its own", "err", err)
+		c.Close()
+		s.conn = nil
 		return false
 	}
 	return true
 }
 
-// register adds s's socket (descriptor fd of c) to a poller.
-func (pp *pollerPool) register(s *Session, c *net.UDPConn, fd int) error {
+// rawUDP is a connected, non-blocking UDP socket that the Go runtime does
+// not know of: a poller reads it. A net.UDPConn's socket is in the
+// runtime's own epoll set too (edge-triggered), so each datagram would
+// also wake the runtime's netpoller, for nothing: measured, that left the
+// daemon's CPU per packet where a goroutine per socket had it.
+//
+// Write never blocks: a full send buffer drops the datagram, as a lossy
+// network would (retransmission deals with it), so that a write from a
+// poller's handle cannot stall the poller's other sessions.
+type rawUDP struct {
+	// mu is read-held around each write and held by Close, so that the
+	// descriptor is never closed, and its number reused by another socket,
+	// under a write.
+	mu     sync.RWMutex
+	fd     int
+	closed bool
+	raddr  *net.UDPAddr
+}
+
+func dialRawUDP(raddr *net.UDPAddr) (*rawUDP, error) {
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if ip4 := raddr.IP.To4(); ip4 != nil {
+		sa4 := &unix.SockaddrInet4{Port: raddr.Port}
+		copy(sa4.Addr[:], ip4)
+		sa = sa4
+	} else if ip6 := raddr.IP.To16(); ip6 != nil {
+		family = unix.AF_INET6
+		sa6 := &unix.SockaddrInet6{Port: raddr.Port}
+		copy(sa6.Addr[:], ip6)
+		if raddr.Zone != "" {
+			ifi, err := net.InterfaceByName(raddr.Zone)
+			if err != nil {
+				return nil, err
+			}
+			sa6.ZoneId = uint32(ifi.Index)
+		}
+		sa = sa6
+	} else {
+		return nil, fmt.Errorf("%v: not an IP address", raddr)
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("connect", err)
+	}
+	return &rawUDP{fd: fd, raddr: raddr}, nil
+}
+
+// Read is never called: the socket's poller reads it.
+func (c *rawUDP) Read([]byte) (int, error) {
+	return 0, errors.New("ipmilan: internal error: read of a polled socket")
+}
+
+func (c *rawUDP) Write(b []byte) (int, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: c.raddr, Err: net.ErrClosed}
+	}
+	for {
+		n, err := unix.Write(c.fd, b)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return len(b), nil // dropped: see rawUDP
+		}
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: c.raddr, Err: os.NewSyscallError("write", err)}
+	}
+}
+
+func (c *rawUDP) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return unix.Close(c.fd)
+}
+
+// register adds s's socket (descriptor fd of c, which closes it) to a
+// poller.
+func (pp *pollerPool) register(s *Session, c io.Closer, fd int) error {
 	pp.mu.Lock()
 	p, err := pp.pickLocked()
 	if err != nil {

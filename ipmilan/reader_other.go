@@ -4,6 +4,6 @@ package ipmilan
 
 import "net"
 
-// startPoller is Linux only (reader_linux.go): elsewhere each session's
-// socket has a readLoop goroutine of its own.
-func (s *Session) startPoller(*net.UDPConn) bool { return false }
+// dialPolled is Linux only (reader_linux.go): elsewhere each session's
+// socket is a net.UDPConn with a readLoop goroutine of its own.
+func (s *Session) dialPolled(*net.UDPAddr) bool { return false }

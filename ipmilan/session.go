@@ -71,14 +71,14 @@ type Session struct {
 	// socket: a session read by a shared poller (reader_linux.go), which
 	// must stop reading the descriptor before it is closed and its number
 	// reused. Nil: closing the socket ends readLoop. Set before the reader
-	// starts, read-only after.
+	// starts, read-only after (as conn).
 	closeSocket func()
-	done      chan struct{}
-	closeOnce sync.Once
-	wipeOnce  sync.Once
-	errMu     sync.Mutex
-	err       error // why the session ended
-	wg        sync.WaitGroup
+	done        chan struct{}
+	closeOnce   sync.Once
+	wipeOnce    sync.Once
+	errMu       sync.Mutex
+	err         error // why the session ended
+	wg          sync.WaitGroup
 }
 
 // datagramConn is the Session's socket: a UDP socket connected to the BMC
@@ -142,23 +142,24 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
 	}
-	var conn datagramConn
-	var udp *net.UDPConn
-	if c.packetConn != nil {
-		conn = packetConn{pc: c.packetConn, to: raddr}
-	} else if udp, err = net.DialUDP("udp", nil, raddr); err != nil {
-		return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
-	} else {
-		conn = udp
-	}
 	s := &Session{
-		cfg: c, conn: conn, log: c.Logger.With("bmc", c.Addr),
+		cfg: c, log: c.Logger.With("bmc", c.Addr),
 		calls: make(map[uint8]*call), setup: make(chan setupMsg, 4), done: make(chan struct{}),
 		rqSeq: randByte() & 0x3F, pw16: wire.Password16(c.Password),
 	}
 	s.lastRecv.Store(time.Now().UnixNano())
 	s.wg.Add(1) // released when the reader is done with the session
-	if udp == nil || !s.startPoller(udp) {
+	switch {
+	case c.packetConn != nil:
+		s.conn = packetConn{pc: c.packetConn, to: raddr}
+		go s.readLoop()
+	case s.dialPolled(raddr):
+	default:
+		udp, err := net.DialUDP("udp", nil, raddr)
+		if err != nil {
+			return nil, fmt.Errorf("ipmilan: %s: %w", c.Addr, err)
+		}
+		s.conn = udp
 		go s.readLoop()
 	}
 	if c.Interface == LAN {
