@@ -384,8 +384,15 @@ func (r *pollReg) serve(buf []byte) {
 		}
 		return
 	}
+	if h := testHookServe.Load(); h != nil {
+		(*h)(s)
+	}
 	s.handle(buf[:n])
 }
+
+// testHookServe, if set (tests only), runs on the poller before each
+// datagram it read is handled, with the session it is for.
+var testHookServe atomic.Pointer[func(*Session)]
 
 // recvDontWait is recvfrom(fd, buf, MSG_DONTWAIT) without the source
 // address (the socket is connected) and without allocating. It never
