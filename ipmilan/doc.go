@@ -12,12 +12,18 @@
 // ReadContext, Write, Break, Events, Stats, Done, Err and Close. Ping
 // sends an ASF presence ping.
 //
-// Each Session owns one UDP socket with a fresh source port. One goroutine
-// reads it and demultiplexes: IPMI responses go to the caller waiting on
-// that request sequence number, and SOL packets to the console's engine,
-// which handles them on that goroutine (buffering, acknowledgement), so
-// unsolicited traffic never confuses a waiting command and console output
-// costs no hand-off. Requests are retransmitted with a per-attempt timeout
+// Each Session owns one UDP socket with a fresh source port. One reader
+// takes its datagrams and demultiplexes: IPMI responses go to the caller
+// waiting on that request sequence number, and SOL packets to the
+// console's engine, which handles them on the reader's goroutine
+// (buffering, acknowledgement), so unsolicited traffic never confuses a
+// waiting command and console output costs no hand-off. On Linux the
+// reader is one of a few pollers shared by all sessions (an epoll instance
+// each, up to 512 sessions per poller and GOMAXPROCS pollers, started as
+// sessions need them, ended with their last session): a packet then costs
+// no goroutine wake-up of its own. Elsewhere, and for sessions on an
+// injected net.PacketConn, each session has a reader goroutine. Requests
+// are retransmitted with a per-attempt timeout
 // (Config.Timeout, Config.Retries) inside the caller's ctx, which bounds
 // the whole call. A keepalive sends a command when no IPMI answer came for
 // Config.KeepAlive (for a console, Get Payload Instance Info, which also
@@ -68,6 +74,11 @@
 // Not here: ipmitool-style SDR, SEL, FRU or sensor commands, IPMB
 // bridging, and sharing one socket among sessions; solgate only needs
 // power, console and BMC setup.
+//
+// A reader's handling of a packet must not block (other sessions share
+// its poller): a SOL console's SetOutput function in particular, and
+// socket writes, which on Linux drop a datagram the send buffer has no
+// room for instead of waiting, as a lossy network would.
 //
 // Goroutine-safety: Session methods are safe for concurrent use. A SOL
 // console takes Read (or ReadContext) from one goroutine and Write from

@@ -539,3 +539,28 @@ func TestPollerDescriptorReuse(t *testing.T) {
 	default:
 	}
 }
+
+// TestPollerIPv6: a polled session to a BMC on ::1 (the raw socket's IPv6
+// path), if the machine has IPv6 loopback.
+func TestPollerIPv6(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	b := bmcsim.New(bmcsim.Config{Users: []bmcsim.User{{Name: "admin", Password: "secret"}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Serve(ctx, pc) }()
+	defer func() { cancel(); pc.Close(); <-done }()
+	s, err := Dial(context.Background(), Config{Addr: pc.LocalAddr().String(), User: "admin", Password: Secret("secret"), KeepAlive: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if p, _ := pollerOf(s); p == nil {
+		t.Fatal("session not on a poller")
+	}
+	if _, err := s.DeviceID(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -355,9 +355,10 @@ func (c *SOL) Read(p []byte) (int, error) { return c.eng.Read(p) }
 // saving a goroutine wake-up per packet on a busy console: what is
 // buffered goes to f before SetOutput returns, then each packet's
 // characters, in order, on the session's reader goroutine as they are
-// taken. f must not block, and must not call what waits for the BMC
-// (Close, Break, the Session's commands): they need the goroutine f runs
-// on. p is valid only during the call. Read then returns (0, nil) when
+// taken. f must not block (on Linux that goroutine is a poller shared by
+// up to 512 sessions: a blocked f stalls them all), and must not call what
+// waits for the BMC (Close, Break, the Session's commands): they need the
+// goroutine f runs on. p is valid only during the call. Read then returns (0, nil) when
 // events are queued (see Read) and, at the end, why the console ended,
 // once everything before it has gone to f. Call it from the goroutine
 // that reads, once.
