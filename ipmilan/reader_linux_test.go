@@ -564,3 +564,24 @@ func TestPollerIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkSOLStreamPolled is BenchmarkSOLStream with the sockets read by
+// the shared pollers, as Dial has them on Linux.
+func BenchmarkSOLStreamPolled(b *testing.B) {
+	benchSOLStream(b, func(b *testing.B, s *Session, bmc *net.UDPAddr) *net.UDPAddr {
+		c, err := dialRawUDP(bmc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sa, err := unix.Getsockname(c.fd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.conn = c
+		s.wg.Add(1)
+		if err := thePollers.register(s, c, c.fd); err != nil {
+			b.Fatal(err)
+		}
+		return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port}
+	})
+}
