@@ -585,3 +585,52 @@ func BenchmarkSOLStreamPolled(b *testing.B) {
 		return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port}
 	})
 }
+
+// TestPollerSpread: past pollerSessions a second poller starts (when
+// GOMAXPROCS allows one), the next session goes to the poller with fewest,
+// and every poller ends with its last session.
+func TestPollerSpread(t *testing.T) {
+	var ss []*rawStream
+	for range pollerSessions + 2 {
+		ss = append(ss, newRawStream(t))
+	}
+	count := map[*poller]int{}
+	for _, st := range ss {
+		p, _ := pollerOf(st.s)
+		if p == nil {
+			t.Fatal("a session not on a poller")
+		}
+		count[p]++
+	}
+	first, _ := pollerOf(ss[0].s)
+	want := map[int]int{pollerSessions: 1, 2: 1} // sessions per poller: how many pollers
+	if maxPollers() == 1 {
+		want = map[int]int{pollerSessions + 2: 1}
+	}
+	got := map[int]int{}
+	for _, n := range count {
+		got[n]++
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || (maxPollers() > 1 && count[first] != pollerSessions) {
+		t.Fatalf("sessions per poller: %v, want %v (GOMAXPROCS %d)", got, want, maxPollers())
+	}
+	for _, st := range ss {
+		if err := st.send(1, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, st := range ss {
+		select {
+		case got := <-st.got:
+			if string(got) != "x" {
+				t.Fatalf("session %d got %q", i, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("session %d got nothing", i)
+		}
+	}
+	for _, st := range ss {
+		st.close()
+	}
+	waitNoPollers(t)
+}
