@@ -396,8 +396,9 @@ func (p *poller) run() {
 // blocking in epoll_wait: a thread blocked there keeps the Go runtime's
 // sysmon retaking its P and waking every 20 µs (9% of the daemon at 250
 // busy consoles), and a batch gathered over a nap costs one wake-up for
-// many datagrams. A datagram waits at most pollerNap more (SOL's ACKs are
-// paced by 20 ms anyway; echo gains a millisecond at most). After
+// many datagrams. A datagram waits at most about a millisecond more
+// (pollerNap, which the runtime may round up to its timer's millisecond
+// when nothing else wakes it; SOL's ACKs are paced by 20 ms anyway). After
 // pollerBlockAfter polls in a row found nothing the poller blocks in
 // epoll_wait again, so an idle daemon does not poll.
 const (
