@@ -463,15 +463,14 @@ func TestPollerDescriptorReuse(t *testing.T) {
 	})
 	var b *rawStream
 	hookErr := make(chan error, 1)
-	fired := false
+	var fired atomic.Bool // the hook runs on every poller, some maybe left by other tests
 	// Runs on the poller: a's packet is queued and its event is in this
 	// batch. a ends; b's socket takes a's descriptor number and gets a
 	// packet queued; then the poller goes on with the batch.
 	hook := func(ids []uint64) {
-		if fired || !slices.Contains(ids, ra.id) {
+		if !slices.Contains(ids, ra.id) || !fired.CompareAndSwap(false, true) {
 			return
 		}
-		fired = true
 		hookErr <- func() error {
 			fdA := a.c.fd
 			a.close()
