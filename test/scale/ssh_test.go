@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -380,9 +381,18 @@ func presentedHostKey(t *testing.T, port int) gossh.PublicKey {
 		key = k
 		return fmt.Errorf("host key read")
 	}, Timeout: 10 * time.Second}
-	c, err := gossh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
-	if c != nil {
-		c.Close()
+	// The consoles can be up before the gateway listens (it starts after
+	// the manager): a refused connection is tried again, bounded.
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var c *gossh.Client
+		c, err = gossh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
+		if c != nil {
+			c.Close()
+		}
+		if key != nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			break
+		}
 	}
 	if key == nil {
 		t.Fatalf("no host key from the gateway: %v", err)
