@@ -383,17 +383,12 @@ func TestReplayFullAfterFewLines(t *testing.T) {
 	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
 	must(t, err)
 	defer b.Close()
-	b.mu.Lock()
-	b.holding = true // as Attach with a replay, before the log is read
-	heldFrom := len(b.buf)
-	b.mu.Unlock()
+	heldFrom := holdForReplay(b)
 	for i := range 2 {
 		c.output(fmt.Appendf(nil, "after-%02d\r\n", i))
 	}
 	b.insertReplay(5, heldFrom)
-	b.mu.Lock()
-	text := string(b.buf)
-	b.mu.Unlock()
+	text := bufText(b)
 	if !strings.Contains(text, "node1: the last 5 lines") {
 		t.Errorf("want a replay of 5 lines:\n%s", text)
 	}
@@ -428,17 +423,12 @@ func TestReplaySeamAfterManyLines(t *testing.T) {
 	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
 	must(t, err)
 	defer b.Close()
-	b.mu.Lock()
-	b.holding = true // as Attach with a replay, before the log is read
-	heldFrom := len(b.buf)
-	b.mu.Unlock()
+	heldFrom := holdForReplay(b)
 	for i := range 20 {
 		c.output(fmt.Appendf(nil, "after-%02d\r\n", i))
 	}
 	b.insertReplay(5, heldFrom)
-	b.mu.Lock()
-	text := string(b.buf)
-	b.mu.Unlock()
+	text := bufText(b)
 	for i := range 20 {
 		if n := strings.Count(text, fmt.Sprintf("after-%02d", i)); n != 1 {
 			t.Errorf("after-%02d shown %d times, want once:\n%s", i, n, text)

@@ -49,6 +49,23 @@ func checkSeam(nums []int, first, last int) error {
 	return nil
 }
 
+// holdForReplay puts a in the state Attach leaves it in while it
+// prepares a replay (live output held, the log not read yet) and returns
+// where its held output begins, for insertReplay.
+func holdForReplay(a *Attachment) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.holding = true
+	return len(a.buf)
+}
+
+// bufText is what a has buffered for its user.
+func bufText(a *Attachment) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return string(a.buf)
+}
+
 func printLines(c *Console, prefix string, from, to int) {
 	for i := from; i < to; i++ {
 		c.output(fmt.Appendf(nil, "%s-%06d\r\n", prefix, i))
@@ -80,10 +97,7 @@ func TestReplaySeamSameIdentity(t *testing.T) {
 			a, err := c.Attach(id, AttachOptions{Mode: ModeRO})
 			must(t, err)
 			defer a.Close()
-			a.mu.Lock()
-			a.holding = true // as Attach with a replay, before the log is read
-			heldFrom := len(a.buf)
-			a.mu.Unlock()
+			heldFrom := holdForReplay(a)
 			step()
 			c.output([]byte("typed\r\n"))
 			printLines(c, "n", 10, 15) // live for a, in the log after a's event
@@ -99,9 +113,7 @@ func TestReplaySeamSameIdentity(t *testing.T) {
 				name string
 				a    *Attachment
 			}{{"first", a}, {"second", b}} {
-				tc.a.mu.Lock()
-				text := string(tc.a.buf)
-				tc.a.mu.Unlock()
+				text := bufText(tc.a)
 				if err := checkSeam(seamLines(text, "n"), 0, 19); err != nil {
 					t.Errorf("%s attachment: %v:\n%s", tc.name, err, strings.ReplaceAll(text, "\r\n", "\n"))
 				}
