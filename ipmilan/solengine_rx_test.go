@@ -687,6 +687,18 @@ func TestSOLBreakQueueBounded(t *testing.T) {
 	})
 }
 
+// newPacedHarness is an engine harness that paces its ACKs by 20 ms on
+// a pacer of its own (run inside the test's synctest bubble).
+func newPacedHarness(t *testing.T) *engHarness {
+	h := newEngHarness(t, 0)
+	p := newAckPacer()
+	h.eng.mu.Lock()
+	h.eng.ackPace, h.eng.pacer = 20*time.Millisecond, p
+	h.eng.mu.Unlock()
+	t.Cleanup(func() { waitPacerIdle(p) })
+	return h
+}
+
 // TestSOLEngineAckPaceRules: with pacing, the first packet after a quiet
 // spell is answered at once; one that comes sooner than the pace after
 // the last ACK is readable at once but answered only when the pace has
@@ -695,12 +707,7 @@ func TestSOLBreakQueueBounded(t *testing.T) {
 // sends nothing early for the packet after it.
 func TestSOLEngineAckPaceRules(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newEngHarness(t, 0)
-		p := newAckPacer()
-		h.eng.mu.Lock()
-		h.eng.ackPace, h.eng.pacer = 20*time.Millisecond, p
-		h.eng.mu.Unlock()
-		t.Cleanup(func() { waitPacerIdle(p) })
+		h := newPacedHarness(t)
 		want := func(when string, seqs ...uint8) {
 			t.Helper()
 			got := h.acks()
@@ -783,12 +790,7 @@ func TestAckPacerLateTurn(t *testing.T) {
 // buffer overflowed, every packet is answered at once.
 func TestSOLEngineAckPaceOffAfterOverrun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newEngHarness(t, 0)
-		p := newAckPacer()
-		h.eng.mu.Lock()
-		h.eng.ackPace, h.eng.pacer = 20*time.Millisecond, p
-		h.eng.mu.Unlock()
-		t.Cleanup(func() { waitPacerIdle(p) })
+		h := newPacedHarness(t)
 		h.bmc(1, []byte("a"))
 		time.Sleep(time.Millisecond)
 		h.bmc(2, []byte("b"))
