@@ -1,9 +1,13 @@
 package scale
 
 import (
+	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,12 +47,15 @@ func TestBaud(t *testing.T) {
 	rp := newReport(t, "115200 baud", "solgate", fmt.Sprintf("%s consoles at 115200 baud, %v", comma(n), d), "0 bytes lost")
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 500), "--no-boot-text", "--stream", strconv.Itoa(baudRate))
 	cfg := newServeConfig(t, f, "")
+	cfg.metrics = freeLoopbackAddr(t)
 	p := startServe(t, cfg.write(t), filepath.Join(cfg.dir, "serve.log"))
 	p.waitUp(n, 2*time.Minute)
+	out0 := scrapeOutput(t, cfg.metrics)
 	s := startSampler(p.pid(), time.Second)
 	sims := f.samples()
 	time.Sleep(d)
 	first, last, peak := s.stop()
+	out1 := scrapeOutput(t, cfg.metrics)
 	simPct := f.cpuSince(sims)
 	if err := p.stop(time.Minute); err != nil {
 		t.Error(err)
@@ -62,6 +69,18 @@ func TestBaud(t *testing.T) {
 		rp.add("the BMCs received %s datagrams (%.0f bytes of output each)", comma(st.packets), float64(st.delivered)/float64(st.packets))
 	}
 	rp.add("daemon CPU %.0f%% of one core (simulators %.0f%%), RSS %s", cpuPct(first, last), simPct, mib(peak.rssKiB))
+	if st.packets > 0 && st.delivered > 0 {
+		// The simulators share the cores, so they do not reach the full
+		// rate: the daemon's CPU per datagram in the measured window,
+		// times the datagrams a second the full rate takes in packets of
+		// the size seen, is what the full rate would cost at that price.
+		per := float64(st.delivered) / float64(st.packets)
+		rate := float64(out1.bytes-out0.bytes) / out1.at.Sub(out0.at).Seconds() / per
+		us := cpuPct(first, last) / 100 / rate * 1e6
+		full := float64(n) * baudRate / per
+		rp.add("%.1f µs of daemon CPU per datagram at %s datagrams a second; the full rate, %s a second, at that cost: %.0f%% of one core",
+			us, comma(int(rate)), comma(int(full)), full*us/1e4)
+	}
 	checkNoLoss(t, lt, st, n)
 	p.log.update()
 	if r := p.log.count("conserver: SOL session lost"); r > 0 {
@@ -118,4 +137,51 @@ func TestBaudConman(t *testing.T) {
 	if d := c.count("] disconnected from <"); d > 0 {
 		rp.add("%d disconnects", d)
 	}
+}
+
+// freeLoopbackAddr is a loopback TCP address free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// outputSample is the daemon's console output so far (all consoles) and
+// when it was read.
+type outputSample struct {
+	bytes int64
+	at    time.Time
+}
+
+// scrapeOutput sums solgate_console_output_bytes_total over the consoles
+// from the daemon's metrics at addr.
+func scrapeOutput(t *testing.T, addr string) outputSample {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	must(t, err)
+	defer resp.Body.Close()
+	at := time.Now()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	found := false
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "solgate_console_output_bytes_total{") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metrics: %q: %v", line, err)
+		}
+		sum += v
+		found = true
+	}
+	must(t, sc.Err())
+	if !found {
+		t.Fatalf("metrics at %s: no solgate_console_output_bytes_total", addr)
+	}
+	return outputSample{bytes: int64(sum), at: at}
 }
