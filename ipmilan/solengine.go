@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -946,23 +947,21 @@ type deliveredPacket struct {
 }
 
 func remember(b []byte) deliveredPacket {
-	return deliveredPacket{valid: true, n: len(b), sum: fnv64(b)}
+	return deliveredPacket{valid: true, n: len(b), sum: packetSum(b)}
 }
 
 // copyOf reports whether data is a copy of the delivered packet (possibly
 // with more appended, as a BMC may add characters when it resends).
 func (d deliveredPacket) copyOf(data []byte) bool {
-	return d.valid && len(data) >= d.n && fnv64(data[:d.n]) == d.sum
+	return d.valid && len(data) >= d.n && packetSum(data[:d.n]) == d.sum
 }
 
-func fnv64(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
-}
+// deliveredSeed keys the packets' sums. maphash, not a byte-at-a-time
+// hash: the sum is taken of every packet a console receives, and FNV's
+// multiply per byte cost more than the rest of the engine's bookkeeping.
+var deliveredSeed = maphash.MakeSeed()
+
+func packetSum(b []byte) uint64 { return maphash.Bytes(deliveredSeed, b) }
 
 // tryWrite appends b to the read buffer if it fits, or if the buffer is
 // empty (a packet larger than the whole buffer must get through too: the
