@@ -260,15 +260,15 @@ func stageName(s bootStage) string {
 	return "power"
 }
 
-// logOutputLocked writes console output to the log, with a boot event in
-// front of every line that starts a boot. outMu is held.
-func (c *Console) logOutputLocked(p []byte) {
+// logOutputLocked writes console output that came at now to the log,
+// with a boot event in front of every line that starts a boot. outMu is
+// held.
+func (c *Console) logOutputLocked(p []byte, now time.Time) {
 	bp := c.m.boots.Load()
 	if bp == nil || len(bp.pats) == 0 {
 		c.w.Write(p)
 		return
 	}
-	now := time.Now()
 	for len(p) > 0 {
 		i, j, how := c.boot.scan(p, bp, now)
 		if i < 0 {

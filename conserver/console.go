@@ -411,10 +411,11 @@ type outputSetter interface {
 // output is one chunk of console output: into the log (with boot
 // markers), then to every attachment. Never blocks on either.
 func (c *Console) output(p []byte) {
+	now := time.Now()
 	c.bytesIn.Add(uint64(len(p)))
-	c.lastOutput.Store(time.Now().UnixNano())
+	c.lastOutput.Store(now.UnixNano())
 	c.outMu.Lock()
-	c.logOutputLocked(p)
+	c.logOutputLocked(p, now)
 	c.logged += int64(len(p))
 	var drop []*Attachment
 	for _, a := range *c.atts.Load() {

@@ -682,7 +682,7 @@ func (e *solEngine) receive(p wire.SOLPacket) {
 	e.status(p.Op)
 	if e.held == nil && e.tryWrite(data) {
 		// Room: taken straight from the packet, not copied to be held.
-		e.accepted(p.Seq, data, true)
+		e.accepted(p.Seq, data, true, now)
 		return
 	}
 	h := &e.heldBuf
@@ -709,7 +709,7 @@ func (e *solEngine) retryHeld() bool {
 	e.held = nil
 	e.holding.Store(false)
 	e.stopHold()
-	e.accepted(h.seq, h.data[:h.n], true)
+	e.accepted(h.seq, h.data[:h.n], true, time.Now())
 	return true
 }
 
@@ -736,16 +736,16 @@ func (e *solEngine) pause() {
 	e.holding.Store(false)
 	e.stopHold()
 	e.st.pauses.Add(1)
-	e.accepted(h.seq, h.data[:h.n], false)
+	e.accepted(h.seq, h.data[:h.n], false, time.Now())
 }
 
-// accepted records the answer to packet seq (all of data, or none) and
-// sends it.
-func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
+// accepted records the answer to packet seq (all of data, or none), at
+// now, and sends it.
+func (e *solEngine) accepted(seq uint8, data []byte, all bool, now time.Time) {
 	l := &e.last
 	l.seq, l.full, l.n = seq, all, copy(l.data[:], data)
 	if !all {
-		l.pausedAt = time.Now()
+		l.pausedAt = now
 		l.answeredAt = l.pausedAt
 	}
 	n := 0
@@ -754,7 +754,6 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
 	}
 	e.delivered[seq] = remember(data[:n])
 	if n > 0 && e.ackPace > 0 {
-		now := time.Now()
 		since := now.Sub(e.lastAck)
 		if since >= solInteractive {
 			e.maxSeen, e.ceilRun, e.ceilNeed = 0, 0, 0 // a quiet spell: learn afresh
@@ -787,16 +786,19 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool) {
 			return
 		}
 	}
-	e.ack(seq, n)
+	e.ackAt(seq, n, now)
 }
 
 // ack answers BMC packet seq: n of its characters accepted. Any ACK
 // sends replaces one still waiting for its pace: the BMC heeds only the
 // answer to the packet it sends now.
-func (e *solEngine) ack(seq uint8, n int) {
+func (e *solEngine) ack(seq uint8, n int) { e.ackAt(seq, n, time.Now()) }
+
+// ackAt is ack at now (the time the caller read for the packet).
+func (e *solEngine) ackAt(seq uint8, n int, now time.Time) {
 	e.ackWaiting = false // the pacer's entry, if any, finds nothing to send
 	if n > 0 && e.ackPace > 0 {
-		e.lastAck = time.Now()
+		e.lastAck = now
 	}
 	ack := wire.SOLPacket{AckSeq: seq, Accepted: uint8(n)}
 	if err := e.send(ack.Append(e.ackBuf[:0])); err == nil {
