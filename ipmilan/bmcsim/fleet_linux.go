@@ -30,8 +30,9 @@ import (
 // The sockets are made with socket(2), not net.ListenPacket: a
 // net.UDPConn's socket is in the runtime's own epoll set as well, and
 // every datagram would wake the runtime's netpoller for nothing. Reads
-// and writes are raw non-blocking system calls with the address in a
-// stack buffer, so a datagram costs no allocation for its address: a
+// and writes are raw non-blocking system calls (RawSyscall: they never
+// block, so the scheduler need not be told) with the address in a stack
+// buffer, so a datagram costs no allocation for its address: a
 // socket keeps the *net.UDPAddr of its last peer and hands the same one
 // out while that peer sends.
 //
@@ -134,7 +135,7 @@ func (c *polledConn) WriteTo(b []byte, to net.Addr) (int, error) {
 		p = unsafe.Pointer(&b[0])
 	}
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(p), uintptr(len(b)), 0,
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(p), uintptr(len(b)), 0,
 			uintptr(unsafe.Pointer(&sc.sa)), unix.SizeofSockaddrInet4)
 		switch e {
 		case 0:
@@ -152,7 +153,7 @@ func (c *polledConn) readFrom(buf []byte) (int, *net.UDPAddr, error) {
 	var sa unix.RawSockaddrInet4
 	salen := uint32(unix.SizeofSockaddrInet4)
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0,
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0,
 			uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
 		if e == unix.EINTR {
 			continue
@@ -166,6 +167,15 @@ func (c *polledConn) readFrom(buf []byte) (int, *net.UDPAddr, error) {
 		}
 		return int(n), c.lastFrom, nil
 	}
+}
+
+// epollPeek is epoll_wait with a zero timeout, as a raw system call.
+func epollPeek(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -250,7 +260,13 @@ func (p *poller) run() {
 	buf := make([]byte, maxDatagram)
 	var events [pollerEvents]unix.EpollEvent
 	for {
-		n, err := unix.EpollWait(p.epfd, events[:], -1)
+		// A look without blocking first: under load something is ready
+		// and the thread need not enter the scheduler's blocking-system-
+		// call path (which has sysmon hand its P to another thread).
+		n, err := epollPeek(p.epfd, events[:])
+		if n == 0 && err == nil {
+			n, err = unix.EpollWait(p.epfd, events[:], -1)
+		}
 		if err == unix.EINTR {
 			continue
 		}
