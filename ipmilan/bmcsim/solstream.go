@@ -71,6 +71,8 @@ type solState struct {
 
 	timer   *time.Timer
 	armedAt time.Time // zero when the timer is not armed
+
+	scratch []byte // SOL payload being sealed (sendSOLLocked)
 }
 
 // solInstance is one active SOL payload instance.
@@ -192,7 +194,10 @@ func (b *BMC) solSessionClosedLocked(s *session) {
 
 // sendSOLLocked seals a SOL packet for session s into the outbox.
 func (b *BMC) sendSOLLocked(s *session, p wire.SOLPacket) {
-	d := b.seal20Locked(s, wire.PayloadSOL, p.Append(make([]byte, 0, wire.SOLHeaderLen+len(p.Data))))
+	// The payload is built in a scratch buffer (Seal copies it into the
+	// datagram).
+	b.sol.scratch = p.Append(b.sol.scratch[:0])
+	d := b.seal20Locked(s, wire.PayloadSOL, b.sol.scratch)
 	if d == nil || s.link == nil {
 		return
 	}
