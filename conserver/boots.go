@@ -3,6 +3,7 @@ package conserver
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/solgate/solgate/conserver/config"
@@ -44,6 +45,7 @@ const (
 // bootPattern is one compiled pattern.
 type bootPattern struct {
 	lit      []byte
+	rare     int  // the index in lit of its rarest byte (rareness), which the search looks for
 	anchored bool // at the line start (after leading CRs)
 	stage    bootStage
 	text     string
@@ -62,12 +64,80 @@ func compileBoots(d *config.Daemon) (*bootPatterns, error) {
 			if lit == "" {
 				continue
 			}
-			bp.pats = append(bp.pats, bootPattern{lit: []byte(lit), anchored: anchored, stage: st, text: lit})
+			bp.pats = append(bp.pats, bootPattern{lit: []byte(lit), rare: rarest(lit), anchored: anchored, stage: st, text: lit})
 		}
 	}
 	add(d.BootFirmware, stageFirmware)
 	add(d.BootKernel, stageKernel)
 	return bp, nil
+}
+
+// first returns where the earliest occurrence of any pattern in p starts,
+// -1 if none occurs (a line can match only where one does).
+func (bp *bootPatterns) first(p []byte) int {
+	k := -1
+	for i := range bp.pats {
+		lim := p
+		if k >= 0 {
+			lim = p[:min(len(p), k+len(bp.pats[i].lit)-1)] // only an earlier one matters
+		}
+		if j := bp.pats[i].index(lim); j >= 0 {
+			k = j
+		}
+	}
+	return k
+}
+
+// index is bytes.Index(s, p.lit), found by looking for the pattern's
+// rarest byte: console text seldom holds it, so one vectorised
+// IndexByte pass over s usually settles it, where bytes.Index stops at
+// every occurrence of the first byte (a space, a bracket, a "t").
+func (p *bootPattern) index(s []byte) int {
+	r, lit := p.rare, p.lit
+	for from := r; from < len(s); {
+		j := bytes.IndexByte(s[from:], lit[r])
+		if j < 0 {
+			return -1
+		}
+		start := from + j - r
+		if bytes.HasPrefix(s[start:], lit) {
+			return start
+		}
+		from += j + 1
+	}
+	return -1
+}
+
+// rarest returns the index in lit of the byte least likely in console
+// text: controls and bytes past ASCII, then rarer punctuation, capitals,
+// common punctuation, digits, then lower case by English letter
+// frequency; space is the most common of all.
+func rarest(lit string) int {
+	const common = "etaoinshrdlcumwfgypbvkjxqz" // most frequent first
+	score := func(c byte) int {
+		switch {
+		case c == ' ':
+			return 100
+		case c >= 'a' && c <= 'z':
+			return 99 - strings.IndexByte(common, c)
+		case c >= 'A' && c <= 'Z':
+			return 50
+		case c >= '0' && c <= '9':
+			return 70
+		case strings.IndexByte(".,:;-_/[]()=<>", c) >= 0:
+			return 60 // kernel and firmware lines are full of them
+		case c < ' ' || c > '~':
+			return 0
+		}
+		return 30
+	}
+	best := 0
+	for i := 1; i < len(lit); i++ {
+		if score(lit[i]) < score(lit[best]) {
+			best = i
+		}
+	}
+	return best
 }
 
 // match returns the first pattern the line matches.
@@ -78,7 +148,7 @@ func (bp *bootPatterns) match(line []byte) (*bootPattern, bool) {
 			if bytes.HasPrefix(bytes.TrimLeft(line, "\r"), p.lit) {
 				return p, true
 			}
-		} else if bytes.Contains(line, p.lit) {
+		} else if p.index(line) >= 0 {
 			return p, true
 		}
 	}
@@ -102,6 +172,19 @@ type bootDetector struct {
 func (d *bootDetector) scan(p []byte, bp *bootPatterns, now time.Time) (i, j int, how string) {
 	off := 0
 	for off < len(p) {
+		if len(d.line) == 0 && !d.matched {
+			// At a line start: lines that end before the first place a
+			// pattern occurs cannot match, so they are skipped, not
+			// copied and tested one by one (most output holds none).
+			k := bp.first(p[off:])
+			if k < 0 {
+				d.keepTail(p[off:])
+				return -1, len(p), ""
+			}
+			if nl := bytes.LastIndexByte(p[off:off+k], '\n'); nl >= 0 {
+				off += nl + 1
+			}
+		}
 		end := len(p)
 		if k := bytes.IndexByte(p[off:], '\n'); k >= 0 {
 			end = off + k + 1
@@ -134,6 +217,20 @@ func (d *bootDetector) scan(p []byte, bp *bootPatterns, now time.Time) (i, j int
 		off = end
 	}
 	return -1, len(p), ""
+}
+
+// keepTail starts the current line with the unfinished last line of p,
+// which holds no pattern (nor do the lines before it).
+func (d *bootDetector) keepTail(p []byte) {
+	tail := p[bytes.LastIndexByte(p, '\n')+1:]
+	if len(tail) == 0 {
+		return
+	}
+	if d.line == nil {
+		d.line = make([]byte, 0, maxBootLine)
+	}
+	d.line = append(d.line[:0], tail[:min(len(tail), maxBootLine)]...)
+	d.tested = len(d.line) // tested: it holds no pattern
 }
 
 func (d *bootDetector) endLine() {

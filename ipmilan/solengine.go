@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -277,10 +278,11 @@ type solEngine struct {
 	// sink, once set (SetOutput), takes the output instead of Read: the
 	// session's reader hands it each packet's characters as they are
 	// taken (drainSink). sinkMu keeps the hand-overs in order and holds
-	// sinkBuf, the characters being handed over.
+	// sinkOut, the characters being handed over: it and out trade places
+	// at each hand-over, so the characters are not copied once more.
 	sink    atomic.Pointer[func([]byte)]
 	sinkMu  sync.Mutex
-	sinkBuf []byte
+	sinkOut bytes.Buffer
 
 	st        solCounters
 	evMu      sync.Mutex
@@ -659,7 +661,7 @@ func (e *solEngine) receive(p wire.SOLPacket) {
 		// packet: the BMC saw none of our answers, or it resends under
 		// the old number. Either way this copy is current: take it.
 	}
-	if l := e.last; l.seq != 0 && p.Seq != l.seq {
+	if l := &e.last; l.seq != 0 && p.Seq != l.seq {
 		behind := (int(l.seq) - int(p.Seq) + 15) % 15
 		if behind >= 1 && behind <= 7 && e.delivered[p.Seq].copyOf(data) {
 			// A late copy of a packet already answered: the network
@@ -678,6 +680,11 @@ func (e *solEngine) receive(p wire.SOLPacket) {
 	}
 	// New output (or new output under an old number: see the rules).
 	e.status(p.Op)
+	if e.held == nil && e.tryWrite(data) {
+		// Room: taken straight from the packet, not copied to be held.
+		e.accepted(p.Seq, data, true)
+		return
+	}
 	h := &e.heldBuf
 	h.seq, h.since, h.n = p.Seq, now, copy(h.data[:], data)
 	e.held = h
@@ -946,23 +953,21 @@ type deliveredPacket struct {
 }
 
 func remember(b []byte) deliveredPacket {
-	return deliveredPacket{valid: true, n: len(b), sum: fnv64(b)}
+	return deliveredPacket{valid: true, n: len(b), sum: packetSum(b)}
 }
 
 // copyOf reports whether data is a copy of the delivered packet (possibly
 // with more appended, as a BMC may add characters when it resends).
 func (d deliveredPacket) copyOf(data []byte) bool {
-	return d.valid && len(data) >= d.n && fnv64(data[:d.n]) == d.sum
+	return d.valid && len(data) >= d.n && packetSum(data[:d.n]) == d.sum
 }
 
-func fnv64(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
-}
+// deliveredSeed keys the packets' sums. maphash, not a byte-at-a-time
+// hash: the sum is taken of every packet a console receives, and FNV's
+// multiply per byte cost more than the rest of the engine's bookkeeping.
+var deliveredSeed = maphash.MakeSeed()
+
+func packetSum(b []byte) uint64 { return maphash.Bytes(deliveredSeed, b) }
 
 // tryWrite appends b to the read buffer if it fits, or if the buffer is
 // empty (a packet larger than the whole buffer must get through too: the
@@ -1022,12 +1027,12 @@ func (e *solEngine) drainSink() {
 	e.sinkMu.Lock()
 	defer e.sinkMu.Unlock()
 	e.outMu.Lock()
-	e.sinkBuf = append(e.sinkBuf[:0], e.out.Bytes()...)
-	e.out.Reset()
+	e.out, e.sinkOut = e.sinkOut, e.out // sinkOut was left empty
 	e.outMu.Unlock()
-	if len(e.sinkBuf) > 0 {
-		(*f)(e.sinkBuf)
+	if e.sinkOut.Len() > 0 {
+		(*f)(e.sinkOut.Bytes())
 	}
+	e.sinkOut.Reset()
 }
 
 func (e *solEngine) wakeReader() {

@@ -9,13 +9,13 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding"
 	"encoding/binary"
 	"fmt"
 	"hash"
 	"io"
 	"slices"
 	"sync"
-	"sync/atomic"
 )
 
 // PayloadType is the RMCP+ payload type (spec 13.27.3), bits 5:0.
@@ -285,13 +285,16 @@ type Keys struct {
 	blockOnce sync.Once
 	block     cipher.Block
 	blockErr  error
-	// macs holds keyed integrity hashes for reuse: a session seals and
-	// opens every packet with the same key, and building an HMAC state
-	// per packet was most of what a console allocated per byte. Two
-	// slots, not a sync.Pool: a pool is emptied at every GC, so an idle
-	// session (a keepalive every 15 s) would key a new HMAC for each
-	// keepalive; its reader and a concurrent sender each find one.
-	macs [2]atomic.Pointer[keyedMAC]
+	// The HMAC key's two padded blocks are hashed once per session and
+	// kept as the hash states after them (about 100 bytes each); each
+	// packet's code starts from those states in a hash object taken from
+	// a pool shared by all sessions. So a session holds no hash objects
+	// of its own (a keyed crypto/hmac per session was about 1 KB, touched
+	// at every packet: with thousands of sessions, cache misses), and no
+	// packet hashes the key blocks again.
+	padOnce  sync.Once
+	padInner []byte
+	padOuter []byte
 }
 
 func (k *Keys) aes() (cipher.Block, error) {
@@ -415,43 +418,50 @@ func (k *Keys) OpenTo(dst, raw []byte, p Packet20) ([]byte, error) {
 // ErrIntegrity reports an RMCP+ integrity check value that does not match.
 var ErrIntegrity = fmt.Errorf("wire: RMCP+ integrity check value mismatch")
 
-// putMAC keeps m for reuse if a slot is free.
-func (k *Keys) putMAC(m *keyedMAC) {
-	for i := range k.macs {
-		if k.macs[i].CompareAndSwap(nil, m) {
-			return
-		}
-	}
-}
-
-// keyedMAC is a reusable integrity hash with room for its sum.
-type keyedMAC struct {
+// macHash is a pooled hash object with room for its sum.
+type macHash struct {
 	h   hash.Hash
 	sum [sha256.Size]byte
 }
 
-// mac returns a reset integrity hash keyed for this session (the password
-// for MD5-128), a kept one when one is free; give it back with
-// k.putMAC.
-func (k *Keys) mac() *keyedMAC {
-	for i := range k.macs {
-		if m := k.macs[i].Swap(nil); m != nil {
-			m.h.Reset()
-			return m
+// macPools hold hash objects per integrity algorithm; they carry no key.
+var macPools = [...]sync.Pool{
+	IntegrityHMACSHA1_96:   {New: func() any { return &macHash{h: sha1.New()} }},
+	IntegrityHMACMD5_128:   {New: func() any { return &macHash{h: md5.New()} }},
+	IntegrityMD5_128:       {New: func() any { return &macHash{h: md5.New()} }},
+	IntegrityHMACSHA256128: {New: func() any { return &macHash{h: sha256.New()} }},
+}
+
+// hmacPads computes the hash states after the HMAC key's inner and outer
+// padded blocks (RFC 2104: the key, hashed first if longer than a block,
+// zero-padded to the block size, XORed with 0x36 and 0x5c).
+func (k *Keys) hmacPads() {
+	m := macPools[k.Integrity].Get().(*macHash)
+	defer macPools[k.Integrity].Put(m)
+	h := m.h
+	key := k.K1
+	if len(key) > h.BlockSize() {
+		h.Reset()
+		h.Write(key)
+		key = h.Sum(nil)
+	}
+	pad := make([]byte, h.BlockSize())
+	state := func(x byte) []byte {
+		clear(pad)
+		copy(pad, key)
+		for i := range pad {
+			pad[i] ^= x
 		}
+		h.Reset()
+		h.Write(pad)
+		b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			panic("wire: " + err.Error()) // the standard library's hashes marshal
+		}
+		return b
 	}
-	m := &keyedMAC{}
-	switch k.Integrity {
-	case IntegrityHMACSHA1_96:
-		m.h = hmac.New(sha1.New, k.K1)
-	case IntegrityHMACMD5_128:
-		m.h = hmac.New(md5.New, k.K1)
-	case IntegrityHMACSHA256128:
-		m.h = hmac.New(sha256.New, k.K1)
-	default:
-		m.h = md5.New()
-	}
-	return m
+	k.padInner, k.padOuter = state(0x36), state(0x5c)
+	clear(pad)
 }
 
 // appendIntegrityCode appends the AuthCode over covered to dst; covered
@@ -460,19 +470,31 @@ func (k *Keys) appendIntegrityCode(dst, covered []byte) []byte {
 	if k.Integrity == IntegrityNone || !k.Integrity.Valid() {
 		return dst
 	}
-	m := k.mac()
+	m := macPools[k.Integrity].Get().(*macHash)
+	h := m.h
 	if k.Integrity == IntegrityMD5_128 {
 		var pw [20]byte
 		copy(pw[:], k.Password)
-		m.h.Write(pw[:])
-		m.h.Write(covered)
-		m.h.Write(pw[:])
+		h.Reset()
+		h.Write(pw[:])
+		h.Write(covered)
+		h.Write(pw[:])
 		clear(pw[:])
 	} else {
-		m.h.Write(covered)
+		k.padOnce.Do(k.hmacPads)
+		u := h.(encoding.BinaryUnmarshaler)
+		if err := u.UnmarshalBinary(k.padInner); err != nil {
+			panic("wire: " + err.Error()) // a state this package marshaled
+		}
+		h.Write(covered)
+		inner := h.Sum(m.sum[:0])
+		if err := u.UnmarshalBinary(k.padOuter); err != nil {
+			panic("wire: " + err.Error())
+		}
+		h.Write(inner)
 	}
-	dst = append(dst, m.h.Sum(m.sum[:0])[:k.Integrity.CodeLen()]...)
-	k.putMAC(m)
+	dst = append(dst, h.Sum(m.sum[:0])[:k.Integrity.CodeLen()]...)
+	macPools[k.Integrity].Put(m)
 	return dst
 }
 
