@@ -246,18 +246,24 @@ func (b *BMC) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			return fmt.Errorf("bmcsim: serve %v: %w", pc.LocalAddr(), err)
 		}
-		b.stats.packetsIn.Add(1)
-		f := b.faults.Load()
-		if f.Freeze {
-			continue
-		}
-		if f.DropRequests > 0 && f.dropRequest() {
-			b.stats.faultDrops.Add(1)
-			continue
-		}
-		for _, out := range b.handleVia(buf[:n], from, snd) {
-			snd.send(f, out, from)
-		}
+		b.serveDatagram(buf[:n], from, snd)
+	}
+}
+
+// serveDatagram handles one datagram read from snd's socket, with the
+// receive-side fault injection, and sends the answers.
+func (b *BMC) serveDatagram(pkt []byte, from net.Addr, snd *sender) {
+	b.stats.packetsIn.Add(1)
+	f := b.faults.Load()
+	if f.Freeze {
+		return
+	}
+	if f.DropRequests > 0 && f.dropRequest() {
+		b.stats.faultDrops.Add(1)
+		return
+	}
+	for _, out := range b.handleVia(pkt, from, snd) {
+		snd.send(f, out, from)
 	}
 }
 

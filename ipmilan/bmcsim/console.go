@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,7 +28,10 @@ type console struct {
 	bootIdx   int
 	script    []bootStep
 
-	roomCh chan struct{} // closed (and replaced) when output room is freed
+	// Stream calls in progress, served in order: their text is made
+	// as the SOL layer takes it (streamFillLocked).
+	streams []*hostStream
+	text    []byte // scratch for the stream text, reused
 }
 
 type bootStep struct {
@@ -64,21 +67,6 @@ func (c *console) keep(p []byte) {
 // room is how much output fits in the BMC's buffer now (no instance
 // active).
 func (c *console) room() int { return max(0, c.b.cfg.SOL.BufferSize-len(c.backlog)) }
-
-// roomChan returns a channel closed when output room is freed.
-func (c *console) roomChan() chan struct{} {
-	if c.roomCh == nil {
-		c.roomCh = make(chan struct{})
-	}
-	return c.roomCh
-}
-
-func (c *console) roomFreed() {
-	if c.roomCh != nil {
-		close(c.roomCh)
-		c.roomCh = nil
-	}
-}
 
 // input offers typed characters to the host's serial FIFO and returns
 // how many it took.
@@ -240,28 +228,36 @@ const StreamLineLen = 75
 const streamFiller = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // AppendStreamText appends bytes [offset, offset+n) of the text Stream
-// prints to p. The text is lines of StreamLineLen bytes: the line's byte
-// offset as ten decimal digits (modulo 10^10), a space, a fixed filler,
-// CR LF. Tests use it to check what a console received.
+// prints to p (offset must not be negative). The text is lines of
+// StreamLineLen bytes: the line's byte offset as ten decimal digits
+// (modulo 10^10), a space, a fixed filler, CR LF. Tests use it to check
+// what a console received.
 func AppendStreamText(p []byte, offset, n int) []byte {
 	var line [StreamLineLen]byte
+	line[10] = ' '
+	copy(line[11:], streamFiller)
+	line[StreamLineLen-2], line[StreamLineLen-1] = '\r', '\n'
 	for n > 0 {
-		start := offset - offset%StreamLineLen
-		l := strconv.AppendInt(line[:0], int64(start%10_000_000_000), 10)
-		digits := len(l)
-		copy(line[10-digits:], l[:digits])
-		for i := 0; i < 10-digits; i++ {
-			line[i] = '0'
+		in := offset % StreamLineLen
+		v := (offset - in) % 10_000_000_000
+		for i := 9; i >= 0; i-- {
+			line[i] = byte('0' + v%10)
+			v /= 10
 		}
-		line[10] = ' '
-		copy(line[11:], streamFiller)
-		line[StreamLineLen-2], line[StreamLineLen-1] = '\r', '\n'
-		k := min(n, StreamLineLen-offset%StreamLineLen)
-		p = append(p, line[offset%StreamLineLen:offset%StreamLineLen+k]...)
+		k := min(n, StreamLineLen-in)
+		p = append(p, line[in:in+k]...)
 		offset += k
 		n -= k
 	}
 	return p
+}
+
+// hostStream is a Stream call in progress. Guarded by BMC.mu.
+type hostStream struct {
+	rate, total int
+	start       time.Time
+	off         int           // bytes handed to the SOL layer so far
+	done        chan struct{} // closed once all total bytes are handed over
 }
 
 // Stream makes the host print total bytes of sequence-numbered lines (see
@@ -269,74 +265,87 @@ func AppendStreamText(p []byte, offset, n int) []byte {
 // them). Unlike HostWrite it waits for room in the BMC's buffer, so
 // nothing is lost to overruns: what a console misses was lost by the SOL
 // protocol. It returns nil once everything is handed to the SOL layer,
-// or ctx's error.
+// or ctx's error. Several Stream calls on one BMC print one after the
+// other, in the order they were made.
+//
+// Stream's goroutine only waits: the text is made under the BMC's lock
+// by whatever runs the SOL work (streamFillLocked), when room is freed
+// (on the packet handler's goroutine, as an acknowledgement arrives) or
+// when the rate allows the next hundredth of a second's worth (on the
+// BMC's SOL timer), so streaming costs no goroutine wake-up per packet.
 func (b *BMC) Stream(ctx context.Context, rate, total int) error {
 	if rate < 0 || total < 0 {
 		return fmt.Errorf("bmcsim: stream rate %d, total %d: want 0 or more", rate, total)
 	}
-	const maxChunk = 16 << 10
-	start := time.Now()
-	buf := make([]byte, 0, maxChunk)
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	wait := func(d time.Duration, ch <-chan struct{}) error {
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-		case <-ch:
-			if !timer.Stop() {
-				<-timer.C
-			}
-		}
-		return nil
+	if err := ctx.Err(); err != nil || total == 0 {
+		return err
 	}
-	for off := 0; off < total; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n := min(total-off, maxChunk)
-		if rate > 0 {
-			allowed := int(int64(float64(rate)*time.Since(start).Seconds()) - int64(off))
-			if allowed < min(n, max(1, rate/100)) {
-				// Wait until about a hundredth of a second's worth is due.
-				want := off + min(n, max(1, rate/100))
-				d := time.Duration(float64(want)/float64(rate)*float64(time.Second)) - time.Since(start)
-				if err := wait(max(d, time.Millisecond), nil); err != nil {
-					return err
-				}
-				continue
+	b.mu.Lock()
+	now := b.now()
+	s := &hostStream{rate: rate, total: total, start: now, done: make(chan struct{})}
+	b.sol.con.streams = append(b.sol.con.streams, s)
+	b.unlockAndFlush(now)
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	con := &b.sol.con
+	if i := slices.Index(con.streams, s); i >= 0 {
+		con.streams = slices.Delete(con.streams, i, i+1)
+	}
+	b.unlockAndFlush(b.now()) // the next Stream, if any, may start
+	select {
+	case <-s.done:
+		return nil // finished meanwhile
+	default:
+		return ctx.Err()
+	}
+}
+
+// streamFillLocked hands the SOL layer the text of the Stream calls that
+// is due by their rate and fits in the BMC's buffer. It returns when the
+// rate allows more (zero if the stream waits for room instead: freeing
+// room always goes with a pump, which calls this again).
+func (b *BMC) streamFillLocked(now time.Time) time.Time {
+	con := &b.sol.con
+	for len(con.streams) > 0 {
+		s := con.streams[0]
+		n := s.total - s.off
+		if s.rate > 0 {
+			// A hundredth of a second's worth at a time.
+			step := min(n, max(1, s.rate/100))
+			allowed := int(int64(float64(s.rate)*now.Sub(s.start).Seconds()) - int64(s.off))
+			if allowed < step {
+				want := s.off + step
+				due := s.start.Add(time.Duration(float64(want) / float64(s.rate) * float64(time.Second)))
+				return later(due, now.Add(time.Millisecond))
 			}
 			n = min(n, allowed)
 		}
-		buf = AppendStreamText(buf[:0], off, n)
-		b.mu.Lock()
-		now := b.now()
-		k := b.hostOutputLocked(buf, true, now)
-		var room <-chan struct{}
-		if k < n {
-			room = b.sol.con.roomChan()
+		if n = min(n, b.outputRoomLocked()); n <= 0 {
+			return time.Time{}
 		}
-		b.unlockAndFlush(now)
-		off += k
-		if room != nil {
-			// A second bounds the wait in case room is freed by
-			// something that does not signal (nothing should).
-			if err := wait(time.Second, room); err != nil {
-				return err
-			}
+		con.text = AppendStreamText(con.text[:0], s.off, n)
+		b.hostOutputLocked(con.text, true, now)
+		s.off += n
+		if s.off < s.total {
+			continue // the rate or the room is used up: the next round returns
 		}
+		close(s.done)
+		con.streams[0] = nil
+		con.streams = con.streams[1:]
 	}
-	return nil
+	con.streams = nil
+	return time.Time{}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // DeactivateSOL deactivates every active SOL instance from the BMC side:
@@ -368,7 +377,6 @@ func (b *BMC) Reboot(down time.Duration) {
 	clear(b.challenges)
 	b.sol.notices = nil
 	b.sol.con.backlog, b.sol.con.backlogOverrun = nil, false
-	b.sol.con.roomFreed()
 	b.outbox = nil
 	b.stats.reboots.Add(1)
 	b.unlockAndFlush(now)

@@ -233,7 +233,7 @@ func (f *faultState) plan() sendPlan {
 // Delayed and held-back datagrams run on timers that stop() cancels and
 // waits for, so no goroutine outlives Serve.
 type sender struct {
-	pc    net.PacketConn
+	pc    packetWriter
 	stats *counters
 
 	mu      sync.Mutex // guards the fields below
@@ -249,7 +249,14 @@ type heldPacket struct {
 	timer *time.Timer
 }
 
-func newSender(pc net.PacketConn, st *counters) *sender {
+// packetWriter is the part of a socket a sender uses: a net.PacketConn,
+// or a fleet's polled socket (fleet_linux.go).
+type packetWriter interface {
+	WriteTo(b []byte, to net.Addr) (int, error)
+	LocalAddr() net.Addr
+}
+
+func newSender(pc packetWriter, st *counters) *sender {
 	return &sender{pc: pc, stats: st, timers: map[*time.Timer]struct{}{}}
 }
 

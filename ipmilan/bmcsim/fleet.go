@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -33,10 +34,12 @@ type FleetConfig struct {
 type Fleet struct {
 	bmcs   []*BMC
 	addrs  []string
-	conns  []net.PacketConn // every socket bound, closed by Close
-	serve  []net.PacketConn // BMC i's main socket
+	conns  []io.Closer      // every socket bound, closed by Close
+	serve  []net.PacketConn // BMC i's main socket if Serve serves it, else nil
+	polled []pollTarget     // the BMCs pollers serve (fleet_linux.go)
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // Serve goroutines
+	pwait  func()         // waits for the pollers; nil if none
 
 	mu   sync.Mutex
 	errs []error // Serve errors; guarded by mu
@@ -55,8 +58,10 @@ func (fc FleetConfig) Validate() error {
 	return fc.Config.Validate()
 }
 
-// StartFleet binds every BMC's socket, then serves them all, each in its
-// own goroutine, until ctx ends or Close is called. If any socket cannot
+// StartFleet binds every BMC's socket, then serves them all until ctx
+// ends or Close is called: on Linux from a few shared pollers (see
+// fleet_linux.go), elsewhere (and for BMCs with SOLConfig.Port) with
+// Serve, each in its own goroutine. If any socket cannot
 // be bound, nothing is left running and the error names the address.
 func StartFleet(ctx context.Context, fc FleetConfig) (*Fleet, error) {
 	if fc.N < 1 {
@@ -76,14 +81,29 @@ func StartFleet(ctx context.Context, fc FleetConfig) (*Fleet, error) {
 			f.closeConns()
 			return nil, fmt.Errorf("bmcsim: BMC %d: %w", i, err)
 		}
-		pc, err := net.ListenPacket("udp4", a.String())
-		if err != nil {
-			f.closeConns()
-			return nil, fmt.Errorf("bmcsim: BMC %d: %w", i, err)
-		}
-		f.conns = append(f.conns, pc)
-		f.serve = append(f.serve, pc)
 		b := New(cfg)
+		var pc net.PacketConn
+		var laddr net.Addr
+		if cfg.SOL.Port == 0 {
+			c, err := listenPolled(a)
+			if err == nil {
+				f.conns = append(f.conns, c)
+				f.polled = append(f.polled, pollTarget{b: b, c: c, snd: newSender(c, &b.stats)})
+				laddr = c.LocalAddr()
+			} else if err != errNoPoller {
+				f.closeConns()
+				return nil, fmt.Errorf("bmcsim: BMC %d: %w", i, err)
+			}
+		}
+		if laddr == nil {
+			if pc, err = net.ListenPacket("udp4", a.String()); err != nil {
+				f.closeConns()
+				return nil, fmt.Errorf("bmcsim: BMC %d: %w", i, err)
+			}
+			f.conns = append(f.conns, pc)
+			laddr = pc.LocalAddr()
+		}
+		f.serve = append(f.serve, pc)
 		if p := cfg.SOL.Port; p != 0 {
 			// Bind the SOL port now, so a clash is reported here and
 			// not by a Serve goroutine later.
@@ -96,21 +116,37 @@ func StartFleet(ctx context.Context, fc FleetConfig) (*Fleet, error) {
 			b.altConn = alt
 		}
 		f.bmcs = append(f.bmcs, b)
-		f.addrs = append(f.addrs, pc.LocalAddr().String())
+		f.addrs = append(f.addrs, laddr.String())
 	}
 	ctx, f.cancel = context.WithCancel(ctx)
-	for i := range f.bmcs {
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			if err := f.bmcs[i].Serve(ctx, f.serve[i]); err != nil {
-				f.mu.Lock()
-				f.errs = append(f.errs, err)
-				f.mu.Unlock()
+	if len(f.polled) > 0 {
+		if f.pwait, err = servePolled(ctx, f.polled, f.report); err != nil {
+			f.cancel()
+			f.closeConns()
+			return nil, err
+		}
+	}
+	for i, pc := range f.serve {
+		if pc == nil {
+			continue
+		}
+		f.wg.Go(func() {
+			if err := f.bmcs[i].Serve(ctx, pc); err != nil {
+				f.report(err)
 			}
-		}()
+		})
 	}
 	return f, nil
+}
+
+// errNoPoller: this system has no shared pollers (fleet_other.go).
+var errNoPoller = errors.New("bmcsim: no shared poller on this system")
+
+// report records an error of a BMC's serving, for Close.
+func (f *Fleet) report(err error) {
+	f.mu.Lock()
+	f.errs = append(f.errs, err)
+	f.mu.Unlock()
 }
 
 func (f *Fleet) closeConns() {
@@ -137,6 +173,9 @@ func (f *Fleet) Close() error {
 	f.once.Do(func() {
 		f.cancel()
 		f.wg.Wait()
+		if f.pwait != nil {
+			f.pwait()
+		}
 		f.closeConns()
 	})
 	f.mu.Lock()

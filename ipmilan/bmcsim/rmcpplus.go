@@ -107,7 +107,11 @@ func (b *BMC) seal20Locked(s *session, t wire.PayloadType, payload []byte) []byt
 			pk.Seq = nextSeq(&s.outUnauth)
 		}
 	}
-	out, err := keys.Seal(rmcpIPMI(), pk, payload)
+	// Room for the RMCP and session headers, the AES IV and padding and
+	// the integrity trailer: Seal need not grow the buffer.
+	buf := make([]byte, 0, len(payload)+96)
+	buf = wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(buf)
+	out, err := keys.Seal(buf, pk, payload)
 	if err != nil {
 		return nil
 	}

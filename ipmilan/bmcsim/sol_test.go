@@ -655,6 +655,77 @@ func TestStreamWaitsForRoom(t *testing.T) {
 	})
 }
 
+// TestStreamOrderAndCancel: Stream calls on one BMC print one after the
+// other; a cancelled one returns its context's error and gives way to the
+// next, and what it handed over stays.
+func TestStreamOrderAndCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := solBMC(func(c *Config) { c.SOL.BufferSize = 300 })
+		ctx, cancel := context.WithCancel(context.Background())
+		first, second := make(chan error, 1), make(chan error, 1)
+		go func() { first <- b.Stream(ctx, 0, 1000) }()
+		synctest.Wait()
+		go func() { second <- b.Stream(context.Background(), 0, 200) }()
+		synctest.Wait()
+		cancel()
+		if err := <-first; err != context.Canceled {
+			t.Fatalf("cancelled Stream returned %v", err)
+		}
+		if err := b.Stream(ctx, 0, 10); err != context.Canceled {
+			t.Fatalf("Stream with a cancelled context returned %v", err)
+		}
+		c := newSOLClient(t, b, 1000, 3)
+		c.activate()
+		var got []byte
+		for len(got) < 500 {
+			synctest.Wait()
+			more := c.drain()
+			if len(more) == 0 {
+				t.Fatalf("stalled after %d bytes: %q", len(got), got)
+			}
+			got = append(got, more...)
+		}
+		if err := <-second; err != nil {
+			t.Fatal(err)
+		}
+		want := append(AppendStreamText(nil, 0, 300), AppendStreamText(nil, 0, 200)...)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("got %q\nwant %q", got, want)
+		}
+	})
+}
+
+// TestStreamFillsOnAck: once the buffer is full, each acknowledgement's
+// room is filled and sent by the packet handler itself: the next packet
+// is the answer to the ACK, with no other goroutine involved.
+func TestStreamFillsOnAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := solBMC(func(c *Config) { c.SOL.BufferSize = 600 })
+		c := newSOLClient(t, b, 1000, 3)
+		c.activate()
+		go b.Stream(t.Context(), 0, 1<<30)
+		synctest.Wait()
+		p := c.one()
+		off := 0
+		for range 20 {
+			if len(p.Data) != 255 || !bytes.Equal(p.Data, AppendStreamText(nil, off, 255)) {
+				t.Fatalf("packet at %d: %q", off, p.Data)
+			}
+			off += len(p.Data)
+			// c.ack runs the handler on this goroutine; it must come
+			// back with the next packet already sent.
+			c.ack(p.Seq, uint8(len(p.Data)))
+			p = c.one()
+			b.mu.Lock()
+			queued := len(b.sol.inst[0].queue) + len(b.sol.inst[0].inFlight)
+			b.mu.Unlock()
+			if queued != 600 {
+				t.Fatalf("after the ACK of %d: %d bytes queued, want the buffer full (600)", off, queued)
+			}
+		}
+	})
+}
+
 func TestReboot(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := solBMC(nil)

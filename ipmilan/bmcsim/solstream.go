@@ -71,6 +71,8 @@ type solState struct {
 
 	timer   *time.Timer
 	armedAt time.Time // zero when the timer is not armed
+
+	scratch []byte // SOL payload being sealed (sendSOLLocked)
 }
 
 // solInstance is one active SOL payload instance.
@@ -150,7 +152,6 @@ func (b *BMC) activateLocked(s *session, n int, now time.Time) {
 	b.sol.inst[n-1] = in
 	b.stats.solActivations.Add(1)
 	b.log.Debug("SOL activated", "instance", n, "session", s.id)
-	con.roomFreed()
 }
 
 // deactivateLocked ends an instance; notify sends the "SOL deactivating"
@@ -166,7 +167,6 @@ func (b *BMC) deactivateLocked(in *solInstance, notify bool, now time.Time) {
 		// next console, as a real BMC's FIFO would keep it.
 		b.sol.con.keep(append(append([]byte(nil), in.inFlight...), in.queue...))
 	}
-	b.sol.con.roomFreed()
 	if notify {
 		n := &solNotice{to: in.owner, seq: in.outSeq%15 + 1}
 		b.sol.notices = append(b.sol.notices, n)
@@ -194,7 +194,10 @@ func (b *BMC) solSessionClosedLocked(s *session) {
 
 // sendSOLLocked seals a SOL packet for session s into the outbox.
 func (b *BMC) sendSOLLocked(s *session, p wire.SOLPacket) {
-	d := b.seal20Locked(s, wire.PayloadSOL, p.Append(make([]byte, 0, wire.SOLHeaderLen+len(p.Data))))
+	// The payload is built in a scratch buffer (Seal copies it into the
+	// datagram).
+	b.sol.scratch = p.Append(b.sol.scratch[:0])
+	d := b.seal20Locked(s, wire.PayloadSOL, b.sol.scratch)
 	if d == nil || s.link == nil {
 		return
 	}
@@ -251,7 +254,6 @@ func (b *BMC) handleSOLLocked(s *session, payload []byte, now time.Time) {
 				}
 			}
 			in.inFlight, in.flying, in.flyOp, in.tries = nil, false, 0, 0
-			b.sol.con.roomFreed()
 		}
 	}
 	if p.Seq == 0 {
@@ -305,25 +307,15 @@ func (b *BMC) hostOutputLocked(p []byte, wait bool, now time.Time) int {
 		return 0
 	}
 	sol := &b.sol
-	if !sol.active() {
-		if wait {
-			n := min(len(p), sol.con.room())
-			sol.con.keep(p[:n])
-			return n
-		}
-		sol.con.keep(p)
-		return len(p)
-	}
-	limit := b.cfg.SOL.BufferSize
 	n := len(p)
 	if wait {
-		for _, in := range sol.inst {
-			if in != nil {
-				n = min(n, limit-len(in.queue)-len(in.inFlight))
-			}
-		}
-		n = max(n, 0)
+		n = min(n, b.outputRoomLocked())
 	}
+	if !sol.active() {
+		sol.con.keep(p[:n])
+		return n
+	}
+	limit := b.cfg.SOL.BufferSize
 	for _, in := range sol.inst {
 		if in == nil {
 			continue
@@ -343,6 +335,24 @@ func (b *BMC) hostOutputLocked(p []byte, wait bool, now time.Time) int {
 	return n
 }
 
+// outputRoomLocked is how much host output fits now without an overrun:
+// in the BMC's buffer while no instance is active, else in the fullest
+// active instance's queue.
+func (b *BMC) outputRoomLocked() int {
+	sol := &b.sol
+	if !sol.active() {
+		return sol.con.room()
+	}
+	limit := b.cfg.SOL.BufferSize
+	n := limit
+	for _, in := range sol.inst {
+		if in != nil {
+			n = min(n, limit-len(in.queue)-len(in.inFlight))
+		}
+	}
+	return max(n, 0)
+}
+
 // pumpLocked sends what is due: new output packets, retransmissions,
 // deactivation notices and the boot text; then it arms the timer for the
 // next thing due.
@@ -356,6 +366,7 @@ func (b *BMC) pumpLocked(now time.Time) {
 			next = t
 		}
 	}
+	soonest(b.streamFillLocked(now))
 	for _, in := range sol.inst {
 		if in == nil {
 			continue
@@ -365,7 +376,6 @@ func (b *BMC) pumpLocked(now time.Time) {
 				b.stats.solGaveUp.Add(uint64(len(in.inFlight)))
 				b.log.Debug("SOL output dropped after retries", "instance", in.num, "bytes", len(in.inFlight))
 				in.inFlight, in.flying, in.flyOp, in.tries = nil, false, 0, 0
-				sol.con.roomFreed()
 			} else {
 				in.tries++
 				b.stats.solRetransmits.Add(1)
@@ -388,7 +398,6 @@ func (b *BMC) pumpLocked(now time.Time) {
 				in.status = 0
 				in.due = now.Add(sol.retryInterval)
 				b.sendSOLLocked(in.owner, wire.SOLPacket{Seq: in.outSeq, Op: in.flyOp, Data: in.inFlight})
-				sol.con.roomFreed()
 			} else {
 				soonest(in.queuedAt.Add(sol.accumulate))
 			}
