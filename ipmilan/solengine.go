@@ -173,8 +173,10 @@ const (
 //     on packets (SOLGap), and the new packet is taken.
 //   - Pacing (SOLOptions.AckPace): an accepted packet that comes sooner
 //     than the pace after our last ACK, while nobody types, is answered
-//     only when the pace has passed, unless it is full (paceMax: its
-//     BMC had more waiting, so waiting would only slow it); its
+//     only when the pace has passed, unless it is the second full one in
+//     a row (paceMax: its BMC has a backlog, so waiting would only slow
+//     it; a single full one is usually a pace that gathered a little
+//     more); its
 //     characters are readable at once. A copy of it that comes meanwhile
 //     is a lost ACK (above) and is answered at once.
 //
@@ -250,8 +252,9 @@ type solEngine struct {
 	ackPace time.Duration
 	pacer   *ackPacer
 	// paceMax is the most characters the BMC sends per packet; 0 turns
-	// pacing off. A full packet (within 1/32 of it) is answered at once:
-	// its BMC had more waiting, and waiting would only slow it.
+	// pacing off. A full packet (within 1/32 of it) that follows a full
+	// one is answered at once: its BMC has more waiting, and waiting
+	// would only slow it.
 	// ActivateSOL sets it from the BMC's outbound payload size. A BMC
 	// that sends less per packet than it says shows it by sending packets
 	// of one size, its largest, again and again however long it waited
@@ -265,6 +268,7 @@ type solEngine struct {
 	ceilRun    int
 	ceilNeed   int // ceilRun that starts a probe: solCeilingRun, doubled after each probe that found none
 	probing    bool
+	fullLast   bool      // the last accepted packet was full
 	lastAck    time.Time // when the last ACK of accepted characters went out
 	lastInput  time.Time // when typed input last went out
 	ackWaiting bool      // an ACK waits for pacer
@@ -775,9 +779,17 @@ func (e *solEngine) accepted(seq uint8, data []byte, all bool, now time.Time) {
 		}
 		e.pacedLen = 0
 		full := n >= e.paceMax-e.paceMax/32
+		// A backlog shows as full packets in a row. One full packet after
+		// a paced one is more often a pace that gathered a little more
+		// than usual (at 115200 baud 20 ms gather 230 characters, and the
+		// ACK's latency adds some): answered at once, it would make the
+		// BMC send the few characters of the next millisecond, then
+		// another short packet, two datagrams each way for nothing.
+		backlog := full && e.fullLast || e.paceMax == 0 // 0: pacing is off
+		e.fullLast = full
 		if e.ceilRun >= max(e.ceilNeed, solCeilingRun) && !full {
 			e.probing, e.ceilRun = true, 0
-		} else if wait := e.ackPace - since; wait > 0 && !full && now.Sub(e.lastInput) >= solInteractive {
+		} else if wait := e.ackPace - since; wait > 0 && !backlog && now.Sub(e.lastInput) >= solInteractive {
 			// The characters are in the read buffer already; only the
 			// BMC's next packet waits.
 			e.ackWaiting, e.ackSeq, e.ackN, e.ackDue = true, seq, n, now.Add(wait)

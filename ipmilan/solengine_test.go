@@ -543,3 +543,54 @@ func TestSOLEngineAckPaceNeverSlows(t *testing.T) {
 		}
 	}
 }
+
+// TestSOLEngineAckPaceFullByChance: a console printing at about 115200
+// baud whose paced packets now and then gather a little more than usual
+// and come full (here 20 extra characters every 70 ms) keeps its pace:
+// such a packet is answered after the pace like the others, not at once,
+// which would have the BMC send two short packets after it.
+func TestSOLEngineAckPaceFullByChance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSOLRigPaced(11, 0, 0, 0, 0, solDefaultAckPace)
+		defer r.close()
+		text := numbered(400)
+		var want []byte
+		emitted := make(chan struct{})
+		defer func() { <-emitted }()
+		go func() {
+			defer close(emitted)
+			off := 0
+			for i := range 400 {
+				n := 58 // 11.6 characters a millisecond
+				if i%14 == 0 {
+					n += 20
+				}
+				r.bmc.emit(text[off : off+n])
+				off += n
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		for i := range 400 {
+			n := 58
+			if i%14 == 0 {
+				n += 20
+			}
+			want = append(want, text[len(want):len(want)+n]...)
+		}
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(r.eng, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("output differs at byte %d", firstDiff(got, want))
+		}
+		r.toCon.mu.Lock()
+		packets := r.toCon.sent
+		r.toCon.mu.Unlock()
+		per := float64(len(want)) / float64(packets)
+		t.Logf("%d characters in %d BMC packets: %.0f each", len(want), packets, per)
+		if per < 225 {
+			t.Errorf("%.0f characters per packet, want at least 225 (20 ms of output): full packets answered at once broke the pace", per)
+		}
+	})
+}
