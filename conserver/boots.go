@@ -170,9 +170,15 @@ type bootDetector struct {
 // before it), the offset where scanning stopped, and the event text; i
 // is -1 when p holds no boot start.
 func (d *bootDetector) scan(p []byte, bp *bootPatterns, now time.Time) (i, j int, how string) {
+	return d.scanLines(p, bp, now, true)
+}
+
+// scanLines is scan; with skip false it copies and tests every line
+// (what scan did before it skipped lines: the fuzz test's reference).
+func (d *bootDetector) scanLines(p []byte, bp *bootPatterns, now time.Time, skip bool) (i, j int, how string) {
 	off := 0
 	for off < len(p) {
-		if len(d.line) == 0 && !d.matched {
+		if skip && len(d.line) == 0 && !d.matched {
 			// At a line start: lines that end before the first place a
 			// pattern occurs cannot match, so they are skipped, not
 			// copied and tested one by one (most output holds none).

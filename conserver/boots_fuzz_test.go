@@ -13,9 +13,10 @@ import (
 
 // FuzzBootScan: the boot detector, fed any output in any chunks, finds the
 // same boots at the same places as the plain line-by-line scan it
-// replaced (scanEveryLine, below), which copies and tests every line: the
-// skipping of lines before the first pattern occurrence must not change a
-// result.
+// replaced (scanLines without skipping), which copies and tests every
+// line: the skipping of lines before the first pattern occurrence must
+// not change a result. And a pattern's rarest-byte search finds what
+// bytes.Index finds, from every line start.
 func FuzzBootScan(f *testing.F) {
 	f.Add([]byte("noise\r\n[    0.000000] Linux version 6.1\r\nlogin: "), []byte{3, 9, 200})
 	f.Add([]byte("\rLinux version 6\r\nsaid Linux version 6\nAmerican Megatrends\n"), []byte{1})
@@ -59,10 +60,22 @@ func fuzzBootPatterns(t testing.TB) *bootPatterns {
 }
 
 // checkBootScan feeds out to the detector in chunks of the sizes cuts
-// gives (cycled; none: one chunk) and compares each step with
-// scanEveryLine's.
+// gives (cycled; none: one chunk) and compares each step with the
+// line-by-line scan's, after comparing each pattern's search with
+// bytes.Index.
 func checkBootScan(t *testing.T, bp *bootPatterns, out, cuts []byte) {
 	t.Helper()
+	for k := 0; k <= len(out); k++ {
+		if k > 0 && out[k-1] != '\n' {
+			continue
+		}
+		for i := range bp.pats {
+			p := &bp.pats[i]
+			if got, want := p.index(out[k:]), bytes.Index(out[k:], p.lit); got != want {
+				t.Fatalf("pattern %q in %q: found at %d, bytes.Index says %d", p.lit, out[k:], got, want)
+			}
+		}
+	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var got, want bootDetector
 	for c := 0; len(out) > 0; c++ {
@@ -75,7 +88,7 @@ func checkBootScan(t *testing.T, bp *bootPatterns, out, cuts []byte) {
 		out = out[n:]
 		for len(chunk) > 0 {
 			i, j, how := got.scan(chunk, bp, now)
-			wi, wj, whow := want.scanEveryLine(chunk, bp, now)
+			wi, wj, whow := want.scanLines(chunk, bp, now, false)
 			if i != wi || j != wj || how != whow {
 				t.Fatalf("chunk %d %q: scan gives (%d, %d, %q), the line-by-line scan (%d, %d, %q)", c, chunk, i, j, how, wi, wj, whow)
 			}
@@ -85,45 +98,6 @@ func checkBootScan(t *testing.T, bp *bootPatterns, out, cuts []byte) {
 			t.Fatalf("after chunk %d: state %v %v %q, line-by-line %v %v %q", c, got.stage, got.matched, got.line, want.stage, want.matched, want.line)
 		}
 	}
-}
-
-// scanEveryLine is the scan as it was before lines were skipped: every
-// line copied and tested with bytes.Contains.
-func (d *bootDetector) scanEveryLine(p []byte, bp *bootPatterns, now time.Time) (i, j int, how string) {
-	off := 0
-	for off < len(p) {
-		end := len(p)
-		if k := bytes.IndexByte(p[off:], '\n'); k >= 0 {
-			end = off + k + 1
-		}
-		seg := p[off:end]
-		if !d.matched && len(d.line) < maxBootLine {
-			if d.line == nil {
-				d.line = make([]byte, 0, maxBootLine)
-			}
-			d.line = append(d.line, seg[:min(len(seg), maxBootLine-len(d.line))]...)
-			// Test once per line: at its end, or when its first
-			// maxBootLine bytes are in.
-			if done := seg[len(seg)-1] == '\n' || len(d.line) == maxBootLine; done && len(d.line) > d.tested {
-				d.tested = len(d.line)
-				if pat, ok := bp.matchContains(d.line); ok {
-					d.matched = true
-					if d.begins(pat.stage, now) {
-						how = fmt.Sprintf("%s banner seen: %q", stageName(pat.stage), pat.text)
-						if seg[len(seg)-1] == '\n' {
-							d.endLine()
-						}
-						return off, end, how
-					}
-				}
-			}
-		}
-		if seg[len(seg)-1] == '\n' {
-			d.endLine()
-		}
-		off = end
-	}
-	return -1, len(p), ""
 }
 
 // BenchmarkBootScan is the boot detector on a busy console's packets
@@ -142,7 +116,9 @@ func BenchmarkBootScan(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		scan func(*bootDetector, []byte, *bootPatterns, time.Time) (int, int, string)
-	}{{"skip", (*bootDetector).scan}, {"everyLine", (*bootDetector).scanEveryLine}} {
+	}{{"skip", (*bootDetector).scan}, {"everyLine", func(d *bootDetector, p []byte, bp *bootPatterns, now time.Time) (int, int, string) {
+		return d.scanLines(p, bp, now, false)
+	}}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var det bootDetector
 			now := time.Now()
@@ -157,20 +133,4 @@ func BenchmarkBootScan(b *testing.B) {
 			}
 		})
 	}
-}
-
-// matchContains is match with bytes.Contains, as it was before patterns
-// were looked for by their rarest byte.
-func (bp *bootPatterns) matchContains(line []byte) (*bootPattern, bool) {
-	for i := range bp.pats {
-		p := &bp.pats[i]
-		if p.anchored {
-			if bytes.HasPrefix(bytes.TrimLeft(line, "\r"), p.lit) {
-				return p, true
-			}
-		} else if bytes.Contains(line, p.lit) {
-			return p, true
-		}
-	}
-	return nil, false
 }
