@@ -228,6 +228,26 @@ func newSOLRigPaced(seed uint64, loss, dup, reorder float64, outMax int, pace ti
 	return r
 }
 
+// readWant reads len(want) bytes from the engine and fails unless they
+// are want.
+func (r *solRig) readWant(t *testing.T, want []byte) {
+	t.Helper()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(r.eng, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("output differs at byte %d", firstDiff(got, want))
+	}
+}
+
+// bmcPackets is how many packets the BMC has sent the console.
+func (r *solRig) bmcPackets() int {
+	r.toCon.mu.Lock()
+	defer r.toCon.mu.Unlock()
+	return r.toCon.sent
+}
+
 func (r *solRig) close() {
 	r.shutdown.Do(func() {
 		r.eng.close()
@@ -282,13 +302,7 @@ func TestSOLEngineLossyLink(t *testing.T) {
 				r.bmc.emit(want)
 				input := bytes.Repeat([]byte("typed-0123456789\r"), 400)
 				go r.eng.Write(input)
-				got := make([]byte, len(want))
-				if _, err := io.ReadFull(r.eng, got); err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("output differs at byte %d", firstDiff(got, want))
-				}
+				r.readWant(t, want)
 				for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 					r.bmc.mu.Lock()
 					n := len(r.bmc.received)
@@ -479,18 +493,10 @@ func TestSOLEngineAckPace(t *testing.T) {
 			for range 200 {
 				want = append(want, chunk...)
 			}
-			got := make([]byte, len(want))
-			if _, err := io.ReadFull(r.eng, got); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("output differs at byte %d", firstDiff(got, want))
-			}
+			r.readWant(t, want)
 			// Nothing waits in the engine: the last bytes were readable
 			// as soon as their packet came, not a pace later.
-			r.toCon.mu.Lock()
-			packets = r.toCon.sent
-			r.toCon.mu.Unlock()
+			packets = r.bmcPackets()
 			if st := r.eng.stats(); st.Gaps != 0 || st.Duplicates != 0 {
 				t.Errorf("paced %v: %+v", pace, st)
 			}
@@ -525,14 +531,8 @@ func TestSOLEngineAckPaceNeverSlows(t *testing.T) {
 				want := numbered(1500) // about 60 kB, all waiting at once
 				t0 := time.Now()
 				r.bmc.emit(want)
-				got := make([]byte, len(want))
-				if _, err := io.ReadFull(r.eng, got); err != nil {
-					t.Fatal(err)
-				}
+				r.readWant(t, want)
 				d = time.Since(t0)
-				if !bytes.Equal(got, want) {
-					t.Fatalf("output differs at byte %d", firstDiff(got, want))
-				}
 			})
 			return d
 		}
@@ -554,39 +554,27 @@ func TestSOLEngineAckPaceFullByChance(t *testing.T) {
 		r := newSOLRigPaced(11, 0, 0, 0, 0, solDefaultAckPace)
 		defer r.close()
 		text := numbered(400)
-		var want []byte
-		emitted := make(chan struct{})
-		defer func() { <-emitted }()
-		go func() {
-			defer close(emitted)
-			off := 0
-			for i := range 400 {
-				n := 58 // 11.6 characters a millisecond
-				if i%14 == 0 {
-					n += 20
-				}
-				r.bmc.emit(text[off : off+n])
-				off += n
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
-		for i := range 400 {
+		var chunks [][]byte // 58 characters every 5 ms (11.6 a millisecond), 78 every 14th
+		for off, i := 0, 0; i < 400; i++ {
 			n := 58
 			if i%14 == 0 {
 				n += 20
 			}
-			want = append(want, text[len(want):len(want)+n]...)
+			chunks = append(chunks, text[off:off+n])
+			off += n
 		}
-		got := make([]byte, len(want))
-		if _, err := io.ReadFull(r.eng, got); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("output differs at byte %d", firstDiff(got, want))
-		}
-		r.toCon.mu.Lock()
-		packets := r.toCon.sent
-		r.toCon.mu.Unlock()
+		want := bytes.Join(chunks, nil)
+		emitted := make(chan struct{})
+		defer func() { <-emitted }()
+		go func() {
+			defer close(emitted)
+			for _, c := range chunks {
+				r.bmc.emit(c)
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		r.readWant(t, want)
+		packets := r.bmcPackets()
 		per := float64(len(want)) / float64(packets)
 		t.Logf("%d characters in %d BMC packets: %.0f each", len(want), packets, per)
 		if per < 225 {
