@@ -558,22 +558,7 @@ func TestMaxPendingTotal(t *testing.T) {
 		if p := s.Stats().Pending; p != 0 {
 			t.Fatalf("%d bytes still counted pending after every flush", p)
 		}
-		for i, w := range ws {
-			w.Close()
-			st := w.Stats()
-			raw, events := readRaw(t, s, w.Console())
-			var lost int64
-			for _, e := range events {
-				var n int64
-				if _, err := fmt.Sscanf(e, "gap %d bytes lost", &n); err != nil || !strings.Contains(e, "MaxPendingTotal") {
-					t.Fatalf("console %d: event %q", i, e)
-				}
-				lost += n
-			}
-			if lost != st.Dropped || int64(len(raw)) != st.Bytes-st.Dropped {
-				t.Fatalf("console %d: gaps report %d lost, dropped %d; read %d of %d bytes", i, lost, st.Dropped, len(raw), st.Bytes)
-			}
-		}
+		closeAndCheckBudgetGaps(t, s, ws)
 	})
 }
 
@@ -814,6 +799,17 @@ func testPendingCountsReserved(t *testing.T) {
 	if dropped == 0 || dropped != s.Stats().BudgetDropped {
 		t.Fatalf("writers dropped %d bytes, the store counts %d", dropped, s.Stats().BudgetDropped)
 	}
+	closeAndCheckBudgetGaps(t, s, ws)
+	if p := s.Stats().Pending; p != 0 {
+		t.Fatalf("%d bytes still counted after every Writer closed", p)
+	}
+}
+
+// closeAndCheckBudgetGaps closes each Writer and fails unless its log
+// reads back every byte it did not drop, and its gap events, all naming
+// MaxPendingTotal, add up to what it dropped.
+func closeAndCheckBudgetGaps(t *testing.T, s *Store, ws []*Writer) {
+	t.Helper()
 	for i, w := range ws {
 		w.Close()
 		st := w.Stats()
@@ -829,8 +825,5 @@ func testPendingCountsReserved(t *testing.T) {
 		if lost != st.Dropped || int64(len(raw)) != st.Bytes-st.Dropped {
 			t.Fatalf("console %d: gaps report %d lost, dropped %d; read %d of %d bytes", i, lost, st.Dropped, len(raw), st.Bytes)
 		}
-	}
-	if p := s.Stats().Pending; p != 0 {
-		t.Fatalf("%d bytes still counted after every Writer closed", p)
 	}
 }
