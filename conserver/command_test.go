@@ -370,25 +370,34 @@ func TestReplaySkippedWhenBehind(t *testing.T) {
 	}
 }
 
+// replayAcross prints before lines ("before-NN"), attaches bob, and,
+// with the attachment held where Attach prepares its replay, prints
+// after more ("after-NN"); then the replay of n lines goes in. It
+// returns what bob's buffer holds.
+func replayAcross(t *testing.T, before, after, n int) string {
+	t.Helper()
+	e, _, _, _, _ := engineEnv(t)
+	c := e.m.Console("node1")
+	for i := range before {
+		c.output(fmt.Appendf(nil, "before-%02d\r\n", i))
+	}
+	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
+	must(t, err)
+	t.Cleanup(func() { b.Close() })
+	heldFrom := holdForReplay(b)
+	for i := range after {
+		c.output(fmt.Appendf(nil, "after-%02d\r\n", i))
+	}
+	b.insertReplay(n, heldFrom)
+	return bufText(b)
+}
+
 // TestReplayFullAfterFewLines: fewer lines than the replay asked for
 // arrive between an attachment joining and its replay reading the log.
 // The replay still holds the n lines up to the attach event, not n
 // minus those that came after it.
 func TestReplayFullAfterFewLines(t *testing.T) {
-	e, _, _, _, _ := engineEnv(t)
-	c := e.m.Console("node1")
-	for i := range 8 {
-		c.output(fmt.Appendf(nil, "before-%02d\r\n", i))
-	}
-	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
-	must(t, err)
-	defer b.Close()
-	heldFrom := holdForReplay(b)
-	for i := range 2 {
-		c.output(fmt.Appendf(nil, "after-%02d\r\n", i))
-	}
-	b.insertReplay(5, heldFrom)
-	text := bufText(b)
+	text := replayAcross(t, 8, 2, 5)
 	if !strings.Contains(text, "node1: the last 5 lines") {
 		t.Errorf("want a replay of 5 lines:\n%s", text)
 	}
@@ -415,20 +424,7 @@ func TestReplayFullAfterFewLines(t *testing.T) {
 // shown once (live), and the replay holds the lines before it. (Driven
 // step by step: the state Attach is in while it prepares the replay.)
 func TestReplaySeamAfterManyLines(t *testing.T) {
-	e, _, _, _, _ := engineEnv(t)
-	c := e.m.Console("node1")
-	for i := range 8 {
-		c.output(fmt.Appendf(nil, "before-%02d\r\n", i))
-	}
-	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{})
-	must(t, err)
-	defer b.Close()
-	heldFrom := holdForReplay(b)
-	for i := range 20 {
-		c.output(fmt.Appendf(nil, "after-%02d\r\n", i))
-	}
-	b.insertReplay(5, heldFrom)
-	text := bufText(b)
+	text := replayAcross(t, 8, 20, 5)
 	for i := range 20 {
 		if n := strings.Count(text, fmt.Sprintf("after-%02d", i)); n != 1 {
 			t.Errorf("after-%02d shown %d times, want once:\n%s", i, n, text)
