@@ -53,12 +53,13 @@ import (
 // poller with fewest. More sessions per poller means fuller epoll_wait
 // batches (fewer wake-ups per packet) under load; a poller is one
 // goroutine, so at most one core's worth of packet handling. 512 sessions
-// printing at 115200 baud are about 27,000 packets a second (some 210
+// printing at 115200 baud are about 27,000 packets a second (some 220
 // characters each); measured (test/scale TestBaud, 2 shared cores), the
-// daemon spent 20-37 µs per packet in all, under half of it on the
-// poller's goroutine, so one poller keeps up with that with room to
-// spare. Pollers beyond GOMAXPROCS could not run at once anyway; each
-// costs two descriptors (its epoll instance and an eventfd).
+// daemon spends 24-28 µs per packet in all, about nine tenths of it on
+// the poller's goroutine (the console's output goes to its log there), so
+// one poller at that load is busy about 0.6 of a core. Pollers beyond
+// GOMAXPROCS could not run at once anyway; each costs two descriptors (its
+// epoll instance and an eventfd).
 const pollerSessions = 512
 
 func maxPollers() int { return max(1, runtime.GOMAXPROCS(0)) }
