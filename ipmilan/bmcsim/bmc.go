@@ -368,8 +368,11 @@ func (b *BMC) handleASF(hdr wire.RMCPHeader, rest []byte) [][]byte {
 }
 
 // rmcpIPMI returns a buffer holding the RMCP header of an IPMI packet.
-func rmcpIPMI() []byte {
-	return wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(make([]byte, 0, 128))
+func rmcpIPMI() []byte { return rmcpIPMISized(128) }
+
+// rmcpIPMISized is rmcpIPMI with room for a packet of about n bytes.
+func rmcpIPMISized(n int) []byte {
+	return wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(make([]byte, 0, n))
 }
 
 // recordFailureLocked counts a failed login of user idx and may lock it.

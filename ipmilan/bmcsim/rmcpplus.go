@@ -109,9 +109,7 @@ func (b *BMC) seal20Locked(s *session, t wire.PayloadType, payload []byte) []byt
 	}
 	// Room for the RMCP and session headers, the AES IV and padding and
 	// the integrity trailer: Seal need not grow the buffer.
-	buf := make([]byte, 0, len(payload)+96)
-	buf = wire.RMCPHeader{Seq: wire.RMCPSeqNoACK, Class: wire.ClassIPMI}.Append(buf)
-	out, err := keys.Seal(buf, pk, payload)
+	out, err := keys.Seal(rmcpIPMISized(len(payload)+96), pk, payload)
 	if err != nil {
 		return nil
 	}
