@@ -4,6 +4,7 @@ package bmcsim
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -123,7 +124,7 @@ func (c *polledConn) WriteTo(b []byte, to net.Addr) (int, error) {
 		}
 		sc = &sendCache{to: ua, sa: unix.RawSockaddrInet4{Family: unix.AF_INET}}
 		copy(sc.sa.Addr[:], ip4)
-		sc.sa.Port = htons(uint16(ua.Port))
+		binary.BigEndian.PutUint16(portBytes(&sc.sa.Port), uint16(ua.Port))
 		c.lastTo.Store(sc)
 	}
 	c.mu.RLock()
@@ -162,7 +163,7 @@ func (c *polledConn) readFrom(buf []byte) (int, *net.UDPAddr, error) {
 		if e != 0 {
 			return 0, nil, e
 		}
-		port := int(ntohs(sa.Port))
+		port := int(binary.BigEndian.Uint16(portBytes(&sa.Port)))
 		if f := c.lastFrom; f == nil || f.Port != port || [4]byte(f.IP[12:16]) != sa.Addr {
 			c.lastFrom = &net.UDPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: port}
 		}
@@ -179,8 +180,9 @@ func epollPeek(epfd int, events []unix.EpollEvent) (int, error) {
 	return int(n), nil
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-func ntohs(v uint16) uint16 { return v<<8 | v>>8 }
+// portBytes is a sockaddr's port field as the bytes it is: in network
+// byte order whatever the machine's.
+func portBytes(p *uint16) []byte { return (*[2]byte)(unsafe.Pointer(p))[:] }
 
 // pollTarget is one socket a poller serves, for BMC b.
 type pollTarget struct {
