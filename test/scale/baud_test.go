@@ -3,7 +3,6 @@ package scale
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -47,7 +46,7 @@ func TestBaud(t *testing.T) {
 	rp := newReport(t, "115200 baud", "solgate", fmt.Sprintf("%s consoles at 115200 baud, %v", comma(n), d), "0 bytes lost")
 	f := newFleet(t, n, knob("PER_PROCESS", 20, 500), "--no-boot-text", "--stream", strconv.Itoa(baudRate))
 	cfg := newServeConfig(t, f, "")
-	cfg.metrics = freeLoopbackAddr(t)
+	cfg.metrics = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	p := startServe(t, cfg.write(t), filepath.Join(cfg.dir, "serve.log"))
 	p.waitUp(n, 2*time.Minute)
 	out0 := scrapeOutput(t, cfg.metrics)
@@ -141,15 +140,6 @@ func TestBaudConman(t *testing.T) {
 	if d := c.count("] disconnected from <"); d > 0 {
 		rp.add("%d disconnects", d)
 	}
-}
-
-// freeLoopbackAddr is a loopback TCP address free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // outputSample is the daemon's console output so far (all consoles) and
