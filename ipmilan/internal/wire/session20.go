@@ -289,9 +289,11 @@ type Keys struct {
 	// kept as the hash states after them (about 100 bytes each); each
 	// packet's code starts from those states in a hash object taken from
 	// a pool shared by all sessions. So a session holds no hash objects
-	// of its own (a keyed crypto/hmac per session was about 1 KB, touched
-	// at every packet: with thousands of sessions, cache misses), and no
-	// packet hashes the key blocks again.
+	// of its own (it kept up to two keyed crypto/hmac objects, some 500
+	// bytes each by their fields, one touched at every packet: with
+	// thousands of sessions, cache misses; 10,000 idle consoles measured
+	// 0.4 KiB less resident each without them), and no packet hashes the
+	// key blocks again.
 	padOnce  sync.Once
 	padInner []byte
 	padOuter []byte
