@@ -537,17 +537,7 @@ func TestMaxPendingTotal(t *testing.T) {
 		if peak > budget+2*int64(len(line)+prefixLen) {
 			t.Fatalf("%d bytes pending, budget %d", peak, budget)
 		}
-		var dropped int64
-		for _, w := range ws {
-			st := w.Stats()
-			if st.Dropped != st.BudgetDropped {
-				t.Fatalf("drops not from the budget: %+v", st)
-			}
-			dropped += st.BudgetDropped
-		}
-		if dropped == 0 || dropped != s.Stats().BudgetDropped {
-			t.Fatalf("writers dropped %d bytes, the store counts %d", dropped, s.Stats().BudgetDropped)
-		}
+		checkBudgetDrops(t, s, ws)
 		d.set(func(d *disk) { d.block = nil })
 		close(block)
 		for _, w := range ws {
@@ -788,6 +778,17 @@ func testPendingCountsReserved(t *testing.T) {
 			t.Fatalf("round %d: %d bytes reserved, budget %d", round, p, budget)
 		}
 	}
+	checkBudgetDrops(t, s, ws)
+	closeAndCheckBudgetGaps(t, s, ws)
+	if p := s.Stats().Pending; p != 0 {
+		t.Fatalf("%d bytes still counted after every Writer closed", p)
+	}
+}
+
+// checkBudgetDrops fails unless the Writers dropped bytes, all for the
+// Store's budget, and the Store counts as many.
+func checkBudgetDrops(t *testing.T, s *Store, ws []*Writer) {
+	t.Helper()
 	var dropped int64
 	for _, w := range ws {
 		st := w.Stats()
@@ -798,10 +799,6 @@ func testPendingCountsReserved(t *testing.T) {
 	}
 	if dropped == 0 || dropped != s.Stats().BudgetDropped {
 		t.Fatalf("writers dropped %d bytes, the store counts %d", dropped, s.Stats().BudgetDropped)
-	}
-	closeAndCheckBudgetGaps(t, s, ws)
-	if p := s.Stats().Pending; p != 0 {
-		t.Fatalf("%d bytes still counted after every Writer closed", p)
 	}
 }
 
