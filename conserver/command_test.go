@@ -392,6 +392,28 @@ func replayAcross(t *testing.T, before, after, n int) string {
 	return bufText(b)
 }
 
+// checkReplaySeam checks replayAcross's text: a replay of n lines up to
+// the attach event shows the last n-1 "before" lines (the event is the
+// n-th) once and the earlier ones not at all, and every "after" line
+// once (live).
+func checkReplaySeam(t *testing.T, text string, before, after, n int) {
+	t.Helper()
+	for i := range before {
+		want := 0
+		if i >= before-(n-1) {
+			want = 1
+		}
+		if k := strings.Count(text, fmt.Sprintf("before-%02d", i)); k != want {
+			t.Errorf("before-%02d shown %d times, want %d:\n%s", i, k, want, text)
+		}
+	}
+	for i := range after {
+		if k := strings.Count(text, fmt.Sprintf("after-%02d", i)); k != 1 {
+			t.Errorf("after-%02d shown %d times, want once:\n%s", i, k, text)
+		}
+	}
+}
+
 // TestReplayFullAfterFewLines: fewer lines than the replay asked for
 // arrive between an attachment joining and its replay reading the log.
 // The replay still holds the n lines up to the attach event, not n
@@ -401,21 +423,7 @@ func TestReplayFullAfterFewLines(t *testing.T) {
 	if !strings.Contains(text, "node1: the last 5 lines") {
 		t.Errorf("want a replay of 5 lines:\n%s", text)
 	}
-	// Five lines up to the attach event: four output lines and the event.
-	for i := range 8 {
-		want := 0
-		if i >= 4 {
-			want = 1
-		}
-		if n := strings.Count(text, fmt.Sprintf("before-%02d", i)); n != want {
-			t.Errorf("before-%02d shown %d times, want %d:\n%s", i, n, want, text)
-		}
-	}
-	for i := range 2 {
-		if n := strings.Count(text, fmt.Sprintf("after-%02d", i)); n != 1 {
-			t.Errorf("after-%02d shown %d times, want once:\n%s", i, n, text)
-		}
-	}
+	checkReplaySeam(t, text, 8, 2, 5)
 }
 
 // TestReplaySeamAfterManyLines: more lines than the replay asked for
@@ -425,19 +433,5 @@ func TestReplayFullAfterFewLines(t *testing.T) {
 // step by step: the state Attach is in while it prepares the replay.)
 func TestReplaySeamAfterManyLines(t *testing.T) {
 	text := replayAcross(t, 8, 20, 5)
-	for i := range 20 {
-		if n := strings.Count(text, fmt.Sprintf("after-%02d", i)); n != 1 {
-			t.Errorf("after-%02d shown %d times, want once:\n%s", i, n, text)
-		}
-	}
-	// Five lines up to the attach event: four output lines and the event.
-	for i := range 8 {
-		want := 0
-		if i >= 4 {
-			want = 1
-		}
-		if n := strings.Count(text, fmt.Sprintf("before-%02d", i)); n != want {
-			t.Errorf("before-%02d shown %d times, want %d:\n%s", i, n, want, text)
-		}
-	}
+	checkReplaySeam(t, text, 8, 20, 5)
 }
