@@ -11,10 +11,11 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/solgate/solgate/ipmilan/internal/epollnap"
 )
 
 // On Linux the sessions' sockets are read by a few shared pollers instead
@@ -335,19 +336,9 @@ func (p *poller) run() {
 	events := make([]unix.EpollEvent, pollerEvents)
 	var ids []uint64
 	buf := make([]byte, 2048)
-	empty := pollerBlockAfter // polls in a row that found nothing
+	var waiter epollnap.Waiter
 	for !p.quit.Load() {
-		timeout := 0
-		if empty >= pollerBlockAfter {
-			timeout = -1
-		}
-		var n int
-		var err error
-		if timeout == 0 {
-			n, err = epollPoll(p.epfd, events)
-		} else {
-			n, err = unix.EpollWait(p.epfd, events, timeout)
-		}
+		n, err := waiter.Wait(p.epfd, events)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -356,13 +347,8 @@ func (p *poller) run() {
 			continue
 		}
 		if n == 0 {
-			empty++
-			if empty < pollerBlockAfter {
-				time.Sleep(pollerNap)
-			}
 			continue
 		}
-		empty = 0
 		if hook := testHookPollerBatch.Load(); hook != nil {
 			ids = ids[:0]
 			for i := range events[:n] {
@@ -393,25 +379,9 @@ func (p *poller) run() {
 				r.closed()
 			}
 		}
-		if n < len(events) {
-			time.Sleep(pollerNap) // let the next batch gather
-		}
+		waiter.Handled(n, events)
 	}
 }
-
-// While datagrams come, a poller naps between batches instead of
-// blocking in epoll_wait: a thread blocked there keeps the Go runtime's
-// sysmon retaking its P and waking every 20 µs (9% of the daemon at 250
-// busy consoles), and a batch gathered over a nap costs one wake-up for
-// many datagrams. A datagram waits at most about a millisecond more
-// (pollerNap, which the runtime may round up to its timer's millisecond
-// when nothing else wakes it; SOL's ACKs are paced by 20 ms anyway). After
-// pollerBlockAfter polls in a row found nothing the poller blocks in
-// epoll_wait again, so an idle daemon does not poll.
-const (
-	pollerNap        = 500 * time.Microsecond
-	pollerBlockAfter = 3
-)
 
 // serve reads one datagram of r's socket, if one is there, and handles
 // it. A panic in handle ends r's session only, as in readLoop.
@@ -446,17 +416,6 @@ func sendDontWait(fd int, b []byte) (int, error) {
 		p = unsafe.Pointer(&b[0])
 	}
 	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-// epollPoll is epoll_wait with a zero timeout: it never blocks, so it is a
-// raw system call too (epoll_pwait with no signal mask: every Linux
-// architecture has it).
-func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if e != 0 {
 		return 0, e
 	}

@@ -12,10 +12,11 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/solgate/solgate/ipmilan/internal/epollnap"
 )
 
 // On Linux a fleet's sockets are read by a few pollers instead of a Serve
@@ -171,15 +172,6 @@ func (c *polledConn) readFrom(buf []byte) (int, *net.UDPAddr, error) {
 	}
 }
 
-// epollPeek is epoll_wait with a zero timeout, as a raw system call.
-func epollPeek(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
 // portBytes is a sockaddr's port field as the bytes it is: in network
 // byte order whatever the machine's.
 func portBytes(p *uint16) []byte { return (*[2]byte)(unsafe.Pointer(p))[:] }
@@ -262,23 +254,9 @@ func (p *poller) run() {
 	}()
 	buf := make([]byte, maxDatagram)
 	var events [pollerEvents]unix.EpollEvent
-	empty := pollerBlockAfter // looks in a row that found nothing
+	var waiter epollnap.Waiter
 	for {
-		// A look without blocking first: under load something is ready
-		// and the thread need not enter the scheduler's blocking-system-
-		// call path (which has sysmon hand its P to another thread).
-		n, err := epollPeek(p.epfd, events[:])
-		if n == 0 && err == nil {
-			if empty < pollerBlockAfter {
-				empty++
-				time.Sleep(pollerNap)
-				continue
-			}
-			n, err = unix.EpollWait(p.epfd, events[:], -1)
-		}
-		if n > 0 {
-			empty = 0
-		}
+		n, err := waiter.Wait(p.epfd, events[:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -302,21 +280,6 @@ func (p *poller) run() {
 				unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, t.c.fd, nil)
 			}
 		}
-		if n > 0 && n < len(events) {
-			time.Sleep(pollerNap) // let the next batch gather
-		}
+		waiter.Handled(n, events[:])
 	}
 }
-
-// While datagrams come, a poller naps between batches instead of
-// blocking in epoll_wait at once, as solgate's own pollers do: a client
-// that sends to a socket whose reader sleeps in epoll_wait pays for
-// waking it (on these VMs an inter-processor interrupt per datagram),
-// which no real BMC makes a client pay, and a batch gathered over a nap
-// costs one look for many datagrams. Answers wait at most about a
-// millisecond more. After pollerBlockAfter empty looks in a row the
-// poller blocks again, so an idle fleet does not poll.
-const (
-	pollerNap        = 500 * time.Microsecond
-	pollerBlockAfter = 3
-)
