@@ -68,6 +68,8 @@ logs are flushed and closed.
 
 The daemon log goes to stderr: log/slog text or JSON ([server] log_format),
 level from [server] log_level, keys console, bmc, user, remote, err.
+A stderr that blocks never stalls a console: up to 8192 records wait for
+it, and past that records are dropped and a WARN record counts them.
 [server] state_dir (created 0700) keeps what must survive a restart: the
 BMC session of each console's SOL payload, so that after a crash the next
 start takes its own payloads back at once. serve raises its open-file
@@ -122,6 +124,7 @@ var serveComponents []func(d *daemon) (component, error)
 type daemon struct {
 	path    string
 	log     *slog.Logger
+	logOut  *asyncLog // d.log's queue and writer
 	level   *slog.LevelVar
 	watcher *config.Watcher
 	store   *logstore.Store
@@ -138,7 +141,7 @@ type daemon struct {
 
 // newDaemon validates the configuration and prepares the directories; it
 // opens no BMC session.
-func newDaemon(path string, stderr io.Writer) (*daemon, error) {
+func newDaemon(path string, stderr io.Writer) (_ *daemon, err error) {
 	d := &daemon{path: path, level: new(slog.LevelVar), calls: make(chan func(context.Context)), started: make(chan struct{})}
 	// The first load's errors are printed one per line, before any
 	// daemon log exists.
@@ -154,7 +157,13 @@ func newDaemon(path string, stderr io.Writer) (*daemon, error) {
 	} else {
 		h = slog.NewTextHandler(stderr, ho)
 	}
-	d.log = slog.New(h)
+	d.logOut = newAsyncLog(h, asyncLogQueue)
+	d.log = slog.New(d.logOut.Handler())
+	defer func() {
+		if err != nil {
+			d.closeLog()
+		}
+	}()
 	// Now with the daemon log for reloads.
 	if d.watcher, err = config.NewWatcher(path, config.WatchOptions{Logger: d.log}); err != nil {
 		return nil, &exitError{code: 1, msg: "serve: invalid configuration, not starting:\n" + err.Error()}
@@ -191,6 +200,7 @@ func newDaemon(path string, stderr io.Writer) (*daemon, error) {
 const serveFlushInterval = 800 * time.Millisecond
 
 func (d *daemon) run(ctx context.Context) error {
+	defer d.closeLog()
 	defer d.lock.Close()
 	cfg := d.watcher.Config()
 	var err error
@@ -274,6 +284,14 @@ loop:
 	cancelWatch()
 	<-watchDone
 	return d.stop()
+}
+
+// closeLog writes the daemon log's queued records (for a bounded time:
+// an output that blocks must not keep the daemon from exiting).
+func (d *daemon) closeLog() {
+	if err := d.logOut.Close(5 * time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, "solgate: "+err.Error())
+	}
 }
 
 // tellSystemd logs a failed notification (the daemon goes on).
