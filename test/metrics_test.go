@@ -257,6 +257,9 @@ func TestServeMetrics(t *testing.T) {
 		return v == 2
 	})
 	fp0 := s.label(t, "solgate_config_info", "fingerprint")
+	if v, ok := s.get("solgate_daemon_log_dropped_records_total"); !ok || v != 0 {
+		t.Errorf("solgate_daemon_log_dropped_records_total = %v (%v), want 0", v, ok)
+	}
 	known := map[string]bool{}
 	for _, n := range metrics.Names() {
 		known[n] = true

@@ -20,7 +20,8 @@ import (
 type asyncLog struct {
 	base    slog.Handler // for the drop notices
 	q       chan queuedRecord
-	dropped atomic.Int64
+	dropped atomic.Int64  // since the last notice
+	total   atomic.Uint64 // since the start (metrics)
 	done    chan struct{}
 
 	mu     sync.RWMutex // write: Close; read: a record being queued
@@ -43,6 +44,9 @@ func newAsyncLog(h slog.Handler, queue int) *asyncLog {
 	go l.write()
 	return l
 }
+
+// Dropped is how many records were dropped since the start.
+func (l *asyncLog) Dropped() uint64 { return l.total.Load() }
 
 // Handler is the handler to log through.
 func (l *asyncLog) Handler() slog.Handler { return asyncHandler{l: l, h: l.base} }
@@ -106,6 +110,7 @@ func (a asyncHandler) Handle(ctx context.Context, r slog.Record) error {
 	case a.l.q <- queuedRecord{h: a.h, r: r.Clone()}:
 	default:
 		a.l.dropped.Add(1)
+		a.l.total.Add(1)
 	}
 	return nil
 }

@@ -64,6 +64,9 @@ func TestAsyncLogBlockedOutput(t *testing.T) {
 	if err := l.Close(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if n := l.Dropped(); n != extra {
+		t.Errorf("Dropped() = %d, want %d", n, extra)
+	}
 	lines := strings.Split(strings.TrimSpace(w.String()), "\n")
 	if len(lines) != 1+1+queue {
 		t.Fatalf("%d lines, want %d (first, the drop notice, %d queued):\n%s", len(lines), 2+queue, queue, w.String())

@@ -23,12 +23,13 @@ func init() {
 	serveComponents = append(serveComponents, func(d *daemon) (component, error) {
 		c := &metricsComponent{d: d, log: d.log}
 		c.m = metrics.New(metrics.Options{
-			Consoles: metrics.ManagerConsoles(d.m),
-			Gateway:  daemonGateway{d},
-			Syslog:   daemonSyslog{d},
-			Config:   &d.reloads,
-			Version:  version,
-			Ready:    d.ready.Load,
+			Consoles:   metrics.ManagerConsoles(d.m),
+			Gateway:    daemonGateway{d},
+			Syslog:     daemonSyslog{d},
+			Config:     &d.reloads,
+			LogDropped: d.logOut.Dropped,
+			Version:    version,
+			Ready:      d.ready.Load,
 		})
 		return c, nil
 	})

@@ -39,6 +39,8 @@ var (
 	cfgLastAttempt = desc("solgate_config_last_reload_timestamp_seconds", "When the configuration was last (re)loaded, applied or not (Unix time).")
 	cfgLastSuccess = desc("solgate_config_last_reload_success_timestamp_seconds", "When a configuration was last applied, start-up included (Unix time).")
 	cfgInfo        = desc("solgate_config_info", "Always 1; label fingerprint identifies the running configuration (secrets count by their source only).", "fingerprint")
+
+	logDropped = desc("solgate_daemon_log_dropped_records_total", "Daemon log records dropped because its output (stderr) did not take them fast enough.")
 )
 
 // collector builds the daemon-wide metrics at scrape time from the
@@ -65,6 +67,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		for _, d := range []*prometheus.Desc{cfgReloads, cfgLastOK, cfgLastAttempt, cfgLastSuccess, cfgInfo} {
 			ch <- d
 		}
+	}
+	if c.o.LogDropped != nil {
+		ch <- logDropped
 	}
 }
 
@@ -134,5 +139,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if s.Fingerprint != "" {
 			m(cfgInfo, gauge, 1, s.Fingerprint)
 		}
+	}
+	if c.o.LogDropped != nil {
+		m(logDropped, counter, float64(c.o.LogDropped()))
 	}
 }

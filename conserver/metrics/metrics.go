@@ -66,6 +66,9 @@ type Options struct {
 	Gateway  Gateway
 	Syslog   Syslog
 	Config   ConfigSource
+	// LogDropped, if set, counts the daemon log records dropped (its
+	// output blocked).
+	LogDropped func() uint64
 	// Version goes into solgate_build_info.
 	Version string
 	// Ready reports whether the daemon is serving (it told systemd READY);

@@ -97,9 +97,10 @@ func TestExposition(t *testing.T) {
 		Gateway:  fakeGateway{Connections: 4, Unauthenticated: 1, Sessions: 3, AuthFailures: 17},
 		Syslog: fakeSyslog{{Key: "tcp://127.0.0.1:514", Connected: true, Sent: 100, Bytes: 5000, BacklogLines: 12, BacklogConsoles: 2,
 			BacklogAge: 90 * time.Second, Reconnects: 1, DialErrors: 4, LastErrorTime: now}},
-		Config:  fakeConfig{Reloads: 2, Failures: 1, LastAttempt: now, LastSuccess: now.Add(-time.Minute), LastOK: false, Fingerprint: "0123456789abcdef"},
-		Version: "v1.2.3",
-		Ready:   func() bool { return ready },
+		Config:     fakeConfig{Reloads: 2, Failures: 1, LastAttempt: now, LastSuccess: now.Add(-time.Minute), LastOK: false, Fingerprint: "0123456789abcdef"},
+		LogDropped: func() uint64 { return 6 },
+		Version:    "v1.2.3",
+		Ready:      func() bool { return ready },
 	})
 	fams := scrape(t, m.Handler())
 	want := []struct {
@@ -147,6 +148,7 @@ func TestExposition(t *testing.T) {
 		{"solgate_config_last_reload_timestamp_seconds", nil, 1_800_000_000.5},
 		{"solgate_config_last_reload_success_timestamp_seconds", nil, 1_800_000_000.5 - 60},
 		{"solgate_config_info", []string{"fingerprint", "0123456789abcdef"}, 1},
+		{"solgate_daemon_log_dropped_records_total", nil, 6},
 	}
 	for _, w := range want {
 		got, ok := value(fams, w.name, w.labels...)
