@@ -13,6 +13,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // cert returns a certificate login for dave signed by signer, changed by
@@ -167,7 +168,7 @@ func TestGatewayAccess(t *testing.T) {
 	sc := g.dial("carol", "node1")
 	ss, err := sc.NewSession()
 	must(t, err)
-	var spyOut syncBuffer
+	var spyOut testkit.LockedBuffer
 	ss.Stdout = &spyOut
 	spyIn, _ := ss.StdinPipe()
 	must(t, ss.Start("spy"))

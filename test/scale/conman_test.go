@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // conmanProc is conmand (ConMan 0.2.7, FreeIPMI's libipmiconsole) in the
@@ -55,7 +57,7 @@ func startConman(t *testing.T, f *fleet) *conmanProc {
 		c.kill()
 		if t.Failed() {
 			b, _ := os.ReadFile(c.out)
-			t.Logf("conmand output, the end:\n%s", tailString(string(b), 3000))
+			t.Logf("conmand output, the end:\n%s", testkit.Tail(string(b), 3000))
 		}
 	})
 	return c

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // serveConfig is what a scenario's solgate serve configuration holds.
@@ -106,7 +108,7 @@ func startServe(t *testing.T, cfg string, logPath string, env ...string) *serveP
 		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("solgate serve (pid %d) log, the end:\n%s", cmd.Process.Pid, tailString(string(b), 4000))
+			t.Logf("solgate serve (pid %d) log, the end:\n%s", cmd.Process.Pid, testkit.Tail(string(b), 4000))
 		}
 	})
 	return p
