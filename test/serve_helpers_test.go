@@ -73,16 +73,8 @@ func startServe(t testing.TB, cfgPath string, env ...string) *serveProc {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("solgate serve (pid %d) log:\n%s", cmd.Process.Pid, testkit.Tail(p.stderr.String(), 6000))
-		}
+	testkit.KillAtCleanup(t, cmd.Process.Pid, p.done, func() {
+		t.Logf("solgate serve (pid %d) log:\n%s", cmd.Process.Pid, testkit.Tail(p.stderr.String(), 6000))
 	})
 	return p
 }

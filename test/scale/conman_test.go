@@ -101,16 +101,11 @@ func (c *conmanProc) kill() {
 // sometimes busy-loops in libipmiconsole's engine teardown; it writes
 // console output to its logs as it reads it, so nothing is left unsaved).
 func (c *conmanProc) stop() {
-	c.cmd.Process.Signal(syscall.SIGTERM)
 	wait := 5 * time.Second
 	if !full {
 		wait = 2 * time.Second
 	}
-	select {
-	case <-c.done:
-	case <-time.After(wait):
-		c.kill()
-	}
+	testkit.StopProcess(c.cmd, c.done, wait)
 }
 
 // count counts conmand's output lines holding every one of subs.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // rsyslogPeer is a private rsyslogd on loopback (imrelp and imtcp), that
@@ -96,26 +97,7 @@ func (p *rsyslogPeer) start() {
 	p.cmd = cmd
 	p.exited = make(chan struct{})
 	go func() { cmd.Wait(); close(p.exited) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for _, a := range []string{p.relp, p.tcp} {
-		for {
-			c, err := net.Dial("tcp", a)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-p.exited:
-				b, _ := os.ReadFile(filepath.Join(p.dir, "rsyslogd.stderr"))
-				t.Fatalf("rsyslogd exited: %s", b)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("rsyslogd not listening on %s", a)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	testkit.WaitTCP(t, "rsyslogd", p.exited, filepath.Join(p.dir, "rsyslogd.stderr"), 20*time.Second, p.relp, p.tcp)
 }
 
 // stop ends rsyslogd (SIGTERM, by PID) and waits for it.
@@ -123,13 +105,7 @@ func (p *rsyslogPeer) stop() {
 	if p.cmd == nil {
 		return
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
+	testkit.StopProcess(p.cmd, p.exited, 15*time.Second)
 	p.cmd = nil
 }
 
