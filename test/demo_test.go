@@ -86,7 +86,7 @@ func TestDemoInteractive(t *testing.T) {
 
 	// A second key, only in an ssh-agent.
 	agentSock := ""
-	if agentBin, addBin := findTool("ssh-agent"), findTool("ssh-add"); agentBin != "" && addBin != "" {
+	if agentBin, addBin := testkit.FindTool("ssh-agent"), testkit.FindTool("ssh-add"); agentBin != "" && addBin != "" {
 		agentSock = filepath.Join(home, "agent.sock")
 		agent := exec.Command(agentBin, "-D", "-a", agentSock)
 		agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

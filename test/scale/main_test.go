@@ -73,13 +73,8 @@ func knobDuration(name string, small, fullSize time.Duration) time.Duration {
 // test, or fails it under SOLGATE_REQUIRE_INTEROP (CI) or make scale.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	if p := testkit.FindTool(name); p != "" {
 		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode()&0o111 != 0 {
-			return filepath.Join(dir, name)
-		}
 	}
 	skipOrFail(t, "%s not installed", name)
 	return ""
