@@ -14,9 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,12 +91,8 @@ func newRsyslogMode(t testing.TB, queued bool) *rsyslogPeer {
 	dir := t.TempDir()
 	p := &rsyslogPeer{t: t, dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), out: filepath.Join(dir, "out", "all.log")}
 	p.uid, p.gid = os.Getuid(), os.Getgid()
-	if os.Getuid() == 0 {
-		if u, err := user.Lookup("nobody"); err == nil {
-			p.uid, _ = strconv.Atoi(u.Uid)
-			p.gid, _ = strconv.Atoi(u.Gid)
-			p.asNobody = true
-		}
+	if uid, gid, ok := testkit.Nobody(); ok {
+		p.uid, p.gid, p.asNobody = uid, gid, true
 	}
 	for _, d := range []string{"work", "out", "tls"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -142,11 +136,7 @@ input(type="imrelp" name="relp" address="127.0.0.1" port="%[4]d" ruleset="peer")
 		t.Fatal(err)
 	}
 	if p.asNobody {
-		filepath.Walk(dir, func(path string, _ os.FileInfo, _ error) error { return os.Chown(path, p.uid, p.gid) })
-		// t.TempDir's parents are 0700 root: let nobody through.
-		for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-			os.Chmod(d, 0o755)
-		}
+		testkit.OpenTo(dir, p.uid, p.gid)
 	}
 	if out, err := exec.Command("rsyslogd", "-N1", "-f", p.conf).CombinedOutput(); err != nil {
 		t.Fatalf("rsyslogd -N1: %v\n%s", err, out)

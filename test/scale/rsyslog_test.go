@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,16 +49,9 @@ func newRsyslog(t testing.TB) *rsyslogPeer {
 	for _, d := range []string{"work", "out"} {
 		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
-	if os.Getuid() == 0 {
-		if u, err := user.Lookup("nobody"); err == nil {
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
-			p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-			filepath.Walk(dir, func(path string, _ os.FileInfo, _ error) error { return os.Chown(path, uid, gid) })
-			for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-				os.Chmod(d, 0o755) // t.TempDir's parents are 0700
-			}
-		}
+	if uid, gid, ok := testkit.Nobody(); ok {
+		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		testkit.OpenTo(dir, uid, gid)
 	}
 	rp, tp := freeTCPPort(t), freeTCPPort(t)
 	p.relp, p.tcp = fmt.Sprintf("127.0.0.1:%d", rp), fmt.Sprintf("127.0.0.1:%d", tp)
