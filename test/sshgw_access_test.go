@@ -1,12 +1,10 @@
 package test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,22 +106,13 @@ type ptyTerm struct {
 	t   testing.TB
 	s   *gossh.Session
 	in  io.WriteCloser
-	mu  sync.Mutex
-	out bytes.Buffer
+	out testkit.LockedBuffer
 	end chan error
 }
 
-func (p *ptyTerm) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
+func (p *ptyTerm) Write(b []byte) (int, error) { return p.out.Write(b) }
 
-func (p *ptyTerm) text() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *ptyTerm) text() string { return p.out.String() }
 
 func (p *ptyTerm) waitFor(what, want string) {
 	p.t.Helper()
