@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // bmcsimProcess runs `solgate bmcsim -n N` as its own process (so its CPU
@@ -116,7 +118,7 @@ func BenchmarkPowerStatusFleet(b *testing.B) {
 		check(tc.name, out, err, ": on\n")
 		rows = append(rows, row{tc.name, wall, cpu})
 	}
-	if p := findTool("ipmipower"); p != "" {
+	if p := testkit.FindTool("ipmipower"); p != "" {
 		for _, tc := range []struct {
 			name string
 			args []string
@@ -161,7 +163,7 @@ func BenchmarkPowerStatusOne(b *testing.B) {
 	for _, tl := range tools {
 		bin := tl.bin
 		if !strings.HasPrefix(bin, "/") {
-			if bin = findTool(bin); bin == "" {
+			if bin = testkit.FindTool(bin); bin == "" {
 				b.Logf("%s not installed: skipped", tl.bin)
 				continue
 			}

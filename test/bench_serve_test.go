@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // The daemon at scale (make bench; SOLGATE_BENCH=1): solgate serve against
@@ -100,7 +101,7 @@ func (f *fleetProcs) stop(t *testing.T) (open, active, delivered int) {
 		b, _ := os.ReadFile(f.logs[i])
 		m := re.FindStringSubmatch(string(b))
 		if m == nil {
-			t.Fatalf("bmcsim %d: no final counts in its output:\n%s", i, tailString(string(b), 500))
+			t.Fatalf("bmcsim %d: no final counts in its output:\n%s", i, testkit.Tail(string(b), 500))
 		}
 		p, _ := strconv.Atoi(m[1])
 		o, _ := strconv.Atoi(m[2])

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/solgate/solgate/test/internal/testkit"
 	"golang.org/x/term"
 )
 
@@ -153,7 +154,7 @@ type solProc struct {
 	name    string
 	in      io.Writer
 	out     *consoleOut
-	stderr  *syncBuffer
+	stderr  *testkit.LockedBuffer
 	started time.Time // just before the process was started
 	exited  chan struct{}
 	stop    func()
@@ -177,7 +178,7 @@ func (p *solProc) cpu() time.Duration {
 // also registered as a cleanup.
 func launchSOLClient(b *testing.B, name string, cmd *exec.Cmd, tty bool) *solProc {
 	b.Helper()
-	p := &solProc{name: name, cmd: cmd, out: &consoleOut{notify: make(chan struct{}, 1)}, stderr: &syncBuffer{}}
+	p := &solProc{name: name, cmd: cmd, out: &consoleOut{notify: make(chan struct{}, 1)}, stderr: &testkit.LockedBuffer{}}
 	cmd.Stderr = p.stderr
 	cmd.WaitDelay = 2 * time.Second
 	var closers []io.Closer

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // TestBMCSimCommand runs `solgate bmcsim` as a sysadmin would: it prints
@@ -222,7 +223,7 @@ func TestBMCSimCommandFaultSignals(t *testing.T) {
 	bin := solgateBin(t)
 	cmd := exec.Command(bin, "bmcsim", "--listen", "127.0.0.1:0", "-n", "1", "--drop", "1", "--fault-signals")
 	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+bmcsimPassword)
-	stderr := &lockedBuffer{}
+	stderr := &testkit.LockedBuffer{}
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/solgate/solgate/test/internal/testkit"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -85,7 +86,7 @@ func TestDemoInteractive(t *testing.T) {
 
 	// A second key, only in an ssh-agent.
 	agentSock := ""
-	if agentBin, addBin := findTool("ssh-agent"), findTool("ssh-add"); agentBin != "" && addBin != "" {
+	if agentBin, addBin := testkit.FindTool("ssh-agent"), testkit.FindTool("ssh-add"); agentBin != "" && addBin != "" {
 		agentSock = filepath.Join(home, "agent.sock")
 		agent := exec.Command(agentBin, "-D", "-a", agentSock)
 		agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -117,7 +118,7 @@ func TestDemoInteractive(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	must(t, err)
-	var stderr lockedBuffer
+	var stderr testkit.LockedBuffer
 	cmd.Stderr = &stderr
 	start := time.Now()
 	must(t, cmd.Start())
@@ -203,7 +204,7 @@ func TestDemoInteractive(t *testing.T) {
 
 // runWithin runs cmd and returns its combined output, killing it after d.
 func runWithin(cmd *exec.Cmd, d time.Duration) (string, error) {
-	var b lockedBuffer
+	var b testkit.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &b, &b
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

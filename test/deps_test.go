@@ -52,3 +52,36 @@ func TestImportsPointDown(t *testing.T) {
 		t.Fatal("go list returned none of our packages")
 	}
 }
+
+// TestTestkitImports keeps test/internal/testkit a leaf that only tests
+// use: it imports nothing of ours (it is shared by the test packages, so
+// what it imported would be under every test), and no package's non-test
+// code depends on it (Go's internal rule already keeps it inside test/).
+func TestTestkitImports(t *testing.T) {
+	const testkit = module + "/test/internal/testkit"
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	seen := false
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if f[0] == testkit {
+			seen = true
+			for _, dep := range f[1:] {
+				if strings.HasPrefix(dep, module+"/") {
+					t.Errorf("%s depends on %s: it may use only the standard library", testkit, dep)
+				}
+			}
+			continue
+		}
+		for _, dep := range f[1:] {
+			if dep == testkit {
+				t.Errorf("%s (non-test code) depends on %s: only tests may", f[0], testkit)
+			}
+		}
+	}
+	if !seen {
+		t.Fatalf("go list did not list %s", testkit)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // TestLogstoreFullDisk fills a small tmpfs while a console writes to it,
@@ -23,19 +24,10 @@ import (
 // and reported by gap events, nothing is left torn, and logging resumes.
 func TestLogstoreFullDisk(t *testing.T) {
 	zstdBin := needTool(t, "zstd")
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "mounting a tmpfs needs root")
+	mnt, err := testkit.MountTmpfs(t, "solgate-test", "1m")
+	if err != nil {
+		skipOrFail(t, "%v", err)
 	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0750", "solgate-test", mnt).CombinedOutput(); err != nil {
-		skipOrFail(t, "mount -t tmpfs: %v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-			exec.Command("umount", "-l", mnt).Run()
-		}
-	})
 	filler := filepath.Join(mnt, "filler")
 	if err := os.WriteFile(filler, bytes.Repeat([]byte{'f'}, 700<<10), 0o600); err != nil {
 		t.Fatal(err)
@@ -191,19 +183,10 @@ func tornLog(t *testing.T, dir string) (string, []string, int64) {
 // must leave the file as it is, and once there is room, salvage it.
 func TestLogstoreFullDiskRepair(t *testing.T) {
 	zstdBin := needTool(t, "zstd")
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "mounting a tmpfs needs root")
+	mnt, err := testkit.MountTmpfs(t, "solgate-test", "1m")
+	if err != nil {
+		skipOrFail(t, "%v", err)
 	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0750", "solgate-test", mnt).CombinedOutput(); err != nil {
-		skipOrFail(t, "mount -t tmpfs: %v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-			exec.Command("umount", "-l", mnt).Run()
-		}
-	})
 	dir := filepath.Join(mnt, "logs")
 	seg, lines, lastOff := tornLog(t, dir)
 	b, _ := os.ReadFile(seg)

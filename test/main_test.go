@@ -1,25 +1,19 @@
 package test
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
-var (
-	binDir  string
-	binOnce sync.Once
-	binErr  error
-)
+// solgate is cmd/solgate, built once per test run (with -race when the
+// tests run with it).
+var solgate = &testkit.Binary{Pkg: "../cmd/solgate", Race: raceEnabled, Prefix: "solgate-test-bin-"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	solgate.Cleanup()
 	os.Exit(code)
 }
 
@@ -27,22 +21,5 @@ func TestMain(m *testing.M) {
 // tests run with it) and returns the binary's path.
 func solgateBin(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "solgate-test-bin-")
-		if binErr != nil {
-			return
-		}
-		args := []string{"build", "-o", filepath.Join(binDir, "solgate")}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, "../cmd/solgate")...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "solgate")
+	return solgate.Path(t)
 }

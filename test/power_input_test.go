@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // parsePowerLines maps "HOST: answer" lines to answers, failing on a
@@ -51,7 +53,7 @@ func TestPowerInterruptDuringCycleWait(t *testing.T) {
 		cmd := exec.CommandContext(ctx, solgateBin(t), "power", "-u", "admin", "--fanout", "40",
 			strings.Join(hosts, ","), "cycle", "--wait")
 		cmd.Env = env
-		var out, errb syncBuffer
+		var out, errb testkit.LockedBuffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		must(t, cmd.Start())

@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // servedConsole is one [[console]] of a solgate serve test config.
@@ -48,30 +48,12 @@ func writeServeConfig(t testing.TB, dir, server string, consoles []servedConsole
 	return path
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serveProc is a solgate serve process. It is killed (by PID) when the
 // test ends, if still running.
 type serveProc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testkit.LockedBuffer
 	done   chan struct{}
 	err    error
 }
@@ -82,7 +64,7 @@ func startServe(t testing.TB, cfgPath string, env ...string) *serveProc {
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	p := &serveProc{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &serveProc{t: t, cmd: cmd, stderr: &testkit.LockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.stderr
 	cmd.Stderr = p.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -91,16 +73,8 @@ func startServe(t testing.TB, cfgPath string, env ...string) *serveProc {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("solgate serve (pid %d) log:\n%s", cmd.Process.Pid, tailString(p.stderr.String(), 6000))
-		}
+	testkit.KillAtCleanup(t, cmd.Process.Pid, p.done, func() {
+		t.Logf("solgate serve (pid %d) log:\n%s", cmd.Process.Pid, testkit.Tail(p.stderr.String(), 6000))
 	})
 	return p
 }
@@ -155,13 +129,6 @@ func (p *serveProc) countLog(subs ...string) int {
 		}
 	}
 	return n
-}
-
-func tailString(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 // streamCheck is what checkStream found in a console's log.

@@ -13,13 +13,14 @@ import (
 	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // managerEnv is a console manager in this process, for tests that attach.
 type managerEnv struct {
 	m     *conserver.Manager
 	store *logstore.Store
-	log   *lockedBuffer
+	log   *testkit.LockedBuffer
 }
 
 func startManager(t testing.TB, cfgPath string) *managerEnv {
@@ -29,7 +30,7 @@ func startManager(t testing.TB, cfgPath string) *managerEnv {
 	store, err := logstore.Open(cfg.Server.LogDir, logstore.Options{})
 	must(t, err)
 	must(t, ensureTestDir(cfg.Server.StateDir))
-	e := &managerEnv{store: store, log: &lockedBuffer{}}
+	e := &managerEnv{store: store, log: &testkit.LockedBuffer{}}
 	m, err := conserver.NewManager(conserver.Options{Store: store, StateDir: cfg.Server.StateDir,
 		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	must(t, err)
@@ -44,7 +45,7 @@ func startManager(t testing.TB, cfgPath string) *managerEnv {
 		}
 		store.Close()
 		if t.Failed() {
-			t.Logf("daemon log:\n%s", tailString(e.log.String(), 6000))
+			t.Logf("daemon log:\n%s", testkit.Tail(e.log.String(), 6000))
 		}
 	})
 	return e
@@ -89,7 +90,7 @@ func (at *attached) wait(t testing.TB, s string, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for !strings.Contains(at.text(), s) {
 		if time.Now().After(deadline) {
-			t.Fatalf("attached user did not see %q within %v; saw %q", s, d, tailString(at.text(), 600))
+			t.Fatalf("attached user did not see %q within %v; saw %q", s, d, testkit.Tail(at.text(), 600))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // TestSolCommandRecovers: `solgate sol` notices a BMC-initiated
@@ -25,7 +26,7 @@ func TestSolCommandRecovers(t *testing.T) {
 	stdin, err := cmd.StdinPipe()
 	must(t, err)
 	defer stdin.Close()
-	var out, errb syncBuffer
+	var out, errb testkit.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	must(t, cmd.Start())
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()

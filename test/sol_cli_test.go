@@ -1,35 +1,16 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer process and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
@@ -54,12 +35,12 @@ func TestSolCommandIPMISim(t *testing.T) {
 	cmd.Env = []string{"IPMI_PASSWORD=secret"}
 	stdin, err := cmd.StdinPipe()
 	must(t, err)
-	var out, errb syncBuffer
+	var out, errb testkit.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	must(t, cmd.Start())
 
 	// Output: the node prints; it must appear on stdout.
-	serialIn := &syncBuffer{}
+	serialIn := &testkit.LockedBuffer{}
 	go io.Copy(serialIn, serial)
 	waitFor(t, "the console to connect", 10*time.Second, func() bool {
 		serial.Write([]byte("login: "))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // solRun runs `solgate sol` with stdin and returns stdout, stderr and the
@@ -99,7 +100,7 @@ func TestSolEarlyInputBMCSim(t *testing.T) {
 func TestSolEarlyInputIPMISim(t *testing.T) {
 	sim, serial := startIPMISimSOL(t)
 	// The node echoes what it reads, as a tty does.
-	got := &syncBuffer{}
+	got := &testkit.LockedBuffer{}
 	go func() {
 		buf := make([]byte, 256)
 		for {
@@ -148,7 +149,7 @@ func TestSolNeverReached(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "--timeout", "100ms", "--follow", dead)
 	cmd.Env = env
-	var errb syncBuffer
+	var errb testkit.LockedBuffer
 	cmd.Stderr = &errb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, cmd.Start())
@@ -175,7 +176,7 @@ func TestSolPayloadHeldByKilledSolgate(t *testing.T) {
 	stdin, err := first.StdinPipe()
 	must(t, err)
 	defer stdin.Close()
-	var out syncBuffer
+	var out testkit.LockedBuffer
 	first.Stdout = &out
 	first.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, first.Start())
@@ -207,7 +208,7 @@ func TestSolInterruptLogsDetach(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "--follow", "--bmc", bmc.Addr, "node7", "--log-dir", logDir)
 	cmd.Env = []string{"IPMI_PASSWORD=" + bmcsimPassword}
-	var out syncBuffer
+	var out testkit.LockedBuffer
 	cmd.Stdout = &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, cmd.Start())
@@ -244,7 +245,7 @@ func TestSolStalledStdoutKeepsLogging(t *testing.T) {
 	cmd := exec.CommandContext(ctx, solgateBin(t), "sol", "-u", "admin", "--follow", "--bmc", bmc.Addr, "node9", "--log-dir", logDir)
 	cmd.Env = []string{"IPMI_PASSWORD=" + bmcsimPassword}
 	cmd.Stdout = w
-	var errb syncBuffer
+	var errb testkit.LockedBuffer
 	cmd.Stderr = &errb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, cmd.Start())

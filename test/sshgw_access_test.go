@@ -1,18 +1,17 @@
 package test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // cert returns a certificate login for dave signed by signer, changed by
@@ -107,22 +106,13 @@ type ptyTerm struct {
 	t   testing.TB
 	s   *gossh.Session
 	in  io.WriteCloser
-	mu  sync.Mutex
-	out bytes.Buffer
+	out testkit.LockedBuffer
 	end chan error
 }
 
-func (p *ptyTerm) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
+func (p *ptyTerm) Write(b []byte) (int, error) { return p.out.Write(b) }
 
-func (p *ptyTerm) text() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *ptyTerm) text() string { return p.out.String() }
 
 func (p *ptyTerm) waitFor(what, want string) {
 	p.t.Helper()
@@ -167,7 +157,7 @@ func TestGatewayAccess(t *testing.T) {
 	sc := g.dial("carol", "node1")
 	ss, err := sc.NewSession()
 	must(t, err)
-	var spyOut syncBuffer
+	var spyOut testkit.LockedBuffer
 	ss.Stdout = &spyOut
 	spyIn, _ := ss.StdinPipe()
 	must(t, ss.Start("spy"))

@@ -17,6 +17,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // Benchmarks of the SSH gateway. The machine is shared and loaded: the
@@ -142,7 +143,7 @@ func procTimes(t testing.TB, pid int) (cpu time.Duration, rss int64) {
 // spySession is one read-only stream collecting what it receives.
 type spySession struct {
 	s   *gossh.Session
-	out syncBuffer
+	out testkit.LockedBuffer
 }
 
 func openSpies(t *testing.T, g *gwDaemon, consoles []string, parallel int) []*spySession {

@@ -12,6 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // allBytes is every byte value, then line endings, escape sequences and
@@ -66,7 +67,7 @@ func TestGatewayPipedInput(t *testing.T) {
 	s, err := c.NewSession()
 	must(t, err)
 	defer s.Close()
-	var out syncBuffer
+	var out testkit.LockedBuffer
 	s.Stdout = &out
 	in, _ := s.StdinPipe()
 	must(t, s.Shell())
@@ -123,7 +124,7 @@ func TestGatewaySlowClient(t *testing.T) {
 	s, err := c.NewSession()
 	must(t, err)
 	defer s.Close()
-	var out syncBuffer
+	var out testkit.LockedBuffer
 	s.Stdout = &out
 	must(t, s.Start("spy"))
 	waitFor(t, "both attached", 20*time.Second, func() bool {

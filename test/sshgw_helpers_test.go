@@ -23,6 +23,7 @@ import (
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 	"github.com/solgate/solgate/sshgw"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // gwDaemon is `solgate serve` with its SSH gateway on 127.0.0.1, consoles
@@ -48,7 +49,7 @@ type gwDaemon struct {
 	write       []string
 	power       []string
 	cmd         *exec.Cmd
-	stderr      *syncBuffer
+	stderr      *testkit.LockedBuffer
 	hostKey     gossh.PublicKey
 }
 
@@ -187,7 +188,7 @@ func (g *gwDaemon) start() {
 	t := g.t
 	g.starts++
 	if g.stderr == nil {
-		g.stderr = &syncBuffer{}
+		g.stderr = &testkit.LockedBuffer{}
 	}
 	cmd := exec.Command(solgateBin(t), "serve", "-c", g.cfgPath)
 	cmd.Stdout, cmd.Stderr = g.stderr, g.stderr

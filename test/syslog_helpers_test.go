@@ -14,13 +14,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // rsyslogPeer is a private rsyslogd on loopback: inputs tcp, tls (ossl,
@@ -91,12 +91,8 @@ func newRsyslogMode(t testing.TB, queued bool) *rsyslogPeer {
 	dir := t.TempDir()
 	p := &rsyslogPeer{t: t, dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), out: filepath.Join(dir, "out", "all.log")}
 	p.uid, p.gid = os.Getuid(), os.Getgid()
-	if os.Getuid() == 0 {
-		if u, err := user.Lookup("nobody"); err == nil {
-			p.uid, _ = strconv.Atoi(u.Uid)
-			p.gid, _ = strconv.Atoi(u.Gid)
-			p.asNobody = true
-		}
+	if uid, gid, ok := testkit.Nobody(); ok {
+		p.uid, p.gid, p.asNobody = uid, gid, true
 	}
 	for _, d := range []string{"work", "out", "tls"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -140,11 +136,7 @@ input(type="imrelp" name="relp" address="127.0.0.1" port="%[4]d" ruleset="peer")
 		t.Fatal(err)
 	}
 	if p.asNobody {
-		filepath.Walk(dir, func(path string, _ os.FileInfo, _ error) error { return os.Chown(path, p.uid, p.gid) })
-		// t.TempDir's parents are 0700 root: let nobody through.
-		for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-			os.Chmod(d, 0o755)
-		}
+		testkit.OpenTo(dir, p.uid, p.gid)
 	}
 	if out, err := exec.Command("rsyslogd", "-N1", "-f", p.conf).CombinedOutput(); err != nil {
 		t.Fatalf("rsyslogd -N1: %v\n%s", err, out)
@@ -174,26 +166,7 @@ func (p *rsyslogPeer) start() {
 	p.cmd = cmd
 	p.exited = make(chan struct{})
 	go func() { cmd.Wait(); close(p.exited) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for _, a := range []string{p.tcp, p.tls, p.relp} {
-		for {
-			c, err := net.Dial("tcp", a)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-p.exited:
-				b, _ := os.ReadFile(filepath.Join(p.dir, "rsyslogd.stderr"))
-				t.Fatalf("rsyslogd exited: %s", b)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("rsyslogd not listening on %s", a)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	testkit.WaitTCP(t, "rsyslogd", p.exited, filepath.Join(p.dir, "rsyslogd.stderr"), 20*time.Second, p.tcp, p.tls, p.relp)
 }
 
 // stop ends rsyslogd (SIGTERM, by PID) and waits for it.
@@ -201,13 +174,7 @@ func (p *rsyslogPeer) stop() {
 	if p.cmd == nil {
 		return
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
+	testkit.StopProcess(p.cmd, p.exited, 15*time.Second)
 	p.cmd = nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/logstore"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // bootCopies checks a console's output against its boot text, which the
@@ -28,7 +29,7 @@ func bootCopies(out []byte, host string) (n int, err error) {
 	}
 	for i, p := range parts {
 		if !bytes.HasSuffix(p, prompt) {
-			return i, fmt.Errorf("boot %d is cut short after %d bytes: ...%q", i+1, len(p), tailString(string(p), 80))
+			return i, fmt.Errorf("boot %d is cut short after %d bytes: ...%q", i+1, len(p), testkit.Tail(string(p), 80))
 		}
 		if !bytes.Contains(p, []byte("Hostname set to <"+host+">")) || !bytes.HasPrefix(p, []byte("\x1b[0m\x1b[2J")) {
 			return i, fmt.Errorf("boot %d (%d bytes) is not this host's whole boot text", i+1, len(p))
@@ -111,7 +112,7 @@ func powerCycle(t *testing.T, cfgPath string, names []string) time.Duration {
 	out, err := cmd.Output()
 	took := time.Since(start)
 	if err != nil {
-		t.Fatalf("solgate power cycle: %v\n%s", err, tailString(string(out), 2000))
+		t.Fatalf("solgate power cycle: %v\n%s", err, testkit.Tail(string(out), 2000))
 	}
 	var res []struct {
 		Host  string `json:"host"`

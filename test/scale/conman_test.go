@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // conmanProc is conmand (ConMan 0.2.7, FreeIPMI's libipmiconsole) in the
@@ -55,7 +57,7 @@ func startConman(t *testing.T, f *fleet) *conmanProc {
 		c.kill()
 		if t.Failed() {
 			b, _ := os.ReadFile(c.out)
-			t.Logf("conmand output, the end:\n%s", tailString(string(b), 3000))
+			t.Logf("conmand output, the end:\n%s", testkit.Tail(string(b), 3000))
 		}
 	})
 	return c
@@ -99,16 +101,11 @@ func (c *conmanProc) kill() {
 // sometimes busy-loops in libipmiconsole's engine teardown; it writes
 // console output to its logs as it reads it, so nothing is left unsaved).
 func (c *conmanProc) stop() {
-	c.cmd.Process.Signal(syscall.SIGTERM)
 	wait := 5 * time.Second
 	if !full {
 		wait = 2 * time.Second
 	}
-	select {
-	case <-c.done:
-	case <-time.After(wait):
-		c.kill()
-	}
+	testkit.StopProcess(c.cmd, c.done, wait)
 }
 
 // count counts conmand's output lines holding every one of subs.

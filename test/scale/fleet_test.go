@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // bmcPassword is the password of the "admin" user of every simulated BMC.
@@ -157,7 +159,7 @@ func (p *simProc) start() error {
 		select {
 		case <-done:
 			b, _ := os.ReadFile(p.logFile)
-			return fmt.Errorf("bmcsim %d exited at start: %s", p.i, tailString(string(b), 800))
+			return fmt.Errorf("bmcsim %d exited at start: %s", p.i, testkit.Tail(string(b), 800))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -253,7 +255,7 @@ func (p *simProc) stopBegin() func() (simStats, error) {
 		b, _ := os.ReadFile(p.logFile)
 		all := simFinal.FindAllStringSubmatch(string(b), -1)
 		if len(all) <= before {
-			return simStats{}, fmt.Errorf("bmcsim %d: no final counts in its output: %s", p.i, tailString(string(b), 500))
+			return simStats{}, fmt.Errorf("bmcsim %d: no final counts in its output: %s", p.i, testkit.Tail(string(b), 500))
 		}
 		m := all[len(all)-1]
 		var s simStats
@@ -362,11 +364,4 @@ func readHosts(path string) []string {
 		}
 	}
 	return out
-}
-
-func tailString(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }

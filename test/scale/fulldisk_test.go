@@ -13,24 +13,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes for the test (root only).
 func mountTmpfs(t *testing.T, size int) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "mounting a tmpfs needs root")
+	mnt, err := testkit.MountTmpfs(t, "solgate-scale", strconv.Itoa(size))
+	if err != nil {
+		skipOrFail(t, "%v", err)
 	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0750", size), "solgate-scale", mnt).CombinedOutput(); err != nil {
-		skipOrFail(t, "mount -t tmpfs: %v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-			exec.Command("umount", "-l", mnt).Run()
-		}
-	})
 	return mnt
 }
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // comma writes n with thousands separators.
@@ -131,7 +133,7 @@ func checkDaemonLog(t *testing.T, p *serveProc) {
 	t.Helper()
 	p.log.update()
 	if bad := p.log.notJSON(); len(bad) > 0 {
-		t.Errorf("%d daemon log lines are not JSON (a panic or race report?), the first: %s", len(bad), tailString(bad[0], 2000))
+		t.Errorf("%d daemon log lines are not JSON (a panic or race report?), the first: %s", len(bad), testkit.Tail(bad[0], 2000))
 	}
 	p.log.mu.Lock()
 	errs := append([]string(nil), p.log.errors...)

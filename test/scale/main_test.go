@@ -12,23 +12,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // full is true under make scale (SOLGATE_SCALE=full): the sizes of the
 // README's table, run one scenario at a time.
 var full = os.Getenv("SOLGATE_SCALE") == "full"
 
-var (
-	binDir  string
-	binOnce sync.Once
-	binErr  error
-)
+// solgate is cmd/solgate, built once per run. The small sizes build it
+// with -race when the tests run with it (make test), so the daemon's
+// goroutines are checked under faults; the full sizes never do, their
+// figures are the plain binary's.
+var solgate = &testkit.Binary{Pkg: "../../cmd/solgate", Race: raceEnabled && !full, Prefix: "solgate-scale-bin-"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	solgate.Cleanup()
 	if err := writeReport(); err != nil {
 		fmt.Fprintln(os.Stderr, "scale report:", err)
 		code = 1
@@ -36,30 +36,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// solgateBin builds cmd/solgate once per run. The small sizes build it
-// with -race when the tests run with it (make test), so the daemon's
-// goroutines are checked under faults; the full sizes never do, their
-// figures are the plain binary's.
+// solgateBin builds cmd/solgate once per run (see solgate) and returns
+// the binary's path.
 func solgateBin(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "solgate-scale-bin-")
-		if binErr != nil {
-			return
-		}
-		args := []string{"build", "-o", filepath.Join(binDir, "solgate")}
-		if raceEnabled && !full {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, "../../cmd/solgate")...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "solgate")
+	return solgate.Path(t)
 }
 
 // scenario starts a scenario: small ones run in parallel (they mostly
@@ -92,13 +73,8 @@ func knobDuration(name string, small, fullSize time.Duration) time.Duration {
 // test, or fails it under SOLGATE_REQUIRE_INTEROP (CI) or make scale.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	if p := testkit.FindTool(name); p != "" {
 		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode()&0o111 != 0 {
-			return filepath.Join(dir, name)
-		}
 	}
 	skipOrFail(t, "%s not installed", name)
 	return ""

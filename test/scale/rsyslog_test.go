@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // rsyslogPeer is a private rsyslogd on loopback (imrelp and imtcp), that
@@ -49,16 +49,9 @@ func newRsyslog(t testing.TB) *rsyslogPeer {
 	for _, d := range []string{"work", "out"} {
 		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
-	if os.Getuid() == 0 {
-		if u, err := user.Lookup("nobody"); err == nil {
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
-			p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-			filepath.Walk(dir, func(path string, _ os.FileInfo, _ error) error { return os.Chown(path, uid, gid) })
-			for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-				os.Chmod(d, 0o755) // t.TempDir's parents are 0700
-			}
-		}
+	if uid, gid, ok := testkit.Nobody(); ok {
+		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		testkit.OpenTo(dir, uid, gid)
 	}
 	rp, tp := freeTCPPort(t), freeTCPPort(t)
 	p.relp, p.tcp = fmt.Sprintf("127.0.0.1:%d", rp), fmt.Sprintf("127.0.0.1:%d", tp)
@@ -96,26 +89,7 @@ func (p *rsyslogPeer) start() {
 	p.cmd = cmd
 	p.exited = make(chan struct{})
 	go func() { cmd.Wait(); close(p.exited) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for _, a := range []string{p.relp, p.tcp} {
-		for {
-			c, err := net.Dial("tcp", a)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-p.exited:
-				b, _ := os.ReadFile(filepath.Join(p.dir, "rsyslogd.stderr"))
-				t.Fatalf("rsyslogd exited: %s", b)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("rsyslogd not listening on %s", a)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	testkit.WaitTCP(t, "rsyslogd", p.exited, filepath.Join(p.dir, "rsyslogd.stderr"), 20*time.Second, p.relp, p.tcp)
 }
 
 // stop ends rsyslogd (SIGTERM, by PID) and waits for it.
@@ -123,13 +97,7 @@ func (p *rsyslogPeer) stop() {
 	if p.cmd == nil {
 		return
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
+	testkit.StopProcess(p.cmd, p.exited, 15*time.Second)
 	p.cmd = nil
 }
 

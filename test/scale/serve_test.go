@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // serveConfig is what a scenario's solgate serve configuration holds.
@@ -97,17 +99,9 @@ func startServe(t *testing.T, cfg string, logPath string, env ...string) *serveP
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("solgate serve (pid %d) log, the end:\n%s", cmd.Process.Pid, tailString(string(b), 4000))
-		}
+	testkit.KillAtCleanup(t, cmd.Process.Pid, p.done, func() {
+		b, _ := os.ReadFile(logPath)
+		t.Logf("solgate serve (pid %d) log, the end:\n%s", cmd.Process.Pid, testkit.Tail(string(b), 4000))
 	})
 	return p
 }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/solgate/solgate/test/internal/testkit"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -305,7 +306,7 @@ func opensshLoop(ctx context.Context, t *testing.T, gw *sshFleet, bin string, pe
 			"-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
 			"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "ConnectTimeout=20",
 			"-i", gw.keyFile[person], "-p", strconv.Itoa(gw.port), "-tt", console+"@127.0.0.1")
-		var out lockedOut
+		var out testkit.LockedBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		in, err := cmd.StdinPipe()
 		if err != nil {
@@ -328,49 +329,29 @@ func opensshLoop(ctx context.Context, t *testing.T, gw *sshFleet, bin string, pe
 		// A whole stream line, not only a part: on a loaded machine the
 		// replay can be all event lines and the hold end mid-line, so wait
 		// (bounded) until one has come before detaching.
-		for wait := time.Now(); !out.contains(streamMark) && time.Since(wait) < 15*time.Second; {
+		for wait := time.Now(); !out.Contains(streamMark) && time.Since(wait) < 15*time.Second; {
 			time.Sleep(50 * time.Millisecond)
 		}
 		in.Write([]byte{0x05, 'c', '.'})
 		select {
 		case err := <-done:
-			if err == nil && out.contains(streamMark) {
+			if err == nil && out.Contains(streamMark) {
 				c.opensshOK.Add(1)
 				c.detachEscape.Add(1)
 				c.withOutput.Add(1)
 			} else if ctx.Err() == nil {
-				c.fail(fmt.Errorf("ssh %s: %v: %s", console, err, tailString(out.String(), 300)))
+				c.fail(fmt.Errorf("ssh %s: %v: %s", console, err, testkit.Tail(out.String(), 300)))
 			}
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 			<-done
-			c.fail(fmt.Errorf("ssh %s still running 10 s after ^Ec.: %s", console, tailString(out.String(), 300)))
+			c.fail(fmt.Errorf("ssh %s still running 10 s after ^Ec.: %s", console, testkit.Tail(out.String(), 300)))
 		}
 	}
 }
 
 // streamMark is part of every line the numbered streams print.
 const streamMark = "ABCDEFGHIJ"
-
-// lockedOut collects a process's output.
-type lockedOut struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedOut) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedOut) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedOut) contains(s string) bool { return strings.Contains(l.String(), s) }
 
 // presentedHostKey connects to the gateway and returns the host key it
 // presents (the handshake stops there).
