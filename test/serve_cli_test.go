@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"errors"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 func TestServeRefusesInvalidConfig(t *testing.T) {
@@ -71,6 +73,53 @@ func TestServeRefusesALogDirInUse(t *testing.T) {
 	}
 	if st := sim.Stats(); st.SOLActive != 0 || st.SessionsActive != 0 {
 		t.Fatalf("after SIGTERM: %+v", st)
+	}
+}
+
+// The daemon's stderr going away (journald restarted, the end of a
+// pipeline exited) does not kill it, and its consoles with it: it logs on
+// into the void, keeps its SOL session, and stops cleanly on SIGTERM. Go
+// would end it with SIGPIPE at its next log record otherwise.
+func TestServeSurvivesClosedStderr(t *testing.T) {
+	t.Parallel()
+	sim := startSimBMC(t, bmcsim.Config{PowerOn: true})
+	dir := t.TempDir()
+	cfg := writeServeConfig(t, dir, "", []servedConsole{{name: "node1", bmc: sim.Addr}})
+	r, w, err := os.Pipe()
+	must(t, err)
+	cmd := exec.Command(solgateBin(t), "serve", "-c", cfg)
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	must(t, cmd.Start())
+	w.Close()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	testkit.KillAtCleanup(t, cmd.Process.Pid, exited, func() {})
+
+	sc := bufio.NewScanner(r)
+	for sc.Scan() && !strings.Contains(sc.Text(), `"msg":"conserver: SOL up"`) {
+	}
+	if sc.Err() != nil || !strings.Contains(sc.Text(), "SOL up") {
+		t.Fatalf("no SOL up in the daemon log before it ended (%v)", sc.Err())
+	}
+	r.Close()                                   // the reader goes away
+	must(t, cmd.Process.Signal(syscall.SIGHUP)) // logs at once, into the closed pipe
+	deadline := time.Now().Add(10 * time.Second)
+	for sim.Stats().SOLActive != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	must(t, cmd.Process.Signal(syscall.SIGTERM)) // its stop logs too
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("solgate serve did not stop within 20 s of SIGTERM")
+	}
+	if waitErr != nil {
+		t.Fatalf("solgate serve with its stderr closed: %v, want exit 0 after SIGTERM", waitErr)
+	}
+	if st := sim.Stats(); st.SOLActive != 0 || st.SessionsActive != 0 {
+		t.Fatalf("after SIGTERM the BMC still has %+v", st)
 	}
 }
 

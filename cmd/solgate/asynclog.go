@@ -16,12 +16,14 @@ import (
 // under a redirect) must not stall them: records go into a bounded
 // queue, one goroutine writes them in order, and a record that finds the
 // queue full is dropped and counted. The count is written, as its own
-// record, before the next record that gets through, and at Close.
+// record, before the next record that gets through, and at Close. A
+// record whose write fails (stderr closed: EPIPE) counts in Dropped too,
+// as it never reached the output either.
 type asyncLog struct {
 	base    slog.Handler // for the drop notices
 	q       chan queuedRecord
 	dropped atomic.Int64  // since the last notice
-	total   atomic.Uint64 // since the start (metrics)
+	total   atomic.Uint64 // since the start, and the writes that failed (metrics)
 	done    chan struct{}
 
 	mu     sync.RWMutex // write: Close; read: a record being queued
@@ -45,7 +47,8 @@ func newAsyncLog(h slog.Handler, queue int) *asyncLog {
 	return l
 }
 
-// Dropped is how many records were dropped since the start.
+// Dropped is how many records never reached the output since the
+// start: dropped from the full queue, or their write failed.
 func (l *asyncLog) Dropped() uint64 { return l.total.Load() }
 
 // Handler is the handler to log through.
@@ -55,7 +58,9 @@ func (l *asyncLog) write() {
 	defer close(l.done)
 	for q := range l.q {
 		l.noteDropped()
-		_ = q.h.Handle(context.Background(), q.r)
+		if q.h.Handle(context.Background(), q.r) != nil {
+			l.total.Add(1)
+		}
 	}
 	l.noteDropped()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -125,5 +126,25 @@ func TestAsyncLogLevel(t *testing.T) {
 	}
 	if out := buf.String(); strings.Contains(out, "hidden") || !strings.Contains(out, "shown") {
 		t.Errorf("output:\n%s", out)
+	}
+}
+
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, errors.New("write |1: broken pipe") }
+
+// A record whose write fails (stderr closed) never reached the output:
+// it counts in Dropped, as the metric says.
+func TestAsyncLogWriteErrorsCount(t *testing.T) {
+	l := newAsyncLog(slog.NewTextHandler(brokenWriter{}, nil), 8)
+	log := slog.New(l.Handler())
+	for range 5 {
+		log.Info("lost")
+	}
+	if err := l.Close(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Dropped(); n != 5 {
+		t.Errorf("Dropped() = %d after 5 failed writes, want 5", n)
 	}
 }

@@ -195,6 +195,7 @@ func (dm *demo) run(ctx context.Context) (err error) {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer logf.Close()
+	keepRunningOnBrokenStderr() // the demo's own messages go to stdout and stderr
 	dm.d, err = newDaemon(dm.cfgPath, logf)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)

@@ -69,7 +69,8 @@ logs are flushed and closed.
 The daemon log goes to stderr: log/slog text or JSON ([server] log_format),
 level from [server] log_level, keys console, bmc, user, remote, err.
 A stderr that blocks never stalls a console: up to 8192 records wait for
-it, and past that records are dropped and a WARN record counts them.
+it, and past that records are dropped and a WARN record counts them; one
+that closes (journald restarted) does not stop the daemon.
 [server] state_dir (created 0700) keeps what must survive a restart: the
 BMC session of each console's SOL payload, so that after a crash the next
 start takes its own payloads back at once. serve raises its open-file
@@ -95,6 +96,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(pos) > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("serve: unexpected argument %q (see solgate serve --help)", pos[0])}
 	}
+	keepRunningOnBrokenStderr()
 	d, err := newDaemon(path, stderr)
 	if err != nil {
 		return err
@@ -135,6 +137,7 @@ type daemon struct {
 
 	ready   atomic.Bool                // READY sent and not stopping (/readyz)
 	calls   chan func(context.Context) // run in the daemon's loop (solgate ctl reload)
+	hup     chan os.Signal             // SIGHUP, from newDaemon on
 	reloads reloadStats                // for metrics and solgate ctl
 	started chan struct{}              // closed once every component started (tests, demo)
 }
@@ -142,7 +145,17 @@ type daemon struct {
 // newDaemon validates the configuration and prepares the directories; it
 // opens no BMC session.
 func newDaemon(path string, stderr io.Writer) (_ *daemon, err error) {
-	d := &daemon{path: path, level: new(slog.LevelVar), calls: make(chan func(context.Context)), started: make(chan struct{})}
+	d := &daemon{path: path, level: new(slog.LevelVar), calls: make(chan func(context.Context)), started: make(chan struct{}),
+		hup: make(chan os.Signal, 1)}
+	// From the start: a SIGHUP while the daemon starts (systemctl reload
+	// right after start) waits for run's loop instead of ending the daemon
+	// by its default action.
+	signal.Notify(d.hup, syscall.SIGHUP)
+	defer func() {
+		if err != nil {
+			signal.Stop(d.hup)
+		}
+	}()
 	// The first load's errors are printed one per line, before any
 	// daemon log exists.
 	cfg, err := config.Load(path)
@@ -202,6 +215,7 @@ const serveFlushInterval = 800 * time.Millisecond
 func (d *daemon) run(ctx context.Context) error {
 	defer d.closeLog()
 	defer d.lock.Close()
+	defer signal.Stop(d.hup)
 	cfg := d.watcher.Config()
 	var err error
 	// Frames every 0.8 s rather than the store's default second: syslog
@@ -250,15 +264,12 @@ func (d *daemon) run(ctx context.Context) error {
 	wctx, cancelWatch := context.WithCancel(context.Background())
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- d.watcher.Run(wctx) }()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-hup:
+		case <-d.hup:
 			d.log.Info("serve: SIGHUP: reloading the configuration")
 			d.watcher.Reload()
 			if n := d.m.NotStarted(); len(n) > 0 {

@@ -63,3 +63,12 @@ func notifyContext() (context.Context, func()) {
 		cancel(nil)
 	}
 }
+
+// keepRunningOnBrokenStderr is for the daemons (serve, demo): a write to
+// a stdout or stderr whose reader went away (journald restarted, the end
+// of a pipeline exited) would otherwise kill the process with SIGPIPE,
+// and every console with it. Ignored, such a write fails with EPIPE
+// instead, and the daemon log counts the records it could not write
+// (solgate_daemon_log_dropped_records_total). The one-shot commands keep
+// the default: 'solgate log node1 | head' ends quietly when head does.
+func keepRunningOnBrokenStderr() { signal.Ignore(syscall.SIGPIPE) }

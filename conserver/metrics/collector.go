@@ -40,7 +40,7 @@ var (
 	cfgLastSuccess = desc("solgate_config_last_reload_success_timestamp_seconds", "When a configuration was last applied, start-up included (Unix time).")
 	cfgInfo        = desc("solgate_config_info", "Always 1; label fingerprint identifies the running configuration (secrets count by their source only).", "fingerprint")
 
-	logDropped = desc("solgate_daemon_log_dropped_records_total", "Daemon log records dropped because its output (stderr) did not take them fast enough.")
+	logDropped = desc("solgate_daemon_log_dropped_records_total", "Daemon log records that never reached its output (stderr): dropped because it did not take them fast enough, or their write failed.")
 )
 
 // collector builds the daemon-wide metrics at scrape time from the
