@@ -163,13 +163,17 @@ func (n *notifier) RunWatchdog(ctx context.Context, healthy func() error, onErr 
 	defer tick.Stop()
 	failing := false
 	for {
-		if healthy == nil || healthy() == nil {
-			err := n.Watchdog()
-			if err != nil && !failing && onErr != nil {
-				onErr(err)
-			}
-			failing = err != nil
+		var err error
+		if healthy != nil {
+			err = healthy() // unhealthy: no ping, and systemd restarts the daemon once WatchdogSec passes
 		}
+		if err == nil {
+			err = n.Watchdog()
+		}
+		if err != nil && !failing && onErr != nil {
+			onErr(err)
+		}
+		failing = err != nil
 		select {
 		case <-ctx.Done():
 			return

@@ -182,7 +182,7 @@ func TestRunWatchdog(t *testing.T) {
 			return nil
 		}}
 		healthy := true
-		var reports int
+		var reports []string
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
@@ -193,7 +193,7 @@ func TestRunWatchdog(t *testing.T) {
 					return errors.New("stuck")
 				}
 				return nil
-			}, func(error) { reports++ })
+			}, func(err error) { reports = append(reports, err.Error()) })
 			close(done)
 		}()
 		set := func(h, f bool) {
@@ -218,8 +218,48 @@ func TestRunWatchdog(t *testing.T) {
 		if fmt.Sprint(pings) != fmt.Sprint(want) {
 			t.Errorf("pings at %v, want %v", pings, want)
 		}
-		if reports != 1 {
-			t.Errorf("%d failure reports for one run of failures, want 1", reports)
+		// 60 to 105 s is one run of failures (unhealthy, then the sends
+		// refused): reported once, by its first cause.
+		if fmt.Sprint(reports) != "[stuck]" {
+			t.Errorf("failure reports %q, want one for the run of failures, [stuck]", reports)
 		}
+	})
+}
+
+// The watchdog's health check asks the daemon's loop: a loop that takes
+// calls answers, a stuck one makes it withhold the ping (on the fake
+// clock, after the timeout), and before ready (starting) or after
+// (stopping) there is no loop to ask.
+func TestLoopAnswers(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		d := &daemon{calls: make(chan func(context.Context))}
+		if err := d.loopAnswers(time.Second); err != nil {
+			t.Errorf("not ready: %v, want nil", err)
+		}
+		d.ready.Store(true)
+		start := time.Now()
+		if err := d.loopAnswers(10 * time.Second); err == nil || !strings.Contains(err.Error(), "took no call in 10s") {
+			t.Errorf("no loop: %v, want the ping withheld", err)
+		}
+		if waited := time.Since(start); waited != 10*time.Second {
+			t.Errorf("gave up after %v, want 10s", waited)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { // the loop
+			for {
+				select {
+				case f := <-d.calls:
+					f(ctx)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		if err := d.loopAnswers(10 * time.Second); err != nil {
+			t.Errorf("a loop that takes calls: %v", err)
+		}
+		cancel()
 	})
 }

@@ -257,7 +257,8 @@ func (d *daemon) run(ctx context.Context) error {
 	wdDone := make(chan struct{})
 	go func() {
 		defer close(wdDone)
-		d.notify.RunWatchdog(wdCtx, nil, func(err error) { d.log.Warn("serve: systemd watchdog", "err", err) })
+		d.notify.RunWatchdog(wdCtx, func() error { return d.loopAnswers(loopAnswerTimeout) },
+			func(err error) { d.log.Warn("serve: systemd watchdog", "err", err) })
 	}()
 	defer func() { stopWatchdog(); <-wdDone }()
 
@@ -302,6 +303,36 @@ loop:
 func (d *daemon) closeLog() {
 	if err := d.logOut.Close(5 * time.Second); err != nil {
 		fmt.Fprintln(os.Stderr, "solgate: "+err.Error())
+	}
+}
+
+// loopAnswerTimeout is how long the watchdog waits for the daemon's loop
+// (a reload, a SIGHUP, solgate ctl) before it skips a ping: a loop stuck
+// that long means the daemon no longer takes changes, and systemd
+// restarts it once WatchdogSec passes without a ping.
+const loopAnswerTimeout = 10 * time.Second
+
+// loopAnswers reports whether run's loop takes a call within timeout, for
+// the systemd watchdog: a ping then says the daemon still works, not only
+// that a goroutine ticks. While starting or stopping (not ready) there is
+// no loop to ask, and the answer is yes.
+func (d *daemon) loopAnswers(timeout time.Duration) error {
+	if !d.ready.Load() {
+		return nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	done := make(chan struct{})
+	select {
+	case d.calls <- func(context.Context) { close(done) }:
+	case <-t.C:
+		return fmt.Errorf("the daemon's loop took no call in %v: watchdog ping withheld", timeout)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("the daemon's loop took no call in %v: watchdog ping withheld", timeout)
 	}
 }
 
