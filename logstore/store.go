@@ -505,6 +505,7 @@ func (s *Store) syncRound() {
 		// 10,000 consoles cost more CPU than the rest of the logging).
 		for _, w := range batch {
 			w.ioMu.Lock()
+			w.checkDeletedIO()
 			w.dirty, w.syncDir, w.syncParent = false, false, false
 			w.ioMu.Unlock()
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -61,6 +62,7 @@ type Writer struct {
 	lastIndex time.Time  // when the last index frame was written
 	lastName  time.Time  // start of the newest segment name in dir
 	lost      gapInfo    // console bytes lost to disk errors, not yet reported
+	segGone   string     // the live segment, found deleted while open: the next flush leaves it
 
 	mu sync.Mutex // guards the fields below
 	// pend holds complete records not yet written; line the raw bytes of
@@ -477,6 +479,7 @@ func (w *Writer) Close() error {
 // meanwhile (a concurrent Close waits for it on syncMu).
 func (w *Writer) syncData() {
 	w.ioMu.Lock()
+	w.checkDeletedIO()
 	f, dirty, dir, parent := w.f, w.dirty, w.syncDir, w.syncParent
 	w.dirty, w.syncDir, w.syncParent = false, false, false
 	if f == nil && dirty && w.seg != "" {
@@ -497,6 +500,30 @@ func (w *Writer) syncData() {
 		w.datasync(f)
 	}
 	w.syncDirsOf(dir, parent)
+}
+
+// checkDeletedIO looks whether the live segment was deleted while open
+// (someone removed the console's folder or the file: output written to it
+// from then on would go to a file nobody can read) and, if so, has the
+// next flush that has records start a new segment, recreating the
+// folder, with a gap event saying so. A sync round calls it for each Writer that wrote since the
+// last one, so the cost is one fstat per busy console every SyncInterval.
+// Caller holds ioMu.
+func (w *Writer) checkDeletedIO() {
+	if w.f == nil || w.seg == "" || w.segGone != "" || !w.dirty {
+		return
+	}
+	st, ok := w.f.(interface{ Stat() (os.FileInfo, error) })
+	if !ok {
+		return
+	}
+	fi, err := st.Stat()
+	if err != nil {
+		return
+	}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok && sys.Nlink == 0 {
+		w.segGone = w.seg
+	}
 }
 
 // syncDirsOf fsyncs the console's folder (dir) and the log directory
@@ -603,6 +630,21 @@ func (w *Writer) flushIO(final bool) error {
 	if w.lost.bytes > 0 {
 		start = min(start, timeMs(w.lost.since))
 	}
+	gone := ""
+	if w.segGone != w.seg {
+		w.segGone = "" // left meanwhile (rotated, closed)
+	} else if w.segGone != "" && (len(text) > 0 || w.lost.bytes > 0) {
+		// Deleted while open (checkDeletedIO): what went to it since is
+		// not on disk any more, and must not keep going there. The new
+		// segment starts with a gap event saying so.
+		gone = w.seg
+		w.s.log.Warn("logstore: live segment deleted while in use; starting a new one", "console", w.console, "segment", gone)
+		w.rotateIO()
+		w.segGone = ""
+		if _, err := os.Stat(w.dir); errors.Is(err, fs.ErrNotExist) {
+			w.newDir = true // the folder goes too: its name is synced with the new segment
+		}
+	}
 	if lim := w.limits(); w.seg != "" && (rotate || w.size >= lim.SegmentBytes || now.Sub(w.segStart) >= lim.SegmentAge) {
 		// Rotate only when what comes next starts in a later second
 		// than the live segment: two segments cannot start in the same
@@ -648,6 +690,26 @@ func (w *Writer) flushIO(final bool) error {
 		g = append(g, text...)
 		defer putBuf(g)
 		text = g
+	}
+	if gone != "" {
+		ms := timeMs(now)
+		if recs > 0 {
+			ms = first // before the records it is written with
+		}
+		g := appendEventRecord(getBuf(), msTime(ms), EventGap, fmt.Sprintf(
+			"log segment %s was deleted while in use: output written to it after its deletion (at most the last %v) is gone",
+			gone, (w.s.opt.SyncInterval+w.s.opt.FlushInterval).Round(time.Second)))
+		if recs == 0 {
+			first, last = ms, ms
+		}
+		first, last = min(first, ms), max(last, ms)
+		recs++
+		g = append(g, text...)
+		defer putBuf(g)
+		text = g
+		w.mu.Lock()
+		w.stats.Gaps++
+		w.mu.Unlock()
 	}
 	prev := w.idx
 	if w.idx.End == 0 {

@@ -1055,3 +1055,49 @@ func TestBufClass(t *testing.T) {
 		t.Fatalf("largest class %d", classSize(bufClasses-1))
 	}
 }
+
+// A console's folder deleted while its live segment is open (a clean-up
+// script, an operator purging a node's logs): output must not keep going
+// to the deleted file, where nobody can read it. The next sync round sees
+// the segment gone, and the next flush starts a new one in a recreated
+// folder, after a gap event that says what happened.
+func TestLiveSegmentDeleted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(dir, Options{SyncInterval: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		w := mustWriter(t, s, "n1")
+		step := func(text string) {
+			if text != "" {
+				w.Write([]byte(text))
+			}
+			time.Sleep(1100 * time.Millisecond) // a flush and a sync round
+			synctest.Wait()
+		}
+		step("before\r\n")
+		step("")
+		if err := os.RemoveAll(filepath.Join(dir, "n1")); err != nil {
+			t.Fatal(err)
+		}
+		step("into the deleted file\r\n") // flushed there; the sync round after it sees the file gone
+		step("")
+		step("after\r\n")
+		raw, events := readRaw(t, s, "n1")
+		if string(raw) != "after\r\n" {
+			t.Errorf("console bytes in the recreated folder: %q, want %q", raw, "after\r\n")
+		}
+		if len(events) != 1 || !strings.HasPrefix(events[0], "gap log segment ") || !strings.Contains(events[0], "was deleted while in use") {
+			t.Errorf("events %q, want one gap event for the deleted segment", events)
+		}
+		st, err := os.Stat(filepath.Join(dir, "n1"))
+		if err != nil || st.Mode().Perm() != 0o750 {
+			t.Errorf("recreated folder: %v, %v; want mode 0750", st, err)
+		}
+		if ws := w.Stats(); ws.Gaps != 1 {
+			t.Errorf("Stats().Gaps = %d, want 1", ws.Gaps)
+		}
+	})
+}
