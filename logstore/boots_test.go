@@ -100,10 +100,34 @@ func TestOpenFileBudget(t *testing.T) {
 			}
 		}
 	}
+	// Raised while running (the daemon's reload): more stay open; lowered
+	// again, the next writes close them down to it.
+	s.SetMaxOpenFiles(5)
+	peak := 0
+	for _, w := range ws {
+		w.Write([]byte("line\r\n"))
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, s.OpenFiles())
+	}
+	if peak != 5 {
+		t.Errorf("budget raised to 5: at most %d open, want 5", peak)
+	}
+	s.SetMaxOpenFiles(1)
+	for _, w := range ws {
+		w.Write([]byte("line\r\n"))
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.OpenFiles(); n > 1 {
+		t.Errorf("budget lowered to 1: %d open after a write to each", n)
+	}
 	for _, w := range ws {
 		lines, err := s.Tail(w.Console(), 10)
-		if err != nil || len(lines) != 3 {
-			t.Fatalf("%s: %d lines (%v), want 3", w.Console(), len(lines), err)
+		if err != nil || len(lines) != 5 {
+			t.Fatalf("%s: %d lines (%v), want 5", w.Console(), len(lines), err)
 		}
 		w.Close()
 	}

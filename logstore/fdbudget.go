@@ -28,9 +28,20 @@ func (w *Writer) closeFileIO() {
 // releaseOverBudgetIO closes the file after a write when the Store holds
 // too many open. Caller holds ioMu.
 func (w *Writer) releaseOverBudgetIO() {
-	if w.f != nil && w.s.openFiles.Load() > int64(w.s.opt.MaxOpenFiles) {
+	if w.f != nil && w.s.openFiles.Load() > w.s.maxOpen.Load() {
 		w.closeFileIO()
 	}
+}
+
+// SetMaxOpenFiles changes Options.MaxOpenFiles of a running Store (the
+// daemon sizes it from its open-file limit and its number of consoles,
+// which a reload changes); n <= 0 restores the default. Segments open
+// beyond a lowered budget close after their next write.
+func (s *Store) SetMaxOpenFiles(n int) {
+	if n <= 0 {
+		n = defaultMaxOpenFiles
+	}
+	s.maxOpen.Store(int64(n))
 }
 
 // OpenFiles reports how many live segments are open now.

@@ -129,9 +129,11 @@ func (o *Options) setDefaults() {
 		o.Now = time.Now
 	}
 	if o.MaxOpenFiles <= 0 {
-		o.MaxOpenFiles = 1024
+		o.MaxOpenFiles = defaultMaxOpenFiles
 	}
 }
+
+const defaultMaxOpenFiles = 1024
 
 // Errors callers may branch on.
 var (
@@ -174,6 +176,7 @@ type Store struct {
 	dirty   []*Writer // with mu: Writers with data or folders to sync; each once (Writer.inDirty)
 
 	openFiles atomic.Int64 // live segments open (fdbudget.go)
+	maxOpen   atomic.Int64 // Options.MaxOpenFiles, or as SetMaxOpenFiles changed it
 
 	lockMu sync.Mutex           // guards lockF
 	lockF  [lockShards]*os.File // the lock files, each open once a Writer needs it
@@ -312,6 +315,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	s := &Store{dir: dir, opt: opt, log: log, writers: map[string]*Writer{}, ctx: ctx, cancel: cancel}
 	s.qcond = sync.NewCond(&s.mu)
 	s.mcond = sync.NewCond(&s.mu)
+	s.maxOpen.Store(int64(opt.MaxOpenFiles))
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,6 +121,48 @@ func TestServeSurvivesClosedStderr(t *testing.T) {
 	}
 	if st := sim.Stats(); st.SOLActive != 0 || st.SessionsActive != 0 {
 		t.Fatalf("after SIGTERM the BMC still has %+v", st)
+	}
+}
+
+// An open-file limit too low for the consoles: serve refuses to start
+// and says what to raise it to, instead of starting some consoles and
+// failing the others (and its own sockets) with "too many open files"; a
+// reload that would need more than the limit is refused the same way and
+// the running configuration stays.
+func TestServeOpenFileLimit(t *testing.T) {
+	t.Parallel()
+	consoles := func(n int) []servedConsole {
+		var cs []servedConsole
+		for i := range n {
+			cs = append(cs, servedConsole{name: fmt.Sprintf("node%03d", i), bmc: "127.0.0.1:9"})
+		}
+		return cs
+	}
+	dir := t.TempDir()
+	cfg := writeServeConfig(t, dir, "", consoles(200))
+	out, err := exec.Command("sh", "-c", `ulimit -n 300 && exec "$0" serve -c "$1"`, solgateBin(t), cfg).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("200 consoles under 300 descriptors: exit %v, want 1:\n%s", err, out)
+	}
+	if want := "not starting: the open-file limit (300) is too low for 200 consoles: each holds a socket, and the daemon needs about 128 more; raise it to at least 328"; !strings.Contains(string(out), want) {
+		t.Fatalf("output lacks %q:\n%s", want, out)
+	}
+
+	cfg = writeServeConfig(t, dir, "", consoles(20))
+	p := startServeNofile(t, cfg, 300)
+	p.waitLog(`"msg":"serve: started","consoles":20`, 20*time.Second)
+	p.waitLog(`"msg":"serve: the open-file limit leaves little room beyond the consoles' sockets`, 5*time.Second)
+	writeServeConfig(t, dir, "", consoles(200))
+	must(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	p.waitLog(`"msg":"serve: configuration refused; keeping the running one"`, 10*time.Second)
+	p.waitLog(`the open-file limit (300) is too low for 200 consoles`, 5*time.Second)
+	st, err := exec.Command(solgateBin(t), "ctl", "-c", cfg, "status").CombinedOutput()
+	if err != nil || !strings.Contains(string(st), ", 20 consoles, config ") {
+		t.Errorf("solgate ctl status after the refused reload (%v), want the running 20 consoles:\n%s", err, st)
+	}
+	if _, err := p.stop(10 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 

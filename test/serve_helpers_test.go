@@ -64,6 +64,19 @@ func startServe(t testing.TB, cfgPath string, env ...string) *serveProc {
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
+	return startServeCmd(t, cmd)
+}
+
+// startServeNofile is startServe under an open-file limit of n (soft and
+// hard, set by sh's ulimit before it execs the daemon).
+func startServeNofile(t testing.TB, cfgPath string, n int) *serveProc {
+	t.Helper()
+	return startServeCmd(t, exec.Command("sh", "-c", `ulimit -n "$2" && exec "$0" serve -c "$1"`, solgateBin(t), cfgPath, strconv.Itoa(n)))
+}
+
+// startServeCmd starts cmd, a solgate serve, as startServe describes.
+func startServeCmd(t testing.TB, cmd *exec.Cmd) *serveProc {
+	t.Helper()
 	p := &serveProc{t: t, cmd: cmd, stderr: &testkit.LockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.stderr
 	cmd.Stderr = p.stderr

@@ -74,7 +74,10 @@ that closes (journald restarted) does not stop the daemon.
 [server] state_dir (created 0700) keeps what must survive a restart: the
 BMC session of each console's SOL payload, so that after a crash the next
 start takes its own payloads back at once. serve raises its open-file
-limit to the hard limit (a console costs about one socket and one log file).
+limit to the hard limit: a console costs about one socket and the daemon
+about 128 more, and a configuration the limit cannot hold is refused (at
+start, and at a reload, which then keeps the running one) with the limit
+to set (systemd LimitNOFILE=, ulimit -n).
 
 Read the logs with 'solgate log NODE' (--boot -1, --list-boots) and
 'solgate grep'.
@@ -133,6 +136,7 @@ type daemon struct {
 	m       *conserver.Manager
 	comps   []component
 	lock    *os.File  // the log directory's daemon lock
+	fdLimit uint64    // the open-file limit in force (0: unknown)
 	notify  *notifier // systemd (Type=notify); nil when not under systemd
 
 	ready   atomic.Bool                // READY sent and not stopping (/readyz)
@@ -194,7 +198,14 @@ func newDaemon(path string, stderr io.Writer) (_ *daemon, err error) {
 	if d.lock, err = lockLogDir(cfg.Server.LogDir); err != nil {
 		return nil, &exitError{code: 1, msg: "serve: " + err.Error()}
 	}
-	raiseFileLimit(d.log)
+	d.fdLimit = raiseFileLimit(d.log)
+	if err := checkFileLimit(d.fdLimit, len(cfg.Consoles)); err != nil {
+		return nil, &exitError{code: 1, msg: "serve: not starting: " + err.Error()}
+	}
+	if n := len(cfg.Consoles); d.fdLimit != 0 && d.fdLimit < uint64(n+fdBase+fdComfort) {
+		d.log.Warn("serve: the open-file limit leaves little room beyond the consoles' sockets: log files are reopened per write, and SSH sessions or syslog may fail with \"too many open files\"",
+			"limit", d.fdLimit, "consoles", n, "want", n+fdBase+fdComfort)
+	}
 	if d.notify, err = newNotifier(os.Getenv, os.Getpid()); err != nil {
 		d.log.Warn("serve: systemd notifications off", "err", err)
 	}
@@ -221,7 +232,8 @@ func (d *daemon) run(ctx context.Context) error {
 	// Frames every 0.8 s rather than the store's default second: syslog
 	// receivers see a line within a second of the console printing it
 	// (the shipper follows the frames), and a crash loses less.
-	d.store, err = logstore.Open(cfg.Server.LogDir, logstore.Options{Logger: d.log, FlushInterval: serveFlushInterval})
+	d.store, err = logstore.Open(cfg.Server.LogDir, logstore.Options{Logger: d.log, FlushInterval: serveFlushInterval,
+		MaxOpenFiles: logFileBudget(d.fdLimit, len(cfg.Consoles))})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -359,7 +371,11 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) (conserver.ApplyRe
 		return conserver.ApplyResult{}, ev.Err
 	}
 	d.tellSystemd(d.notify.Reloading())
-	res, err := d.m.Apply(ctx, ev.Config)
+	var res conserver.ApplyResult
+	err := checkFileLimit(d.fdLimit, len(ev.Config.Consoles))
+	if err == nil {
+		res, err = d.m.Apply(ctx, ev.Config)
+	}
 	if err != nil {
 		d.reloads.record(start, nil, err)
 		d.log.Error("serve: configuration refused; keeping the running one", "reason", ev.Reason, "err", err)
@@ -367,6 +383,7 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) (conserver.ApplyRe
 		return res, err
 	}
 	d.reloads.record(start, ev.Config, nil)
+	d.store.SetMaxOpenFiles(logFileBudget(d.fdLimit, len(ev.Config.Consoles)))
 	defer func() { d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(ev.Config.Consoles)))) }()
 	d.level.Set(parseLevel(ev.Config.Server.LogLevel))
 	for _, c := range d.comps {
@@ -467,21 +484,56 @@ func lockLogDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// raiseFileLimit sets the soft open-file limit to the hard one: 10,000
-// consoles need about one socket and one log file each.
-func raiseFileLimit(log *slog.Logger) {
+// raiseFileLimit sets the soft open-file limit to the hard one and
+// returns the limit in force (0: unknown). Each console holds a socket;
+// log files, the SSH gateway, syslog and the rest share what is left.
+func raiseFileLimit(log *slog.Logger) uint64 {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		log.Warn("serve: cannot read the open-file limit", "err", err)
-		return
+		return 0
 	}
 	if rl.Cur < rl.Max {
 		old := rl.Cur
 		rl.Cur = rl.Max
 		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 			log.Warn("serve: cannot raise the open-file limit", "soft", old, "hard", rl.Max, "err", err)
-			return
+			rl.Cur = old
 		}
 	}
 	log.Info("serve: open-file limit", "limit", rl.Cur)
+	return rl.Cur
+}
+
+// The open-file budget beyond the consoles' sockets. fdBase is what the
+// daemon needs whatever else it does: its 64 console-lock files, standard
+// streams, the daemon lock, pollers, listeners, the config watcher, a few
+// log files. fdComfort is what a daemon with busy users wants on top: log
+// files kept open, SSH sessions, syslog connections, replays.
+const (
+	fdBase    = 128
+	fdComfort = 1024
+)
+
+// checkFileLimit refuses a number of consoles the open-file limit cannot
+// hold (they would fail one by one with "too many open files", and the
+// daemon's own sockets with them) and says what to raise it to.
+func checkFileLimit(limit uint64, consoles int) error {
+	if limit == 0 || limit >= uint64(consoles+fdBase) {
+		return nil
+	}
+	return fmt.Errorf("the open-file limit (%d) is too low for %d consoles: each holds a socket, and the daemon needs about %d more; raise it to at least %d, better %d (systemd: LimitNOFILE=, a shell: ulimit -n)",
+		limit, consoles, fdBase, consoles+fdBase, consoles+fdBase+fdComfort)
+}
+
+// logFileBudget is how many live log segments the log store keeps open
+// between writes (logstore.Options.MaxOpenFiles): half of what the limit
+// leaves beyond the consoles' sockets and fdBase, at least 16, at most
+// the store's default 1024. The rest is for the SSH gateway and syslog.
+func logFileBudget(limit uint64, consoles int) int {
+	if limit == 0 {
+		return 0 // the store's default
+	}
+	spare := int64(limit) - int64(consoles) - fdBase
+	return int(min(max(spare/2, 16), 1024))
 }
