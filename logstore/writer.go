@@ -679,34 +679,32 @@ func (w *Writer) flushIO(final bool) error {
 			return err
 		}
 	}
-	if w.lost.bytes > 0 {
-		g := appendEventRecord(getBuf(), w.lost.since, EventGap, w.lost.text())
-		ms := timeMs(w.lost.since)
+	// prependGap puts a gap event at ms before the records of text.
+	var owned [][]byte
+	defer func() {
+		for _, b := range owned {
+			putBuf(b)
+		}
+	}()
+	prependGap := func(ms int64, why string) {
 		if recs == 0 {
 			first, last = ms, ms
 		}
 		first, last = min(first, ms), max(last, ms)
 		recs++
-		g = append(g, text...)
-		defer putBuf(g)
-		text = g
+		text = append(appendEventRecord(getBuf(), msTime(ms), EventGap, why), text...)
+		owned = append(owned, text)
+	}
+	if w.lost.bytes > 0 {
+		prependGap(timeMs(w.lost.since), w.lost.text())
 	}
 	if gone != "" {
 		ms := timeMs(now)
 		if recs > 0 {
 			ms = first // before the records it is written with
 		}
-		g := appendEventRecord(getBuf(), msTime(ms), EventGap, fmt.Sprintf(
-			"log segment %s was deleted while in use: output written to it after its deletion (at most the last %v) is gone",
+		prependGap(ms, fmt.Sprintf("log segment %s was deleted while in use: output written to it after its deletion (at most the last %v) is gone",
 			gone, (w.s.opt.SyncInterval+w.s.opt.FlushInterval).Round(time.Second)))
-		if recs == 0 {
-			first, last = ms, ms
-		}
-		first, last = min(first, ms), max(last, ms)
-		recs++
-		g = append(g, text...)
-		defer putBuf(g)
-		text = g
 		w.mu.Lock()
 		w.stats.Gaps++
 		w.mu.Unlock()
