@@ -233,7 +233,7 @@ func TestRunWatchdog(t *testing.T) {
 func TestLoopAnswers(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		d := &daemon{calls: make(chan func(context.Context))}
+		d := &daemon{calls: make(chan func(context.Context)), loopDone: make(chan struct{})}
 		if err := d.loopAnswers(time.Second); err != nil {
 			t.Errorf("not ready: %v, want nil", err)
 		}
@@ -261,5 +261,16 @@ func TestLoopAnswers(t *testing.T) {
 			t.Errorf("a loop that takes calls: %v", err)
 		}
 		cancel()
+		synctest.Wait()
+		// The loop ends (SIGTERM) while a check waits for it: the check
+		// gives up at once, so the watchdog does not hold up the exit.
+		go func() {
+			time.Sleep(time.Second)
+			close(d.loopDone)
+		}()
+		start = time.Now()
+		if err := d.loopAnswers(10 * time.Second); err != nil || time.Since(start) != time.Second {
+			t.Errorf("loop ended during the check: %v after %v, want nil after 1s", err, time.Since(start))
+		}
 	})
 }

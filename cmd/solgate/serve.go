@@ -139,11 +139,12 @@ type daemon struct {
 	fdLimit uint64    // the open-file limit in force (0: unknown)
 	notify  *notifier // systemd (Type=notify); nil when not under systemd
 
-	ready   atomic.Bool                // READY sent and not stopping (/readyz)
-	calls   chan func(context.Context) // run in the daemon's loop (solgate ctl reload)
-	hup     chan os.Signal             // SIGHUP, from newDaemon on
-	reloads reloadStats                // for metrics and solgate ctl
-	started chan struct{}              // closed once every component started (tests, demo)
+	ready    atomic.Bool                // READY sent and not stopping (/readyz)
+	calls    chan func(context.Context) // run in the daemon's loop (solgate ctl reload)
+	hup      chan os.Signal             // SIGHUP, from newDaemon on
+	loopDone chan struct{}              // closed when run's loop has ended
+	reloads  reloadStats                // for metrics and solgate ctl
+	started  chan struct{}              // closed once every component started (tests, demo)
 }
 
 // newDaemon validates the configuration and prepares the directories; it
@@ -265,6 +266,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(cfg.Consoles))))
 	d.ready.Store(true)
 	close(d.started)
+	d.loopDone = make(chan struct{})
 	wdCtx, stopWatchdog := context.WithCancel(context.Background())
 	wdDone := make(chan struct{})
 	go func() {
@@ -304,6 +306,7 @@ loop:
 		}
 	}
 	d.ready.Store(false)
+	close(d.loopDone) // a watchdog check waiting for the loop gives up
 	d.tellSystemd(d.notify.Stopping())
 	cancelWatch()
 	<-watchDone
@@ -337,6 +340,8 @@ func (d *daemon) loopAnswers(timeout time.Duration) error {
 	done := make(chan struct{})
 	select {
 	case d.calls <- func(context.Context) { close(done) }:
+	case <-d.loopDone:
+		return nil // stopping
 	case <-t.C:
 		return fmt.Errorf("the daemon's loop took no call in %v: watchdog ping withheld", timeout)
 	}
