@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -348,6 +349,13 @@ func (w *Watcher) relevant(name string) bool {
 				return true
 			}
 		}
+	}
+	// A symlink replaced in a watched folder: a deploy tool's "current"
+	// pointing at the new release, as ..data above for Kubernetes. Editors'
+	// droppings are never symlinks, and a reload to the same configuration
+	// is silent.
+	if fi, err := os.Lstat(name); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return true
 	}
 	return false
 }

@@ -357,6 +357,33 @@ func TestWatchKubernetesSwap(t *testing.T) {
 	}
 }
 
+// TestWatchReleaseSymlinkSwap is a deploy tool's release switch: the
+// configuration is reached through a symlink ("current") to a release
+// folder, and the new release goes live by replacing that symlink.
+func TestWatchReleaseSymlinkSwap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	release := func(name, cfg string) {
+		d := filepath.Join(dir, name)
+		must(t, os.Mkdir(d, 0o750))
+		write(t, filepath.Join(d, "solgate.toml"), cfg)
+		write(t, filepath.Join(d, "bmc.pass"), "pw\n")
+	}
+	release("v1", baseConfig)
+	must(t, os.Symlink("v1", filepath.Join(dir, "current")))
+	must(t, os.Symlink("current/solgate.toml", filepath.Join(dir, "solgate.toml")))
+	must(t, os.Symlink("current/bmc.pass", filepath.Join(dir, "bmc.pass")))
+	w := startReal(t, dir)
+
+	release("v2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
+	must(t, os.Symlink("v2", filepath.Join(dir, "current.new")))
+	must(t, os.Rename(filepath.Join(dir, "current.new"), filepath.Join(dir, "current")))
+	ev := nextEvent(t, w)
+	if ev.Err != nil || strings.Join(ev.Diff.Removed, ",") != "node1" {
+		t.Fatalf("after the release switch: err %v diff %+v", ev.Err, ev.Diff)
+	}
+}
+
 func TestWatchInvalidThenFix(t *testing.T) {
 	t.Parallel()
 	dir := writeTree(t, map[string]string{"solgate.toml": baseConfig, "bmc.pass": "pw\n"})
