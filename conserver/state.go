@@ -1,7 +1,6 @@
 package conserver
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -67,27 +66,56 @@ func openSessions(dir string, log *slog.Logger) (*sessionStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conserver: read %s: %w", s.path, err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
+	m, bad := parseSessions(data)
+	if len(bad) > 0 {
+		log.Warn("conserver: ignoring malformed lines of the SOL session record (those consoles' stale payloads, if any, wait for their BMCs to time them out)",
+			"file", s.path, "lines", len(bad), "first_line", bad[0])
+	}
+	s.m = m
+	return s, nil
+}
+
+// parseSessions reads the file's text: a line per console, "console BMC
+// session-ID-in-hex", blank lines and # comments ignored. It returns the
+// sessions and the numbers of the lines it could not read (a file cut
+// short by a crash, or damaged: whatever else it holds is still used).
+func parseSessions(data []byte) (map[string]ownedSession, []int) {
+	m := map[string]ownedSession{}
+	var bad []int
+	for n, raw := range bytes.Split(data, []byte{'\n'}) {
+		line := strings.TrimSpace(string(raw))
 		if line == "" || line[0] == '#' {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 {
-			log.Warn("conserver: ignoring a malformed line of the SOL session record", "file", s.path, "line", n)
-			continue
+		var id uint64
+		err := errors.New("not three fields")
+		if len(f) == 3 {
+			id, err = strconv.ParseUint(f[2], 16, 32)
 		}
-		id, err := strconv.ParseUint(f[2], 16, 32)
 		if err != nil {
-			log.Warn("conserver: ignoring a malformed line of the SOL session record", "file", s.path, "line", n)
+			bad = append(bad, n+1)
 			continue
 		}
-		s.m[f[0]] = ownedSession{BMC: f[1], ID: uint32(id)}
+		m[f[0]] = ownedSession{BMC: f[1], ID: uint32(id)}
 	}
-	return s, nil
+	return m, bad
+}
+
+// formatSessions is the file's text for m, sorted by console.
+func formatSessions(m map[string]ownedSession) []byte {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b bytes.Buffer
+	b.WriteString("# solgate: the BMC session holding each console's SOL payload (console, BMC, session ID)\n")
+	for _, n := range names {
+		o := m[n]
+		fmt.Fprintf(&b, "%s %s %08x\n", n, o.BMC, o.ID)
+	}
+	return b.Bytes()
 }
 
 // get returns the recorded session of console, if it was opened to bmc.
@@ -136,20 +164,10 @@ func (s *sessionStore) flush() {
 		s.mu.Unlock()
 		return
 	}
-	names := make([]string, 0, len(s.m))
-	for n := range s.m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var b bytes.Buffer
-	b.WriteString("# solgate: the BMC session holding each console's SOL payload (console, BMC, session ID)\n")
-	for _, n := range names {
-		o := s.m[n]
-		fmt.Fprintf(&b, "%s %s %08x\n", n, o.BMC, o.ID)
-	}
+	data := formatSessions(s.m)
 	s.dirty = false
 	s.mu.Unlock()
-	if err := writeFileAtomic(s.path, b.Bytes(), 0o600); err != nil {
+	if err := writeFileAtomic(s.path, data, 0o600); err != nil {
 		s.log.Warn("conserver: cannot record SOL sessions; after a crash the payloads wait for the BMCs to time them out", "file", s.path, "err", err)
 		s.mu.Lock()
 		s.dirty = true
