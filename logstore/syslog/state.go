@@ -66,6 +66,17 @@ func loadState(path, key string) (st state, ok bool, err error) {
 	if err != nil {
 		return state{}, false, fmt.Errorf("syslog: read positions: %w", err)
 	}
+	st, err = parseState(b, path, key)
+	if err != nil {
+		return state{}, false, err
+	}
+	return st, true, nil
+}
+
+// parseState reads a positions file's text (path names it in errors). Any
+// line it cannot read makes the whole file unusable: positions are only
+// worth having if they are all right.
+func parseState(b []byte, path, key string) (st state, err error) {
 	st = state{key: key, pos: map[string]commit{}}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
@@ -79,25 +90,25 @@ func loadState(path, key string) (st state, ok bool, err error) {
 		switch {
 		case n == 1:
 			if line != stateMagic {
-				return state{}, false, bad("not a solgate syslog positions file")
+				return state{}, bad("not a solgate syslog positions file")
 			}
 			continue
 		case strings.HasPrefix(line, "target "):
 			if got := strings.TrimPrefix(line, "target "); got != key {
-				return state{}, false, bad(fmt.Sprintf("positions of target %q, not %q", got, key))
+				return state{}, bad(fmt.Sprintf("positions of target %q, not %q", got, key))
 			}
 			continue
 		case strings.HasPrefix(line, "created "):
 			ms, err := strconv.ParseInt(strings.TrimPrefix(line, "created "), 10, 64)
 			if err != nil {
-				return state{}, false, bad("bad created time")
+				return state{}, bad("bad created time")
 			}
 			st.created = time.UnixMilli(ms)
 			continue
 		}
 		f := strings.Fields(line)
 		if len(f) != 4 || logstore.CheckConsoleName(f[0]) != nil {
-			return state{}, false, bad("want: CONSOLE POSITION SEQ STRIP-FROM")
+			return state{}, bad("want: CONSOLE POSITION SEQ STRIP-FROM")
 		}
 		var c commit
 		var err1, err2, err3 error
@@ -105,19 +116,30 @@ func loadState(path, key string) (st state, ok bool, err error) {
 		c.seq, err2 = strconv.ParseUint(f[2], 10, 64)
 		c.stripFrom, err3 = logstore.ParsePosition(f[3])
 		if err1 != nil || err2 != nil || err3 != nil {
-			return state{}, false, bad("bad position or sequence number")
+			return state{}, bad("bad position or sequence number")
 		}
 		st.pos[f[0]] = c
 	}
-	if n == 0 {
-		return state{}, false, fmt.Errorf("syslog: positions %s: empty file", path)
+	if err := sc.Err(); err != nil {
+		// A line over the buffer (a damaged file): what follows it would
+		// be missing, and those consoles would start over.
+		return state{}, fmt.Errorf("syslog: positions %s:%d: %w", path, n+1, err)
 	}
-	return st, true, nil
+	if n == 0 {
+		return state{}, fmt.Errorf("syslog: positions %s: empty file", path)
+	}
+	return st, nil
 }
 
 // save writes the state atomically.
 func (st *state) save(path string, buf []byte) ([]byte, error) {
-	buf = append(buf[:0], stateMagic...)
+	buf = st.appendText(buf[:0])
+	return buf, writeAtomic(path, buf)
+}
+
+// appendText appends the positions file's text for st.
+func (st *state) appendText(buf []byte) []byte {
+	buf = append(buf, stateMagic...)
 	buf = append(buf, "\ntarget "...)
 	buf = append(buf, st.key...)
 	buf = append(buf, "\ncreated "...)
@@ -133,7 +155,7 @@ func (st *state) save(path string, buf []byte) ([]byte, error) {
 		buf = append(buf, c.stripFrom.String()...)
 		buf = append(buf, '\n')
 	}
-	return buf, writeAtomic(path, buf)
+	return buf
 }
 
 // writeAtomic replaces path with data: temporary file, fsync, rename,
