@@ -201,6 +201,7 @@ func newDaemon(path string, stderr io.Writer) (_ *daemon, err error) {
 	}
 	d.fdLimit = raiseFileLimit(d.log)
 	if err := checkFileLimit(d.fdLimit, len(cfg.Consoles)); err != nil {
+		d.lock.Close()
 		return nil, &exitError{code: 1, msg: "serve: not starting: " + err.Error()}
 	}
 	if n := len(cfg.Consoles); d.fdLimit != 0 && d.fdLimit < uint64(n+fdBase+fdComfort) {
