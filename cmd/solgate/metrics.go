@@ -137,6 +137,7 @@ func (c *metricsComponent) serveLocked(l net.Listener) {
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
 	}
 	c.bound = l.Addr().String()
+	l = newLimitListener(l, metricsMaxConns)
 	c.log.Info("serve: metrics listening", "addr", c.bound)
 	srv := c.srv
 	c.wg.Add(1)
@@ -213,4 +214,42 @@ func (g *gateway) GatewayStats() (metrics.GatewayStats, bool) {
 	st := g.srv.Stats()
 	return metrics.GatewayStats{Connections: st.Conns, Unauthenticated: st.Unauthenticated, Sessions: st.Sessions,
 		AuthFailures: st.AuthFailures}, true
+}
+
+// metricsMaxConns bounds the metrics listener's open connections: each
+// costs a descriptor, and a flood of idle ones must not take the
+// descriptors the consoles need (beyond it, connections wait in the
+// kernel's accept queue, which costs the daemon none).
+const metricsMaxConns = 32
+
+// limitListener accepts at most n connections open at once.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func newLimitListener(l net.Listener, n int) net.Listener {
+	return &limitListener{Listener: l, slots: make(chan struct{}, n)}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{} // a slot; Close of the listener unblocks Accept below, not this
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
