@@ -328,26 +328,27 @@ func TestWatchConfDirAddRemove(t *testing.T) {
 	}
 }
 
+// writeRelease writes a configuration version into dir/name (the
+// configuration and its password file), for the symlink-swap tests.
+func writeRelease(t *testing.T, dir, name, cfg string) {
+	t.Helper()
+	must(t, os.Mkdir(filepath.Join(dir, name), 0o750))
+	write(t, filepath.Join(dir, name, "solgate.toml"), cfg)
+	write(t, filepath.Join(dir, name, "bmc.pass"), "pw\n")
+}
+
 // TestWatchKubernetesSwap mimics how the kubelet updates a ConfigMap volume:
 // files are symlinks through ..data, which is atomically replaced.
 func TestWatchKubernetesSwap(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	version := func(name, cfg string) {
-		d := filepath.Join(dir, name)
-		if err := os.Mkdir(d, 0o750); err != nil {
-			t.Fatal(err)
-		}
-		write(t, filepath.Join(d, "solgate.toml"), cfg)
-		write(t, filepath.Join(d, "bmc.pass"), "pw\n")
-	}
-	version("..2026_11_23_10_00_00.1", baseConfig)
+	writeRelease(t, dir, "..2026_11_23_10_00_00.1", baseConfig)
 	must(t, os.Symlink("..2026_11_23_10_00_00.1", filepath.Join(dir, "..data")))
 	must(t, os.Symlink("..data/solgate.toml", filepath.Join(dir, "solgate.toml")))
 	must(t, os.Symlink("..data/bmc.pass", filepath.Join(dir, "bmc.pass")))
 	w := startReal(t, dir)
 
-	version("..2026_11_23_10_05_00.2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
+	writeRelease(t, dir, "..2026_11_23_10_05_00.2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
 	must(t, os.Symlink("..2026_11_23_10_05_00.2", filepath.Join(dir, "..data_tmp")))
 	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
 	must(t, os.RemoveAll(filepath.Join(dir, "..2026_11_23_10_00_00.1")))
@@ -363,19 +364,13 @@ func TestWatchKubernetesSwap(t *testing.T) {
 func TestWatchReleaseSymlinkSwap(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	release := func(name, cfg string) {
-		d := filepath.Join(dir, name)
-		must(t, os.Mkdir(d, 0o750))
-		write(t, filepath.Join(d, "solgate.toml"), cfg)
-		write(t, filepath.Join(d, "bmc.pass"), "pw\n")
-	}
-	release("v1", baseConfig)
+	writeRelease(t, dir, "v1", baseConfig)
 	must(t, os.Symlink("v1", filepath.Join(dir, "current")))
 	must(t, os.Symlink("current/solgate.toml", filepath.Join(dir, "solgate.toml")))
 	must(t, os.Symlink("current/bmc.pass", filepath.Join(dir, "bmc.pass")))
 	w := startReal(t, dir)
 
-	release("v2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
+	writeRelease(t, dir, "v2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
 	must(t, os.Symlink("v2", filepath.Join(dir, "current.new")))
 	must(t, os.Rename(filepath.Join(dir, "current.new"), filepath.Join(dir, "current")))
 	ev := nextEvent(t, w)
