@@ -200,13 +200,9 @@ func newDaemon(path string, stderr io.Writer) (_ *daemon, err error) {
 		return nil, &exitError{code: 1, msg: "serve: " + err.Error()}
 	}
 	d.fdLimit = raiseFileLimit(d.log)
-	if err := checkFileLimit(d.fdLimit, len(cfg.Consoles)); err != nil {
+	if err := d.fitsFileLimit(len(cfg.Consoles)); err != nil {
 		d.lock.Close()
 		return nil, &exitError{code: 1, msg: "serve: not starting: " + err.Error()}
-	}
-	if n := len(cfg.Consoles); d.fdLimit != 0 && d.fdLimit < uint64(n+fdBase+fdComfort) {
-		d.log.Warn("serve: the open-file limit leaves little room beyond the consoles' sockets: log files are reopened per write, and SSH sessions or syslog may fail with \"too many open files\"",
-			"limit", d.fdLimit, "consoles", n, "want", n+fdBase+fdComfort)
 	}
 	if d.notify, err = newNotifier(os.Getenv, os.Getpid()); err != nil {
 		d.log.Warn("serve: systemd notifications off", "err", err)
@@ -378,7 +374,7 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) (conserver.ApplyRe
 	}
 	d.tellSystemd(d.notify.Reloading())
 	var res conserver.ApplyResult
-	err := checkFileLimit(d.fdLimit, len(ev.Config.Consoles))
+	err := d.fitsFileLimit(len(ev.Config.Consoles))
 	if err == nil {
 		res, err = d.m.Apply(ctx, ev.Config)
 	}
@@ -530,6 +526,20 @@ func checkFileLimit(limit uint64, consoles int) error {
 	}
 	return fmt.Errorf("the open-file limit (%d) is too low for %d consoles: each holds a socket, and the daemon needs about %d more; raise it to at least %d, better %d (systemd: LimitNOFILE=, a shell: ulimit -n)",
 		limit, consoles, fdBase, consoles+fdBase, consoles+fdBase+fdComfort)
+}
+
+// fitsFileLimit is checkFileLimit for n consoles under the daemon's limit,
+// at start and at every reload, with a warning when the limit holds them
+// but leaves little beyond their sockets.
+func (d *daemon) fitsFileLimit(n int) error {
+	if err := checkFileLimit(d.fdLimit, n); err != nil {
+		return err
+	}
+	if d.fdLimit != 0 && d.fdLimit < uint64(n+fdBase+fdComfort) {
+		d.log.Warn("serve: the open-file limit leaves little room beyond the consoles' sockets: log files are reopened per write, and SSH sessions or syslog may fail with \"too many open files\"",
+			"limit", d.fdLimit, "consoles", n, "want", n+fdBase+fdComfort)
+	}
+	return nil
 }
 
 // logFileBudget is how many live log segments the log store keeps open
