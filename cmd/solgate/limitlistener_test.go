@@ -64,4 +64,16 @@ func TestLimitListener(t *testing.T) {
 			t.Fatal("slots not given back: a new connection waits with none open")
 		}
 	}
+	// And no more than that: a slot given back twice (the double Close
+	// above) would let a third one in now.
+	c, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-accepted:
+		t.Fatal("a third connection accepted with two open and a limit of 2: a slot was given back twice")
+	case <-time.After(200 * time.Millisecond):
+	}
 }
