@@ -328,54 +328,40 @@ func TestWatchConfDirAddRemove(t *testing.T) {
 	}
 }
 
-// writeRelease writes a configuration version into dir/name (the
-// configuration and its password file), for the symlink-swap tests.
-func writeRelease(t *testing.T, dir, name, cfg string) {
-	t.Helper()
-	must(t, os.Mkdir(filepath.Join(dir, name), 0o750))
-	write(t, filepath.Join(dir, name, "solgate.toml"), cfg)
-	write(t, filepath.Join(dir, name, "bmc.pass"), "pw\n")
-}
-
-// TestWatchKubernetesSwap mimics how the kubelet updates a ConfigMap volume:
-// files are symlinks through ..data, which is atomically replaced.
-func TestWatchKubernetesSwap(t *testing.T) {
+// TestWatchSymlinkSwap: the files are reached through a symlink to a
+// version folder, and a new version goes live by replacing that symlink
+// atomically: the kubelet's ConfigMap volume (..data), and a deploy
+// tool's release switch (current). Each applies at once, not at the
+// periodic check (off here).
+func TestWatchSymlinkSwap(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	writeRelease(t, dir, "..2026_11_23_10_00_00.1", baseConfig)
-	must(t, os.Symlink("..2026_11_23_10_00_00.1", filepath.Join(dir, "..data")))
-	must(t, os.Symlink("..data/solgate.toml", filepath.Join(dir, "solgate.toml")))
-	must(t, os.Symlink("..data/bmc.pass", filepath.Join(dir, "bmc.pass")))
-	w := startReal(t, dir)
+	for _, tc := range []struct{ name, link, v1, v2 string }{
+		{"kubernetes", "..data", "..2026_11_23_10_00_00.1", "..2026_11_23_10_05_00.2"},
+		{"release", "current", "v1", "v2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			version := func(name, cfg string) {
+				must(t, os.Mkdir(filepath.Join(dir, name), 0o750))
+				write(t, filepath.Join(dir, name, "solgate.toml"), cfg)
+				write(t, filepath.Join(dir, name, "bmc.pass"), "pw\n")
+			}
+			version(tc.v1, baseConfig)
+			must(t, os.Symlink(tc.v1, filepath.Join(dir, tc.link)))
+			must(t, os.Symlink(tc.link+"/solgate.toml", filepath.Join(dir, "solgate.toml")))
+			must(t, os.Symlink(tc.link+"/bmc.pass", filepath.Join(dir, "bmc.pass")))
+			w := startReal(t, dir)
 
-	writeRelease(t, dir, "..2026_11_23_10_05_00.2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
-	must(t, os.Symlink("..2026_11_23_10_05_00.2", filepath.Join(dir, "..data_tmp")))
-	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
-	must(t, os.RemoveAll(filepath.Join(dir, "..2026_11_23_10_00_00.1")))
-	ev := nextEvent(t, w)
-	if ev.Err != nil || strings.Join(ev.Diff.Removed, ",") != "node1" {
-		t.Fatalf("after swap: err %v diff %+v", ev.Err, ev.Diff)
-	}
-}
-
-// TestWatchReleaseSymlinkSwap is a deploy tool's release switch: the
-// configuration is reached through a symlink ("current") to a release
-// folder, and the new release goes live by replacing that symlink.
-func TestWatchReleaseSymlinkSwap(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	writeRelease(t, dir, "v1", baseConfig)
-	must(t, os.Symlink("v1", filepath.Join(dir, "current")))
-	must(t, os.Symlink("current/solgate.toml", filepath.Join(dir, "solgate.toml")))
-	must(t, os.Symlink("current/bmc.pass", filepath.Join(dir, "bmc.pass")))
-	w := startReal(t, dir)
-
-	writeRelease(t, dir, "v2", strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
-	must(t, os.Symlink("v2", filepath.Join(dir, "current.new")))
-	must(t, os.Rename(filepath.Join(dir, "current.new"), filepath.Join(dir, "current")))
-	ev := nextEvent(t, w)
-	if ev.Err != nil || strings.Join(ev.Diff.Removed, ",") != "node1" {
-		t.Fatalf("after the release switch: err %v diff %+v", ev.Err, ev.Diff)
+			version(tc.v2, strings.Replace(baseConfig, "node[1-3]", "node[2-3]", 1))
+			must(t, os.Symlink(tc.v2, filepath.Join(dir, tc.link+"_tmp")))
+			must(t, os.Rename(filepath.Join(dir, tc.link+"_tmp"), filepath.Join(dir, tc.link)))
+			must(t, os.RemoveAll(filepath.Join(dir, tc.v1)))
+			ev := nextEvent(t, w)
+			if ev.Err != nil || strings.Join(ev.Diff.Removed, ",") != "node1" {
+				t.Fatalf("after the swap: err %v diff %+v", ev.Err, ev.Diff)
+			}
+		})
 	}
 }
 
