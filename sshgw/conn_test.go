@@ -90,6 +90,67 @@ func TestMaxUnauthenticated(t *testing.T) {
 	}
 }
 
+// At the unauthenticated cap, a host holding fewer slots than the
+// busiest one gets in by closing that host's oldest stalled connection;
+// the busiest host itself, and a crowd of hosts holding one each, are
+// refused as before.
+func TestMaxUnauthenticatedFairShare(t *testing.T) {
+	h := start(t, func(o *Options) { o.MaxUnauthenticated = 3 })
+	hold := func(from string) net.Conn {
+		t.Helper()
+		c := rawDial(t, h.addr, from)
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "SSH-2.0-") {
+			t.Fatalf("from %s: %q %v", from, line, err)
+		}
+		return c
+	}
+	// One host takes every slot.
+	var flood []net.Conn
+	for range 3 {
+		flood = append(flood, hold("127.0.0.2"))
+		time.Sleep(10 * time.Millisecond) // distinct accept times: the oldest is flood[0]
+	}
+	waitUntil(t, "3 unauthenticated", func() bool { return h.srv.Stats().Unauthenticated == 3 })
+	// That host's next connection is refused: it holds the most already.
+	if got := closedByServer(t, rawDial(t, h.addr, "127.0.0.2")); got != "" {
+		t.Errorf("the busiest host's connection over the cap got %q, want an immediate close", got)
+	}
+	// Another host gets in, and logs in, in place of the flood's oldest.
+	if out, _, code := h.run("alice", "node1", "power status"); code != 0 || out != "node1: on\n" {
+		t.Errorf("another host at the cap: %q %d, want it let in", out, code)
+	}
+	closedByServer(t, flood[0])
+	for _, c := range flood[1:] {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("a newer connection of the flood was closed too (%v), want only the oldest", err)
+		}
+	}
+	// Three hosts holding one slot each: a fourth is refused (taking one
+	// would leave it as busy as they are).
+	for _, c := range flood {
+		c.Close()
+	}
+	waitUntil(t, "the flood gone", func() bool { return h.srv.Stats().Unauthenticated == 0 })
+	var crowd []net.Conn
+	for _, from := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		crowd = append(crowd, hold(from))
+	}
+	waitUntil(t, "3 unauthenticated", func() bool { return h.srv.Stats().Unauthenticated == 3 })
+	if got := closedByServer(t, rawDial(t, h.addr, "127.0.0.6")); got != "" {
+		t.Errorf("a fourth host against three holding one each got %q, want an immediate close", got)
+	}
+	for _, c := range crowd {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("a crowd connection was closed (%v)", err)
+		}
+	}
+	if st := h.srv.Stats(); st.Unauthenticated != 3 {
+		t.Errorf("Unauthenticated = %d, want 3", st.Unauthenticated)
+	}
+}
+
 func TestBackoffAfterFailures(t *testing.T) {
 	h := start(t, func(o *Options) { o.BackoffAfter = 3; o.BackoffBase = time.Hour; o.BackoffMax = time.Hour })
 	stranger := newSigner(t)

@@ -32,8 +32,12 @@ type Options struct {
 	// HandshakeTimeout bounds the time from TCP accept to authenticated;
 	// default 30s.
 	HandshakeTimeout time.Duration
-	// MaxUnauthenticated caps connections not yet authenticated; more are
-	// closed at once. Default 64.
+	// MaxUnauthenticated caps connections not yet authenticated. At the
+	// cap a new connection is closed at once, unless its source (IPv4
+	// address or IPv6 /64) holds fewer of them than the source that holds
+	// most: then that source's oldest unauthenticated connection is closed
+	// to make room. So one host holding every slot (a scanner, a flood of
+	// stalled handshakes) cannot lock the others out. Default 64.
 	MaxUnauthenticated int
 	// MaxSessions caps open sessions in total, MaxSessionsPerUser per
 	// person. Defaults 2048 and 256.
@@ -135,12 +139,14 @@ type Server struct {
 	listeners  map[net.Listener]struct{}
 	conns      map[string]*conn // by connID
 	sessions   map[*session]struct{}
-	perUser    map[string]int // open sessions per person
-	unauth     int            // connections not yet authenticated
-	watching   bool           // the reload watcher runs
-	capRefused int            // connections refused by the unauthenticated cap since capWarned
-	capWarned  time.Time      // when that was last logged
-	authFails  uint64         // connections that ended unauthenticated after a refused key (Stats)
+	perUser    map[string]int       // open sessions per person
+	unauth     int                  // connections not yet authenticated
+	unauthBy   map[netip.Prefix]int // of those, per source (those with one)
+	capEvicted int                  // unauthenticated connections closed to make room since capWarned
+	watching   bool                 // the reload watcher runs
+	capRefused int                  // connections refused by the unauthenticated cap since capWarned
+	capWarned  time.Time            // when that was last logged
+	authFails  uint64               // connections that ended unauthenticated after a refused key (Stats)
 
 	wg sync.WaitGroup // every goroutine of ours: conn watchers, sessions, the reload watcher
 }
@@ -157,6 +163,7 @@ var (
 	errNoResponse  = userError("client stopped answering keepalives")
 	errClientGone  = userError("client closed the session")
 	errHandshake   = userError("handshake timed out")
+	errCrowded     = userError("closed to make room: too many unauthenticated connections from this source")
 	errConnClosed  = userError("connection closed")
 	errDeadSession = userError("session ended")
 )
@@ -180,6 +187,7 @@ func New(opts Options) (*Server, error) {
 		backoff:   newBackoff(opts.BackoffAfter, opts.BackoffBase, opts.BackoffMax),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[string]*conn{},
+		unauthBy:  map[netip.Prefix]int{},
 		sessions:  map[*session]struct{}{},
 		perUser:   map[string]int{},
 	}
@@ -420,20 +428,22 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 		s.mu.Unlock()
 		return nil
 	}
+	var evict *conn
+	var refused, evicted int // to warn of: at most every 10 s, so that a flood does not flood the log too
 	if s.unauth >= s.opts.MaxUnauthenticated {
-		// Warn at most every 10 s, with how many were refused, so that a
-		// flood does not flood the log too.
-		s.capRefused++
-		now := time.Now()
-		var n int
-		if now.Sub(s.capWarned) >= 10*time.Second {
-			n, s.capRefused, s.capWarned = s.capRefused, 0, now
+		if evict = s.crowdedOutLocked(src, hasSrc); evict == nil {
+			s.capRefused++
+		} else {
+			s.capEvicted++
 		}
-		s.mu.Unlock()
-		if n > 0 {
-			s.log.Warn("connections refused: too many unauthenticated connections", "remote", remote.String(), "limit", s.opts.MaxUnauthenticated, "refused", n)
+		if now := time.Now(); now.Sub(s.capWarned) >= 10*time.Second {
+			refused, evicted, s.capRefused, s.capEvicted, s.capWarned = s.capRefused, s.capEvicted, 0, 0, now
 		}
-		return nil
+		if evict == nil {
+			s.mu.Unlock()
+			s.warnCrowd(remote, refused, evicted)
+			return nil
+		}
 	}
 	c := &conn{
 		id:     connID(nc.LocalAddr(), remote),
@@ -448,10 +458,21 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 		kick:   make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
+	c.since = time.Now()
+	c.preauth = true
 	s.unauth++
+	if hasSrc {
+		s.unauthBy[src]++
+	}
 	s.conns[c.id] = c
 	s.wg.Add(1)
 	s.mu.Unlock()
+	if evict != nil {
+		s.warnCrowd(remote, refused, evicted)
+		s.log.Debug("unauthenticated connection closed to make room for another source", "remote", evict.remote.String(),
+			"for", remote.String(), "age", time.Since(evict.since).Round(time.Millisecond).String())
+		evict.close(errCrowded)
+	}
 	ctx.SetValue(connKey{}, c)
 	go c.watch()
 	return &trackedConn{Conn: nc, c: c}
@@ -506,6 +527,10 @@ type conn struct {
 	done   chan struct{} // closed when the connection is closed
 	kick   chan struct{} // wakes the watcher: the session count changed
 
+	since time.Time // accepted
+
+	preauth bool // counted in srv.unauth (and unauthBy); guarded by srv.mu
+
 	mu         sync.Mutex // guards the fields below
 	authOnce   bool
 	authFailed bool // a real authentication attempt failed
@@ -527,7 +552,7 @@ func (c *conn) authenticated() {
 	close(c.authed)
 	s := c.srv
 	s.mu.Lock()
-	s.unauth--
+	s.leavePreauthLocked(c)
 	c.idleSince = time.Now()
 	s.mu.Unlock()
 	if c.hasSrc {
@@ -563,11 +588,9 @@ func (c *conn) closed() {
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
 	}
-	if !authed {
-		s.unauth--
-		if failed {
-			s.authFails++
-		}
+	s.leavePreauthLocked(c)
+	if !authed && failed {
+		s.authFails++
 	}
 	s.mu.Unlock()
 	if !authed && failed && c.hasSrc {
@@ -575,6 +598,62 @@ func (c *conn) closed() {
 			s.log.Warn("source in back-off after failed authentications", "remote", c.remote.String(), "wait", d.String())
 		}
 	}
+}
+
+// warnCrowd says how many connections the unauthenticated cap refused,
+// and how many it closed to make room for another source, if any.
+func (s *Server) warnCrowd(remote net.Addr, refused, evicted int) {
+	if refused+evicted > 0 {
+		s.log.Warn("too many unauthenticated connections", "remote", remote.String(), "limit", s.opts.MaxUnauthenticated,
+			"refused", refused, "closed_for_others", evicted)
+	}
+}
+
+// leavePreauthLocked takes c out of the unauthenticated counts, once:
+// when it authenticates, closes, or is chosen to make room.
+func (s *Server) leavePreauthLocked(c *conn) {
+	if !c.preauth {
+		return
+	}
+	c.preauth = false
+	s.unauth--
+	if c.hasSrc {
+		if s.unauthBy[c.src]--; s.unauthBy[c.src] <= 0 {
+			delete(s.unauthBy, c.src)
+		}
+	}
+}
+
+// crowdedOutLocked is the cap's fair share: with every unauthenticated
+// slot taken, a connection from src may have one if src holds fewer of
+// them than the source holding most (after taking it, at most as many).
+// It returns that source's oldest unauthenticated connection, already
+// out of the counts, for the caller to close; nil if src must be refused
+// (it holds as many as any, or has no source, or no slot has one).
+func (s *Server) crowdedOutLocked(src netip.Prefix, hasSrc bool) *conn {
+	if !hasSrc {
+		return nil
+	}
+	var top netip.Prefix
+	most := 0
+	for p, n := range s.unauthBy {
+		if n > most {
+			top, most = p, n
+		}
+	}
+	if s.unauthBy[src]+1 >= most {
+		return nil
+	}
+	var oldest *conn
+	for _, c := range s.conns {
+		if c.preauth && c.hasSrc && c.src == top && (oldest == nil || c.since.Before(oldest.since)) {
+			oldest = c
+		}
+	}
+	if oldest != nil {
+		s.leavePreauthLocked(oldest)
+	}
+	return oldest
 }
 
 // watch owns the connection's timers: the handshake timeout until it
