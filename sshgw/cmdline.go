@@ -289,11 +289,33 @@ func (r Request) Words() []string {
 func quoteShort(s string) string {
 	const max = 40
 	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "..."
+		return strconv.Quote(cutAt(s, max)) + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// cutAt is s's first max bytes, or fewer, so as not to split a UTF-8
+// sequence.
+func cutAt(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// maxLogged is how much of a client's command line or user name the
+// daemon log keeps: both may be as long as an SSH packet.
+const maxLogged = 256
+
+// logShort is s for the daemon log: cut at maxLogged bytes, saying how
+// long it was.
+func logShort(s string) string {
+	if len(s) <= maxLogged {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", cutAt(s, maxLogged), len(s))
 }

@@ -129,3 +129,19 @@ func FuzzCommand(f *testing.F) {
 		}
 	})
 }
+
+// A client's command line and user name may be as long as an SSH packet;
+// the daemon log keeps their first 256 bytes and says how long they were.
+func TestLogShort(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"power status", "power status"},
+		{strings.Repeat("x", 256), strings.Repeat("x", 256)},
+		{strings.Repeat("x", 5000), strings.Repeat("x", 256) + "... (5000 bytes)"},
+		// Not cut inside a UTF-8 sequence: 255 bytes, then a 2-byte rune.
+		{strings.Repeat("x", 255) + "é" + "tail", strings.Repeat("x", 255) + "... (261 bytes)"},
+	} {
+		if got := logShort(tc.in); got != tc.want {
+			t.Errorf("logShort(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
+		}
+	}
+}

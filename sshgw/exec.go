@@ -17,8 +17,8 @@ func (ss *session) run() int {
 	s := ss.srv
 	start := time.Now()
 	code := ss.dispatch()
-	s.log.Info("session", "user", ss.id.Person, "console", ss.target, "remote", ss.id.Remote,
-		"command", ss.cmd, "pty", ss.pty, "exit", code, "took", time.Since(start).Round(time.Millisecond).String())
+	s.log.Info("session", "user", ss.id.Person, "console", logShort(ss.target), "remote", ss.id.Remote,
+		"command", logShort(ss.cmd), "pty", ss.pty, "exit", code, "took", time.Since(start).Round(time.Millisecond).String())
 	return code
 }
 
