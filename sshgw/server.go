@@ -34,9 +34,9 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// MaxUnauthenticated caps connections not yet authenticated. At the
 	// cap a new connection is closed at once, unless its source (IPv4
-	// address or IPv6 /64) holds fewer of them than the source that holds
-	// most: then that source's oldest unauthenticated connection is closed
-	// to make room. So one host holding every slot (a scanner, a flood of
+	// address or IPv6 /64), counting the new one, would still hold fewer
+	// of them than the source that holds most: then that source's oldest
+	// unauthenticated connection is closed to make room. So one host holding every slot (a scanner, a flood of
 	// stalled handshakes) cannot lock the others out. Default 64.
 	MaxUnauthenticated int
 	// MaxSessions caps open sessions in total, MaxSessionsPerUser per
@@ -626,10 +626,11 @@ func (s *Server) leavePreauthLocked(c *conn) {
 
 // crowdedOutLocked is the cap's fair share: with every unauthenticated
 // slot taken, a connection from src may have one if src holds fewer of
-// them than the source holding most (after taking it, at most as many).
+// them than the source holding most, counting the one it would take.
 // It returns that source's oldest unauthenticated connection, already
 // out of the counts, for the caller to close; nil if src must be refused
-// (it holds as many as any, or has no source, or no slot has one).
+// (counting the new one it would hold as many as the busiest, or it has
+// no source).
 func (s *Server) crowdedOutLocked(src netip.Prefix, hasSrc bool) *conn {
 	if !hasSrc {
 		return nil
