@@ -31,6 +31,13 @@ func (ss *session) dispatch() int {
 	if err != nil {
 		if errors.Is(err, ErrNoConsole) {
 			// The same words whether the console is missing or hidden.
+			if !ss.exec || strings.TrimSpace(ss.cmd) == "" {
+				// Nothing to run: "ssh consoles" (the login name names no
+				// console) or a mistyped name. The consoles the person
+				// may use are what they were after.
+				fmt.Fprintf(ss.stderr(), "solgate: no such console %s; yours are:\n", quoteShort(ss.target))
+				return ss.list(false)
+			}
 			return ss.errorf(exitUsage, "no such console %s (%s@ lists yours)", quoteShort(ss.target), s.opts.ListName)
 		}
 		return ss.errorf(exitFailed, "%s: %s", ss.target, oneLine(err))
@@ -371,7 +378,8 @@ func helpText(console, listName, esc string) string {
 	}
 	return fmt.Sprintf(`solgate SSH gateway: the SSH user name names the console.
   ssh %[1]s@HOST                 attach (read-write if nobody writes, else read-only)
-  ssh %[2]s@HOST [--json]          list the consoles you may use
+  ssh %[2]s@HOST [--json]          list the consoles you may use (so does any name
+                                 that is no console, with nothing to run)
   ssh %[1]s@HOST COMMAND         run a command:
     power status|on|off|cycle|reset|soft|diag|pxe|bios [--json]
     tail [-n N]                  the last N lines of the console's log (default 20)

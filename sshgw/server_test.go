@@ -48,6 +48,8 @@ func TestExecCommands(t *testing.T) {
 		{"hidden console", "alice", "node3", "power status", 2, "", "solgate: no such console \"node3\" (list@ lists yours)\n"},
 		{"unreadable console", "bob", "node2", "tail", 2, "", "solgate: no such console \"node2\" (list@ lists yours)\n"},
 		{"list", "alice", "list", "", 0, "node2", ""},
+		// ssh consoles: the login name is no console, nothing to run.
+		{"not a console, nothing to run", "alice", "alice", "", 0, "node2", "solgate: no such console \"alice\"; yours are:\n"},
 		{"list json", "alice", "list", "--json", 0, `"console": "node1"`, ""},
 		{"list other command", "alice", "list", "power status", 2, "", "only lists consoles"},
 	}

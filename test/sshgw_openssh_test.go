@@ -145,6 +145,11 @@ func TestGatewayOpenSSHExec(t *testing.T) {
 	if _, errOut, code := g.ssh("alice", "node9@127.0.0.1", "tail"); code != 2 || !strings.Contains(errOut, `no such console "node9"`) {
 		t.Errorf("node9: %d %q", code, errOut)
 	}
+	// "ssh consoles": the login name names no console and nothing is to
+	// run, so the consoles alice may use are listed.
+	if out, errOut, code := g.ssh("alice", "alice@127.0.0.1"); code != 0 || !strings.Contains(out, "node1") || !strings.Contains(errOut, `no such console "alice"; yours are:`) {
+		t.Errorf("ssh alice@ with nothing to run: %d %q %q, want the listing", code, out, errOut)
+	}
 	// log --boot: a power cycle starts a new boot.
 	if out, errOut, code := g.ssh("alice", "node1@127.0.0.1", "power", "cycle"); code != 0 {
 		t.Errorf("power cycle: %d %q %q", code, out, errOut)
