@@ -143,7 +143,7 @@ func ctlStateDir(path string) (string, error) {
 		if !explicit && errors.Is(rerr, os.ErrNotExist) {
 			return "/var/lib/solgate", nil
 		}
-		return "", fmt.Errorf("config: %w", rerr)
+		return "", fmt.Errorf("config %s: %w", path, rerr)
 	}
 	var shape struct {
 		Server struct {
