@@ -49,8 +49,10 @@ func FuzzCodecs(f *testing.F) {
 	f.Add(uint8(10), Session15{AuthType: AuthMD5, Message: []byte{1, 2, 3}}.Append(nil))
 	f.Add(uint8(11), Packet20{Type: PayloadIPMI, SessionID: 1, Authenticated: true, Payload: []byte{1}, Trailer: []byte{0xff, 1, 7}}.Append(nil))
 	f.Add(uint8(12), AppendCipherSuiteRecord(nil, suites[17]))
+	f.Add(uint8(22), AuthCapsRequest{Channel: 0x0e, Extended: true, MaxPriv: 4}.Append(nil))
+	f.Add(uint8(24), ActivatePayloadRequest{Type: 1, Instance: 1}.Append(nil))
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
-		switch which % 22 {
+		switch which % 26 {
 		case 0:
 			roundTrip(t, "Request", ParseRequest, func(v Request) []byte { return v.Append(nil) }, b)
 		case 1:
@@ -113,6 +115,15 @@ func FuzzCodecs(f *testing.F) {
 			}
 		case 21:
 			roundTrip(t, "SessionInfo", ParseSessionInfo, func(v SessionInfo) []byte { return v.Append(nil) }, b)
+		// The requests bmcsim parses from clients.
+		case 22:
+			roundTrip(t, "AuthCapsRequest", ParseAuthCapsRequest, func(v AuthCapsRequest) []byte { return v.Append(nil) }, b)
+		case 23:
+			roundTrip(t, "SessionChallengeRequest", ParseSessionChallengeRequest, func(v SessionChallengeRequest) []byte { return v.Append(nil) }, b)
+		case 24:
+			roundTrip(t, "ActivatePayloadRequest", ParseActivatePayloadRequest, func(v ActivatePayloadRequest) []byte { return v.Append(nil) }, b)
+		case 25:
+			roundTrip(t, "BootFlags", ParseBootFlags, func(v BootFlags) []byte { return v.Append(nil) }, b)
 		}
 	})
 }
