@@ -51,10 +51,14 @@ type Boot struct {
 
 // Boots lists a console's boots, oldest first, reading the whole log.
 // Output logged before the first boot event counts as a boot of its own
-// (How ""). A log without any record has no boots.
+// (How ""), starting at the log's first record; events alone before it
+// do not (a daemon's first connection notes its gap, then the BIOS banner
+// shows: that is one boot, not two). A log without any record has no
+// boots.
 func (s *Store) Boots(ctx context.Context, console string) ([]Boot, error) {
 	var boots []Boot
 	var first time.Time
+	output := false // console output before the first boot event
 	for rec, err := range s.Records(ctx, console, Query{}) {
 		if err != nil {
 			if _, ok := err.(*CorruptError); ok {
@@ -66,9 +70,10 @@ func (s *Store) Boots(ctx context.Context, console string) ([]Boot, error) {
 			first = rec.Time
 		}
 		if rec.Event != EventBoot {
+			output = output || rec.Event == ""
 			continue
 		}
-		if len(boots) == 0 && rec.Time.After(first) {
+		if len(boots) == 0 && output && rec.Time.After(first) {
 			boots = append(boots, Boot{Start: first})
 		}
 		if len(boots) > 0 {

@@ -82,6 +82,38 @@ func TestBoots(t *testing.T) {
 	}
 }
 
+// Events before the first boot event (the daemon's first connection,
+// an attach) are no boot of their own; output is.
+func TestBootsEventsBeforeFirstBoot(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := openTest(t, "", Options{Now: clk.Now})
+	w := mustWriter(t, s, "node42")
+	w.Event(EventGap, "first SOL session of this solgate serve")
+	clk.Advance(time.Millisecond)
+	w.Event(EventAttach, "root via ssh")
+	clk.Advance(time.Millisecond)
+	w.Event(EventBoot, `firmware banner seen: "to enter setup"`)
+	w.Write([]byte("Press F2 to enter setup\r\n"))
+	clk.Advance(time.Second)
+	w.Event(EventBoot, "power cycle by root")
+	w.Flush()
+	boots, err := s.Boots(context.Background(), "node42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(boots) != 2 || boots[0].How != `firmware banner seen: "to enter setup"` || boots[1].How != "power cycle by root" {
+		t.Fatalf("boots %+v, want the banner's and the power cycle's only", boots)
+	}
+	// A log of events only, without boots, is still one boot.
+	w2 := mustWriter(t, s, "node43")
+	w2.Event(EventGap, "first SOL session")
+	w2.Flush()
+	if boots, err := s.Boots(context.Background(), "node43"); err != nil || len(boots) != 1 {
+		t.Fatalf("events only: %+v %v, want one boot", boots, err)
+	}
+}
+
 func TestOpenFileBudget(t *testing.T) {
 	t.Parallel()
 	s := openTest(t, "", Options{MaxOpenFiles: 2})
