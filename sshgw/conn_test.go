@@ -146,8 +146,8 @@ func TestMaxUnauthenticatedFairShare(t *testing.T) {
 			t.Errorf("a crowd connection was closed (%v)", err)
 		}
 	}
-	if st := h.srv.Stats(); st.Unauthenticated != 3 {
-		t.Errorf("Unauthenticated = %d, want 3", st.Unauthenticated)
+	if st := h.srv.Stats(); st.Unauthenticated != 3 || st.RefusedCap != 2 || st.ClosedForRoom != 1 || st.RefusedBackoff != 0 {
+		t.Errorf("Stats %+v, want 3 unauthenticated, 2 refused at the cap, 1 closed for room", st)
 	}
 }
 
@@ -176,6 +176,9 @@ func TestBackoffAfterFailures(t *testing.T) {
 	c := rawDial(t, h.addr, "127.0.0.2")
 	if got := closedByServer(t, c); got != "" {
 		t.Errorf("source in back-off got %q", got)
+	}
+	if st := h.srv.Stats(); st.RefusedBackoff != 1 || st.RefusedCap != 0 {
+		t.Errorf("Stats %+v, want 1 refused in back-off", st)
 	}
 	// Others are not affected.
 	if _, _, code := h.run("alice", "node1", "power status"); code != 0 {

@@ -147,6 +147,7 @@ type Server struct {
 	capRefused int                  // connections refused by the unauthenticated cap since capWarned
 	capWarned  time.Time            // when that was last logged
 	authFails  uint64               // connections that ended unauthenticated after a refused key (Stats)
+	refused    [3]uint64            // Stats' RefusedCap, RefusedBackoff, ClosedForRoom
 
 	wg sync.WaitGroup // every goroutine of ours: conn watchers, sessions, the reload watcher
 }
@@ -325,6 +326,11 @@ type Stats struct {
 	// AuthFailures counts connections that ended without authenticating
 	// after a key or certificate was refused, since the server started.
 	AuthFailures uint64
+	// Since the server started: connections closed at once because the
+	// unauthenticated cap was reached (RefusedCap) or their source was in
+	// back-off (RefusedBackoff), and unauthenticated connections closed
+	// to make room for another source's (ClosedForRoom).
+	RefusedCap, RefusedBackoff, ClosedForRoom uint64
 }
 
 // Stats returns the current counts.
@@ -332,7 +338,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Conns: len(s.conns), Unauthenticated: s.unauth, Sessions: len(s.sessions), BackoffSources: s.backoff.len(),
-		AuthFailures: s.authFails}
+		AuthFailures: s.authFails, RefusedCap: s.refused[0], RefusedBackoff: s.refused[1], ClosedForRoom: s.refused[2]}
 }
 
 // watchReloads re-checks every live session whenever the backend's
@@ -420,6 +426,9 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 		if d := s.backoff.wait(src, time.Now()); d > 0 {
 			// Debug: the Warn when the back-off began said it once.
 			s.log.Debug("connection refused: source in back-off after failed authentications", "remote", remote.String(), "wait", d.Round(time.Second).String())
+			s.mu.Lock()
+			s.refused[1]++
+			s.mu.Unlock()
 			return nil
 		}
 	}
@@ -433,8 +442,10 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 	if s.unauth >= s.opts.MaxUnauthenticated {
 		if evict = s.crowdedOutLocked(src, hasSrc); evict == nil {
 			s.capRefused++
+			s.refused[0]++
 		} else {
 			s.capEvicted++
+			s.refused[2]++
 		}
 		if now := time.Now(); now.Sub(s.capWarned) >= 10*time.Second {
 			refused, evicted, s.capRefused, s.capEvicted, s.capWarned = s.capRefused, s.capEvicted, 0, 0, now

@@ -293,6 +293,11 @@ func TestServeMetrics(t *testing.T) {
 			t.Errorf("%s = %v (%v) before any client, want 0", name, v, ok)
 		}
 	}
+	for _, reason := range []string{"cap", "backoff", "room"} {
+		if v, ok := s.get("solgate_gateway_refused_connections_total", "reason", reason); !ok || v != 0 {
+			t.Errorf("solgate_gateway_refused_connections_total{reason=%q} = %v (%v) before any client, want 0", reason, v, ok)
+		}
+	}
 	client, err := gossh.Dial("tcp", gaddr, &gossh.ClientConfig{User: "node1", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
 		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
 	must(t, err)

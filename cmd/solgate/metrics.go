@@ -213,7 +213,7 @@ func (d *daemon) components() []component {
 func (g *gateway) GatewayStats() (metrics.GatewayStats, bool) {
 	st := g.srv.Stats()
 	return metrics.GatewayStats{Connections: st.Conns, Unauthenticated: st.Unauthenticated, Sessions: st.Sessions,
-		AuthFailures: st.AuthFailures}, true
+		AuthFailures: st.AuthFailures, RefusedCap: st.RefusedCap, RefusedBackoff: st.RefusedBackoff, ClosedForRoom: st.ClosedForRoom}, true
 }
 
 // metricsMaxConns bounds the metrics listener's open connections: each

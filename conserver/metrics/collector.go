@@ -22,6 +22,7 @@ var (
 	gwUnauth       = desc("solgate_gateway_unauthenticated_connections", "SSH connections open that have not authenticated yet.")
 	gwSessions     = desc("solgate_gateway_sessions", "SSH sessions open (attached or running a command).")
 	gwAuthFailures = desc("solgate_gateway_auth_failures_total", "SSH connections refused at authentication.")
+	gwRefused      = desc("solgate_gateway_refused_connections_total", "SSH connections closed before authenticating by the gateway's limits: reason cap (the unauthenticated cap was reached), backoff (the source failed to log in too often), room (an unauthenticated connection closed to make room for another host's).", "reason")
 
 	slConnected  = desc("solgate_syslog_connected", "1 if the syslog target is connected (UDP and unix datagram targets: sending), else 0.", "target")
 	slSent       = desc("solgate_syslog_sent_messages_total", "Messages the syslog receiver has taken.", "target")
@@ -53,7 +54,7 @@ func newCollector(o Options) *collector { return &collector{o: o} }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- buildInfo
 	if c.o.Gateway != nil {
-		for _, d := range []*prometheus.Desc{gwConnections, gwUnauth, gwSessions, gwAuthFailures} {
+		for _, d := range []*prometheus.Desc{gwConnections, gwUnauth, gwSessions, gwAuthFailures, gwRefused} {
 			ch <- d
 		}
 	}
@@ -107,6 +108,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		m(gwUnauth, gauge, float64(g.Unauthenticated))
 		m(gwSessions, gauge, float64(g.Sessions))
 		m(gwAuthFailures, counter, float64(g.AuthFailures))
+		m(gwRefused, counter, float64(g.RefusedCap), "cap")
+		m(gwRefused, counter, float64(g.RefusedBackoff), "backoff")
+		m(gwRefused, counter, float64(g.ClosedForRoom), "room")
 	}
 	if c.o.Syslog != nil {
 		for _, t := range c.o.Syslog.Stats() {

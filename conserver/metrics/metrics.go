@@ -34,6 +34,12 @@ type GatewayStats struct {
 	// AuthFailures counts connections refused at authentication (no
 	// offered key or certificate was accepted) since the gateway started.
 	AuthFailures uint64
+	// Since the gateway started: connections closed before the SSH
+	// handshake because the unauthenticated cap was reached (RefusedCap)
+	// or their source was in back-off after failed logins
+	// (RefusedBackoff), and unauthenticated connections closed to make
+	// room for another source's (ClosedForRoom).
+	RefusedCap, RefusedBackoff, ClosedForRoom uint64
 }
 
 // Syslog is what the syslog shipper tells metrics, one TargetStats per
