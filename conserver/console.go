@@ -209,9 +209,15 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 	oldEsc := c.set.esc
 	c.set = p
 	var conn *solConn
+	// A new password or K_g alone: the live session stays (the next
+	// connection uses them); a console waiting to retry tries now, since
+	// what stopped it may have been the old password.
+	credsOnly := what&config.ChangeCredentials != 0 && what&config.ChangeConnection == 0
+	retryNow := credsOnly && (c.st == Retrying || c.st == Down)
+	keptUp := credsOnly && c.conn != nil
 	if what&config.ChangeConnection != 0 {
-		// New BMC, credentials or steal policy: whatever stopped us
-		// before (a contested payload, a wrong password) may be fixed.
+		// New BMC, user or steal policy: whatever stopped us before (a
+		// contested payload, a wrong password) may be fixed.
 		c.own.contestedAt = time.Time{}
 		c.own.takeovers = nil
 		c.req = &redial{reason: "configuration changed", kind: logstore.EventReconnect}
@@ -229,11 +235,15 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 	if conn != nil {
 		conn.drop() // closed by the supervisor's read: Apply does not wait for the BMC
 	}
-	if what&config.ChangeConnection != 0 {
-		// Only a connection change has the supervisor act now: a kick
-		// for anything else would cut short a backoff (a console down
-		// for a wrong password would log in at every reload) or, left
-		// in wake, skip the next one.
+	if keptUp {
+		c.event(logstore.EventNote, "BMC credentials changed: this SOL session stays, the next connection uses them (solgate ctl reopen: now)")
+	}
+	if what&config.ChangeConnection != 0 || retryNow {
+		// Only a connection change, or new credentials for a console
+		// waiting to retry, has the supervisor act now: a kick for
+		// anything else would cut short a backoff (a console down for a
+		// wrong password would log in at every reload) or, left in wake,
+		// skip the next one.
 		c.kick()
 	}
 }

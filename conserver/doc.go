@@ -104,7 +104,8 @@
 // Apply builds every new or changed console's settings off to the side
 // and checks them; any error changes nothing. Then: added consoles start,
 // removed ones stop, ChangeConnection reconnects (and clears a contested
-// state), ChangeLog sets the writer's rotation and retention in place,
+// state), ChangeCredentials alone (a new password or K_g) keeps a live
+// session and has a console waiting to retry try now, ChangeLog sets the writer's rotation and retention in place,
 // ChangeEscape applies to attachments, and every attachment is re-checked
 // against the new access rules (detached, or made read-only, with a
 // one-line reason). An identical configuration is a no-op. [server]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/conserver/escape"
+	"github.com/solgate/solgate/conserver/hostlist"
 	"github.com/solgate/solgate/conserver/power"
 	"github.com/solgate/solgate/ipmilan"
 	"github.com/solgate/solgate/logstore"
@@ -219,7 +220,10 @@ type ApplyResult struct {
 	Started    []string // consoles added
 	Stopped    []string // consoles removed
 	Reconnects []string // consoles whose connection settings changed
-	Updated    []string // consoles with other changes (log, escape, access)
+	Updated    []string // consoles with other changes (log, escape, access, credentials alone)
+	// Credentials are the consoles of Updated whose BMC password or K_g
+	// changed: live sessions keep running, the next connection uses them.
+	Credentials []string
 	// Failed are configured consoles that could not start (their log
 	// could not be opened: descriptors, disk, permissions); every later
 	// Apply, an identical one too, tries them again.
@@ -330,6 +334,9 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config) (ApplyResult, e
 			res.Reconnects = append(res.Reconnects, cc.Name)
 		case what != 0:
 			res.Updated = append(res.Updated, cc.Name)
+			if what&config.ChangeCredentials != 0 {
+				res.Credentials = append(res.Credentials, cc.Name)
+			}
 		}
 	}
 	for _, n := range toStart {
@@ -347,6 +354,10 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config) (ApplyResult, e
 			res.Detached += det
 			res.Downgraded += down
 		}
+	}
+	if len(res.Credentials) > 0 {
+		m.log.Info("conserver: BMC credentials changed: live SOL sessions stay, each console's next connection uses them (solgate ctl reopen: now)",
+			"consoles", hostlist.Compress(res.Credentials), "count", len(res.Credentials))
 	}
 	m.log.Info("conserver: configuration applied", "consoles", len(cfg.Consoles), "started", len(res.Started),
 		"stopped", len(res.Stopped), "reconnecting", len(res.Reconnects), "updated", len(res.Updated),

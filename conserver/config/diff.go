@@ -14,7 +14,7 @@ import (
 type Change uint8
 
 const (
-	// ChangeConnection: BMC address, credentials, interface, cipher suite,
+	// ChangeConnection: BMC address, user, interface, cipher suite,
 	// authentication type, privilege, quirks or steal policy. The SOL
 	// session must be re-established.
 	ChangeConnection Change = 1 << iota
@@ -25,6 +25,11 @@ const (
 	ChangeAccess
 	// ChangeEscape: the escape sequence of attached sessions.
 	ChangeEscape
+	// ChangeCredentials: the BMC password or K_g, nothing else of the
+	// connection. A live session stays (it is authenticated, and a new
+	// password that is wrong, or saved before the BMCs have it, must not
+	// take every console down); the next connection uses them.
+	ChangeCredentials
 )
 
 func (ch Change) String() string {
@@ -32,7 +37,7 @@ func (ch Change) String() string {
 	for _, x := range []struct {
 		c    Change
 		name string
-	}{{ChangeConnection, "connection"}, {ChangeLog, "log"}, {ChangeAccess, "access"}, {ChangeEscape, "escape"}} {
+	}{{ChangeConnection, "connection"}, {ChangeCredentials, "credentials"}, {ChangeLog, "log"}, {ChangeAccess, "access"}, {ChangeEscape, "escape"}} {
 		if ch&x.c != 0 {
 			parts = append(parts, x.name)
 		}
@@ -90,6 +95,9 @@ func Compare(old, new *Config) Diff {
 		if !connEqual(oc, nc) {
 			what |= ChangeConnection
 		}
+		if !oc.Password.Equal(nc.Password) || !oc.KG.Equal(nc.KG) {
+			what |= ChangeCredentials
+		}
 		if oc.Log != nc.Log {
 			what |= ChangeLog
 		}
@@ -127,7 +135,7 @@ func Compare(old, new *Config) Diff {
 }
 
 func connEqual(a, b *Console) bool {
-	return a.BMC == b.BMC && a.User == b.User && a.Password.Equal(b.Password) && a.KG.Equal(b.KG) &&
+	return a.BMC == b.BMC && a.User == b.User &&
 		a.Interface == b.Interface && a.CipherSuite == b.CipherSuite && a.CipherSuiteZero == b.CipherSuiteZero &&
 		a.InsecureCipherSuite == b.InsecureCipherSuite &&
 		a.AuthType == b.AuthType && a.Privilege == b.Privilege && slices.Equal(a.Quirks, b.Quirks) &&

@@ -410,7 +410,7 @@ func TestWatchSecretFileChange(t *testing.T) {
 	w := startReal(t, dir)
 	write(t, filepath.Join(dir, "bmc.pass"), "new\n")
 	ev := nextEvent(t, w)
-	if ev.Err != nil || len(ev.Diff.Changed) != 3 || ev.Diff.Changed[0].What != ChangeConnection {
+	if ev.Err != nil || len(ev.Diff.Changed) != 3 || ev.Diff.Changed[0].What != ChangeCredentials {
 		t.Fatalf("password change: err %v diff %+v", ev.Err, ev.Diff)
 	}
 }
