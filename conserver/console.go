@@ -113,6 +113,9 @@ type Console struct {
 	pumping   bool
 	solStats  ipmilan.SOLStats // of the last session, once it ended
 	stopped   bool
+	// credCheck: a check of new credentials runs (checkCredentials);
+	// credAgain: they changed again meanwhile, check once more after it.
+	credCheck, credAgain bool
 }
 
 // redial is a request to drop the SOL connection and dial again now.
@@ -236,7 +239,7 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 		conn.drop() // closed by the supervisor's read: Apply does not wait for the BMC
 	}
 	if keptUp {
-		c.event(logstore.EventNote, "BMC credentials changed: this SOL session stays, the next connection uses them (solgate ctl reopen: now)")
+		c.startCredentialCheck()
 	}
 	if what&config.ChangeConnection != 0 || retryNow {
 		// Only a connection change, or new credentials for a console
@@ -246,6 +249,64 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 		// skip the next one.
 		c.kick()
 	}
+}
+
+// startCredentialCheck has new BMC credentials of a console that is up
+// tried with a short-lived session, one check at a time (a change during
+// a check is checked after it), so that a password the BMC does not
+// take is said now, not at the console's next connection days later.
+func (c *Console) startCredentialCheck() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.credCheck {
+		c.credAgain = true
+		return
+	}
+	c.credCheck = true
+	c.m.wg.Add(1)
+	go c.checkCredentials()
+}
+
+func (c *Console) checkCredentials() {
+	defer c.m.wg.Done()
+	for {
+		c.checkCredentialsOnce()
+		c.mu.Lock()
+		again := c.credAgain && c.ctx.Err() == nil
+		c.credAgain, c.credCheck = false, again
+		c.mu.Unlock()
+		if !again {
+			return
+		}
+	}
+}
+
+func (c *Console) checkCredentialsOnce() {
+	if err := c.m.hs.acquire(c.ctx); err != nil {
+		return // stopping
+	}
+	defer c.m.hs.release()
+	set := c.settings()
+	cfg := c.m.ipmiConfig(set)
+	ctx, cancel := context.WithTimeout(c.ctx, connectTimeout(cfg))
+	defer cancel()
+	sess, err := c.m.open(ctx, cfg)
+	if c.ctx.Err() != nil {
+		if sess != nil {
+			sess.Close()
+		}
+		return
+	}
+	const kept = "this SOL session stays, the next connection uses them (solgate ctl reopen: now)"
+	if err == nil {
+		sess.Close()
+		c.event(logstore.EventNote, "BMC credentials changed and checked with a short-lived session: the BMC takes them; "+kept)
+		c.logger().Info("conserver: new BMC credentials checked: the BMC takes them")
+		return
+	}
+	line := oneLine(err, cfg.Addr)
+	c.event(logstore.EventNote, "BMC credentials changed, but a short-lived session with them failed: "+line+"; "+kept+", and will fail as this one did")
+	c.logger().Warn("conserver: new BMC credentials do not work (the live SOL session stays)", "err", err)
 }
 
 // setState records a state change; the caller holds mu.

@@ -214,9 +214,10 @@ func TestFailedStartRetried(t *testing.T) {
 
 // TestReloadCredentials: a new BMC password saved while a console is up
 // keeps its SOL session (a wrong one, or one saved before the BMCs have
-// it, must not take every console down) and is used by its next
-// connection; a console down for a wrong password tries the fixed one at
-// once, not at the end of its backoff.
+// it, must not take every console down), is checked with a short-lived
+// session at once (the console log says whether the BMC takes it) and is
+// used by its next connection; a console down for a wrong password tries
+// the fixed one at once, not at the end of its backoff.
 func TestReloadCredentials(t *testing.T) {
 	t.Parallel()
 	s1 := startSim(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
@@ -224,33 +225,41 @@ func TestReloadCredentials(t *testing.T) {
 	server := "reconnect_min = \"50ms\"\nreconnect_max = \"10m\"\nreconnect_stable = \"2s\"\n"
 	consoles := []consoleSpec{{name: "node1", bmc: s1.Addr}, {name: "node2", bmc: s2.Addr, extra: `password_file = "node2.pass"`}}
 	e := newEnv(t, server, consoles[:1], Options{})
-	must(t, os.WriteFile(filepath.Join(e.dir, "node2.pass"), []byte("not-the-password\n"), 0o600))
+	pass := func(file, pw string) { must(t, os.WriteFile(filepath.Join(e.dir, file), []byte(pw+"\n"), 0o600)) }
+	pass("node2.pass", "not-the-password")
 	e.write(testConfig(e.dir, server, consoles, ""))
 	e.reload()
 	n1, n2 := e.m.Console("node1"), e.m.Console("node2")
 	waitState(t, n1, Up, 10*time.Second)
 	waitState(t, n2, Down, 10*time.Second)
+	logHas := func(console, text string) {
+		t.Helper()
+		waitFor(t, console+"'s log: "+text, 10*time.Second, func() bool { return strings.Contains(logText(t, e.store, console), text) })
+	}
 
-	// node1's password file now says something the BMC does not know yet;
+	// node1's password file now says something its BMC does not know;
 	// node2's is fixed.
-	must(t, os.WriteFile(filepath.Join(e.dir, "bmc.pass"), []byte("rotated-password\n"), 0o600))
-	must(t, os.WriteFile(filepath.Join(e.dir, "node2.pass"), []byte(simPassword+"\n"), 0o600))
+	pass("bmc.pass", "rotated-password")
+	pass("node2.pass", simPassword)
 	res := e.reload()
 	if len(res.Reconnects) != 0 || strings.Join(res.Credentials, ",") != "node1,node2" {
 		t.Fatalf("apply: %+v, want no reconnects and node1,node2 with new credentials", res)
 	}
 	waitState(t, n2, Up, 5*time.Second) // its backoff was minutes: the fix was tried at once
-	time.Sleep(300 * time.Millisecond)
+	logHas("node1", "BMC credentials changed, but a short-lived session with them failed: authentication failed")
+	// Back to the BMC's password: the check says it works.
+	pass("bmc.pass", simPassword)
+	e.reload()
+	logHas("node1", "BMC credentials changed and checked with a short-lived session: the BMC takes them")
 	if n1.Status().State != Up || established(t, e, "node1") != 1 {
 		t.Fatalf("node1: %v after %d sessions, want its one session kept", n1.Status().State, established(t, e, "node1"))
 	}
-	if log := logText(t, e.store, "node1"); !strings.Contains(log, "BMC credentials changed: this SOL session stays") {
-		t.Errorf("node1's log does not say its credentials changed:\n%s", tailStr(log, 600))
-	}
-	// Its next connection uses the new password, which the BMC refuses.
+	// Its next connection uses the credentials of the file.
+	pass("bmc.pass", "rotated-password")
+	e.reload()
 	must(t, n1.ReopenAdmin(Identity{User: "root", Via: "ctl", Remote: "pid 1"}))
 	waitState(t, n1, Down, 10*time.Second)
-	if info := n1.Status(); !strings.Contains(info.Reason, "authentication") {
-		t.Errorf("node1 after reopen: %v %q, want down for authentication", info.State, info.Reason)
+	if st := n1.Status(); !strings.Contains(st.Reason, "authentication") {
+		t.Errorf("node1 after reopen: %v %q, want down for authentication", st.State, st.Reason)
 	}
 }

@@ -28,7 +28,8 @@ const (
 	// ChangeCredentials: the BMC password or K_g, nothing else of the
 	// connection. A live session stays (it is authenticated, and a new
 	// password that is wrong, or saved before the BMCs have it, must not
-	// take every console down); the next connection uses them.
+	// take every console down); the console manager checks them with a
+	// short-lived session, and the next connection uses them.
 	ChangeCredentials
 )
 
