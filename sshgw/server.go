@@ -36,8 +36,9 @@ type Options struct {
 	// cap a new connection is closed at once, unless its source (IPv4
 	// address or IPv6 /64), counting the new one, would still hold fewer
 	// of them than the source that holds most: then that source's oldest
-	// unauthenticated connection is closed to make room. So one host holding every slot (a scanner, a flood of
-	// stalled handshakes) cannot lock the others out. Default 64.
+	// unauthenticated connection is closed to make room. So one host
+	// holding every slot (a scanner, a flood of stalled handshakes)
+	// cannot lock the others out. Default 64.
 	MaxUnauthenticated int
 	// MaxSessions caps open sessions in total, MaxSessionsPerUser per
 	// person. Defaults 2048 and 256.
