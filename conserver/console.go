@@ -282,7 +282,10 @@ func (c *Console) checkCredentials() {
 }
 
 func (c *Console) checkCredentialsOnce() {
-	if err := c.m.hs.acquire(c.ctx); err != nil {
+	counted, err := false, error(nil)
+	c.m.creds.begin()
+	defer func() { c.m.creds.end(c.m.log, c.name, counted, err) }()
+	if c.m.hs.acquire(c.ctx) != nil {
 		return // stopping
 	}
 	defer c.m.hs.release()
@@ -297,16 +300,17 @@ func (c *Console) checkCredentialsOnce() {
 		}
 		return
 	}
+	counted = true
 	const kept = "this SOL session stays, the next connection uses them (solgate ctl reopen: now)"
 	if err == nil {
 		sess.Close()
 		c.event(logstore.EventNote, "BMC credentials changed and checked with a short-lived session: the BMC takes them; "+kept)
-		c.logger().Info("conserver: new BMC credentials checked: the BMC takes them")
+		c.logger().Debug("conserver: checked the new BMC credentials: taken")
 		return
 	}
 	line := oneLine(err, cfg.Addr)
 	c.event(logstore.EventNote, "BMC credentials changed, but a short-lived session with them failed: "+line+"; "+kept+", and will fail as this one did")
-	c.logger().Warn("conserver: new BMC credentials do not work (the live SOL session stays)", "err", err)
+	c.logger().Debug("conserver: checked the new BMC credentials: refused", "err", err)
 }
 
 // setState records a state change; the caller holds mu.

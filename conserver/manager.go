@@ -94,7 +94,55 @@ type Manager struct {
 	consoles map[string]*Console
 	closed   bool
 
-	wg sync.WaitGroup // console supervisors
+	creds credTally // the checks of new BMC credentials, for one daemon log line
+
+	wg sync.WaitGroup // console supervisors and their credential checks
+}
+
+// credTally sums up the checks of new BMC credentials (checkCredentials)
+// for the daemon log: a password file that 10,000 consoles share is one
+// line when its checks are done, not one per console.
+type credTally struct {
+	mu      sync.Mutex
+	pending int
+	ok      int
+	failed  []string // consoles whose BMC refused them
+	lastErr error    // one of their errors
+}
+
+func (t *credTally) begin() {
+	t.mu.Lock()
+	t.pending++
+	t.mu.Unlock()
+}
+
+// end counts one check (err nil: the BMC took them; counted false: the
+// console stopped first) and, after the last check under way, logs the
+// sum.
+func (t *credTally) end(log *slog.Logger, name string, counted bool, err error) {
+	t.mu.Lock()
+	t.pending--
+	switch {
+	case !counted:
+	case err == nil:
+		t.ok++
+	default:
+		t.failed = append(t.failed, name)
+		t.lastErr = err
+	}
+	if t.pending > 0 || t.ok+len(t.failed) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	ok, failed, lastErr := t.ok, t.failed, t.lastErr
+	t.ok, t.failed, t.lastErr = 0, nil, nil
+	t.mu.Unlock()
+	if len(failed) == 0 {
+		log.Info("conserver: new BMC credentials checked: the BMCs take them", "consoles", ok)
+		return
+	}
+	log.Warn("conserver: new BMC credentials do not work: the live SOL sessions stay, their next connections will fail",
+		"failed", hostlist.Compress(failed), "count", len(failed), "of", ok+len(failed), "err", lastErr)
 }
 
 // NewManager returns a manager with no consoles; Apply starts them.

@@ -247,10 +247,20 @@ func TestReloadCredentials(t *testing.T) {
 	}
 	waitState(t, n2, Up, 5*time.Second) // its backoff was minutes: the fix was tried at once
 	logHas("node1", "BMC credentials changed, but a short-lived session with them failed: authentication failed")
+	// The daemon log sums the checks up in one line.
+	waitFor(t, "the daemon log's line on the check", 5*time.Second, func() bool {
+		return strings.Contains(e.logBuf.String(), "new BMC credentials do not work")
+	})
+	if l := e.logBuf.String(); strings.Count(l, "new BMC credentials do not work") != 1 || !strings.Contains(l, "failed=node1 count=1 of=1") {
+		t.Errorf("daemon log on the check:\n%s", l)
+	}
 	// Back to the BMC's password: the check says it works.
 	pass("bmc.pass", simPassword)
 	e.reload()
 	logHas("node1", "BMC credentials changed and checked with a short-lived session: the BMC takes them")
+	waitFor(t, "the daemon log's line on the second check", 5*time.Second, func() bool {
+		return strings.Contains(e.logBuf.String(), "new BMC credentials checked: the BMCs take them")
+	})
 	if n1.Status().State != Up || established(t, e, "node1") != 1 {
 		t.Fatalf("node1: %v after %d sessions, want its one session kept", n1.Status().State, established(t, e, "node1"))
 	}
