@@ -520,9 +520,8 @@ func (dm *demo) sshArgs(withKey bool) string {
 	if withKey {
 		s += " -i " + dm.keyPath
 	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
+	// OpenSSH takes an IPv6 address bare after "user@" (node01@::1) and
+	// looks "[::1]" up as a host name.
 	return s + " %s@" + host
 }
 
