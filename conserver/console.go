@@ -212,14 +212,22 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 	oldEsc := c.set.esc
 	c.set = p
 	var conn *solConn
-	// A new password or K_g alone: the live session stays (the next
-	// connection uses them); a console waiting to retry tries now, since
-	// what stopped it may have been the old password.
-	credsOnly := what&config.ChangeCredentials != 0 && what&config.ChangeConnection == 0
-	retryNow := credsOnly && (c.st == Retrying || c.st == Down)
-	keptUp := credsOnly && c.conn != nil
+	// A new password or K_g, or steal policy, without a connection
+	// change: the live session stays (the next connection uses them). A
+	// console waiting to retry tries now, since what stopped it may have
+	// been the old password; one waiting for the payload or contested
+	// does too, under the new policy, its contested count cleared.
+	soft := what&config.ChangeConnection == 0
+	creds := soft && what&config.ChangeCredentials != 0
+	steal := soft && what&config.ChangeSteal != 0
+	retryNow := creds && (c.st == Retrying || c.st == Down) || steal && (c.st == Waiting || c.st == Contested)
+	if steal {
+		c.own.contestedAt = time.Time{}
+		c.own.takeovers = nil
+	}
+	keptUp := creds && c.conn != nil
 	if what&config.ChangeConnection != 0 {
-		// New BMC, user or steal policy: whatever stopped us before (a
+		// New BMC, user, cipher suite...: whatever stopped us before (a
 		// contested payload, a wrong password) may be fixed.
 		c.own.contestedAt = time.Time{}
 		c.own.takeovers = nil
@@ -242,8 +250,8 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 		c.startCredentialCheck()
 	}
 	if what&config.ChangeConnection != 0 || retryNow {
-		// Only a connection change, or new credentials for a console
-		// waiting to retry, has the supervisor act now: a kick for
+		// Only a connection change, or new credentials or policy for a
+		// console they may help, has the supervisor act now: a kick for
 		// anything else would cut short a backoff (a console down for a
 		// wrong password would log in at every reload) or, left in wake,
 		// skip the next one.

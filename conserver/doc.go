@@ -106,7 +106,8 @@
 // removed ones stop, ChangeConnection reconnects (and clears a contested
 // state), ChangeCredentials alone (a new password or K_g) keeps a live
 // session, checks them with a short-lived one and has a console waiting
-// to retry try now, ChangeLog sets the writer's rotation and retention in place,
+// to retry try now, ChangeSteal alone keeps a live session and has a
+// console waiting for the payload or contested apply it now, ChangeLog sets the writer's rotation and retention in place,
 // ChangeEscape applies to attachments, and every attachment is re-checked
 // against the new access rules (detached, or made read-only, with a
 // one-line reason). An identical configuration is a no-op. [server]

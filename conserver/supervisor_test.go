@@ -477,3 +477,47 @@ func TestReloadDoesNotWaitForOldBMCs(t *testing.T) {
 		}
 	})
 }
+
+// TestStealChangeWithoutReconnect: a new steal policy keeps a live session
+// (it matters only when another client holds the payload), and a console
+// waiting for the payload applies it at once, not at its next re-check.
+func TestStealChangeWithoutReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		server := "reconnect_min = \"1s\"\nreconnect_max = \"5m\""
+		setSteal := func(e *testEnv, from, to string) ApplyResult {
+			t.Helper()
+			text, err := os.ReadFile(e.path)
+			must(t, err)
+			e.write(strings.Replace(string(text), `steal = "`+from+`"`, `steal = "`+to+`"`, 1))
+			return e.reload()
+		}
+		// Up: no reconnect, no new login.
+		f := &fakeBMC{}
+		e, c := fakeEnv(t, f, server, `steal = "never"`, Options{})
+		waitUp(t, c)
+		dials := len(f.dialTimes())
+		if res := setSteal(e, "never", "always"); len(res.Reconnects) != 0 || len(res.Updated) != 1 {
+			t.Fatalf("apply: %+v, want node1 updated, not reconnected", res)
+		}
+		time.Sleep(time.Minute)
+		waitUp(t, c)
+		if n := len(f.dialTimes()); n != dials {
+			t.Fatalf("%d logins after the policy change, want none", n-dials)
+		}
+
+		// Waiting for another client: "always" takes the payload at once.
+		f2 := &fakeBMC{foreign: 0xabc}
+		e2, c2 := fakeEnv(t, f2, server, `steal = "never"`, Options{})
+		time.Sleep(10 * time.Minute) // re-checks are a minute apart by now
+		synctest.Wait()
+		if st := c2.Status(); st.State != Waiting {
+			t.Fatalf("status %+v: want waiting", st)
+		}
+		setSteal(e2, "never", "always")
+		time.Sleep(time.Second)
+		waitUp(t, c2)
+		if steals, _, _ := f2.counts(); steals != 1 {
+			t.Fatalf("%d steals, want 1", steals)
+		}
+	})
+}

@@ -15,8 +15,8 @@ type Change uint8
 
 const (
 	// ChangeConnection: BMC address, user, interface, cipher suite,
-	// authentication type, privilege, quirks or steal policy. The SOL
-	// session must be re-established.
+	// authentication type, privilege or quirks. The SOL session must be
+	// re-established.
 	ChangeConnection Change = 1 << iota
 	// ChangeLog: rotation or retention; the log writer is reconfigured.
 	ChangeLog
@@ -31,6 +31,10 @@ const (
 	// take every console down); the console manager checks them with a
 	// short-lived session, and the next connection uses them.
 	ChangeCredentials
+	// ChangeSteal: the SOL ownership policy. A live session stays (the
+	// policy matters only when another client holds the payload); a
+	// console waiting for the payload or contested applies it at once.
+	ChangeSteal
 )
 
 func (ch Change) String() string {
@@ -38,7 +42,7 @@ func (ch Change) String() string {
 	for _, x := range []struct {
 		c    Change
 		name string
-	}{{ChangeConnection, "connection"}, {ChangeCredentials, "credentials"}, {ChangeLog, "log"}, {ChangeAccess, "access"}, {ChangeEscape, "escape"}} {
+	}{{ChangeConnection, "connection"}, {ChangeCredentials, "credentials"}, {ChangeSteal, "steal"}, {ChangeLog, "log"}, {ChangeAccess, "access"}, {ChangeEscape, "escape"}} {
 		if ch&x.c != 0 {
 			parts = append(parts, x.name)
 		}
@@ -99,6 +103,9 @@ func Compare(old, new *Config) Diff {
 		if !oc.Password.Equal(nc.Password) || !oc.KG.Equal(nc.KG) {
 			what |= ChangeCredentials
 		}
+		if oc.Steal != nc.Steal {
+			what |= ChangeSteal
+		}
 		if oc.Log != nc.Log {
 			what |= ChangeLog
 		}
@@ -139,8 +146,7 @@ func connEqual(a, b *Console) bool {
 	return a.BMC == b.BMC && a.User == b.User &&
 		a.Interface == b.Interface && a.CipherSuite == b.CipherSuite && a.CipherSuiteZero == b.CipherSuiteZero &&
 		a.InsecureCipherSuite == b.InsecureCipherSuite &&
-		a.AuthType == b.AuthType && a.Privilege == b.Privilege && slices.Equal(a.Quirks, b.Quirks) &&
-		a.Steal == b.Steal
+		a.AuthType == b.AuthType && a.Privilege == b.Privilege && slices.Equal(a.Quirks, b.Quirks)
 }
 
 func userEqual(a, b *User) bool {
