@@ -236,6 +236,24 @@ func TestCtl(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// reopen of a hostlist: each console, past one that does not exist,
+	// exit status 1 naming it.
+	out, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "reopen", "node[1-3]")
+	if code != 1 || !strings.Contains(out, "node1: reopening its SOL session") || !strings.Contains(out, "node2: reopening its SOL session") ||
+		!strings.Contains(out, `node3: not reopened: no console "node3"`) || !strings.Contains(errs, "1 of 3 consoles not reopened: node3") {
+		t.Fatalf("ctl reopen node[1-3]: exit %d\n%s%s", code, out, errs)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		ctlJSON(t, &info, "--socket", sock, "info", "node2")
+		if info.State == "up" && info.Reconnects == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after reopen node[1-3]: %+v, want up with 2 reconnects", info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// reload: unchanged, then a console added and one removed.
 	var rl struct {

@@ -40,8 +40,9 @@ Commands:
   reload           re-read the configuration now and apply it; prints what
                    changed, or every error (exit status 1) while the running
                    configuration stays
-  reopen CONSOLE   drop the console's SOL session and establish it again now
-                   (taking the payload from another client if it holds it)
+  reopen CONSOLES  drop each console's SOL session and establish it again now
+                   (taking the payload from another client if it holds it);
+                   CONSOLES is a hostlist: node042, 'node[001-128]'
 
 --json prints the daemon's answer as JSON instead, for scripts.
 
@@ -52,6 +53,7 @@ Examples:
   sudo solgate ctl status
   sudo -u solgate solgate ctl info node042
   solgate ctl -c ./solgate.toml reload
+  sudo solgate ctl reopen 'rack4-node[01-32]'   # after fixing their BMCs
   solgate ctl --json who | jq -r '.[].user'`
 
 func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,11 +78,23 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if len(pos) > 1 {
 			return &exitError{code: 2, msg: fmt.Sprintf("ctl %s: unexpected argument %q", req.Command, pos[1])}
 		}
-	case "info", "reopen":
+	case "info":
 		if len(pos) != 2 {
-			return &exitError{code: 2, msg: fmt.Sprintf("ctl %s: want one CONSOLE", req.Command)}
+			return &exitError{code: 2, msg: "ctl info: want one CONSOLE"}
 		}
 		req.Console = pos[1]
+	case "reopen":
+		if len(pos) != 2 {
+			return &exitError{code: 2, msg: "ctl reopen: want CONSOLES (a name or a hostlist such as 'node[001-128]')"}
+		}
+		names, err := hostlist.Expand(pos[1])
+		if err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("ctl reopen: %v", err)}
+		}
+		if len(names) != 1 {
+			return ctlReopenMany(ctx, path, *sock, *asJSON, *timeout, names, stdout)
+		}
+		req.Console = names[0]
 	case "who":
 		if len(pos) > 2 {
 			return &exitError{code: 2, msg: "ctl who: at most one CONSOLE"}
@@ -263,6 +277,62 @@ func printCtlJSON(w io.Writer, cmd string, rep ctlReply, raw json.RawMessage) er
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// ctlReopenMany reopens each console of a hostlist, one request each,
+// and goes on past failures: one line per console (or a JSON array of
+// the replies), exit status 1 if any failed.
+func ctlReopenMany(ctx context.Context, path, sock string, asJSON bool, timeout time.Duration, names []string, stdout io.Writer) error {
+	if sock == "" {
+		dir, err := ctlStateDir(path)
+		if err != nil {
+			return fmt.Errorf("ctl: %w", err)
+		}
+		sock = filepath.Join(dir, ctlSocketName)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var failed []string
+	type result struct {
+		Console string `json:"console"`
+		State   string `json:"state,omitempty"` // before the reopen
+		Error   string `json:"error,omitempty"`
+	}
+	var all []result
+	for _, name := range names {
+		rep, _, err := ctlCall(ctx, sock, ctlRequest{Command: "reopen", Console: name})
+		if err != nil {
+			return fmt.Errorf("ctl: %w", err) // the daemon is not there: the rest would fail alike
+		}
+		r := result{Console: name, Error: rep.Error}
+		if rep.Reopen != nil {
+			r.State = rep.Reopen.State
+		}
+		all = append(all, r)
+		if r.Error != "" {
+			failed = append(failed, name)
+			if !asJSON {
+				fmt.Fprintf(stdout, "%s: not reopened: %s\n", name, r.Error)
+			}
+			continue
+		}
+		if !asJSON {
+			printCtl(stdout, "reopen", rep)
+		}
+	}
+	if asJSON {
+		b, err := json.MarshalIndent(all, "", "  ")
+		if err != nil {
+			return err
+		}
+		if _, err := stdout.Write(append(b, '\n')); err != nil {
+			return err
+		}
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("ctl reopen: %d of %d consoles not reopened: %s", len(failed), len(names), hostlist.Compress(failed))}
+	}
+	return nil
 }
 
 func ago(t time.Time) string {
