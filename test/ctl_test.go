@@ -319,6 +319,24 @@ func TestCtl(t *testing.T) {
 	}
 	must(t, os.WriteFile(cfg, good, 0o640))
 
+	// A new BMC password the BMCs do not have: applied without a
+	// reconnect, said so, and every console stays up.
+	writeServeConfig(t, dir, server, []servedConsole{consoles[0], consoles[1], {name: "node3", bmc: sim3.Addr}})
+	if _, errs, code := runSolgate(t, nil, "ctl", "-c", cfg, "reload"); code != 0 {
+		t.Fatalf("ctl reload of the last good configuration: exit %d %s", code, errs)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "bmc.pass"), []byte("not-yet-on-the-bmcs\n"), 0o600))
+	out, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "reload")
+	if code != 0 || !strings.Contains(out, "of those, new BMC credentials (live sessions kept; each is checked now, its console log says how it went): 3 (node[1-3])") ||
+		strings.Contains(out, "reconnecting") {
+		t.Fatalf("ctl reload of a new password: exit %d\n%s%s", code, out, errs)
+	}
+	time.Sleep(500 * time.Millisecond)
+	ctlJSON(t, &st, "-c", cfg, "status")
+	if n, _ := st.count("up"); n != 3 {
+		t.Errorf("status after a new password the BMCs refuse: %d up, want 3 (live sessions kept)", n)
+	}
+
 	// Bad use.
 	for _, args := range [][]string{{"ctl"}, {"ctl", "frobnicate"}, {"ctl", "info"}, {"ctl", "status", "extra"}} {
 		if _, errs, code := runSolgate(t, nil, args...); code != 2 || errs == "" {

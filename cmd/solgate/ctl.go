@@ -421,7 +421,8 @@ func printCtl(w io.Writer, cmd string, rep ctlReply) {
 		list("consoles started", r.Started)
 		list("consoles stopped", r.Stopped)
 		list("consoles reconnecting (connection settings changed)", r.Reconnects)
-		list("consoles updated (log, escape or access)", r.Updated)
+		list("consoles updated (log, escape, access, steal policy or credentials)", r.Updated)
+		list("of those, new BMC credentials (live sessions kept; each is checked now, its console log says how it went)", r.Credentials)
 		list("consoles that could not start (see the daemon log; tried again at every reload)", r.Failed)
 		list("users changed", r.Users)
 		for _, f := range []struct {

@@ -133,6 +133,7 @@ type ctlReloadDone struct {
 	Stopped     []string `json:"stopped,omitempty"`
 	Reconnects  []string `json:"reconnecting,omitempty"`
 	Updated     []string `json:"updated,omitempty"`
+	Credentials []string `json:"credentials_changed,omitempty"` // of Updated: BMC password or K_g, checked in the background
 	Failed      []string `json:"failed,omitempty"`
 	Users       []string `json:"users_changed,omitempty"`
 	Rules       bool     `json:"rules_changed,omitempty"`
@@ -509,7 +510,7 @@ func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 		return ctlReply{Error: "the configuration was refused; the running one stays", Errors: []string{err.Error()}}
 	}
 	d.watcher.Reload()
-	return ctlReply{Reload: &ctlReloadDone{Started: res.Started, Stopped: res.Stopped, Reconnects: res.Reconnects, Updated: res.Updated, Failed: res.Failed,
+	return ctlReply{Reload: &ctlReloadDone{Started: res.Started, Stopped: res.Stopped, Reconnects: res.Reconnects, Updated: res.Updated, Credentials: res.Credentials, Failed: res.Failed,
 		Users: diff.Users, Rules: diff.Rules, Syslog: diff.Syslog, Server: diff.Server, Detached: res.Detached, Downgraded: res.Downgraded,
 		Fingerprint: cfg.Fingerprint()}}
 }
