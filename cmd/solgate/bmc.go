@@ -472,6 +472,9 @@ func runBMCSet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	perHost := make([][]bmcconf.Assignment, len(names))
 	for _, arg := range rest {
 		a, err := bmcconf.ParseAssignment(arg)
+		if err == nil {
+			err = bmcconf.CheckKey(a.Key)
+		}
 		if err != nil {
 			return &exitError{code: 2, msg: "bmc set: " + err.Error()}
 		}

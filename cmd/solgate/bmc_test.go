@@ -79,6 +79,10 @@ func TestBMCUsage(t *testing.T) {
 		{[]string{"set", "127.0.0.1:1", "sol.enable"}, 2, "want KEY=VALUE"},
 		{[]string{"set", "127.0.0.1:1", "user.2.password=x"}, 2, "never given on the command line"},
 		{[]string{"set", "node[1-2]", "lan.ip=10.0.0.[1-3]"}, 2, "gives 3 values for 2 hosts"},
+		// A mistyped key is refused before any BMC is asked (nothing
+		// listens at 127.0.0.1:1: asking would fail otherwise).
+		{[]string{"set", "127.0.0.1:1", "sol.enabel=on"}, 2, `unknown key "sol.enabel": did you mean "sol.enable"?`},
+		{[]string{"set", "127.0.0.1:1", "sol.bitrate=115200", "frobnicate=1"}, 2, `unknown key "frobnicate" (solgate bmc set --help`},
 		{[]string{"user", "127.0.0.1:1", "fly", "alice"}, 2, `unknown action "fly"`},
 		{[]string{"user", "127.0.0.1:1", "add"}, 2, "want HOSTS ACTION NAME"},
 		{[]string{"doctor", "127.0.0.1:1", "--baud", "300"}, 2, "--baud"},

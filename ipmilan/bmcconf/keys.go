@@ -574,7 +574,63 @@ func lookupKey(s *Snapshot, name string) (key, error) {
 			}
 		}
 	}
+	if near := nearestKey(name); near != "" {
+		return key{}, fmt.Errorf("unknown key %q: did you mean %q? (solgate bmc set --help lists them)", name, near)
+	}
 	return key{}, fmt.Errorf("unknown key %q (solgate bmc set --help lists them)", name)
+}
+
+// CheckKey says whether name is a key Set knows, before any BMC is asked
+// (a mistyped key across a rack is one error, not one per BMC).
+func CheckKey(name string) error {
+	_, err := lookupKey(nil, name)
+	return err
+}
+
+// nearestKey is the static key within two edits of name (a typo, a
+// swapped pair), or "".
+func nearestKey(name string) string {
+	best, bestD := "", 3
+	for _, k := range staticKeys {
+		if d := editDistance(name, k.name, bestD); d < bestD {
+			best, bestD = k.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance of a and b (an
+// adjacent swap counts as one edit), or max when it is max or more.
+func editDistance(a, b string, max int) int {
+	if d := len(a) - len(b); d >= max || -d >= max {
+		return max
+	}
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= max {
+			return max
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return min(prev[len(b)], max)
 }
 
 // Value is one key's value as shown.
