@@ -225,17 +225,21 @@ func TestCtl(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "node2: reopening its SOL session (was up)") {
 		t.Fatalf("ctl reopen node2: exit %d\n%s%s", code, out, errs)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		ctlJSON(t, &info, "--socket", sock, "info", "node2")
-		if info.State == "up" && info.Reconnects == 1 {
-			break
+	reconnected := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ctlJSON(t, &info, "--socket", sock, "info", "node2")
+			if info.State == "up" && info.Reconnects == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after reopen: %+v, want up with %d reconnects", info, n)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after reopen: %+v, want up with 1 reconnect", info)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	reconnected(1)
 	// reopen of a hostlist: each console, past one that does not exist,
 	// exit status 1 naming it.
 	out, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "reopen", "node[1-3]")
@@ -243,17 +247,7 @@ func TestCtl(t *testing.T) {
 		!strings.Contains(out, `node3: not reopened: no console "node3"`) || !strings.Contains(errs, "1 of 3 consoles not reopened: node3") {
 		t.Fatalf("ctl reopen node[1-3]: exit %d\n%s%s", code, out, errs)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		ctlJSON(t, &info, "--socket", sock, "info", "node2")
-		if info.State == "up" && info.Reconnects == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after reopen node[1-3]: %+v, want up with 2 reconnects", info)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	reconnected(2)
 
 	// reload: unchanged, then a console added and one removed.
 	var rl struct {
