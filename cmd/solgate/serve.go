@@ -260,6 +260,9 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		d.comps = append(d.comps, c)
 	}
+	// "started" came before the components: the gateway and metrics
+	// listen from here on, as systemd hears with READY=1.
+	d.log.Info("serve: ready", "components", len(d.comps), "took", time.Since(start).Round(time.Millisecond))
 	d.tellSystemd(d.notify.Ready(fmt.Sprintf("%d consoles", len(cfg.Consoles))))
 	d.ready.Store(true)
 	close(d.started)

@@ -172,7 +172,9 @@ func (p *serveProc) waitUp(n int, d time.Duration) time.Duration {
 	deadline := start.Add(d)
 	for {
 		p.log.update()
-		if up := p.log.count("conserver: SOL up"); up >= n {
+		// All up, and the daemon ready: its metrics and gateway listen
+		// only from then on, and some consoles may be up before.
+		if up := p.log.count("conserver: SOL up"); up >= n && p.log.count("serve: ready") > 0 {
 			return time.Since(start)
 		}
 		if !p.running() {
