@@ -317,6 +317,11 @@ func (c *Console) checkCredentialsOnce() {
 		return
 	}
 	line := oneLine(err, cfg.Addr)
+	if !refusedCredentials(err) {
+		c.event(logstore.EventNote, "BMC credentials changed; checking them with a short-lived session failed ("+line+"): "+kept)
+		c.logger().Debug("conserver: could not check the new BMC credentials", "err", err)
+		return
+	}
 	c.event(logstore.EventNote, "BMC credentials changed, but a short-lived session with them failed: "+line+"; "+kept+", and will fail as this one did")
 	c.logger().Debug("conserver: checked the new BMC credentials: refused", "err", err)
 }

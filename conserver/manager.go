@@ -103,11 +103,13 @@ type Manager struct {
 // for the daemon log: a password file that 10,000 consoles share is one
 // line when its checks are done, not one per console.
 type credTally struct {
-	mu      sync.Mutex
-	pending int
-	ok      int
-	failed  []string // consoles whose BMC refused them
-	lastErr error    // one of their errors
+	mu        sync.Mutex
+	pending   int
+	ok        int
+	failed    []string // consoles whose BMC refused them
+	lastErr   error    // one of their errors
+	unchecked []string // consoles whose check failed otherwise (unreachable, no free session)
+	otherErr  error    // one of those errors
 }
 
 func (t *credTally) begin() {
@@ -116,7 +118,13 @@ func (t *credTally) begin() {
 	t.mu.Unlock()
 }
 
-// end counts one check (err nil: the BMC took them; counted false: the
+// refusedCredentials says err is the BMC refusing a password or K_g.
+func refusedCredentials(err error) bool {
+	return errors.Is(err, ipmilan.ErrAuth) || errors.Is(err, ipmilan.ErrKG)
+}
+
+// end counts one check (err nil: the BMC took them; refusedCredentials: it refused
+// them; another error: they could not be checked; counted false: the
 // console stopped first) and, after the last check under way, logs the
 // sum.
 func (t *credTally) end(log *slog.Logger, name string, counted bool, err error) {
@@ -126,23 +134,32 @@ func (t *credTally) end(log *slog.Logger, name string, counted bool, err error) 
 	case !counted:
 	case err == nil:
 		t.ok++
-	default:
+	case refusedCredentials(err):
 		t.failed = append(t.failed, name)
 		t.lastErr = err
+	default:
+		t.unchecked = append(t.unchecked, name)
+		t.otherErr = err
 	}
-	if t.pending > 0 || t.ok+len(t.failed) == 0 {
+	if t.pending > 0 || t.ok+len(t.failed)+len(t.unchecked) == 0 {
 		t.mu.Unlock()
 		return
 	}
-	ok, failed, lastErr := t.ok, t.failed, t.lastErr
-	t.ok, t.failed, t.lastErr = 0, nil, nil
+	ok, failed, lastErr, unchecked, otherErr := t.ok, t.failed, t.lastErr, t.unchecked, t.otherErr
+	t.ok, t.failed, t.lastErr, t.unchecked, t.otherErr = 0, nil, nil, nil, nil
 	t.mu.Unlock()
-	if len(failed) == 0 {
-		log.Info("conserver: new BMC credentials checked: the BMCs take them", "consoles", ok)
-		return
+	all := ok + len(failed) + len(unchecked)
+	if len(failed) > 0 {
+		log.Warn("conserver: new BMC credentials do not work: the live SOL sessions stay, their next connections will fail",
+			"failed", hostlist.Compress(failed), "count", len(failed), "of", all, "err", lastErr)
 	}
-	log.Warn("conserver: new BMC credentials do not work: the live SOL sessions stay, their next connections will fail",
-		"failed", hostlist.Compress(failed), "count", len(failed), "of", ok+len(failed), "err", lastErr)
+	if len(unchecked) > 0 {
+		log.Warn("conserver: new BMC credentials could not be checked (the live SOL sessions stay)",
+			"consoles", hostlist.Compress(unchecked), "count", len(unchecked), "of", all, "err", otherErr)
+	}
+	if len(failed)+len(unchecked) == 0 {
+		log.Info("conserver: new BMC credentials checked: the BMCs take them", "consoles", ok)
+	}
 }
 
 // NewManager returns a manager with no consoles; Apply starts them.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -518,6 +519,33 @@ func TestStealChangeWithoutReconnect(t *testing.T) {
 		waitUp(t, c2)
 		if steals, _, _ := f2.counts(); steals != 1 {
 			t.Fatalf("%d steals, want 1", steals)
+		}
+	})
+}
+
+// TestCredentialCheckUnreachable: a check of new credentials that fails
+// for another reason than authentication (no answer, no free session
+// slot) says it could not check them, not that they are wrong.
+func TestCredentialCheckUnreachable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{}
+		e, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"5m\"", "", Options{})
+		waitUp(t, c)
+		f.mu.Lock()
+		f.fail = fmt.Errorf("ipmilan: 127.0.0.1:623: %w", ipmilan.ErrNoAnswer)
+		f.mu.Unlock()
+		must(t, os.WriteFile(filepath.Join(e.dir, "bmc.pass"), []byte("rotated\n"), 0o600))
+		if res := e.reload(); len(res.Credentials) != 1 || len(res.Reconnects) != 0 {
+			t.Fatalf("apply: %+v", res)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		waitUp(t, c)
+		if l := logText(t, e.store, "node1"); !strings.Contains(l, "BMC credentials changed; checking them with a short-lived session failed (") {
+			t.Errorf("node1's log:\n%s", tailStr(l, 600))
+		}
+		if l := e.logBuf.String(); !strings.Contains(l, "new BMC credentials could not be checked") || strings.Contains(l, "do not work") {
+			t.Errorf("daemon log:\n%s", l)
 		}
 	})
 }
