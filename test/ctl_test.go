@@ -332,7 +332,8 @@ func TestCtl(t *testing.T) {
 	}
 
 	// Bad use.
-	for _, args := range [][]string{{"ctl"}, {"ctl", "frobnicate"}, {"ctl", "info"}, {"ctl", "status", "extra"}} {
+	for _, args := range [][]string{{"ctl"}, {"ctl", "frobnicate"}, {"ctl", "info"}, {"ctl", "status", "extra"},
+		{"ctl", "-c", cfg, "--socket", sock, "reopen", "node[1-2]"}, {"ctl", "reopen", "node[1-"}} {
 		if _, errs, code := runSolgate(t, nil, args...); code != 2 || errs == "" {
 			t.Errorf("solgate %v: exit %d, %q; want 2 with a message", args, code, errs)
 		}

@@ -73,6 +73,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, msg: "ctl: no command (status, info, who, reload, reopen)"}
 	}
 	req := ctlRequest{Command: pos[0]}
+	var many []string // reopen of several consoles
 	switch req.Command {
 	case "status", "reload":
 		if len(pos) > 1 {
@@ -92,7 +93,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return &exitError{code: 2, msg: fmt.Sprintf("ctl reopen: %v", err)}
 		}
 		if len(names) != 1 {
-			return ctlReopenMany(ctx, path, *sock, *asJSON, *timeout, names, stdout)
+			many = names
 		}
 		req.Console = names[0]
 	case "who":
@@ -117,6 +118,9 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	if many != nil {
+		return ctlReopenMany(ctx, *sock, *asJSON, many, stdout)
+	}
 	rep, raw, err := ctlCall(ctx, *sock, req)
 	if err != nil {
 		return fmt.Errorf("ctl: %w", err)
@@ -282,16 +286,7 @@ func printCtlJSON(w io.Writer, cmd string, rep ctlReply, raw json.RawMessage) er
 // ctlReopenMany reopens each console of a hostlist, one request each,
 // and goes on past failures: one line per console (or a JSON array of
 // the replies), exit status 1 if any failed.
-func ctlReopenMany(ctx context.Context, path, sock string, asJSON bool, timeout time.Duration, names []string, stdout io.Writer) error {
-	if sock == "" {
-		dir, err := ctlStateDir(path)
-		if err != nil {
-			return fmt.Errorf("ctl: %w", err)
-		}
-		sock = filepath.Join(dir, ctlSocketName)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func ctlReopenMany(ctx context.Context, sock string, asJSON bool, names []string, stdout io.Writer) error {
 	var failed []string
 	type result struct {
 		Console string `json:"console"`
