@@ -88,11 +88,11 @@ func parseSessions(data []byte) (map[string]ownedSession, []int) {
 			continue
 		}
 		f := strings.Fields(line)
-		var id uint64
-		err := errors.New("not three fields")
-		if len(f) == 3 {
-			id, err = strconv.ParseUint(f[2], 16, 32)
+		if len(f) != 3 {
+			bad = append(bad, n+1)
+			continue
 		}
+		id, err := strconv.ParseUint(f[2], 16, 32)
 		if err != nil {
 			bad = append(bad, n+1)
 			continue

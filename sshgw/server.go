@@ -148,7 +148,9 @@ type Server struct {
 	capRefused int                  // connections refused by the unauthenticated cap since capWarned
 	capWarned  time.Time            // when that was last logged
 	authFails  uint64               // connections that ended unauthenticated after a refused key (Stats)
-	refused    [3]uint64            // Stats' RefusedCap, RefusedBackoff, ClosedForRoom
+	// Since the start, for Stats: refused at the cap, refused in
+	// back-off, closed to make room.
+	refusedCap, refusedBackoff, closedForRoom uint64
 
 	wg sync.WaitGroup // every goroutine of ours: conn watchers, sessions, the reload watcher
 }
@@ -339,7 +341,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Conns: len(s.conns), Unauthenticated: s.unauth, Sessions: len(s.sessions), BackoffSources: s.backoff.len(),
-		AuthFailures: s.authFails, RefusedCap: s.refused[0], RefusedBackoff: s.refused[1], ClosedForRoom: s.refused[2]}
+		AuthFailures: s.authFails, RefusedCap: s.refusedCap, RefusedBackoff: s.refusedBackoff, ClosedForRoom: s.closedForRoom}
 }
 
 // watchReloads re-checks every live session whenever the backend's
@@ -428,7 +430,7 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 			// Debug: the Warn when the back-off began said it once.
 			s.log.Debug("connection refused: source in back-off after failed authentications", "remote", remote.String(), "wait", d.Round(time.Second).String())
 			s.mu.Lock()
-			s.refused[1]++
+			s.refusedBackoff++
 			s.mu.Unlock()
 			return nil
 		}
@@ -443,10 +445,10 @@ func (s *Server) accepted(ctx gliderssh.Context, nc net.Conn) net.Conn {
 	if s.unauth >= s.opts.MaxUnauthenticated {
 		if evict = s.crowdedOutLocked(src, hasSrc); evict == nil {
 			s.capRefused++
-			s.refused[0]++
+			s.refusedCap++
 		} else {
 			s.capEvicted++
-			s.refused[2]++
+			s.closedForRoom++
 		}
 		if now := time.Now(); now.Sub(s.capWarned) >= 10*time.Second {
 			refused, evicted, s.capRefused, s.capEvicted, s.capWarned = s.capRefused, s.capEvicted, 0, 0, now
