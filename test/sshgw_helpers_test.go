@@ -41,6 +41,7 @@ type gwDaemon struct {
 	addrs       map[string]string  // every console's BMC address
 	names       []string
 	cipherSuite int
+	maxUnauth   int                     // ssh_max_unauthenticated; 0: the default
 	starts      int                     // how many times the daemon was started (the log accumulates)
 	keys        map[string]gossh.Signer // person -> key
 	revoked     map[string]bool         // people whose key the config no longer lists
@@ -61,6 +62,7 @@ type gwOptions struct {
 	external    map[string]string
 	password    string
 	cipherSuite int
+	maxUnauth   int // ssh_max_unauthenticated; 0: the default
 }
 
 // startGateway starts the daemon and waits until the gateway answers.
@@ -76,6 +78,7 @@ func startGateway(t testing.TB, o gwOptions) *gwDaemon {
 		read: []string{"alice", "bob", "carol", "dave", "erin"}, write: []string{"alice", "bob", "dave"}, power: []string{"alice", "dave"}}
 	g.addrs = map[string]string{}
 	g.cipherSuite = o.cipherSuite
+	g.maxUnauth = o.maxUnauth
 	if o.external != nil {
 		for name, addr := range o.external {
 			g.addrs[name] = addr
@@ -116,6 +119,7 @@ metrics = ""
 log_level = "debug"
 reload_interval = "0"
 trusted_user_ca_keys = ["{{.CA}}"]
+{{if .MaxUnauth}}ssh_max_unauthenticated = {{.MaxUnauth}}{{end}}
 
 [defaults]
 user = "admin"
@@ -150,11 +154,11 @@ func (g *gwDaemon) writeConfig() {
 	}
 	data := struct {
 		Addr, Dir, CA, Read, Write, Power string
-		CipherSuite                       int
+		CipherSuite, MaxUnauth            int
 		Consoles                          []console
 		Users                             []user
 	}{Addr: g.addr, Dir: g.dir, CA: authorizedLine(g.ca.PublicKey()), Read: list(g.read), Write: list(g.write), Power: list(g.power),
-		CipherSuite: g.cipherSuite}
+		CipherSuite: g.cipherSuite, MaxUnauth: g.maxUnauth}
 	for _, n := range g.names {
 		data.Consoles = append(data.Consoles, console{n, g.addrs[n]})
 	}

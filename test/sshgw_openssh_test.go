@@ -1,6 +1,8 @@
 package test
 
 import (
+	"bufio"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -180,5 +182,25 @@ func TestGatewayOpenSSHExec(t *testing.T) {
 	}
 	if out, errOut, code := g.ssh("alice", "node1@127.0.0.1", "power", "status"); code != 0 || out != "node1: on\n" {
 		t.Errorf("after a restart: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestGatewayOpenSSHPastAStalledHost: one host holding every
+// unauthenticated slot with connections that never handshake does not
+// keep the real OpenSSH client, from another host, out.
+func TestGatewayOpenSSHPastAStalledHost(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, gwOptions{maxUnauth: 4})
+	for range 4 {
+		c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}).Dial("tcp", g.addr)
+		must(t, err)
+		t.Cleanup(func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "SSH-2.0-") {
+			t.Fatalf("stalled connection: %q %v", line, err)
+		}
+	}
+	if out, errOut, code := g.ssh("alice", "node1@127.0.0.1", "power", "status"); code != 0 || out != "node1: on\n" {
+		t.Fatalf("ssh from another host with every slot taken: exit %d %q %q, want it let in", code, out, errOut)
 	}
 }
