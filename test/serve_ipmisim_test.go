@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/conserver"
+	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/ipmilan/bmcsim"
 	"github.com/solgate/solgate/logstore"
 )
@@ -207,5 +208,43 @@ esac
 	}
 	if log := logTextOf(t, e.store, "node42"); !strings.Contains(log, "! power power cycle by alice: ok") {
 		t.Fatalf("no power event:\n%s", log)
+	}
+}
+
+// TestServeIPMISimNewPassword: a new BMC password saved while a console
+// on OpenIPMI's ipmi_sim is up keeps its SOL session, and the check with
+// a short-lived session reports what ipmi_sim says of it: refused, then,
+// with the right one back, taken.
+func TestServeIPMISimNewPassword(t *testing.T) {
+	t.Parallel()
+	needTool(t, "ipmi_sim")
+	sim, _ := startIPMISimSOL(t)
+	dir := t.TempDir()
+	cfgPath := ipmiSimConfig(t, dir, []servedConsole{{name: "sim1", bmc: sim.Addr}})
+	e := startManager(t, cfgPath)
+	c := e.m.Console("sim1")
+	waitConsole(t, c, conserver.Up, 30*time.Second)
+	upSince := c.Status().UpSince
+	apply := func(pw string) {
+		t.Helper()
+		must(t, os.WriteFile(filepath.Join(dir, "bmc.pass"), []byte(pw+"\n"), 0o600))
+		cfg, err := config.Load(cfgPath)
+		must(t, err)
+		res, err := e.m.Apply(context.Background(), cfg)
+		must(t, err)
+		if len(res.Reconnects) != 0 || len(res.Credentials) != 1 {
+			t.Fatalf("apply: %+v, want sim1's credentials changed and no reconnect", res)
+		}
+	}
+	apply("not-the-password")
+	waitFor(t, "the check's verdict in the console log", 20*time.Second, func() bool {
+		return strings.Contains(logTextOf(t, e.store, "sim1"), "BMC credentials changed, but a short-lived session with them failed: authentication failed")
+	})
+	apply("secret")
+	waitFor(t, "the second check's verdict", 20*time.Second, func() bool {
+		return strings.Contains(logTextOf(t, e.store, "sim1"), "checked with a short-lived session: the BMC takes them")
+	})
+	if st := c.Status(); st.State != conserver.Up || !st.UpSince.Equal(upSince) {
+		t.Fatalf("sim1: %v up since %v, want its session of %v kept", st.State, st.UpSince, upSince)
 	}
 }
