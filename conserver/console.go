@@ -263,38 +263,40 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 // tried with a short-lived session, one check at a time (a change during
 // a check is checked after it), so that a password the BMC does not
 // take is said now, not at the console's next connection days later.
+// The checks are queued to the manager's few check workers
+// (Manager.queueCredCheck): a password file that 10,000 consoles share
+// costs a queue entry each, not a goroutine each.
 func (c *Console) startCredentialCheck() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.credCheck {
 		c.credAgain = true
+		c.mu.Unlock()
 		return
 	}
 	c.credCheck = true
-	c.m.wg.Add(1)
-	go c.checkCredentials()
+	c.mu.Unlock()
+	c.m.queueCredCheck(c)
 }
 
-func (c *Console) checkCredentials() {
-	defer c.m.wg.Done()
-	for {
-		c.checkCredentialsOnce()
-		c.mu.Lock()
-		again := c.credAgain && c.ctx.Err() == nil
-		c.credAgain, c.credCheck = false, again
-		c.mu.Unlock()
-		if !again {
-			return
-		}
+// credCheckDone ends a check of c's credentials on a check worker and
+// queues another if they changed again meanwhile.
+func (c *Console) credCheckDone(counted bool, err error) {
+	c.mu.Lock()
+	again := c.credAgain && c.ctx.Err() == nil
+	c.credAgain, c.credCheck = false, again
+	c.mu.Unlock()
+	if again {
+		c.m.queueCredCheck(c) // before end: the tally must not see zero pending in between
 	}
+	c.m.creds.end(c.m.log, c.name, counted, err)
 }
 
-func (c *Console) checkCredentialsOnce() {
-	counted, err := false, error(nil)
-	c.m.creds.begin()
-	defer func() { c.m.creds.end(c.m.log, c.name, counted, err) }()
+// checkCredentials tries c's BMC credentials with a short-lived session
+// and says in c's log what came of it. It reports whether it got as far
+// as an answer (not: the console stopped first) and the session's error.
+func (c *Console) checkCredentials() (counted bool, err error) {
 	if c.m.hs.acquire(c.ctx) != nil {
-		return // stopping
+		return false, nil // stopping
 	}
 	defer c.m.hs.release()
 	set := c.settings()
@@ -324,6 +326,7 @@ func (c *Console) checkCredentialsOnce() {
 	}
 	c.event(logstore.EventNote, "BMC credentials changed, but a short-lived session with them failed: "+line+"; "+kept+", and will fail as this one did")
 	c.logger().Debug("conserver: checked the new BMC credentials: refused", "err", err)
+	return
 }
 
 // setState records a state change; the caller holds mu.

@@ -56,6 +56,13 @@ func (l *limiter) release() {
 	l.mu.Unlock()
 }
 
+// size is the limit.
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.limit
+}
+
 func (l *limiter) setLimit(n int) {
 	l.mu.Lock()
 	l.limit = max(n, 1)

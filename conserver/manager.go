@@ -96,7 +96,50 @@ type Manager struct {
 
 	creds credTally // the checks of new BMC credentials, for one daemon log line
 
-	wg sync.WaitGroup // console supervisors and their credential checks
+	credMu      sync.Mutex // guards credQueue and credWorkers
+	credQueue   []*Console // consoles whose new credentials wait for a check, oldest first; each at most once (Console.credCheck)
+	credWorkers int        // check workers running (credWorker)
+
+	wg sync.WaitGroup // console supervisors and the credential check workers
+}
+
+// queueCredCheck queues a check of c's new credentials (counted in the
+// tally from now) and starts a check worker if fewer run than may: at
+// most half the handshake limit, so that a password file shared by
+// thousands of consoles neither costs a goroutine each nor keeps the
+// handshake slots from consoles that reconnect meanwhile.
+func (m *Manager) queueCredCheck(c *Console) {
+	m.creds.begin()
+	m.credMu.Lock()
+	defer m.credMu.Unlock()
+	m.credQueue = append(m.credQueue, c)
+	if m.credWorkers < max(1, m.hs.size()/2) {
+		m.credWorkers++
+		m.wg.Add(1)
+		go m.credWorker()
+	}
+}
+
+// credWorker checks queued credentials until the queue is empty. The
+// consoles' stop ends their checks at once (Console.checkCredentials), so
+// Shutdown waits for nothing long.
+func (m *Manager) credWorker() {
+	defer m.wg.Done()
+	for {
+		m.credMu.Lock()
+		if len(m.credQueue) == 0 {
+			m.credWorkers--
+			m.credQueue = nil // let a big one's array go
+			m.credMu.Unlock()
+			return
+		}
+		c := m.credQueue[0]
+		m.credQueue[0] = nil
+		m.credQueue = m.credQueue[1:]
+		m.credMu.Unlock()
+		counted, err := c.checkCredentials()
+		c.credCheckDone(counted, err)
+	}
 }
 
 // credTally sums up the checks of new BMC credentials (checkCredentials)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -526,6 +527,84 @@ func TestStealChangeWithoutReconnect(t *testing.T) {
 // TestCredentialCheckUnreachable: a check of new credentials that fails
 // for another reason than authentication (no answer, no free session
 // slot) says it could not check them, not that they are wrong.
+// TestCredentialChecksBounded: a password file shared by many consoles
+// that are up is checked by a few workers (half the handshake limit), not
+// by a goroutine per console, and every console's check still happens and
+// is summed up in one daemon log line.
+func TestCredentialChecksBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, limit = 40, 8
+		var (
+			mu            sync.Mutex
+			bmcs          = map[string]*fakeBMC{}
+			checking      bool
+			running, most int
+			checks        int
+		)
+		open := func(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
+			mu.Lock()
+			f := bmcs[cfg.Addr]
+			if f == nil {
+				f = &fakeBMC{}
+				bmcs[cfg.Addr] = f
+			}
+			check := checking
+			if check {
+				checks++
+				running++
+				most = max(most, running)
+			}
+			mu.Unlock()
+			if check {
+				time.Sleep(time.Second) // a BMC across the network
+				mu.Lock()
+				running--
+				mu.Unlock()
+			}
+			return f.open(ctx, cfg)
+		}
+		var specs []consoleSpec
+		for i := range n {
+			specs = append(specs, consoleSpec{name: fmt.Sprintf("node%02d", i), bmc: fmt.Sprintf("127.0.0.1:%d", 10000+i)})
+		}
+		e := newEnv(t, "", specs, Options{MaxHandshakes: limit}, func(m *Manager) { m.open = open })
+		synctest.Wait()
+		for _, s := range specs {
+			if st := e.m.Console(s.name).Status(); st.State != Up {
+				t.Fatalf("%s: %v (%s), want up", s.name, st.State, st.Reason)
+			}
+		}
+		mu.Lock()
+		checking = true
+		mu.Unlock()
+		before := runtime.NumGoroutine()
+		must(t, os.WriteFile(filepath.Join(e.dir, "bmc.pass"), []byte("rotated\n"), 0o600))
+		if res := e.reload(); len(res.Credentials) != n || len(res.Reconnects) != 0 {
+			t.Fatalf("apply: %d credential changes, %d reconnects; want %d, 0", len(res.Credentials), len(res.Reconnects), n)
+		}
+		time.Sleep(500 * time.Millisecond) // the first checks are under way
+		synctest.Wait()
+		if extra := runtime.NumGoroutine() - before; extra > limit/2 {
+			t.Errorf("%d more goroutines while %d consoles' credentials are checked; want at most %d workers", extra, n, limit/2)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if checks != n || most > limit/2 || most < 1 {
+			t.Errorf("%d checks, at most %d at once; want %d, at most %d", checks, most, n, limit/2)
+		}
+		for _, s := range specs {
+			if l := logText(t, e.store, s.name); !strings.Contains(l, "the BMC takes them") {
+				t.Errorf("%s's log:\n%s", s.name, tailStr(l, 400))
+			}
+		}
+		if l := e.logBuf.String(); strings.Count(l, "the BMCs take them") != 1 {
+			t.Errorf("daemon log, want one summary line:\n%s", tailStr(l, 2000))
+		}
+	})
+}
+
 func TestCredentialCheckUnreachable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeBMC{}
