@@ -200,6 +200,16 @@ func TestDemoInteractive(t *testing.T) {
 			t.Errorf("--dir lost %s: %v", f, err)
 		}
 	}
+	// The simulated BMCs answered the consoles' deactivations: stopped
+	// with the daemon, they left each unanswered until the IPMI timeout
+	// (2 s), and the demo's stop took that.
+	dlog, _ := os.ReadFile(filepath.Join(dir, "solgate.log"))
+	m := regexp.MustCompile(`msg="conserver: all consoles stopped" consoles=\d+ took=(\S+)`).FindSubmatch(dlog)
+	if m == nil {
+		t.Errorf("the daemon log does not say the consoles stopped:\n%s", dlog)
+	} else if took, err := time.ParseDuration(string(m[1])); err != nil || took >= 1500*time.Millisecond {
+		t.Errorf("the consoles took %s to stop (%v): the simulated BMCs did not answer their deactivation", m[1], err)
+	}
 }
 
 // runWithin runs cmd and returns its combined output, killing it after d.

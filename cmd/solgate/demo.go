@@ -180,7 +180,10 @@ func (dm *demo) run(ctx context.Context) (err error) {
 			os.RemoveAll(dm.dir)
 		}
 	}()
-	if err := dm.startFleet(ctx); err != nil {
+	// The simulated BMCs outlive a Ctrl-C until the daemon has stopped
+	// (Close, deferred): stopped with it, they left every console's
+	// deactivation unanswered, and the stop took the IPMI timeout.
+	if err := dm.startFleet(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	defer dm.fleet.Close()
