@@ -129,17 +129,10 @@ func (c *metricsComponent) listen(addr string) {
 
 // serveLocked serves on l from a goroutine of c.wg; c.mu is held.
 func (c *metricsComponent) serveLocked(l net.Listener) {
-	c.srv = &http.Server{
-		Handler:           c.m.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		WriteTimeout:      time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
-	}
 	c.bound = l.Addr().String()
-	l = newLimitListener(l, metricsMaxConns)
+	srv, l := newMetricsServer(c.m.Handler(), l, c.log)
+	c.srv = srv
 	c.log.Info("serve: metrics listening", "addr", c.bound)
-	srv := c.srv
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -147,6 +140,26 @@ func (c *metricsComponent) serveLocked(l net.Listener) {
 			c.log.Error("serve: metrics stopped", "err", err)
 		}
 	}()
+}
+
+// newMetricsServer is the metrics HTTP server and the listener to serve
+// it on: at most metricsMaxConns connections open. Shutdown (stopServing)
+// closes the listener, then idle connections, and waits for scrapes under
+// way; but it gives a connection that has sent nothing yet 5 s in case a
+// request is coming, and 32 of those would hold the daemon's stop: the
+// listener's Close closes them, before Accept could take more from the
+// kernel's queue.
+func newMetricsServer(h http.Handler, l net.Listener, log *slog.Logger) (*http.Server, net.Listener) {
+	quiet := &quietConns{m: map[net.Conn]struct{}{}}
+	srv := &http.Server{
+		ConnState:         quiet.track,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return srv, newLimitListener(l, metricsMaxConns, quiet.closeAll)
 }
 
 // stopServing ends the server (scrapes in progress get until ctx ends)
@@ -216,30 +229,79 @@ func (g *gateway) GatewayStats() (metrics.GatewayStats, bool) {
 		AuthFailures: st.AuthFailures, RefusedCap: st.RefusedCap, RefusedBackoff: st.RefusedBackoff, ClosedForRoom: st.ClosedForRoom}, true
 }
 
+// quietConns are a metrics server's connections that have sent no
+// request yet (http.StateNew).
+type quietConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (q *quietConns) track(c net.Conn, st http.ConnState) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if st == http.StateNew {
+		q.m[c] = struct{}{}
+	} else {
+		delete(q.m, c)
+	}
+}
+
+func (q *quietConns) closeAll() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for c := range q.m {
+		c.Close()
+	}
+	clear(q.m)
+}
+
 // metricsMaxConns bounds the metrics listener's open connections: each
 // costs a descriptor, and a flood of idle ones must not take the
 // descriptors the consoles need (beyond it, connections wait in the
 // kernel's accept queue, which costs the daemon none).
 const metricsMaxConns = 32
 
-// limitListener accepts at most n connections open at once.
+// limitListener accepts at most n connections open at once. While all n
+// are open, Accept waits for one to close or for the listener to close:
+// http.Server.Shutdown waits for Serve to return before it closes any
+// connection, so an Accept that waited for a slot alone would hold the
+// daemon's stop until idle clients time out.
 type limitListener struct {
 	net.Listener
-	slots chan struct{}
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+	onClose   func() // run by Close after the listener is closed
 }
 
-func newLimitListener(l net.Listener, n int) net.Listener {
-	return &limitListener{Listener: l, slots: make(chan struct{}, n)}
+func newLimitListener(l net.Listener, n int, onClose func()) net.Listener {
+	return &limitListener{Listener: l, slots: make(chan struct{}, n), closed: make(chan struct{}), onClose: onClose}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.slots <- struct{}{} // a slot; Close of the listener unblocks Accept below, not this
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.slots
 		return nil, err
 	}
 	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		err = l.Listener.Close()
+		if l.onClose != nil {
+			l.onClose()
+		}
+	})
+	return err
 }
 
 type limitConn struct {
