@@ -1,9 +1,14 @@
 package test
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,4 +78,84 @@ func TestServeNotifiesSystemdAndShipsSyslog(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitMsg("STOPPING=1")
+}
+
+// TestServeStopsConsolesBesideAStuckSyslogReceiver: at SIGTERM the
+// consoles' payloads are deactivated at once, while the syslog shipper
+// still gives a TCP receiver that takes nothing its grace (2 s) for the
+// lines in flight: the components stopped one after another, and the
+// consoles only after them, so a stuck receiver (or a slow scrape, or a
+// gateway session) took that much of the consoles' shutdown budget.
+func TestServeStopsConsolesBesideAStuckSyslogReceiver(t *testing.T) {
+	t.Parallel()
+	sim := startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+	// A receiver that accepts and never reads, with a small receive
+	// buffer (set on the listener, inherited by what it accepts), so that
+	// a few kilobytes fill its window.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+		return errors.Join(err, serr)
+	}}
+	sink, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	must(t, err)
+	defer sink.Close()
+	var held []net.Conn
+	var hmu sync.Mutex
+	go func() {
+		for {
+			c, err := sink.Accept()
+			if err != nil {
+				return
+			}
+			hmu.Lock()
+			held = append(held, c)
+			hmu.Unlock()
+		}
+	}()
+	defer func() {
+		hmu.Lock()
+		defer hmu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	dir := t.TempDir()
+	cfg := writeServeConfig(t, dir, "", []servedConsole{{name: "node1", bmc: sim.Addr}})
+	appendFile(t, cfg, "\n[[syslog]]\naddress = \"tcp://"+sink.Addr().String()+"\"\n")
+	p := startServe(t, cfg)
+	p.waitLog(`"msg":"syslog: connected"`, 20*time.Second)
+	p.waitLog(`"msg":"conserver: SOL up"`, 20*time.Second)
+	for i := range 600 {
+		sim.HostWrite(fmt.Appendf(nil, "line %04d for a receiver that takes nothing, padded out to about a hundred bytes\r\n", i))
+		if i%50 == 49 {
+			time.Sleep(50 * time.Millisecond) // within the BMC's buffer
+		}
+	}
+	time.Sleep(2 * time.Second) // shipped as far as the receiver's window lets
+	if _, err := p.stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stamp := func(msg string) time.Time {
+		t.Helper()
+		for _, l := range strings.Split(p.stderr.String(), "\n") {
+			var rec struct {
+				Time time.Time `json:"time"`
+				Msg  string    `json:"msg"`
+			}
+			if json.Unmarshal([]byte(l), &rec) == nil && rec.Msg == msg {
+				return rec.Time
+			}
+		}
+		t.Fatalf("the daemon log has no %q", msg)
+		return time.Time{}
+	}
+	stopping, consoles, stopped := stamp("serve: stopping"), stamp("conserver: all consoles stopped"), stamp("serve: stopped")
+	t.Logf("consoles stopped %v after 'serve: stopping', the daemon %v", consoles.Sub(stopping), stopped.Sub(stopping))
+	if stopped.Sub(stopping) < 1500*time.Millisecond {
+		t.Fatalf("the daemon stopped %v after 'serve: stopping': the syslog receiver's window never filled, so this tests nothing", stopped.Sub(stopping))
+	}
+	if d := consoles.Sub(stopping); d > time.Second {
+		t.Errorf("the consoles stopped %v after 'serve: stopping': they waited for the syslog shipper's grace", d)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -400,7 +401,12 @@ func (d *daemon) reload(ctx context.Context, ev config.Event) (conserver.ApplyRe
 	return res, nil
 }
 
-// stop stops the components (reverse order) and then the consoles.
+// stop stops the components and the consoles, all at once, each bounded
+// by the same deadline. One after another, the syslog shipper's grace for
+// a receiver that takes nothing (2 s) and the metrics' and gateway's for
+// requests under way added up and came before the consoles' payload
+// deactivations, which the shutdown budget is for. Attached users are
+// told the daemon stops by whichever ends their session first.
 func (d *daemon) stop() error {
 	cfg := d.m.Config()
 	timeout := 5 * time.Second
@@ -410,13 +416,17 @@ func (d *daemon) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
 	defer cancel()
 	d.log.Info("serve: stopping")
-	for i := len(d.comps) - 1; i >= 0; i-- {
-		if err := d.comps[i].Stop(ctx); err != nil {
-			d.log.Warn("serve: stopping "+d.comps[i].Name(), "err", err)
-		}
+	var wg sync.WaitGroup
+	for _, c := range d.comps {
+		wg.Go(func() {
+			if err := c.Stop(ctx); err != nil {
+				d.log.Warn("serve: stopping "+c.Name(), "err", err)
+			}
+		})
 	}
 	d.store.Closing() // the consoles' Writers leave their last sync to store.Close
 	err := d.m.Shutdown(ctx)
+	wg.Wait()
 	if cerr := d.store.Close(); cerr != nil {
 		d.log.Warn("serve: closing the log store", "err", cerr)
 	}
