@@ -494,7 +494,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	// What the issue asks the example to cover.
-	for _, n := range []string{"solgate_console_up", "solgate_syslog_backlog_messages", "solgate_console_log_dropped_bytes_total"} {
+	for _, n := range []string{"solgate_console_up", "solgate_syslog_backlog_age_seconds", "solgate_console_log_dropped_bytes_total"} {
 		if !used[n] {
 			t.Errorf("no rule uses %s", n)
 		}

@@ -134,10 +134,12 @@ type TargetStats struct {
 	Sent, Bytes int64
 	// InFlight are messages sent and not yet taken.
 	InFlight int
-	// BacklogConsoles have lines on disk not yet read for this target;
-	// BacklogLines are the lines read and not yet taken plus, for consoles
-	// still catching up, an estimate of what is left from their unread
-	// bytes; BacklogAge is how old the oldest line not yet taken is.
+	// BacklogConsoles have lines on disk not yet shipped to this target;
+	// BacklogLines are the lines sent and not yet taken (InFlight: lines
+	// not yet read are not counted); BacklogAge is how old the oldest line
+	// not yet taken is. They are refreshed once a second, also while the
+	// target waits for a receiver that takes nothing (not during a single
+	// blocked write, which the write timeout ends).
 	BacklogConsoles int
 	BacklogLines    int64
 	BacklogAge      time.Duration

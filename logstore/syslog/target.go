@@ -66,6 +66,9 @@ type target struct {
 	failing   int  // failed attempts since the last good connection
 	wbuf      []byte
 	timer     *time.Timer
+	statsTick <-chan time.Time // run's statsInterval ticker, also looked at while the window is full
+
+	shipping *cstate // the console ship is reading, which may wait for the window there
 
 	// The record being fed, for the sink methods.
 	cur      *cstate
@@ -150,6 +153,7 @@ func (t *target) run() {
 	defer poll.Stop()
 	tick := time.NewTicker(statsInterval)
 	defer tick.Stop()
+	t.statsTick = tick.C
 	var names []string
 	for t.ctx.Err() == nil {
 		if t.conn == nil {
@@ -478,6 +482,8 @@ func (t *target) pump() {
 // ship reads a batch of one console's records and sends their messages.
 func (t *target) ship(cs *cstate) {
 	cs.queued = false
+	t.shipping = cs
+	defer func() { t.shipping = nil }()
 	n := 0
 	err := cs.cur.Read(readBatch, func(rec logstore.Record, next logstore.Position) bool {
 		if t.ctx.Err() != nil || t.failed != nil {
@@ -625,6 +631,11 @@ func (t *target) waitWindow() bool {
 		case <-t.conn.wake():
 			t.timer.Stop()
 		case <-t.timer.C:
+		case <-t.statsTick:
+			// A receiver that takes nothing keeps us here: the backlog
+			// figures must show it, not what they were when it stopped.
+			t.timer.Stop()
+			t.updateStats()
 		}
 	}
 	return true
@@ -692,7 +703,7 @@ func (t *target) updateStats() {
 	var oldest time.Time
 	behind := 0
 	for _, cs := range t.cons {
-		if cs.behind || cs.queued {
+		if cs.behind || cs.queued || cs == t.shipping {
 			behind++
 		}
 		if !cs.oldest.IsZero() && (oldest.IsZero() || cs.oldest.Before(oldest)) {
