@@ -845,7 +845,9 @@ func (s *Session) keepAliveRun() (next time.Duration, ok bool) {
 	// One unanswered keepalive is not a dead session (a busy BMC, a
 	// lost burst): only silence for DeadAfter is.
 	if silent := now.Sub(time.Unix(0, s.lastRecv.Load())); silent >= s.cfg.DeadAfter {
-		s.log.Warn("BMC silent, session lost", "silent", silent.Round(time.Millisecond), "err", err)
+		// Debug: the session's error says the same, and its owner logs
+		// that (solgate serve: one line per console, not two).
+		s.log.Debug("BMC silent, session lost", "silent", silent.Round(time.Millisecond), "err", err)
 		s.fail(fmt.Errorf("keepalive: %w (nothing from the BMC for %v)", err, silent.Round(time.Second)))
 		return 0, false
 	}
