@@ -212,6 +212,10 @@ func (ss *session) who(list []Attached, asJSON bool) int {
 		}
 		return ss.writeJSON(out)
 	}
+	if len(list) == 0 {
+		fmt.Fprintln(ss.stdout(), "nobody is attached") // as solgate ctl who says it
+		return exitOK
+	}
 	tw := tabwriter.NewWriter(ss.stdout(), 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tVIA\tREMOTE\tSINCE\tIDLE\tMODE")
 	for _, a := range list {

@@ -35,7 +35,7 @@ func TestExecCommands(t *testing.T) {
 		{"grep", "alice", "node1", "grep 'pan[i]c'", 0, "kernel: panic", ""},
 		{"grep no match", "alice", "node1", "grep nothing-like-this", 1, "", ""},
 		{"grep bad pattern", "alice", "node1", "grep '('", 2, "", "bad pattern"},
-		{"who", "alice", "node1", "who", 0, "USER", ""},
+		{"who, nobody attached", "alice", "node1", "who", 0, "nobody is attached\n", ""},
 		{"info", "alice", "node1", "info", 0, "bmc:", ""},
 		{"info json", "alice", "node1", "info --json", 0, `"state": "up"`, ""},
 		{"break", "alice", "node1", "break", 0, "node1: break sent\n", ""},
