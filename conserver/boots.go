@@ -208,7 +208,7 @@ func (d *bootDetector) scanLines(p []byte, bp *bootPatterns, now time.Time, skip
 				if pat, ok := bp.match(d.line); ok {
 					d.matched = true
 					if d.begins(pat.stage, now) {
-						how = fmt.Sprintf("%s banner seen: %q", stageName(pat.stage), pat.text)
+						how = fmt.Sprintf("%s%s%q", stageName(pat.stage), bannerSeen, pat.text)
 						if seg[len(seg)-1] == '\n' {
 							d.endLine()
 						}
@@ -265,6 +265,18 @@ func stageName(s bootStage) string {
 	}
 	return "power"
 }
+
+// BootOptions are the options for logstore's Boots on logs the manager
+// writes: a boot it marks at a banner line (firmware or kernel banner
+// seen) starts with the screen that line is on (logstore.BootOptions).
+var BootOptions = logstore.BootOptions{SeenOnScreen: bootSeenOnScreen}
+
+// bootSeenOnScreen says a boot event is one written in front of the
+// banner line that revealed it (the text the detector writes, below).
+func bootSeenOnScreen(how string) bool { return strings.Contains(how, bannerSeen) }
+
+// bannerSeen is in the text of every boot event marked at a banner.
+const bannerSeen = " banner seen: "
 
 // logOutputLocked writes console output that came at now to the log,
 // with a boot event in front of every line that starts a boot. outMu is

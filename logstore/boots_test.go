@@ -114,6 +114,80 @@ func TestBootsEventsBeforeFirstBoot(t *testing.T) {
 	}
 }
 
+// A boot seen on screen (the firmware's banner, some lines into the
+// screen it drew) starts where that screen does; a power action's boot
+// starts at the action, even right after a clear screen; a clear screen
+// older than screenLead, or before the previous boot, is not the boot's.
+func TestBootsStartWithTheirScreen(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := openTest(t, "", Options{Now: clk.Now})
+	w := mustWriter(t, s, "n")
+	at := map[string]time.Time{}
+	step := func(name, text string) {
+		at[name] = clk.Now().Truncate(time.Millisecond) // records keep milliseconds
+		w.Write([]byte(text))
+		w.Flush()
+		clk.Advance(time.Second)
+	}
+	banner := func(name string) {
+		w.EventBeforeLine(EventBoot, `firmware banner seen: "to enter setup"`)
+		step(name, "Press F2 to enter setup\r\n")
+	}
+	w.Event(EventGap, "first SOL session of this solgate serve")
+	step("post1", "\x1b[0m\x1b[2J\x1b[HSimulated BIOS\r\n")
+	step("mem1", "Memory Test: OK\r\n")
+	banner("banner1")
+	step("login", "login: ")
+	// The node crashes and reboots by itself.
+	step("panic", "Kernel panic - not syncing\r\n")
+	step("post2", "\x1bcBIOS again\r\n")
+	banner("banner2")
+	// Someone clears the screen and power cycles from the console.
+	step("clear", "\x1b[H\x1b[J$ ")
+	at["cycle"] = clk.Now().Truncate(time.Millisecond)
+	w.Event(EventBoot, "power cycle by alice")
+	clk.Advance(time.Second)
+	banner("banner3") // within the power cycle's boot: a new one here, as the manager would not write
+	// A screen cleared long before its banner is not the boot's.
+	step("old", "\x1b[2J")
+	clk.Advance(2 * screenLead)
+	banner("banner4")
+	seen := func(how string) bool { return strings.Contains(how, " banner seen: ") }
+	boots, err := s.Boots(context.Background(), "n", BootOptions{SeenOnScreen: seen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{at["post1"], at["post2"], at["cycle"], at["banner3"], at["banner4"]}
+	if len(boots) != len(want) {
+		t.Fatalf("%d boots, want %d (no boot before the first screen): %+v", len(boots), len(want), boots)
+	}
+	for i, b := range boots {
+		if !b.Start.Equal(want[i]) {
+			t.Errorf("boot %d (%s) starts at %v, want %v", i, b.How, b.Start, want[i])
+		}
+	}
+	// The crash is at the end of the boot it happened in, not the next.
+	var lines []string
+	for l, err := range s.Lines(context.Background(), "n", Query{Since: boots[0].Start, Until: boots[0].End}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(l.Text))
+	}
+	if got := strings.Join(lines, "|"); !strings.HasSuffix(got, "Kernel panic - not syncing\r\n") || !strings.Contains(got, "Simulated BIOS") {
+		t.Errorf("the first boot reads %q", got)
+	}
+	// Without the option, boots start at their events, as before.
+	plain, err := s.Boots(context.Background(), "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) != 6 || !plain[1].Start.Equal(at["banner1"]) {
+		t.Errorf("without SeenOnScreen: %+v", plain)
+	}
+}
+
 func TestOpenFileBudget(t *testing.T) {
 	t.Parallel()
 	s := openTest(t, "", Options{MaxOpenFiles: 2})

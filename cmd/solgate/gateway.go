@@ -353,7 +353,7 @@ func (g *gatewayConsole) query(ctx context.Context, q sshgw.LogQuery) (logstore.
 		if err != nil {
 			return lq, fmt.Errorf("%w: --boot %q is not a number", sshgw.ErrUsage, q.Boot)
 		}
-		boots, err := g.b.m.Store().Boots(ctx, g.c.Name())
+		boots, err := g.b.m.Store().Boots(ctx, g.c.Name(), conserver.BootOptions)
 		if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
 			return lq, err
 		}

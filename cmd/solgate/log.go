@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/solgate/solgate/conserver"
 	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/logstore"
 )
@@ -236,7 +237,7 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if q.Follow && *boot != 0 {
 			return &exitError{code: 2, msg: "log: --follow goes with the current boot only (--boot 0)"}
 		}
-		boots, err := s.Boots(ctx, host)
+		boots, err := s.Boots(ctx, host, conserver.BootOptions)
 		if errors.Is(err, logstore.ErrNoSuchLog) {
 			return &exitError{code: 1, msg: fmt.Sprintf("log: no log for console %s in %s", host, dir)}
 		} else if err != nil {

@@ -60,3 +60,43 @@ func TestLogBoots(t *testing.T) {
 		t.Fatalf("--boot with --list-boots: exit %d", code)
 	}
 }
+
+// A boot marked at its firmware banner starts with the screen the banner
+// is on: --boot 0 begins with the BIOS's first line, and the boot before
+// ends with what the node printed before it rebooted.
+func TestLogBootStartsWithItsScreen(t *testing.T) {
+	dir := t.TempDir()
+	clk := &logClock{t: logT0}
+	s, err := logstore.Open(dir, logstore.Options{Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Writer("node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(sec int, f func()) {
+		clk.set(logT0.Add(time.Duration(sec) * time.Second))
+		f()
+	}
+	at(0, func() { w.Write([]byte("Kernel panic - not syncing\r\n")) })
+	at(30, func() { w.Write([]byte("\x1b[0m\x1b[2J\x1b[HBIOS v1.0\r\n")) })
+	at(32, func() { w.EventBeforeLine(logstore.EventBoot, `firmware banner seen: "to enter setup"`) })
+	at(32, func() { w.Write([]byte("Press F2 to enter setup\r\n")) })
+	w.Close()
+	s.Close()
+	out, stderr, code := runCmd(t, "log", "--log-dir", dir, "node1", "--list-boots")
+	want := "  -1  2026-11-23T10:00:00.000Z  2026-11-23T10:00:30.000Z  (before the first recorded boot)\n" +
+		"   0  2026-11-23T10:00:30.000Z  (current)                 firmware banner seen: \"to enter setup\"\n"
+	if code != 0 || out != want {
+		t.Fatalf("--list-boots: exit %d %s\n%s\nwant:\n%s", code, stderr, out, want)
+	}
+	out, _, _ = runCmd(t, "log", "--log-dir", dir, "node1", "--boot", "0", "--plain")
+	if !strings.HasPrefix(out, "2026-11-23T10:00:30.000Z BIOS v1.0\n") || strings.Contains(out, "panic") {
+		t.Fatalf("--boot 0:\n%s", out)
+	}
+	out, _, _ = runCmd(t, "log", "--log-dir", dir, "node1", "--boot", "-1")
+	if out != "2026-11-23T10:00:00.000Z Kernel panic - not syncing\n" {
+		t.Fatalf("--boot -1:\n%s", out)
+	}
+}
