@@ -151,6 +151,37 @@ func TestMaxUnauthenticatedFairShare(t *testing.T) {
 	}
 }
 
+// TestMaxConnections: authenticated connections are capped at
+// MaxSessions too: connections that hold no session (ssh -fN, multiplexing
+// masters) would otherwise only end at the idle timeout, each holding a
+// descriptor the consoles may need. One beyond the cap is closed as it
+// authenticates; once one closes, the next gets in.
+func TestMaxConnections(t *testing.T) {
+	h := start(t, func(o *Options) { o.MaxSessions = 2 })
+	first := h.dial("alice", "node1") // no session: only the connection
+	h.dial("bob", "node1")
+	cfg := h.config("carol")
+	cfg.User = "node1"
+	if c, err := gossh.Dial("tcp", h.addr, cfg); err == nil {
+		// Closed right after authenticating: the client may have seen
+		// the handshake finish; nothing works on it.
+		_, err = c.NewSession()
+		c.Close()
+		if err == nil {
+			t.Fatal("a third authenticated connection with a cap of 2 opened a session")
+		}
+	}
+	waitUntil(t, "one refused", func() bool { return h.srv.Stats().RefusedConns == 1 })
+	first.Close()
+	waitUntil(t, "a connection closed", func() bool { return h.srv.Stats().Conns == 1 })
+	if out, _, code := h.run("carol", "node1", "who"); code != 0 || out != "nobody is attached\n" {
+		t.Errorf("after one closed: %q %d, want carol let in", out, code)
+	}
+	if st := h.srv.Stats(); st.RefusedConns != 1 || st.RefusedCap != 0 {
+		t.Errorf("Stats %+v, want 1 connection refused at the connection cap", st)
+	}
+}
+
 func TestBackoffAfterFailures(t *testing.T) {
 	h := start(t, func(o *Options) { o.BackoffAfter = 3; o.BackoffBase = time.Hour; o.BackoffMax = time.Hour })
 	stranger := newSigner(t)

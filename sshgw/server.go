@@ -41,7 +41,12 @@ type Options struct {
 	// cannot lock the others out. Default 64.
 	MaxUnauthenticated int
 	// MaxSessions caps open sessions in total, MaxSessionsPerUser per
-	// person. Defaults 2048 and 256.
+	// person. Defaults 2048 and 256. MaxSessions also caps authenticated
+	// connections: one that authenticates beyond it is closed at once
+	// (each costs a descriptor, and connections that hold no session, a
+	// script's ssh -fN or ControlPersist masters, would otherwise only
+	// end at IdleTimeout: enough of them would take the descriptors the
+	// consoles' sockets need).
 	MaxSessions        int
 	MaxSessionsPerUser int
 	// KeepaliveInterval is how often the server sends a
@@ -151,6 +156,10 @@ type Server struct {
 	// Since the start, for Stats: refused at the cap, refused in
 	// back-off, closed to make room.
 	refusedCap, refusedBackoff, closedForRoom uint64
+	authed                                    int       // authenticated connections open (at most MaxSessions)
+	connsRefused                              int       // authenticated connections closed at that cap since connsWarned
+	connsWarned                               time.Time // when that was last logged
+	refusedConns                              uint64    // since the start, for Stats
 
 	wg sync.WaitGroup // every goroutine of ours: conn watchers, sessions, the reload watcher
 }
@@ -168,6 +177,7 @@ var (
 	errClientGone  = userError("client closed the session")
 	errHandshake   = userError("handshake timed out")
 	errCrowded     = userError("closed to make room: too many unauthenticated connections from this source")
+	errTooMany     = userError("too many connections open")
 	errConnClosed  = userError("connection closed")
 	errDeadSession = userError("session ended")
 )
@@ -332,8 +342,10 @@ type Stats struct {
 	// Since the server started: connections closed at once because the
 	// unauthenticated cap was reached (RefusedCap) or their source was in
 	// back-off (RefusedBackoff), and unauthenticated connections closed
-	// to make room for another source's (ClosedForRoom).
-	RefusedCap, RefusedBackoff, ClosedForRoom uint64
+	// to make room for another source's (ClosedForRoom); authenticated
+	// connections closed because MaxSessions of them were open
+	// (RefusedConns).
+	RefusedCap, RefusedBackoff, ClosedForRoom, RefusedConns uint64
 }
 
 // Stats returns the current counts.
@@ -341,7 +353,8 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Conns: len(s.conns), Unauthenticated: s.unauth, Sessions: len(s.sessions), BackoffSources: s.backoff.len(),
-		AuthFailures: s.authFails, RefusedCap: s.refusedCap, RefusedBackoff: s.refusedBackoff, ClosedForRoom: s.closedForRoom}
+		AuthFailures: s.authFails, RefusedCap: s.refusedCap, RefusedBackoff: s.refusedBackoff, ClosedForRoom: s.closedForRoom,
+		RefusedConns: s.refusedConns}
 }
 
 // watchReloads re-checks every live session whenever the backend's
@@ -544,6 +557,7 @@ type conn struct {
 	since time.Time // accepted
 
 	preauth bool // counted in srv.unauth (and unauthBy); guarded by srv.mu
+	counted bool // counted in srv.authed; guarded by srv.mu
 
 	mu         sync.Mutex // guards the fields below
 	authOnce   bool
@@ -568,9 +582,27 @@ func (c *conn) authenticated() {
 	s.mu.Lock()
 	s.leavePreauthLocked(c)
 	c.idleSince = time.Now()
+	over := s.authed >= s.opts.MaxSessions
+	refused := 0
+	if over {
+		s.connsRefused++
+		s.refusedConns++
+		if now := time.Now(); now.Sub(s.connsWarned) >= 10*time.Second {
+			refused, s.connsRefused, s.connsWarned = s.connsRefused, 0, now
+		}
+	} else {
+		s.authed++
+		c.counted = true
+	}
 	s.mu.Unlock()
 	if c.hasSrc {
 		s.backoff.succeeded(c.src)
+	}
+	if over {
+		if refused > 0 {
+			s.log.Warn("too many connections: authenticated connection closed", "remote", c.remote.String(), "limit", s.opts.MaxSessions, "refused", refused)
+		}
+		c.close(errTooMany)
 	}
 }
 
@@ -603,6 +635,10 @@ func (c *conn) closed() {
 		delete(s.conns, c.id)
 	}
 	s.leavePreauthLocked(c)
+	if c.counted {
+		c.counted = false
+		s.authed--
+	}
 	if !authed && failed {
 		s.authFails++
 	}

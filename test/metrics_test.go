@@ -293,7 +293,7 @@ func TestServeMetrics(t *testing.T) {
 			t.Errorf("%s = %v (%v) before any client, want 0", name, v, ok)
 		}
 	}
-	for _, reason := range []string{"cap", "backoff", "room"} {
+	for _, reason := range []string{"cap", "backoff", "room", "connections"} {
 		if v, ok := s.get("solgate_gateway_refused_connections_total", "reason", reason); !ok || v != 0 {
 			t.Errorf("solgate_gateway_refused_connections_total{reason=%q} = %v (%v) before any client, want 0", reason, v, ok)
 		}

@@ -226,7 +226,7 @@ func (d *daemon) components() []component {
 func (g *gateway) GatewayStats() (metrics.GatewayStats, bool) {
 	st := g.srv.Stats()
 	return metrics.GatewayStats{Connections: st.Conns, Unauthenticated: st.Unauthenticated, Sessions: st.Sessions,
-		AuthFailures: st.AuthFailures, RefusedCap: st.RefusedCap, RefusedBackoff: st.RefusedBackoff, ClosedForRoom: st.ClosedForRoom}, true
+		AuthFailures: st.AuthFailures, RefusedCap: st.RefusedCap, RefusedBackoff: st.RefusedBackoff, ClosedForRoom: st.ClosedForRoom, RefusedConns: st.RefusedConns}, true
 }
 
 // quietConns are a metrics server's connections that have sent no

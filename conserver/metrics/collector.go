@@ -22,7 +22,7 @@ var (
 	gwUnauth       = desc("solgate_gateway_unauthenticated_connections", "SSH connections open that have not authenticated yet.")
 	gwSessions     = desc("solgate_gateway_sessions", "SSH sessions open (attached or running a command).")
 	gwAuthFailures = desc("solgate_gateway_auth_failures_total", "SSH connections refused at authentication.")
-	gwRefused      = desc("solgate_gateway_refused_connections_total", "SSH connections closed before authenticating by the gateway's limits: reason cap (the unauthenticated cap was reached), backoff (the source failed to log in too often), room (an unauthenticated connection closed to make room for another host's).", "reason")
+	gwRefused      = desc("solgate_gateway_refused_connections_total", "SSH connections closed by the gateway's limits: reason cap (the unauthenticated cap was reached), backoff (the source failed to log in too often), room (an unauthenticated connection closed to make room for another host's), connections (authenticated beyond ssh_max_sessions connections open).", "reason")
 
 	slConnected  = desc("solgate_syslog_connected", "1 if the syslog target is connected (UDP and unix datagram targets: sending), else 0.", "target")
 	slSent       = desc("solgate_syslog_sent_messages_total", "Messages the syslog receiver has taken.", "target")
@@ -111,6 +111,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		m(gwRefused, counter, float64(g.RefusedCap), "cap")
 		m(gwRefused, counter, float64(g.RefusedBackoff), "backoff")
 		m(gwRefused, counter, float64(g.ClosedForRoom), "room")
+		m(gwRefused, counter, float64(g.RefusedConns), "connections")
 	}
 	if c.o.Syslog != nil {
 		for _, t := range c.o.Syslog.Stats() {

@@ -38,8 +38,10 @@ type GatewayStats struct {
 	// handshake because the unauthenticated cap was reached (RefusedCap)
 	// or their source was in back-off after failed logins
 	// (RefusedBackoff), and unauthenticated connections closed to make
-	// room for another source's (ClosedForRoom).
-	RefusedCap, RefusedBackoff, ClosedForRoom uint64
+	// room for another source's (ClosedForRoom); authenticated connections
+	// closed because the gateway's connection cap was reached
+	// (RefusedConns).
+	RefusedCap, RefusedBackoff, ClosedForRoom, RefusedConns uint64
 }
 
 // Syslog is what the syslog shipper tells metrics, one TargetStats per

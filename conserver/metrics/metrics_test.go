@@ -94,7 +94,7 @@ func TestExposition(t *testing.T) {
 	ready := false
 	m := New(Options{
 		Consoles: slices.Values(cons),
-		Gateway:  fakeGateway{Connections: 4, Unauthenticated: 1, Sessions: 3, AuthFailures: 17, RefusedCap: 5, RefusedBackoff: 6, ClosedForRoom: 7},
+		Gateway:  fakeGateway{Connections: 4, Unauthenticated: 1, Sessions: 3, AuthFailures: 17, RefusedCap: 5, RefusedBackoff: 6, ClosedForRoom: 7, RefusedConns: 8},
 		Syslog: fakeSyslog{{Key: "tcp://127.0.0.1:514", Connected: true, Sent: 100, Bytes: 5000, BacklogLines: 12, BacklogConsoles: 2,
 			BacklogAge: 90 * time.Second, Reconnects: 1, DialErrors: 4, LastErrorTime: now}},
 		Config:     fakeConfig{Reloads: 2, Failures: 1, LastAttempt: now, LastSuccess: now.Add(-time.Minute), LastOK: false, Fingerprint: "0123456789abcdef"},
@@ -136,6 +136,7 @@ func TestExposition(t *testing.T) {
 		{"solgate_gateway_refused_connections_total", []string{"reason", "cap"}, 5},
 		{"solgate_gateway_refused_connections_total", []string{"reason", "backoff"}, 6},
 		{"solgate_gateway_refused_connections_total", []string{"reason", "room"}, 7},
+		{"solgate_gateway_refused_connections_total", []string{"reason", "connections"}, 8},
 		{"solgate_syslog_connected", []string{"target", "tcp://127.0.0.1:514"}, 1},
 		{"solgate_syslog_sent_messages_total", []string{"target", "tcp://127.0.0.1:514"}, 100},
 		{"solgate_syslog_sent_bytes_total", []string{"target", "tcp://127.0.0.1:514"}, 5000},
