@@ -246,6 +246,17 @@ func (c *Console) statusLineLocked() string {
 	return s
 }
 
+// appendReplayLine appends an output line of a replay; a line Tail cut
+// (a console that printed for long without a line feed, a progress bar
+// redrawn with CR) gets a notice saying how much of its beginning is not
+// replayed.
+func appendReplayLine(b []byte, console string, l logstore.Line) []byte {
+	if l.Dropped > 0 {
+		b = appendNotice(b, fmt.Sprintf("%s: a long line: its first %d bytes are not replayed", console, l.Dropped))
+	}
+	return append(b, l.Text...)
+}
+
 // insertReplay puts the console's last n lines after the banner and
 // before the live output that arrived meanwhile. Output can arrive
 // between the registration and the read of the log: it is then in both,
@@ -267,7 +278,7 @@ func (a *Attachment) insertReplay(n, heldFrom int) {
 			tailOut = tailOut[:0]
 			continue
 		}
-		replay = append(replay, l.Text...)
+		replay = appendReplayLine(replay, a.c.name, l)
 		tailOut = append(tailOut, l.Text...)
 	}
 	a.mu.Lock()

@@ -265,7 +265,7 @@ func (a *Attachment) replay(n int) {
 			b = appendNotice(b, fmt.Sprintf("%s %s %s", l.Time.UTC().Format("15:04:05"), l.Event, l.Text))
 			continue
 		}
-		b = append(b, l.Text...)
+		b = appendReplayLine(b, a.c.name, l)
 	}
 	b = appendNotice(b, a.c.name+": end of replay")
 	a.mu.Lock()

@@ -1,6 +1,7 @@
 package conserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/solgate/solgate/conserver/power"
+	"github.com/solgate/solgate/logstore"
 )
 
 // powerLog records the power actions the engine asked for.
@@ -434,4 +436,33 @@ func TestReplayFullAfterFewLines(t *testing.T) {
 func TestReplaySeamAfterManyLines(t *testing.T) {
 	text := replayAcross(t, 8, 20, 5)
 	checkReplaySeam(t, text, 8, 20, 5)
+}
+
+// TestReplayCutsALongLine: a console that printed for long without a line
+// feed (a progress bar redrawn with CR) is replayed from the end of that
+// line, at most logstore.TailLineBytes of it, with a notice saying how
+// much is not, on attach and with ^Ecr: not megabytes to each user who
+// attaches.
+func TestReplayCutsALongLine(t *testing.T) {
+	e, _, _, _, _ := engineEnv(t)
+	c := e.m.Console("node1")
+	c.output([]byte("boot\r\n"))
+	progress := bytes.Repeat([]byte("\r 42% done"), 40000) // 400,000 bytes, one line
+	for i := 0; i < len(progress); i += 4000 {
+		c.output(progress[i : i+4000])
+	}
+	c.output([]byte("\r\n"))
+	b, err := c.Attach(Identity{User: "bob", Via: "test"}, AttachOptions{Replay: 20})
+	must(t, err)
+	defer b.Close()
+	waitFor(t, "the attach replay", 10*time.Second, func() bool { return strings.Contains(bufText(b), "the last") })
+	b.replay(20)
+	text := bufText(b)
+	want := fmt.Sprintf("node1: a long line: its first %d bytes are not replayed", len(progress)+2-logstore.TailLineBytes)
+	if n := strings.Count(text, want); n != 2 {
+		t.Errorf("%d notices %q, want 2 (attach, ^Ecr):\n%q", n, want, tailStr(strings.ReplaceAll(text, " 42% done\r", ""), 3000))
+	}
+	if len(text) > 3*logstore.TailLineBytes || strings.Count(text, "boot\r\n") != 2 {
+		t.Errorf("attach and a replay put %d bytes in the buffer (boot line %d times), want the long line cut", len(text), strings.Count(text, "boot\r\n"))
+	}
 }

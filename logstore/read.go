@@ -30,6 +30,13 @@ type Query struct {
 	Follow bool
 	// Poll is how often Follow looks for new data. Default 250 ms.
 	Poll time.Duration
+	// MaxLineBytes, when positive, bounds the text of a joined line: a
+	// longer one keeps its last MaxLineBytes bytes and says in
+	// Line.Dropped how many it left out, so that a console that prints for
+	// hours without a line feed (a progress bar redrawn with CR) costs a
+	// reader that much memory, not the whole line. Zero keeps every byte
+	// (solgate log reproduces the output exactly).
+	MaxLineBytes int
 }
 
 func (q Query) bounds() (since, until int64) {
@@ -54,6 +61,33 @@ type Line struct {
 	// Text is the raw console bytes with the line ending, if the line has
 	// one; for an event its text.
 	Text []byte
+	// Dropped is how many bytes of the line's beginning were left out
+	// (Query.MaxLineBytes, Store.Tail); Text is the rest.
+	Dropped int64
+}
+
+// keepLast bounds l's text to its last max bytes (max > 0), counting what
+// it leaves out. It lets the text grow to twice max before it moves the
+// tail down, so that joining a long line costs linear time.
+func (l *Line) keepLast(max int) {
+	if max <= 0 || len(l.Text) <= 2*max {
+		return
+	}
+	drop := len(l.Text) - max
+	n := copy(l.Text, l.Text[drop:])
+	l.Text = l.Text[:n]
+	l.Dropped += int64(drop)
+}
+
+// trim finishes keepLast: the text is at most max bytes.
+func (l *Line) trim(max int) {
+	if max <= 0 || len(l.Text) <= max {
+		return
+	}
+	drop := len(l.Text) - max
+	n := copy(l.Text, l.Text[drop:])
+	l.Text = l.Text[:n]
+	l.Dropped += int64(drop)
 }
 
 // segHandle is an open segment and its plan, shared by the passes of one
@@ -574,6 +608,7 @@ func (s *Store) Lines(ctx context.Context, console string, q Query) iter.Seq2[Li
 				return true
 			}
 			open = false
+			cur.trim(q.MaxLineBytes)
 			return yield(cur, nil)
 		}
 		var idle func() bool
@@ -607,6 +642,7 @@ func (s *Store) Lines(ctx context.Context, console string, q Query) iter.Seq2[Li
 				open = true
 			}
 			cur.Text = append(cur.Text, rec.Data...)
+			cur.keepLast(q.MaxLineBytes)
 			if !rec.Partial && !flush() {
 				stop = true
 				break
@@ -618,9 +654,13 @@ func (s *Store) Lines(ctx context.Context, console string, q Query) iter.Seq2[Li
 	}
 }
 
+// TailLineBytes bounds each line Tail returns (Query.MaxLineBytes).
+const TailLineBytes = 64 << 10
+
 // Tail returns the last n lines of a console (events count as lines),
 // including output its Writer in this process has not written yet: what
-// to replay to a user who attaches. The lines are copies.
+// to replay to a user who attaches. The lines are copies, each at most
+// TailLineBytes (its end; Line.Dropped counts the rest).
 func (s *Store) Tail(console string, n int) ([]Line, error) {
 	if n <= 0 {
 		return nil, nil
@@ -645,14 +685,14 @@ func (s *Store) Tail(console string, n int) ([]Line, error) {
 	}
 	var lines []Line
 	var firstErr error
-	for l, err := range s.Lines(context.Background(), console, Query{Last: n}) {
+	for l, err := range s.Lines(context.Background(), console, Query{Last: n, MaxLineBytes: TailLineBytes}) {
 		if err != nil {
 			if firstErr == nil && !errors.Is(err, ErrNoSuchLog) {
 				firstErr = err
 			}
 			continue
 		}
-		lines = append(lines, Line{Time: l.Time, Event: l.Event, Text: bytes.Clone(l.Text)})
+		lines = append(lines, Line{Time: l.Time, Event: l.Event, Text: bytes.Clone(l.Text), Dropped: l.Dropped})
 	}
 	if len(pending) > 0 {
 		// Continue a partial line from disk with pending output.
@@ -669,6 +709,7 @@ func (s *Store) Tail(console string, n int) ([]Line, error) {
 			case open:
 				l := &lines[len(lines)-1]
 				l.Text = append(l.Text, rec.Data...)
+				l.keepLast(TailLineBytes)
 				open = rec.Partial
 			default:
 				lines = append(lines, Line{Time: rec.Time, Text: rec.Data})
@@ -678,6 +719,11 @@ func (s *Store) Tail(console string, n int) ([]Line, error) {
 	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
+	}
+	for i := range lines {
+		if lines[i].Event == "" {
+			lines[i].trim(TailLineBytes)
+		}
 	}
 	if len(lines) == 0 && firstErr != nil {
 		return nil, firstErr

@@ -821,6 +821,61 @@ func TestTailIncludesPending(t *testing.T) {
 	}
 }
 
+// TestTailBoundsLongLines: a console that prints for long without a
+// line feed (a progress bar redrawn with CR) makes one long line; Tail
+// returns its last TailLineBytes with the count of what it left out, on
+// disk and continued in the writer's pending output, and Lines bounds a
+// line only when asked (MaxLineBytes), keeping every byte otherwise.
+func TestTailBoundsLongLines(t *testing.T) {
+	s := openTest(t, "", Options{Now: newClock().Now, FlushInterval: time.Hour})
+	w := mustWriter(t, s, "n")
+	w.Write([]byte("before\r\n"))
+	var long bytes.Buffer
+	for i := 0; long.Len() < 3*TailLineBytes; i++ {
+		fmt.Fprintf(&long, "\r%7d%% done", i)
+	}
+	half := long.Len() / 2
+	w.Write(long.Bytes()[:half])
+	w.Flush() // the first half on disk, in many records
+	w.Write(long.Bytes()[half:])
+	w.Write([]byte("\r\nafter\r\n")) // pending
+	lines, err := s.Tail("n", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 3 || string(lines[0].Text) != "before\r\n" || string(lines[2].Text) != "after\r\n" || lines[0].Dropped != 0 {
+		t.Fatalf("Tail = %d lines: %q ... %q", len(lines), lines[0].Text, lines[len(lines)-1].Text)
+	}
+	full := append(long.Bytes(), "\r\n"...)
+	l := lines[1]
+	if len(l.Text) != TailLineBytes || int(l.Dropped) != len(full)-TailLineBytes || !bytes.Equal(l.Text, full[len(full)-TailLineBytes:]) {
+		t.Fatalf("the long line: %d bytes, %d dropped; want its last %d of %d", len(l.Text), l.Dropped, TailLineBytes, len(full))
+	}
+	w.Flush()
+	for _, max := range []int{0, 1000} {
+		var got []byte
+		var dropped int64
+		for l, err := range s.Lines(context.Background(), "n", Query{MaxLineBytes: max}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Text) > len("before\r\n") && !bytes.Equal(l.Text, []byte("after\r\n")) {
+				got, dropped = bytes.Clone(l.Text), l.Dropped
+			}
+			if max > 0 && len(l.Text) > max {
+				t.Errorf("MaxLineBytes %d: a line of %d bytes", max, len(l.Text))
+			}
+		}
+		want, wantDropped := full, int64(0)
+		if max > 0 {
+			want, wantDropped = full[len(full)-max:], int64(len(full)-max)
+		}
+		if !bytes.Equal(got, want) || dropped != wantDropped {
+			t.Errorf("MaxLineBytes %d: the long line is %d bytes, %d dropped; want %d, %d", max, len(got), dropped, len(want), wantDropped)
+		}
+	}
+}
+
 func TestLast(t *testing.T) {
 	clk := newClock()
 	s := openTest(t, "", Options{Now: clk.Now, SegmentBytes: 600})

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // tmuxPane is one tmux window on a private server, running a command with
@@ -202,5 +205,50 @@ func TestGatewayOpenSSHPastAStalledHost(t *testing.T) {
 	}
 	if out, errOut, code := g.ssh("alice", "node1@127.0.0.1", "power", "status"); code != 0 || out != "node1: on\n" {
 		t.Fatalf("ssh from another host with every slot taken: exit %d %q %q, want it let in", code, out, errOut)
+	}
+}
+
+// TestGatewayOpenSSHLongLine: a console that printed for long without a
+// line feed (a progress bar redrawn with CR): tail gives the end of that
+// line, at most 64 KiB, with a line saying what it left out; log still
+// gives all of it; screen still paints. With the real OpenSSH client.
+func TestGatewayOpenSSHLongLine(t *testing.T) {
+	g := startGateway(t, gwOptions{})
+	bmc := g.bmcs["node1"]
+	bmc.HostWrite([]byte("before-the-bar\r\n"))
+	var bar []byte
+	for i := 0; len(bar) < 96<<10; i++ {
+		bar = fmt.Appendf(bar, "\r%6d%% copied", i)
+	}
+	for i := 0; i < len(bar); i += 4 << 10 {
+		bmc.HostWrite(bar[i:min(i+4<<10, len(bar))])
+		time.Sleep(100 * time.Millisecond) // within what the simulated BMC sends: its buffer drops beyond
+	}
+	bmc.HostWrite([]byte("\r\nafter-the-bar\r\n"))
+	var out string
+	waitFor(t, "the lines in the log", 30*time.Second, func() bool {
+		out, _, _ = g.ssh("alice", "node1@127.0.0.1", "tail", "-n", "3")
+		return strings.Contains(out, "after-the-bar")
+	})
+	full := len(bar) + 2
+	note := fmt.Sprintf("! cut the first %d bytes of the next line are left out", full-64<<10)
+	if !strings.Contains(out, note) || !strings.Contains(out, "before-the-bar") || len(out) > 70<<10 {
+		t.Errorf("tail -n 3: %d bytes, want the bar's end (64 KiB) after %q:\n%s", len(out), note, testkit.Tail(out, 300))
+	}
+	var errOut string
+	var code int
+	waitFor(t, "the lines on disk", 30*time.Second, func() bool { // log reads what is flushed, tail the rest too
+		out, errOut, code = g.ssh("alice", "node1@127.0.0.1", "log", "--raw")
+		return strings.Contains(out, "after-the-bar")
+	})
+	if code != 0 || !strings.Contains(out, string(bar)) {
+		t.Errorf("log --raw: exit %d, %d bytes, want the whole bar (%d bytes): %s", code, len(out), len(bar), errOut)
+	}
+	out, errOut, code = g.ssh("alice", "node1@127.0.0.1", "log")
+	if code != 0 || strings.Contains(out, "! cut") || !strings.Contains(out, string(bar[len(bar)-1000:])) || len(out) < len(bar) {
+		t.Errorf("log: exit %d, %d bytes (a line under 1 MiB is printed whole): %s", code, len(out), errOut)
+	}
+	if _, errOut, code := g.ssh("alice", "node1@127.0.0.1", "screen"); code != 0 {
+		t.Errorf("screen: exit %d: %s", code, errOut)
 	}
 }

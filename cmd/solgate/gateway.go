@@ -327,10 +327,27 @@ func (g *gatewayConsole) Tail(ctx context.Context, n int, w io.Writer) error {
 	out := bufio.NewWriter(w)
 	var buf []byte
 	for _, l := range lines {
-		buf = appendLogLine(buf[:0], l, false)
+		buf = appendCutNote(buf[:0], l)
+		buf = appendLogLine(buf, l, false)
 		out.Write(buf)
 	}
 	return out.Flush()
+}
+
+// gatewayLogLineBytes bounds a line the gateway's log command prints: the
+// daemon would otherwise hold a whole line in memory however long a
+// console printed without a line feed (solgate log on the host prints
+// every byte, and log --raw here streams them).
+const gatewayLogLineBytes = 1 << 20
+
+// appendCutNote appends, for a line that was cut to its end
+// (logstore.Line.Dropped), an event-style line saying so.
+func appendCutNote(dst []byte, l logstore.Line) []byte {
+	if l.Dropped == 0 {
+		return dst
+	}
+	dst = append(dst, logstore.FormatTime(l.Time)...)
+	return fmt.Appendf(dst, " ! cut the first %d bytes of the next line are left out (log --raw prints them)\n", l.Dropped)
 }
 
 // query turns the gateway's log query into the store's, as solgate log
@@ -396,6 +413,7 @@ func (g *gatewayConsole) Log(ctx context.Context, q sshgw.LogQuery, w io.Writer)
 		return out.Flush()
 	}
 	var buf []byte
+	lq.MaxLineBytes = gatewayLogLineBytes
 	for l, err := range s.Lines(ctx, g.c.Name(), lq) {
 		if err != nil {
 			if errors.Is(err, logstore.ErrNoSuchLog) {
@@ -403,7 +421,8 @@ func (g *gatewayConsole) Log(ctx context.Context, q sshgw.LogQuery, w io.Writer)
 			}
 			return err
 		}
-		buf = appendLogLine(buf[:0], l, q.Plain)
+		buf = appendCutNote(buf[:0], l)
+		buf = appendLogLine(buf, l, q.Plain)
 		if _, err := out.Write(buf); err != nil {
 			return err
 		}
@@ -447,25 +466,40 @@ func (g *gatewayConsole) Grep(ctx context.Context, pattern string, q sshgw.LogQu
 	return n, err
 }
 
-// recentLines is how many lines Recent reads to find max bytes: more
-// than a screen of short lines.
+// recentLines is how many lines Recent reads at most to find max bytes:
+// more than a screen of short lines.
 const recentLines = 2000
 
+// Recent returns the console's last max bytes of output (at most
+// recentLines lines). It reads a few lines first and more only while they
+// hold fewer bytes: each line Tail returns may be 64 KiB.
 func (g *gatewayConsole) Recent(max int) ([]byte, error) {
-	lines, err := g.c.Tail(recentLines)
-	if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
-		return nil, err
-	}
-	var out []byte
-	for _, l := range lines {
-		if l.Event == "" {
-			out = append(out, l.Text...)
+	for k := 64; ; k *= 4 {
+		k = min(k, recentLines)
+		lines, err := g.c.Tail(k)
+		if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
+			return nil, err
 		}
+		n := 0
+		for _, l := range lines {
+			if l.Event == "" {
+				n += len(l.Text)
+			}
+		}
+		if n < max && len(lines) == k && k < recentLines {
+			continue
+		}
+		out := make([]byte, 0, min(n, max))
+		for _, l := range lines {
+			if l.Event == "" {
+				out = append(out, l.Text...)
+			}
+		}
+		if len(out) > max {
+			out = out[len(out)-max:]
+		}
+		return out, nil
 	}
-	if len(out) > max {
-		out = out[len(out)-max:]
-	}
-	return out, nil
 }
 
 // sshLimits are the gateway's [server] ssh_* settings, to notice a change
