@@ -39,7 +39,9 @@ type GrepOptions struct {
 // Chunks of the log are decompressed and searched in parallel. fn's
 // error stops the search and is returned. Damage does not stop it: it is
 // returned at the end, joined, after every intact line was searched. A
-// Match's Text is only valid during fn.
+// Match's Text is only valid during fn. A line that spans many chunks (a
+// console that printed for long without a line feed) is searched as it
+// is read and held only by its last MiB, which its Match reports.
 func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Query, fn func(Match) error, opts ...GrepOptions) error {
 	if err := CheckConsoleName(console); err != nil {
 		return err
@@ -157,10 +159,26 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 			return true
 		}
 		carry.active = false
-		if t := AppendPlain(nil, carry.raw); g.re.Match(t) {
+		if t := AppendPlain(nil, carry.raw); carry.matched || g.re.Match(t) {
 			return emit(Match{Time: msTime(carry.ms), Text: t})
 		}
 		return true
+	}
+	// A line carried across many chunks (a console that printed for long
+	// without a line feed) is searched as it grows, and only its last
+	// grepLineBytes are kept: matched in what it drops (with the start of
+	// what it keeps, for a match across the cut), it is reported with its
+	// end.
+	bound := func() {
+		if len(carry.raw) <= 2*grepLineBytes {
+			return
+		}
+		drop := len(carry.raw) - grepLineBytes
+		if !carry.matched && g.re.Match(AppendPlain(nil, carry.raw[:drop+min(grepOverlap, grepLineBytes)])) {
+			carry.matched = true
+		}
+		n := copy(carry.raw, carry.raw[drop:])
+		carry.raw = carry.raw[:n]
 	}
 	for j := range order {
 		<-j.done
@@ -173,6 +191,7 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 		if r.lead.active {
 			if carry.active {
 				carry.raw = append(carry.raw, r.lead.raw...)
+				bound()
 			} else {
 				carry = line{ms: r.lead.ms, raw: append(carry.raw[:0], r.lead.raw...), active: true}
 			}
@@ -206,10 +225,19 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 
 // line is an output line being assembled from records.
 type line struct {
-	ms     int64
-	raw    []byte
-	active bool
+	ms      int64
+	raw     []byte
+	active  bool
+	matched bool // a part Grep dropped from raw matched (grepLineBytes)
 }
+
+// grepLineBytes bounds the part of a long line Grep holds, and reports
+// when the line matches; grepOverlap is how much of the kept part a
+// dropped part is searched with.
+const (
+	grepLineBytes = 1 << 20
+	grepOverlap   = 4 << 10
+)
 
 // grepResult is what one chunk contributes. A chunk may start in the
 // middle of a line (lead: its output records up to the first line end)

@@ -243,3 +243,53 @@ func FuzzPlain(f *testing.F) {
 		}
 	})
 }
+
+// TestGrepLongLine: a line longer than grepLineBytes (a console that
+// printed for long without a line feed) is searched whole as Grep reads
+// it, holding only its last grepLineBytes: a match in its beginning, its
+// end, or across where Grep cut it is reported once, with the line's end.
+func TestGrepLongLine(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, "", Options{Now: clk.Now, FrameBytes: 64 << 10, IndexInterval: time.Second})
+	w := mustWriter(t, s, "n")
+	// No CR in it: Grep matches what a terminal shows, and text a CR
+	// returns over is overwritten.
+	fill := bytes.Repeat([]byte(" 42% copied."), (3*grepLineBytes)/12)
+	write := func(parts ...[]byte) {
+		for _, p := range parts {
+			for i := 0; i < len(p); i += 4 << 10 {
+				w.Write(p[i:min(i+4<<10, len(p))])
+				if i%(32<<10) == 0 {
+					w.Flush()
+					clk.Advance(2 * time.Second) // an index entry per flush: many chunks for Grep
+				}
+			}
+		}
+		w.Write([]byte("\r\n"))
+	}
+	write([]byte("EARLY-NEEDLE"), fill)
+	write([]byte("short line\r\n"))
+	write(fill, []byte("LATE-NEEDLE"))
+	w.Flush() // the live segment: one chunk per frame, so the long lines span many
+	for _, tc := range []struct {
+		pat  string
+		want int
+	}{{`EARLY-NEEDLE`, 1}, {`LATE-NEEDLE`, 1}, {`NEEDLE`, 2}, {`short`, 1}, {`copied`, 2}, {`ied. 42`, 2}, {`nowhere`, 0}} {
+		var got []Match
+		err := s.Grep(context.Background(), "n", regexp.MustCompile(tc.pat), Query{}, func(m Match) error {
+			got = append(got, Match{Time: m.Time, Text: bytes.Clone(m.Text)})
+			return nil
+		}, GrepOptions{Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != tc.want {
+			t.Errorf("%q: %d matches, want %d", tc.pat, len(got), tc.want)
+		}
+		for _, m := range got {
+			if len(m.Text) > 2*grepLineBytes {
+				t.Errorf("%q: a match of %d bytes, want a long line's end (at most %d)", tc.pat, len(m.Text), 2*grepLineBytes)
+			}
+		}
+	}
+}
