@@ -70,13 +70,9 @@ type Line struct {
 // it leaves out. It lets the text grow to twice max before it moves the
 // tail down, so that joining a long line costs linear time.
 func (l *Line) keepLast(max int) {
-	if max <= 0 || len(l.Text) <= 2*max {
-		return
+	if max > 0 && len(l.Text) > 2*max {
+		l.trim(max)
 	}
-	drop := len(l.Text) - max
-	n := copy(l.Text, l.Text[drop:])
-	l.Text = l.Text[:n]
-	l.Dropped += int64(drop)
 }
 
 // trim finishes keepLast: the text is at most max bytes.

@@ -156,10 +156,12 @@ type Server struct {
 	// Since the start, for Stats: refused at the cap, refused in
 	// back-off, closed to make room.
 	refusedCap, refusedBackoff, closedForRoom uint64
-	authed                                    int       // authenticated connections open (at most MaxSessions)
-	connsRefused                              int       // authenticated connections closed at that cap since connsWarned
-	connsWarned                               time.Time // when that was last logged
-	refusedConns                              uint64    // since the start, for Stats
+
+	// The cap on authenticated connections (MaxSessions).
+	authed       int       // authenticated connections open
+	connsRefused int       // closed at the cap since connsWarned
+	connsWarned  time.Time // when that was last logged
+	refusedConns uint64    // closed at the cap since the start, for Stats
 
 	wg sync.WaitGroup // every goroutine of ours: conn watchers, sessions, the reload watcher
 }

@@ -470,10 +470,10 @@ func (g *gatewayConsole) Grep(ctx context.Context, pattern string, q sshgw.LogQu
 // more than a screen of short lines.
 const recentLines = 2000
 
-// Recent returns the console's last max bytes of output (at most
+// Recent returns the console's last limit bytes of output (at most
 // recentLines lines). It reads a few lines first and more only while they
 // hold fewer bytes: each line Tail returns may be 64 KiB.
-func (g *gatewayConsole) Recent(max int) ([]byte, error) {
+func (g *gatewayConsole) Recent(limit int) ([]byte, error) {
 	for k := 64; ; k *= 4 {
 		k = min(k, recentLines)
 		lines, err := g.c.Tail(k)
@@ -486,17 +486,17 @@ func (g *gatewayConsole) Recent(max int) ([]byte, error) {
 				n += len(l.Text)
 			}
 		}
-		if n < max && len(lines) == k && k < recentLines {
+		if n < limit && len(lines) == k && k < recentLines {
 			continue
 		}
-		out := make([]byte, 0, min(n, max))
+		skip := max(0, n-limit) // the bytes before the last limit
+		out := make([]byte, 0, n-skip)
 		for _, l := range lines {
 			if l.Event == "" {
-				out = append(out, l.Text...)
+				t := l.Text[min(skip, len(l.Text)):]
+				skip -= len(l.Text) - len(t)
+				out = append(out, t...)
 			}
-		}
-		if len(out) > max {
-			out = out[len(out)-max:]
 		}
 		return out, nil
 	}
