@@ -2,11 +2,15 @@ package test
 
 import (
 	"context"
+	"errors"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/solgate/solgate/ipmilan/bmcsim"
+	"github.com/solgate/solgate/test/internal/testkit"
 )
 
 // TestServeKill9ReclaimsItsPayload: solgate serve is killed with SIGKILL
@@ -78,4 +82,36 @@ reconnect_max = "2s"`, []servedConsole{{name: "node1", bmc: sim.Addr, extra: `st
 	if res.next <= j.to {
 		t.Fatal("nothing logged after the restart")
 	}
+}
+
+// TestServeSecondSignalExitsNow: a SIGTERM while solgate serve waits for a
+// BMC that no longer answers to deactivate its payload ends the daemon at
+// once, with a daemon log line saying why and exit status 143, instead of
+// the signal's default action killing it without a word.
+func TestServeSecondSignalExitsNow(t *testing.T) {
+	t.Parallel()
+	sim := startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
+	dir := t.TempDir()
+	cfg := writeServeConfig(t, dir, `shutdown_timeout = "30s"`, []servedConsole{{name: "node1", bmc: sim.Addr}})
+	p := startServe(t, cfg)
+	p.waitLog(`"msg":"conserver: SOL up"`, 20*time.Second)
+	must(t, sim.SetFaults(bmcsim.Faults{Freeze: true})) // the deactivation gets no answer: the stop waits
+	must(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	p.waitLog(`"msg":"serve: stopping"`, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	must(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("solgate serve still running 10 s after a second SIGTERM")
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("exit: %v, want status 143", p.err)
+	}
+	if !strings.Contains(p.stderr.String(), `"msg":"serve: second signal while stopping: exiting now; SOL payloads still active are reclaimed at the next start"`) {
+		t.Errorf("no log line for the second signal:\n%s", testkit.Tail(p.stderr.String(), 1500))
+	}
+	t.Logf("exited %v after the second SIGTERM", time.Since(start).Round(time.Millisecond))
 }

@@ -65,7 +65,9 @@ logged with FILE:LINE and the running configuration stays.
 
 SIGTERM or SIGINT stops it: every SOL payload is deactivated and every
 session closed (bounded by [server] shutdown_timeout, default 5s), and the
-logs are flushed and closed.
+logs are flushed and closed. A second one while it stops ends it at once
+(exit 143 or 130, said in the daemon log): the payloads still active are
+reclaimed at the next start, as after kill -9.
 
 The daemon log goes to stderr: log/slog text or JSON ([server] log_format),
 level from [server] log_level, keys console, bmc, user, remote, err.
@@ -309,9 +311,35 @@ loop:
 	d.ready.Store(false)
 	close(d.loopDone) // a watchdog check waiting for the loop gives up
 	d.tellSystemd(d.notify.Stopping())
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go d.exitOnSecondSignal(stopped)
 	cancelWatch()
 	<-watchDone
 	return d.stop()
+}
+
+// exitOnSecondSignal ends the process at once on a SIGINT or SIGTERM that
+// comes while the daemon stops (an operator who will not wait for BMCs
+// that do not answer), after saying so in the daemon log: the payloads
+// still active are then reclaimed at the next start, as after a kill -9,
+// and the logs lose at most their last unflushed output. Without it the
+// signal's default action (back after the first, see notifyContext) ended
+// the daemon without a word.
+func (d *daemon) exitOnSecondSignal(stopped <-chan struct{}) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case <-stopped:
+	case s := <-sigs:
+		sig := s.(syscall.Signal)
+		d.log.Error("serve: second signal while stopping: exiting now; SOL payloads still active are reclaimed at the next start", "signal", sig.String())
+		if err := d.logOut.Close(time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "solgate: "+err.Error())
+		}
+		os.Exit(128 + int(sig))
+	}
 }
 
 // closeLog writes the daemon log's queued records (for a bounded time:
