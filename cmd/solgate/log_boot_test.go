@@ -8,28 +8,37 @@ import (
 	"github.com/solgate/solgate/logstore"
 )
 
-func TestLogBoots(t *testing.T) {
-	dir := t.TempDir()
+// bootLog opens a log store in a new directory with node1's Writer, and
+// at, which runs f with the store's clock at logT0 plus d; close closes
+// them, so that solgate log can read the directory.
+func bootLog(t *testing.T) (dir string, w *logstore.Writer, at func(d time.Duration, f func()), close func()) {
+	t.Helper()
+	dir = t.TempDir()
 	clk := &logClock{t: logT0}
 	s, err := logstore.Open(dir, logstore.Options{Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := s.Writer("node1")
+	w, err = s.Writer("node1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := func(min int, f func()) {
-		clk.set(logT0.Add(time.Duration(min) * time.Minute))
+	at = func(d time.Duration, f func()) {
+		clk.set(logT0.Add(d))
 		f()
 	}
+	return dir, w, at, func() { w.Close(); s.Close() }
+}
+
+func TestLogBoots(t *testing.T) {
+	dir, w, atT, closeLog := bootLog(t)
+	at := func(min int, f func()) { atT(time.Duration(min)*time.Minute, f) }
 	at(0, func() { w.Write([]byte("old boot output\r\n")) })
 	at(1, func() { w.Event(logstore.EventBoot, "power cycle by alice") })
 	at(2, func() { w.Write([]byte("second boot\r\n")) })
 	at(3, func() { w.EventBeforeLine(logstore.EventBoot, `kernel banner seen: "] Linux version "`) })
 	at(3, func() { w.Write([]byte("[    0.000000] Linux version 6.1\r\nthird boot\r\n")) })
-	w.Close()
-	s.Close()
+	closeLog()
 
 	out, stderr, code := runCmd(t, "log", "--log-dir", dir, "node1", "--list-boots")
 	if code != 0 {
@@ -65,26 +74,13 @@ func TestLogBoots(t *testing.T) {
 // is on: --boot 0 begins with the BIOS's first line, and the boot before
 // ends with what the node printed before it rebooted.
 func TestLogBootStartsWithItsScreen(t *testing.T) {
-	dir := t.TempDir()
-	clk := &logClock{t: logT0}
-	s, err := logstore.Open(dir, logstore.Options{Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := s.Writer("node1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := func(sec int, f func()) {
-		clk.set(logT0.Add(time.Duration(sec) * time.Second))
-		f()
-	}
+	dir, w, atT, closeLog := bootLog(t)
+	at := func(sec int, f func()) { atT(time.Duration(sec)*time.Second, f) }
 	at(0, func() { w.Write([]byte("Kernel panic - not syncing\r\n")) })
 	at(30, func() { w.Write([]byte("\x1b[0m\x1b[2J\x1b[HBIOS v1.0\r\n")) })
 	at(32, func() { w.EventBeforeLine(logstore.EventBoot, `firmware banner seen: "to enter setup"`) })
 	at(32, func() { w.Write([]byte("Press F2 to enter setup\r\n")) })
-	w.Close()
-	s.Close()
+	closeLog()
 	out, stderr, code := runCmd(t, "log", "--log-dir", dir, "node1", "--list-boots")
 	want := "  -1  2026-11-23T10:00:00.000Z  2026-11-23T10:00:30.000Z  (before the first recorded boot)\n" +
 		"   0  2026-11-23T10:00:30.000Z  (current)                 firmware banner seen: \"to enter setup\"\n"

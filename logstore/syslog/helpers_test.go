@@ -2,9 +2,12 @@ package syslog_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,4 +80,63 @@ func damageLine(t *testing.T, dir, console, text string) {
 	if err := os.WriteFile(segs[0], b, 0o640); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// silentReceiver listens on loopback and accepts one connection it never
+// reads (closed when the test ends), with the listener's receive buffer
+// set to rcvbuf when positive (inherited by what it accepts: a small one
+// fills the receiver's window with a few kilobytes). It returns the
+// address.
+func silentReceiver(t *testing.T, rcvbuf int) string {
+	t.Helper()
+	var lc net.ListenConfig
+	if rcvbuf > 0 {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+			return errors.Join(err, serr)
+		}
+	}
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c // never read
+		}
+		close(accepted)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		if c, ok := <-accepted; ok {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// waitTakesNothing waits until the one target's receiver has taken
+// nothing more for a second while started says the target is under way,
+// and returns how many messages it took.
+func waitTakesNothing(t *testing.T, sh *syslog.Shipper, started func(syslog.TargetStats) bool) int64 {
+	t.Helper()
+	last, same := int64(-1), 0
+	deadline := time.Now().Add(20 * time.Second)
+	for same < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver's TCP still takes messages: %+v", sh.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+		st := sh.Stats()
+		if started(st[0]) && st[0].Sent == last {
+			same++
+		} else {
+			same = 0
+		}
+		last = st[0].Sent
+	}
+	return last
 }

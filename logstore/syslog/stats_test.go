@@ -1,12 +1,8 @@
 package syslog_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,50 +22,13 @@ func TestStatsWhileReceiverTakesNothing(t *testing.T) {
 		fmt.Fprintf(w, "%05d %s\r\n", i, line)
 	}
 	w.Flush()
-	// A small receive buffer, set on the listener and inherited by what
-	// it accepts: a few kilobytes fill the receiver's window, while a
-	// window of 40 messages still fits in the sender's socket buffer, so
-	// the target waits for acknowledgements rather than in a write.
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c // never read
-		}
-		close(accepted)
-	}()
-	t.Cleanup(func() {
-		if c, ok := <-accepted; ok {
-			c.Close()
-		}
-	})
-	sh := startShipper(t, store, t.TempDir(), syslog.Target{Network: "tcp", Address: ln.Addr().String(), Facility: 16, Backfill: true, Window: 40})
-	last, same := int64(-1), 0
-	deadline := time.Now().Add(20 * time.Second)
-	for same < 10 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the receiver's TCP still takes messages: %+v", sh.Stats())
-		}
-		time.Sleep(100 * time.Millisecond)
-		st := sh.Stats()
-		if st[0].InFlight > 0 && st[0].Sent == last {
-			same++
-		} else {
-			same = 0
-		}
-		last = st[0].Sent
-	}
-	if last >= 5000 {
+	// A small receive buffer: a few kilobytes fill the receiver's window,
+	// while a window of 40 messages still fits in the sender's socket
+	// buffer, so the target waits for acknowledgements rather than in a
+	// write.
+	addr := silentReceiver(t, 2048)
+	sh := startShipper(t, store, t.TempDir(), syslog.Target{Network: "tcp", Address: addr, Facility: 16, Backfill: true, Window: 40})
+	if last := waitTakesNothing(t, sh, func(st syslog.TargetStats) bool { return st.InFlight > 0 }); last >= 5000 {
 		t.Fatalf("all %d messages were taken: the window never closed", last)
 	}
 	time.Sleep(1500 * time.Millisecond) // a refresh after the window filled

@@ -2,7 +2,6 @@ package syslog_test
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -29,43 +28,10 @@ func TestStopWithReceiverWindowClosed(t *testing.T) {
 	}
 	w.Flush()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c // never read
-		}
-		close(accepted)
-	}()
-	t.Cleanup(func() {
-		if c, ok := <-accepted; ok {
-			c.Close()
-		}
-	})
-	sh := startShipper(t, store, t.TempDir(), syslog.Target{Network: "tcp", Address: ln.Addr().String(), Facility: 16, Backfill: true, Window: 1 << 20})
+	sh := startShipper(t, store, t.TempDir(), syslog.Target{Network: "tcp", Address: silentReceiver(t, 0), Facility: 16, Backfill: true, Window: 1 << 20})
 	// Wait until the receiver's TCP takes nothing more: the target's
 	// goroutine is then blocked writing.
-	last, same := int64(-1), 0
-	deadline := time.Now().Add(20 * time.Second)
-	for same < 10 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the receiver's TCP still takes messages: %+v", sh.Stats())
-		}
-		time.Sleep(100 * time.Millisecond)
-		st := sh.Stats()
-		if st[0].Sent > 0 && st[0].Sent == last {
-			same++
-		} else {
-			same = 0
-		}
-		last = st[0].Sent
-	}
-	if last >= 60000 {
+	if last := waitTakesNothing(t, sh, func(st syslog.TargetStats) bool { return st.Sent > 0 }); last >= 60000 {
 		t.Fatalf("all %d messages were taken: the window never closed", last)
 	}
 	start := time.Now()
