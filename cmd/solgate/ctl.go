@@ -56,6 +56,14 @@ Examples:
   sudo solgate ctl reopen 'rack4-node[01-32]'   # after fixing their BMCs
   solgate ctl --json who | jq -r '.[].user'`
 
+// ctlTimeout bounds a ctl command's wait for the daemon's answer;
+// ctlSlowTimeout a reload or a reopen of a hostlist, which apply a change
+// to many consoles.
+const (
+	ctlTimeout     = 30 * time.Second
+	ctlSlowTimeout = 5 * time.Minute
+)
+
 func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ctl", ctlUsage, stderr)
 	path := ""
@@ -63,7 +71,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&path, "config", "", "same as -c")
 	sock := fs.String("socket", "", "control socket `PATH` (default: state_dir/ctl.sock)")
 	asJSON := fs.Bool("json", false, "print the answer as JSON")
-	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long (a reload of many consoles takes a while)")
+	timeout := fs.Duration("timeout", 0, "give up after this long (default 30s; reload and reopen of a hostlist 5m: applying a change to many consoles takes a while)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return usageErr(err)
@@ -116,7 +124,15 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		*sock = filepath.Join(dir, ctlSocketName)
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	if *timeout <= 0 {
+		// A daemon that is stopped or stuck (SIGSTOP, a hung disk) still
+		// accepts in the kernel: without an answer, say so soon.
+		*timeout = ctlTimeout
+		if req.Command == "reload" || many != nil {
+			*timeout = ctlSlowTimeout
+		}
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("none within %v: is it stopped or stuck? (its log or systemctl status solgate say more; --timeout waits longer)", *timeout))
 	defer cancel()
 	if many != nil {
 		return ctlReopenMany(ctx, *sock, *asJSON, many, stdout)
@@ -222,9 +238,8 @@ func ctlCall(ctx context.Context, sock string, req ctlRequest) (ctlReply, json.R
 		return ctlReply{}, nil, err
 	}
 	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
+	// ctx's end (its deadline too) cuts the exchange short; a deadline of
+	// the connection's own could fire first and hide why.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	b, _ := json.Marshal(req)

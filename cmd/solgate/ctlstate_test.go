@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ctl finds the daemon's state_dir in the configuration even when the file
@@ -66,4 +70,39 @@ func FuzzScanStateDir(f *testing.F) {
 			t.Fatalf("scanStateDir(%q) = %q, want %q", file, got, dir)
 		}
 	})
+}
+
+// TestCtlNoAnswer: a daemon that accepts (the kernel does, even for a
+// stopped process) and never answers is given up on after --timeout, and
+// the message says what to look at; without --timeout the wait is 30 s,
+// 5 minutes for a reload or a reopen of a hostlist.
+func TestCtlNoAnswer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held, never answered
+		}
+	}()
+	start := time.Now()
+	err = run(context.Background(), []string{"ctl", "--socket", sock, "--timeout", "300ms", "status"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no answer from solgate serve: none within 300ms: is it stopped or stuck?") {
+		t.Errorf("ctl status: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+	var help strings.Builder
+	run(context.Background(), []string{"ctl", "--help"}, io.Discard, &help)
+	if !strings.Contains(help.String(), "default 30s; reload and reopen of a hostlist 5m") {
+		t.Errorf("--help does not give the default timeouts:\n%s", help.String())
+	}
 }
