@@ -578,3 +578,52 @@ func TestSOLPowerWatch(t *testing.T) {
 		}
 	})
 }
+
+// TestActivateSOLAnswerLost: the BMC activates the payload but its answer
+// is lost; the retransmitted Activate Payload is told the payload is
+// active, on this very session (BMCs that do not recognise a retransmitted
+// request execute it again). That is not another client: the session
+// takes its own payload back and the console works, instead of the
+// console manager waiting for a "foreign" holder that is itself.
+func TestActivateSOLAnswerLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet()
+		memBMC(t, n, memBMCAddr, bmcsim.Config{SOL: bmcsim.SOLConfig{NoBootText: true}})
+		var (
+			mu     sync.Mutex
+			armed  bool
+			seen   int
+			lostAt = 2 // the answers after arming: activation status, then Activate Payload
+		)
+		n.tap = func(from, to string, b []byte) []byte {
+			if from != memBMCAddr {
+				return b
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if armed {
+				if seen++; seen == lostAt {
+					return nil
+				}
+			}
+			return b
+		}
+		s, _ := memDial(t, n, memBMCAddr, Config{KeepAlive: -1, Timeout: 500 * time.Millisecond})
+		mu.Lock()
+		armed = true
+		mu.Unlock()
+		c, err := s.ActivateSOL(context.Background(), SOLOptions{})
+		if err != nil {
+			t.Fatalf("ActivateSOL with its answer lost: %v", err)
+		}
+		defer c.Close()
+		mu.Lock()
+		if seen < lostAt {
+			t.Fatalf("only %d answers after arming: the Activate Payload answer was not the one lost", seen)
+		}
+		mu.Unlock()
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatalf("write to the console: %v", err)
+		}
+	})
+}

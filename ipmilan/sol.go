@@ -173,15 +173,21 @@ func (s *Session) ActivateSOL(ctx context.Context, o SOLOptions) (*SOL, error) {
 		if errors.As(err, &ce) {
 			switch ce.Code {
 			case wire.CCPayloadActive:
-				// Races: a BMC can still say "active" right after a
-				// deactivation; FreeIPMI loops a bounded number of times.
-				if (o.Steal || o.StealFrom != 0) && try < 5 {
+				owner := s.payloadOwner(ctx, o.Instance)
+				// Active on this very session: the BMC carried out an
+				// earlier try, whose answer was lost, and executed the
+				// retransmission again (many do not recognise one). Our
+				// own payload: take it back rather than report a holder
+				// that is ourselves. Races: a BMC can still say "active"
+				// right after a deactivation; FreeIPMI loops a bounded
+				// number of times.
+				if (o.Steal || o.StealFrom != 0 || owner != 0 && owner == s.ID()) && try < 5 {
 					if derr := s.deactivateSOL(ctx, o.Instance); derr != nil {
 						return nil, derr
 					}
 					continue
 				}
-				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, &SOLActiveError{Owner: s.payloadOwner(ctx, o.Instance)})
+				return nil, fmt.Errorf("ipmilan: %s: %w", s.cfg.Addr, &SOLActiveError{Owner: owner})
 			case wire.CCPayloadDisabled:
 				return nil, fmt.Errorf("ipmilan: %s: activate SOL: SOL is disabled on the BMC or not permitted for user %q: %w", s.cfg.Addr, s.cfg.User, err)
 			case wire.CCPayloadLimit:
