@@ -27,6 +27,10 @@ type fakeBMC struct {
 	// closeDelay is how long deactivating the payload takes (a BMC that
 	// no longer answers: the request's retries time out).
 	closeDelay time.Duration
+	// lose is how many activations the BMC carries out but whose answers
+	// are lost: the session's ActivateSOL fails with ErrNoAnswer while the
+	// payload stays active for it (in stale).
+	lose int
 }
 
 func (f *fakeBMC) open(ctx context.Context, cfg ipmilan.Config) (bmcSession, error) {
@@ -92,6 +96,11 @@ func (s *fakeSession) ActivateSOL(ctx context.Context, o ipmilan.SOLOptions) (so
 	f := s.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.lose > 0 && f.stale == 0 && f.foreign == 0 && f.active == nil {
+		f.lose--
+		f.stale = s.id
+		return nil, fmt.Errorf("fake: activate SOL: %w after 3 tries", ipmilan.ErrNoAnswer)
+	}
 	switch {
 	case f.stale != 0 && o.StealFrom == f.stale:
 		f.stale = 0

@@ -50,6 +50,12 @@ type ownership struct {
 	takeovers   []time.Time // solgate's takeovers within steal_window
 	contestedAt time.Time   // non-zero: contested since then
 	lastFail    string      // reason of the last failed attempt, to log changes only
+	// abandoned is the BMC session of this daemon's last attempt whose
+	// activation failed for want of an answer: the BMC may have carried
+	// it out (its answer lost) and still hold the payload for that
+	// session until it times out. Used and set by the supervisor's
+	// connect only.
+	abandoned uint32
 }
 
 // waitCap bounds the re-check interval of a console waiting for a payload.
@@ -89,6 +95,11 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 		var ae *ipmilan.SOLActiveError
 		if errors.As(err, &ae) {
 			opts, took, ok := c.mayTake(ae.Owner, stale, req, set.cfg.Steal)
+			if ab := c.own.abandoned; ae.Owner != 0 && ae.Owner == ab {
+				// Our own earlier try's payload, not another client's.
+				opts, ok = ipmilan.SOLOptions{StealFrom: ab}, true
+				took = fmt.Sprintf("reclaimed the SOL payload from this daemon's earlier try, BMC session %#x (the BMC activated it, its answer was lost)", ab)
+			}
 			switch {
 			case ok:
 				opts.PowerEvery = powerEvery
@@ -104,10 +115,14 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 			}
 		}
 		if err != nil {
+			if errors.Is(err, ipmilan.ErrNoAnswer) {
+				c.own.abandoned = sess.ID()
+			}
 			sess.Close()
 			res.err = err
 			return nil, res
 		}
+		c.own.abandoned = 0
 		return newSOLConn(c.ctx, sess, sol), res
 	}
 }

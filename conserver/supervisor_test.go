@@ -162,6 +162,28 @@ func waitUp(t *testing.T, c *Console) {
 	}
 }
 
+// TestReclaimFromOwnLostActivation: the BMC activated the payload for a
+// try whose answers were all lost; the next try finds it held by that
+// session, which is this daemon's own, and reclaims it at once instead of
+// waiting out the when-idle grace (10 minutes) for a "foreign" holder.
+func TestReclaimFromOwnLostActivation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBMC{lose: 1}
+		e, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"5m\"", "steal = \"when-idle\"", Options{})
+		time.Sleep(5 * time.Second)
+		waitUp(t, c)
+		f.mu.Lock()
+		reclaimed := f.reclaim
+		f.mu.Unlock()
+		if reclaimed != 1 {
+			t.Errorf("%d reclaims, want 1", reclaimed)
+		}
+		if l := logText(t, e.store, "node1"); !strings.Contains(l, "reclaimed the SOL payload from this daemon's earlier try") {
+			t.Errorf("node1's log:\n%s", tailStr(l, 800))
+		}
+	})
+}
+
 func TestContestedStopsTakingThePayload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeBMC{}
