@@ -38,7 +38,9 @@ import (
 //   - solgate's own stale payload (a previous daemon killed before it
 //     could deactivate) is recognised by the BMC session ID recorded in
 //     state_dir/sol-sessions and reclaimed at once (SOLOptions.StealFrom),
-//     whatever the policy; it does not count as a takeover.
+//     whatever the policy; it does not count as a takeover. So is one the
+//     BMC activated for this daemon's own earlier try whose answers were
+//     all lost (ownership.abandoned).
 //   - A user with write access may take the payload now: reopen (escape
 //     o) and force (Console.Force) take it from anyone.
 //   - Every takeover and loss is an event line in the console log ("steal",
