@@ -67,7 +67,7 @@ func (s *Store) Grep(ctx context.Context, console string, re *regexp.Regexp, q Q
 	if len(segs) > 0 {
 		newest = segs[len(segs)-1].name
 	}
-	segs = selectSegments(segs, g.since, g.until)
+	segs = selectSegments(dir, segs, g.since, g.until)
 
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)

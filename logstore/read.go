@@ -204,10 +204,20 @@ func (s *Store) writerAlive(console string, mod time.Time) bool {
 	return lk.Type != unix.F_UNLCK
 }
 
-// selectSegments returns the segments that may hold records in
-// [since, until), trusting that a segment's records lie between its name
-// and the next segment's name.
-func selectSegments(segs []segment, since, until int64) []segment {
+// selectSegments returns the segments of the console folder dir that may
+// hold records in [since, until), trusting that a segment's records lie
+// between its name and the next segment's name, unless the folder has
+// the mark a Writer leaves when the clock went back behind the newest
+// name (clockBehindMark): records are then earlier than their segment's
+// name, and every segment is read (the chunks' indexes still skip what
+// is out of range).
+func selectSegments(dir string, segs []segment, since, until int64) []segment {
+	if since == math.MinInt64 && until == math.MaxInt64 {
+		return segs
+	}
+	if _, err := os.Lstat(filepath.Join(dir, clockBehindMark)); err == nil {
+		return segs
+	}
 	var out []segment
 	for i, sg := range segs {
 		if sg.start.UnixMilli() >= until && i > 0 {
@@ -340,7 +350,7 @@ func (r *reader) run(ctx context.Context, yield func(Record, error) bool) {
 	if len(segs) > 0 {
 		r.newest = segs[len(segs)-1].name
 	}
-	segs = selectSegments(segs, r.since, r.until)
+	segs = selectSegments(r.dir, segs, r.since, r.until)
 	start := pos{}
 	if r.q.Last > 0 {
 		start, err = r.findLast(ctx, segs, r.q.Last)

@@ -31,6 +31,12 @@ type segment struct {
 
 func segmentName(t time.Time) string { return t.UTC().Format(segNameLayout) + ".zst" }
 
+// clockBehindMark, in a console's folder, says a segment there was
+// created while the clock was behind the newest segment's name (an NTP
+// step back): its records are earlier than its name, so readers do not
+// pick segments by name for a time range. It stays until the folder goes.
+const clockBehindMark = ".clock-went-back"
+
 func parseSegmentName(name string) (time.Time, bool) {
 	base, ok := strings.CutSuffix(name, ".zst")
 	if !ok || len(base) != len(segNameLayout) {

@@ -861,6 +861,15 @@ func (w *Writer) createSegmentIO(firstMs int64, now time.Time) error {
 	if !start.After(w.lastName) {
 		w.s.log.Warn("logstore: new segment named after the newest one: the clock is behind it, so the name claims a later start than its first record",
 			"console", w.console, "first_record", FormatTime(msTime(firstMs)), "newest", segmentName(w.lastName))
+		if start.Before(w.lastName) {
+			// Readers must no longer pick segments by name for a time
+			// range (selectSegments).
+			if f, err := os.OpenFile(filepath.Join(w.dir, clockBehindMark), os.O_CREATE|os.O_WRONLY, 0o640); err == nil {
+				f.Close()
+			} else {
+				w.s.log.Warn("logstore: cannot mark the log as out of time order: time-range reads may miss records after the clock went back", "console", w.console, "err", err)
+			}
+		}
 		start = w.lastName.Add(time.Second)
 	}
 	for try := 0; ; try++ {
