@@ -96,12 +96,7 @@ func (c *Console) connect(req *redial) (*solConn, *connectResult) {
 		}
 		var ae *ipmilan.SOLActiveError
 		if errors.As(err, &ae) {
-			opts, took, ok := c.mayTake(ae.Owner, stale, req, set.cfg.Steal)
-			if ab := c.own.abandoned; ae.Owner != 0 && ae.Owner == ab {
-				// Our own earlier try's payload, not another client's.
-				opts, ok = ipmilan.SOLOptions{StealFrom: ab}, true
-				took = fmt.Sprintf("reclaimed the SOL payload from this daemon's earlier try, BMC session %#x (the BMC activated it, its answer was lost)", ab)
-			}
+			opts, took, ok := c.mayTake(ae.Owner, stale, c.own.abandoned, req, set.cfg.Steal)
 			switch {
 			case ok:
 				opts.PowerEvery = powerEvery
@@ -145,11 +140,19 @@ func connectTimeout(cfg ipmilan.Config) time.Duration {
 }
 
 // mayTake decides whether to take a payload held by session owner, and
-// returns the activation options and the event text if so.
-func (c *Console) mayTake(owner, stale uint32, req *redial, policy string) (ipmilan.SOLOptions, string, bool) {
-	if owner != 0 && owner == stale {
+// returns the activation options and the event text if so. A payload of
+// solgate's own, stale (a previous daemon's session, from state_dir) or
+// abandoned (this daemon's earlier try: see ownership.abandoned), is
+// reclaimed whatever the policy, and counts as no takeover.
+func (c *Console) mayTake(owner, stale, abandoned uint32, req *redial, policy string) (ipmilan.SOLOptions, string, bool) {
+	switch {
+	case owner == 0:
+	case owner == stale:
 		return ipmilan.SOLOptions{StealFrom: owner},
 			fmt.Sprintf("reclaimed the SOL payload from this daemon's previous session %#x (left by a crash)", owner), true
+	case owner == abandoned:
+		return ipmilan.SOLOptions{StealFrom: owner},
+			fmt.Sprintf("reclaimed the SOL payload from this daemon's earlier try, BMC session %#x (the BMC activated it, its answer was lost)", owner), true
 	}
 	if req != nil && req.steal {
 		return ipmilan.SOLOptions{Steal: true},

@@ -166,22 +166,35 @@ func waitUp(t *testing.T, c *Console) {
 // try whose answers were all lost; the next try finds it held by that
 // session, which is this daemon's own, and reclaims it at once instead of
 // waiting out the when-idle grace (10 minutes) for a "foreign" holder.
+// Under steal = "always" too, and the reclaim counts as no takeover
+// (solgate's own payload: it must not bring the console nearer to
+// contested).
 func TestReclaimFromOwnLostActivation(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := &fakeBMC{lose: 1}
-		e, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"5m\"", "steal = \"when-idle\"", Options{})
-		time.Sleep(5 * time.Second)
-		waitUp(t, c)
-		f.mu.Lock()
-		reclaimed := f.reclaim
-		f.mu.Unlock()
-		if reclaimed != 1 {
-			t.Errorf("%d reclaims, want 1", reclaimed)
-		}
-		if l := logText(t, e.store, "node1"); !strings.Contains(l, "reclaimed the SOL payload from this daemon's earlier try") {
-			t.Errorf("node1's log:\n%s", tailStr(l, 800))
-		}
-	})
+	for _, policy := range []string{"when-idle", "always"} {
+		t.Run(policy, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeBMC{lose: 1}
+				e, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"5m\"", "steal = \""+policy+"\"", Options{})
+				time.Sleep(5 * time.Second)
+				waitUp(t, c)
+				f.mu.Lock()
+				reclaimed, steals := f.reclaim, f.steals
+				f.mu.Unlock()
+				if reclaimed != 1 || steals != 0 {
+					t.Errorf("%d reclaims, %d steals; want 1, 0", reclaimed, steals)
+				}
+				c.mu.Lock()
+				takeovers := len(c.own.takeovers)
+				c.mu.Unlock()
+				if takeovers != 0 {
+					t.Errorf("%d takeovers counted for reclaiming solgate's own payload, want 0", takeovers)
+				}
+				if l := logText(t, e.store, "node1"); !strings.Contains(l, "reclaimed the SOL payload from this daemon's earlier try") {
+					t.Errorf("node1's log:\n%s", tailStr(l, 800))
+				}
+			})
+		})
+	}
 }
 
 func TestContestedStopsTakingThePayload(t *testing.T) {
