@@ -221,16 +221,14 @@ func (c *Console) update(p *prepared, cc *config.Console, what config.Change) {
 	creds := soft && what&config.ChangeCredentials != 0
 	steal := soft && what&config.ChangeSteal != 0
 	retryNow := creds && (c.st == Retrying || c.st == Down) || steal && (c.st == Waiting || c.st == Contested)
-	if steal {
+	keptUp := creds && c.conn != nil
+	if steal || what&config.ChangeConnection != 0 {
+		// A new policy, or a new BMC, user, cipher suite...: whatever
+		// made the console contested may be fixed.
 		c.own.contestedAt = time.Time{}
 		c.own.takeovers = nil
 	}
-	keptUp := creds && c.conn != nil
 	if what&config.ChangeConnection != 0 {
-		// New BMC, user, cipher suite...: whatever stopped us before (a
-		// contested payload, a wrong password) may be fixed.
-		c.own.contestedAt = time.Time{}
-		c.own.takeovers = nil
 		c.req = &redial{reason: "configuration changed", kind: logstore.EventReconnect}
 		conn = c.conn
 		c.logp.Store(c.m.log.With("console", c.name, "bmc", p.ipmi.Addr))
