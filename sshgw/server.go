@@ -157,8 +157,8 @@ type Server struct {
 	// back-off, closed to make room.
 	refusedCap, refusedBackoff, closedForRoom uint64
 
-	// The cap on authenticated connections (MaxSessions).
-	authed       int       // authenticated connections open
+	// The cap on authenticated connections (MaxSessions): those are
+	// len(conns) - unauth.
 	connsRefused int       // closed at the cap since connsWarned
 	connsWarned  time.Time // when that was last logged
 	refusedConns uint64    // closed at the cap since the start, for Stats
@@ -559,7 +559,6 @@ type conn struct {
 	since time.Time // accepted
 
 	preauth bool // counted in srv.unauth (and unauthBy); guarded by srv.mu
-	counted bool // counted in srv.authed; guarded by srv.mu
 
 	mu         sync.Mutex // guards the fields below
 	authOnce   bool
@@ -584,7 +583,9 @@ func (c *conn) authenticated() {
 	s.mu.Lock()
 	s.leavePreauthLocked(c)
 	c.idleSince = time.Now()
-	over := s.authed >= s.opts.MaxSessions
+	// Authenticated connections open, c included (those closed at this
+	// cap count until they are gone, a moment later).
+	over := len(s.conns)-s.unauth > s.opts.MaxSessions
 	refused := 0
 	if over {
 		s.connsRefused++
@@ -592,9 +593,6 @@ func (c *conn) authenticated() {
 		if now := time.Now(); now.Sub(s.connsWarned) >= 10*time.Second {
 			refused, s.connsRefused, s.connsWarned = s.connsRefused, 0, now
 		}
-	} else {
-		s.authed++
-		c.counted = true
 	}
 	s.mu.Unlock()
 	if c.hasSrc {
@@ -637,10 +635,6 @@ func (c *conn) closed() {
 		delete(s.conns, c.id)
 	}
 	s.leavePreauthLocked(c)
-	if c.counted {
-		c.counted = false
-		s.authed--
-	}
 	if !authed && failed {
 		s.authFails++
 	}
