@@ -105,8 +105,8 @@ type WriterStats struct {
 	// Writers together buffered MaxPendingTotal bytes.
 	BudgetDropped int64
 	Frames        int64 // data frames written
-	WriteErrors   int64 // failed frame writes
-	Failing       bool  // the last frame write failed
+	WriteErrors   int64 // failed writes: frames, new segments
+	Failing       bool  // the last write failed
 	Gaps          int64 // gap events written
 }
 
@@ -675,6 +675,7 @@ func (w *Writer) flushIO(final bool) error {
 	}
 	if w.seg == "" {
 		if err := w.createSegmentIO(start, now); err != nil {
+			w.failedIO()
 			w.loseIO(int64(raw), now, err)
 			return err
 		}
@@ -768,10 +769,7 @@ func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
 			w.idx = indexEntry{}
 			w.setLive("")
 		}
-		w.mu.Lock()
-		w.stats.WriteErrors++
-		w.stats.Failing = true
-		w.mu.Unlock()
+		w.failedIO()
 		return fmt.Errorf("logstore: write %s: %w", filepath.Join(w.dir, w.seg), err)
 	}
 	w.size += int64(len(frame))
@@ -785,6 +783,16 @@ func (w *Writer) writeIO(frame []byte, now time.Time, final bool) error {
 		w.lastIndex = now
 	}
 	return nil
+}
+
+// failedIO counts a failed write: of a frame, or of the header of a new
+// segment (on a full disk the segment that rotation starts is the first
+// write to fail).
+func (w *Writer) failedIO() {
+	w.mu.Lock()
+	w.stats.WriteErrors++
+	w.stats.Failing = true
+	w.mu.Unlock()
 }
 
 // reopenIO opens the live segment again after closeIdle closed it.

@@ -744,6 +744,37 @@ func TestDiskErrors(t *testing.T) {
 	}
 }
 
+// TestSegmentCreationFails: on a full disk the first write to fail can be
+// the header of the segment a rotation starts. That is a write error like
+// any other: counted, and the Writer reported as failing until a frame
+// is written again.
+func TestSegmentCreationFails(t *testing.T) {
+	s := openTest(t, "", Options{Now: newClock().Now})
+	d := &disk{}
+	s.wrapFile = d.wrap
+	w := mustWriter(t, s, "n")
+	d.set(func(d *disk) { d.full = true }) // no segment yet: the first flush creates one
+	w.Write([]byte("lost\r\n"))
+	if err := w.Flush(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Flush = %v, want ENOSPC", err)
+	}
+	if st := w.Stats(); st.Dropped != 6 || st.WriteErrors != 1 || !st.Failing {
+		t.Fatalf("stats after a failed segment creation: %+v", st)
+	}
+	if segs := segmentsOf(t, s, "n"); len(segs) != 0 {
+		t.Fatalf("%d segments left by the failed creation", len(segs))
+	}
+	d.set(func(d *disk) { d.full = false })
+	w.Write([]byte("after\r\n"))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); st.Failing || st.Gaps != 1 || st.Written != 7 {
+		t.Fatalf("stats after recovery: %+v", st)
+	}
+	w.Close()
+}
+
 // TestOverflow stalls the disk and checks that Write never waits, drops
 // beyond MaxPending, and reports the gap where it happened.
 func TestOverflow(t *testing.T) {
