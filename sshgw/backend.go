@@ -204,6 +204,10 @@ type LogQuery struct {
 	Since, Until string
 	Boot         string // "" for none, else a boot number such as "0" or "-1"
 	Raw, Plain   bool
+	// ListBoots asks Log for the list of boots in the log instead (one
+	// line each: number for Boot, start, end, how it started); it goes
+	// with no other field.
+	ListBoots bool
 }
 
 var (

@@ -164,6 +164,7 @@ func ParseRequest(words []string) (Request, error) {
 		flags["--boot"] = flagSpec{dst: &r.Query.Boot}
 		flags["--raw"] = flagSpec{flag: &r.Query.Raw}
 		flags["--plain"] = flagSpec{flag: &r.Query.Plain}
+		flags["--list-boots"] = flagSpec{flag: &r.Query.ListBoots}
 	case "grep":
 		positional = 1
 		flags["--since"] = flagSpec{dst: &r.Query.Since}
@@ -186,6 +187,12 @@ func ParseRequest(words []string) (Request, error) {
 			continue
 		}
 		name, val, hasVal := strings.Cut(a, "=")
+		if _, whole := flags[name]; !whole && len(a) > 2 && a[1] != '-' {
+			if spec, ok := flags[a[:2]]; ok && spec.dst != nil {
+				// A one-letter flag with its value attached, as in tail -n5.
+				name, val, hasVal = a[:2], a[2:], true
+			}
+		}
 		spec, ok := flags[name]
 		if !ok {
 			return Request{}, fmt.Errorf("%w: %s: unknown flag %s", ErrUsage, r.Cmd, quoteShort(name))
@@ -240,6 +247,9 @@ func ParseRequest(words []string) (Request, error) {
 		if r.Query.Raw && r.Query.Plain {
 			return Request{}, fmt.Errorf("%w: log: --raw and --plain exclude each other", ErrUsage)
 		}
+		if r.Query.ListBoots && (r.Query != LogQuery{ListBoots: true}) {
+			return Request{}, fmt.Errorf("%w: log: --list-boots takes no other flag", ErrUsage)
+		}
 		if r.Query.Boot != "" {
 			if _, err := strconv.Atoi(r.Query.Boot); err != nil {
 				return Request{}, fmt.Errorf("%w: log: --boot %s is not a number (0 is this boot, -1 the one before)", ErrUsage, quoteShort(r.Query.Boot))
@@ -269,6 +279,9 @@ func (r Request) Words() []string {
 		}
 		if r.Query.Plain {
 			w = append(w, "--plain")
+		}
+		if r.Query.ListBoots {
+			w = append(w, "--list-boots")
 		}
 	case "grep":
 		for _, f := range []struct{ name, v string }{{"--since", r.Query.Since}, {"--until", r.Query.Until}} {

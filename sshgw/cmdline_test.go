@@ -65,6 +65,13 @@ func TestParseRequest(t *testing.T) {
 		{"log --raw --plain", Request{}, "exclude each other"},
 		{"log --boot last", Request{}, `--boot "last" is not a number`},
 		{"log --json", Request{}, `unknown flag "--json"`},
+		{"log --list-boots", Request{Cmd: "log", Query: LogQuery{ListBoots: true}}, ""},
+		{"log --list-boots --boot -1", Request{}, "--list-boots takes no other flag"},
+		{"log --since 1h --list-boots", Request{}, "--list-boots takes no other flag"},
+		{"tail -n5", Request{Cmd: "tail", Lines: 5}, ""},
+		{"tail -nx", Request{}, `-n "x" is not a number`},
+		{"tail -x5", Request{}, `unknown flag "-x5"`},
+		{"log --boot-1", Request{}, `unknown flag "--boot-1"`},
 		{"grep panic --since 2d", Request{Cmd: "grep", Pattern: "panic", Query: LogQuery{Since: "2d"}}, ""},
 		{"grep -- -x", Request{Cmd: "grep", Pattern: "-x"}, ""},
 		{"grep", Request{}, "want one PATTERN"},
@@ -100,7 +107,7 @@ func TestParseRequest(t *testing.T) {
 // line that splits the same; what parses re-encodes to words that parse
 // to the same request.
 func FuzzCommand(f *testing.F) {
-	for _, s := range []string{"power status", "tail -n 5", `grep 'a b' --since=1h`, `log --boot -1 --raw`,
+	for _, s := range []string{"power status", "tail -n 5", `grep 'a b' --since=1h`, `log --boot -1 --raw`, "log --list-boots", "tail -n5",
 		`x"a\"b"'c'\ d`, "who --json", "grep -- --", "", "'", `"\`, "power\tcycle"} {
 		f.Add(s)
 	}

@@ -388,6 +388,8 @@ func helpText(console, listName, esc string) string {
     power status|on|off|cycle|reset|soft|diag|pxe|bios [--json]
     tail [-n N]                  the last N lines of the console's log (default 20)
     log [--since T] [--until T] [--boot N] [--raw|--plain]
+                                 the log; --boot 0 is this boot, -1 the one before
+    log --list-boots             the boots in the log: start, end, how each started
     grep PATTERN [--since T] [--until T]
     who [--json]                 who is attached
     info [--json]                the console's state

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,6 +166,12 @@ func TestGatewayOpenSSHExec(t *testing.T) {
 	})
 	if out, _, code := g.ssh("carol", "node1@127.0.0.1", "log", "--boot", "-1", "--plain"); code != 0 || !strings.Contains(out, "tail-line-8") {
 		t.Errorf("log --boot -1: %d %q", code, out)
+	}
+	// log --list-boots: numbered as --boot takes them, the new one started
+	// by alice's power cycle.
+	if out, errOut, code := g.ssh("carol", "node1@127.0.0.1", "log", "--list-boots"); code != 0 ||
+		!regexp.MustCompile(`(?m)^ +-1  \S+  \S+  .*\n +0  \S+  \(current\) +power cycle by alice`).MatchString(out) {
+		t.Errorf("log --list-boots: %d %q %q", code, out, errOut)
 	}
 	if out, _, code := g.ssh("carol", "list@127.0.0.1"); code != 0 || !strings.Contains(out, "node1") || !strings.Contains(out, "up since") {
 		t.Errorf("list: %d %q", code, out)

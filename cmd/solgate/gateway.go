@@ -376,7 +376,7 @@ func (g *gatewayConsole) query(ctx context.Context, q sshgw.LogQuery) (logstore.
 		}
 		b, err := logstore.BootAt(boots, n)
 		if err != nil {
-			return lq, fmt.Errorf("no boot %d in the log of %s (it holds %d)", n, g.c.Name(), len(boots))
+			return lq, fmt.Errorf("no boot %d in the log of %s (it holds %d; see log --list-boots)", n, g.c.Name(), len(boots))
 		}
 		if lq.Since.IsZero() || lq.Since.Before(b.Start) {
 			lq.Since = b.Start
@@ -389,6 +389,13 @@ func (g *gatewayConsole) query(ctx context.Context, q sshgw.LogQuery) (logstore.
 }
 
 func (g *gatewayConsole) Log(ctx context.Context, q sshgw.LogQuery, w io.Writer) error {
+	if q.ListBoots {
+		boots, err := g.b.m.Store().Boots(ctx, g.c.Name(), conserver.BootOptions)
+		if err != nil && !errors.Is(err, logstore.ErrNoSuchLog) {
+			return err
+		}
+		return listBootsTo(w, boots)
+	}
 	lq, err := g.query(ctx, q)
 	if err != nil {
 		return err
