@@ -262,11 +262,16 @@ func TestCtl(t *testing.T) {
 	}
 	sim3 := startSimBMC(t, bmcsim.Config{PowerOn: true, SOL: bmcsim.SOLConfig{NoBootText: true}})
 	writeServeConfig(t, dir, server, []servedConsole{consoles[0], consoles[1], {name: "node3", bmc: sim3.Addr}})
+	// With a rule that matches no console: valid, with a warning.
+	appendFile(t, cfg, "\n[[access]]\nconsoles = \"nomatch\"\nread = [\"@all\"]\n")
 	out, errs, code = runSolgate(t, nil, "ctl", "-c", cfg, "reload")
 	if code != 0 || !strings.Contains(out, "configuration applied") || !strings.Contains(out, "consoles started: 1 (node3)") ||
-		!strings.Contains(out, "consoles stopped: 1 (node9)") {
+		!strings.Contains(out, "consoles stopped: 1 (node9)") || !regexp.MustCompile(`(?m)^warning: .*solgate.toml:\d+: access rule for nomatch matches no console$`).MatchString(out) {
 		t.Fatalf("ctl reload: exit %d\n%s%s", code, out, errs)
 	}
+	waitFor(t, "the warning in the daemon log", 5*time.Second, func() bool {
+		return p.countLog(`"msg":"config: `, `access rule for nomatch matches no console`) == 1
+	})
 	ctlJSON(t, &st, "-c", cfg, "status")
 	if st.Consoles != 3 || st.LastReload != "" {
 		t.Errorf("status after reload: %+v", st)

@@ -418,6 +418,11 @@ func printCtl(w io.Writer, cmd string, rep ctlReply) {
 		printWho(w, rep.Who)
 	case "reload":
 		r := rep.Reload
+		defer func() {
+			for _, warn := range r.Warnings {
+				fmt.Fprintf(w, "warning: %s\n", warn)
+			}
+		}()
 		if r.Unchanged {
 			fmt.Fprintf(w, "configuration unchanged (fingerprint %s)\n", r.Fingerprint)
 			return

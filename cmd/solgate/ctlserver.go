@@ -142,6 +142,8 @@ type ctlReloadDone struct {
 	Detached    int      `json:"detached"`
 	Downgraded  int      `json:"downgraded"`
 	Fingerprint string   `json:"fingerprint"`
+	// Warnings are the configuration's (solgate check prints the same).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type ctlReopened struct {
@@ -502,7 +504,7 @@ func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 	old := d.m.Config()
 	if cfg.Equal(old) && len(d.m.NotStarted()) == 0 {
 		d.watcher.Reload()
-		return ctlReply{Reload: &ctlReloadDone{Unchanged: true, Fingerprint: cfg.Fingerprint()}}
+		return ctlReply{Reload: &ctlReloadDone{Unchanged: true, Fingerprint: cfg.Fingerprint(), Warnings: cfg.Warnings}}
 	}
 	diff := config.Compare(old, cfg)
 	res, err := d.reload(ctx, config.Event{Config: cfg, Diff: diff, Reason: reason})
@@ -512,5 +514,5 @@ func (d *daemon) ctlReload(ctx context.Context) ctlReply {
 	d.watcher.Reload()
 	return ctlReply{Reload: &ctlReloadDone{Started: res.Started, Stopped: res.Stopped, Reconnects: res.Reconnects, Updated: res.Updated, Credentials: res.Credentials, Failed: res.Failed,
 		Users: diff.Users, Rules: diff.Rules, Syslog: diff.Syslog, Server: diff.Server, Detached: res.Detached, Downgraded: res.Downgraded,
-		Fingerprint: cfg.Fingerprint()}}
+		Fingerprint: cfg.Fingerprint(), Warnings: cfg.Warnings}}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,6 +282,13 @@ func (w *Watcher) check(ctx context.Context, reason string) {
 	w.log.Info("config: reloaded", "reason", reason, "consoles", len(cfg.Consoles),
 		"added", len(d.Added), "removed", len(d.Removed), "changed", len(d.Changed),
 		"users_changed", len(d.Users), "rules_changed", d.Rules)
+	for _, warn := range cfg.Warnings {
+		// Those the edit brought; the running config's were logged when
+		// they came.
+		if old == nil || !slices.Contains(old.Warnings, warn) {
+			w.log.Warn("config: " + warn)
+		}
+	}
 	w.emit(ctx, Event{Config: cfg, Diff: d, Reason: reason})
 }
 

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -421,3 +424,51 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadLogsNewWarnings: a warning an edit brings (two consoles on one
+// BMC) is in the daemon log at that reload, where the person who saved
+// the file looks; one the running config had already is not repeated.
+func TestReloadLogsNewWarnings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var logged bytes.Buffer
+		log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logged.Write(p)
+		}), nil))
+		var gen atomic.Int32
+		load := func() (*Config, error) {
+			c := &Config{Server: Server{ReloadInterval: 30 * time.Second}}
+			c.hash[0] = byte(gen.Load())
+			if gen.Load() > 0 {
+				c.Warnings = []string{"conf.d/a.toml:1: consoles n1 and n2 share BMC 10.0.0.1"}
+			}
+			return c, nil
+		}
+		w := newWatcher("/nonexistent/solgate.toml", WatchOptions{Interval: -1, Logger: log}, load)
+		first, _ := load()
+		w.cur.Store(first)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.loop(ctx, nil)
+		count := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return strings.Count(logged.String(), "share BMC 10.0.0.1")
+		}
+		for i, want := range []int{1, 1} { // the edit that brings it, then another
+			gen.Store(int32(i + 1))
+			w.Reload()
+			synctest.Wait()
+			<-w.Events()
+			if n := count(); n != want {
+				t.Fatalf("after reload %d the warning is logged %d times, want %d:\n%s", i+1, n, want, logged.String())
+			}
+		}
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
