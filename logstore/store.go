@@ -718,6 +718,9 @@ func (s *Store) retain(j maintJob) {
 	}
 	dir := filepath.Join(s.dir, j.console)
 	segs, err := s.segments(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // deleted by hand: nothing to keep or remove (the next flush makes it again)
+	}
 	if err != nil {
 		s.log.Warn("logstore: retention", "console", j.console, "err", err)
 		return

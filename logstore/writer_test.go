@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -1187,3 +1188,38 @@ func TestLiveSegmentDeleted(t *testing.T) {
 		}
 	})
 }
+
+// TestRetainWithoutFolder: a console's folder deleted by hand is made
+// again by the next flush; a retention pass that runs in between (the
+// rotation that leaves the deleted segment queues one) has nothing to do,
+// and is no reason for a warning.
+func TestRetainWithoutFolder(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var logged []string
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, string(p))
+		return len(p), nil
+	}), nil))
+	s := openTest(t, dir, Options{RetainAge: 24 * time.Hour, Logger: log})
+	w := mustWriter(t, s, "n1")
+	w.Write([]byte("line\r\n"))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "n1")); err != nil {
+		t.Fatal(err)
+	}
+	s.retain(maintJob{console: "n1", w: w})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(logged) > 0 {
+		t.Errorf("retention of a deleted folder logged %q", logged)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
