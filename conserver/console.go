@@ -94,25 +94,28 @@ type Console struct {
 	bytesOut   atomic.Uint64 // typed input handed to SOL.Write
 	lastOutput atomic.Int64  // unix nanos
 
-	mu        sync.Mutex // guards the fields below
-	set       *prepared
-	st        State
-	since     time.Time
-	reason    string
-	nextTry   time.Time
-	conn      *solConn
-	upSince   time.Time
-	downSince time.Time // when the last session ended (zero before the first)
-	everUp    bool
-	reconns   int
-	own       ownership
-	req       *redial
-	writer    *Attachment
-	all       []*Attachment
-	in        inputQueue
-	pumping   bool
-	solStats  ipmilan.SOLStats // of the last session, once it ended
-	stopped   bool
+	mu    sync.Mutex // guards the fields below
+	set   *prepared
+	st    State
+	since time.Time
+	// The state an attempt started from, and since when (setStateLocked).
+	tryFrom      State
+	tryFromSince time.Time
+	reason       string
+	nextTry      time.Time
+	conn         *solConn
+	upSince      time.Time
+	downSince    time.Time // when the last session ended (zero before the first)
+	everUp       bool
+	reconns      int
+	own          ownership
+	req          *redial
+	writer       *Attachment
+	all          []*Attachment
+	in           inputQueue
+	pumping      bool
+	solStats     ipmilan.SOLStats // of the last session, once it ended
+	stopped      bool
 	// credCheck: a check of new credentials runs (checkCredentials);
 	// credAgain: they changed again meanwhile, check once more after it.
 	credCheck, credAgain bool
@@ -327,10 +330,22 @@ func (c *Console) checkCredentials() (counted bool, err error) {
 	return
 }
 
-// setState records a state change; the caller holds mu.
+// setState records a state change; the caller holds mu. Since is when
+// the state began: an attempt that ends as the one before it did (down
+// again, still retrying) goes on from that state's start, not the
+// attempt's, so a console retried for hours reads "down since" then.
 func (c *Console) setStateLocked(s State, reason string, next time.Time) {
 	if c.st != s {
-		c.since = time.Now()
+		now := time.Now()
+		switch {
+		case s == Connecting:
+			c.tryFrom, c.tryFromSince = c.st, c.since
+			c.since = now
+		case c.st == Connecting && s == c.tryFrom && s != Up:
+			c.since = c.tryFromSince
+		default:
+			c.since = now
+		}
 	}
 	c.st, c.reason, c.nextTry = s, reason, next
 }

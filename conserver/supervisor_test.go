@@ -392,6 +392,51 @@ func TestWrongPasswordIsDown(t *testing.T) {
 	})
 }
 
+// TestStateSinceSpansRetries: Status.Since is when the state began, not
+// when its last attempt ended: a console retried for a minute is
+// "retrying since" the first failure, "down since" it turned down, and
+// "up since" it connected.
+func TestStateSinceSpansRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		f := &fakeBMC{fail: fmt.Errorf("fake: %w", ipmilan.ErrNoAnswer)}
+		_, c := fakeEnv(t, f, "reconnect_min = \"1s\"\nreconnect_max = \"4s\"", "", Options{})
+		check := func(what string, state State, since time.Time) {
+			t.Helper()
+			st := c.Status()
+			if st.State != state || st.Since.Sub(since).Abs() > 100*time.Millisecond {
+				t.Fatalf("%s: %v since %v after the start, want %v since %v after the start (%d attempts)",
+					what, st.State, st.Since.Sub(t0), state, since.Sub(t0), len(f.dialTimes()))
+			}
+		}
+		// then makes the fake answer with err from its next dial on, waits
+		// d for at least min attempts, and returns the first one's time.
+		then := func(err error, d time.Duration, min int) time.Time {
+			f.mu.Lock()
+			f.fail = err
+			n := len(f.dials)
+			f.mu.Unlock()
+			time.Sleep(d)
+			synctest.Wait()
+			dials := f.dialTimes()
+			if len(dials) < n+min {
+				t.Fatalf("%d attempts in %v", len(dials)-n, d)
+			}
+			return dials[n]
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := len(f.dialTimes()); n < 10 {
+			t.Fatalf("%d attempts in a minute", n)
+		}
+		check("unreachable for a minute", Retrying, t0)
+		downAt := then(fmt.Errorf("ipmilan: 127.0.0.1:623: RAKP2: %w", ipmilan.ErrAuth), time.Hour, 3)
+		check("a wrong password for an hour", Down, downAt)
+		upAt := then(nil, 10*time.Second, 1)
+		check("connected", Up, upAt)
+	})
+}
+
 // TestReloadWithoutConnectionChangeKeepsBackoff: reloads that change only
 // access rules neither make a console that is down for a wrong password
 // log in again nor cut its backoff short.
