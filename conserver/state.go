@@ -102,6 +102,20 @@ func parseSessions(data []byte) (map[string]ownedSession, []int) {
 	return m, bad
 }
 
+// RecordedSession reports whether stateDir's record names session id on
+// bmc as the one solgate serve opened for console's SOL payload: tools
+// beside the daemon (solgate sol) use it to tell the daemon's own
+// session from another client's.
+func RecordedSession(stateDir, console, bmc string, id uint32) bool {
+	data, err := os.ReadFile(filepath.Join(stateDir, sessionsFile))
+	if err != nil {
+		return false
+	}
+	m, _ := parseSessions(data)
+	o, ok := m[console]
+	return ok && o.BMC == bmc && o.ID == id
+}
+
 // formatSessions is the file's text for m, sorted by console.
 func formatSessions(m map[string]ownedSession) []byte {
 	names := make([]string, 0, len(m))

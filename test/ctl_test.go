@@ -137,6 +137,12 @@ func TestCtl(t *testing.T) {
 	if _, names := st.count("up"); names != "node[1-2]" {
 		t.Errorf("status: up consoles %q, want node[1-2]", names)
 	}
+	// solgate sol beside the daemon: the payload's holder is named as the
+	// daemon's own session (from its state_dir), not as a stranger's.
+	if _, errs, code := runSolgate(t, nil, "sol", "-c", cfg, "--no-reconnect", "node1"); code != 1 ||
+		!strings.Contains(errs, "solgate serve's own session for this console") {
+		t.Errorf("solgate sol node1 while the daemon holds it: exit %d: %s", code, errs)
+	}
 	if st.Consoles != 3 || st.PID != p.cmd.Process.Pid || len(st.Fingerprint) != 16 {
 		t.Errorf("status: %+v", st)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/solgate/solgate/conserver"
+	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/conserver/escape"
 	"github.com/solgate/solgate/ipmilan"
 	"github.com/solgate/solgate/logstore"
@@ -37,8 +39,9 @@ that is Ctrl-E then c; change with --escape):
 When the session drops (BMC unreachable, rebooted, SOL deactivated) solgate
 says so and reconnects with backoff. A payload held by another client is not
 taken unless --steal is given (a solgate sol that was killed leaves its
-session holding the payload until the BMC times it out); a console taken from
-us is not taken back unless --steal is given.
+session holding the payload until the BMC times it out; with -c, a payload
+held by that configuration's solgate serve is named as the daemon's); a
+console taken from us is not taken back unless --steal is given.
 
 Without a terminal, stdin is copied to the console and the console to stdout,
 so scripts and tests can drive it. Input that arrives before the session is
@@ -110,6 +113,11 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tty := term.IsTerminal(int(os.Stdin.Fd()))
 	r := &solRunner{name: pos[0], cfg: cfg, opts: ipmilan.SOLOptions{Steal: *steal}, stdout: stdout, stderr: stderr,
 		tty: tty, reconnect: !*noReconnect, esc: esc}
+	if cf.configFile != "" {
+		if c, err := config.Load(cf.configFile); err == nil { // it loaded for targets just now
+			r.stateDir = c.Server.StateDir
+		}
+	}
 	if *logDir != "" {
 		if err := logstore.CheckConsoleName(pos[0]); err != nil {
 			return &exitError{code: 2, msg: "sol: --log-dir: " + err.Error() + " (with an address as HOST, name the console: --bmc ADDRESS NAME)"}
@@ -155,6 +163,9 @@ type solRunner struct {
 	follow    bool
 
 	log *logstore.Writer // records the console when --log-dir is set
+	// stateDir is the daemon's (with -c), where it records the sessions
+	// that hold its consoles' payloads.
+	stateDir string
 
 	in   inputQueue    // typed input not yet handed to a session
 	eof  chan struct{} // closed when stdin has ended (without --follow or a terminal)
@@ -279,6 +290,10 @@ func (r *solRunner) run(ctx context.Context, stdin io.Reader) (err error) {
 				return r.endErr(ctx, errDetach)
 			}
 			if errors.Is(err, ipmilan.ErrSOLActive) && !r.opts.Steal {
+				var active *ipmilan.SOLActiveError
+				if r.stateDir != "" && errors.As(err, &active) && conserver.RecordedSession(r.stateDir, r.name, r.cfg.Addr, active.Owner) {
+					return fmt.Errorf("sol: %s: %w: solgate serve's own session for this console (its state_dir records it); attach through the daemon's SSH gateway instead, or --steal takes it now (the daemon then takes it back as its steal setting says)", r.name, err)
+				}
 				return fmt.Errorf("sol: %s: %w; a solgate sol that was killed leaves its session holding the payload until the BMC times it out; --steal takes it now", r.name, err)
 			}
 			if permanent(err) || !r.reconnect {
