@@ -35,8 +35,15 @@ func (ss *session) dispatch() int {
 				// Nothing to run: "ssh consoles" (the login name names no
 				// console) or a mistyped name. The consoles the person
 				// may use are what they were after.
-				fmt.Fprintf(ss.stderr(), "solgate: no such console %s; yours are:\n", quoteShort(ss.target))
+				if near := ss.nearName(); near != "" {
+					fmt.Fprintf(ss.stderr(), "solgate: no such console %s (did you mean %s?); yours are:\n", quoteShort(ss.target), near)
+				} else {
+					fmt.Fprintf(ss.stderr(), "solgate: no such console %s; yours are:\n", quoteShort(ss.target))
+				}
 				return ss.list(false)
+			}
+			if near := ss.nearName(); near != "" {
+				return ss.errorf(exitUsage, "no such console %s (did you mean %s? %s@ lists yours)", quoteShort(ss.target), near, s.opts.ListName)
 			}
 			return ss.errorf(exitUsage, "no such console %s (%s@ lists yours)", quoteShort(ss.target), s.opts.ListName)
 		}
@@ -54,6 +61,44 @@ func (ss *session) dispatch() int {
 		return ss.errorf(exitUsage, "%s", oneLine(err))
 	}
 	return ss.execute(con, req)
+}
+
+// nearName is the console the person may use whose name the one asked
+// for differs from only in letter case or in leading zeros of a number
+// (NODE01, node1 for node01), or "" when there is none or several.
+func (ss *session) nearName() string {
+	want := looseName(ss.target)
+	found := ""
+	for _, st := range ss.srv.opts.Backend.List(ss.id) {
+		if looseName(st.Name) == want {
+			if found != "" {
+				return ""
+			}
+			found = st.Name
+		}
+	}
+	return found
+}
+
+// looseName is name in lower case with the leading zeros of each run of
+// digits left out.
+func looseName(name string) string {
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if isDigit(c) && (i == 0 || !isDigit(name[i-1])) {
+			for c == '0' && i+1 < len(name) && isDigit(name[i+1]) {
+				i++ // a leading zero
+				c = name[i]
+			}
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // execute runs one exec command on con.

@@ -47,6 +47,12 @@ func TestExecCommands(t *testing.T) {
 		{"missing console", "alice", "node9", "power status", 2, "", "solgate: no such console \"node9\" (list@ lists yours)\n"},
 		{"hidden console", "alice", "node3", "power status", 2, "", "solgate: no such console \"node3\" (list@ lists yours)\n"},
 		{"unreadable console", "bob", "node2", "tail", 2, "", "solgate: no such console \"node2\" (list@ lists yours)\n"},
+		// A name that differs in case or leading zeros: the console meant,
+		// if the person may use it (a hidden one is not hinted at).
+		{"case of a name", "alice", "NODE1", "power status", 2, "", "solgate: no such console \"NODE1\" (did you mean node1? list@ lists yours)\n"},
+		{"zeros in a name", "alice", "node001", "tail", 2, "", "solgate: no such console \"node001\" (did you mean node1? list@ lists yours)\n"},
+		{"near a hidden console", "alice", "Node3", "tail", 2, "", "solgate: no such console \"Node3\" (list@ lists yours)\n"},
+		{"near a console, nothing to run", "alice", "Node02", "", 0, "node2", "solgate: no such console \"Node02\" (did you mean node2?); yours are:\n"},
 		{"list", "alice", "list", "", 0, "node2", ""},
 		// ssh consoles: the login name is no console, nothing to run.
 		{"not a console, nothing to run", "alice", "alice", "", 0, "node2", "solgate: no such console \"alice\"; yours are:\n"},
@@ -494,5 +500,17 @@ func TestRevocationCutsStalledExec(t *testing.T) {
 	case <-ended:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the stalled exec session still runs 15 s after its key was removed")
+	}
+}
+
+func TestLooseName(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"node01", "node1"}, {"NODE001", "node1"}, {"node1", "node1"}, {"node10", "node10"},
+		{"node100", "node100"}, {"n0", "n0"}, {"n00", "n0"}, {"0", "0"}, {"007", "7"},
+		{"rack02-node003", "rack2-node3"}, {"gpu0a", "gpu0a"}, {"", ""}, {"Ünï", "Ünï"},
+	} {
+		if got := looseName(c.in); got != c.want {
+			t.Errorf("looseName(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }
