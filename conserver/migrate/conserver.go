@@ -432,38 +432,35 @@ func (p *cfParser) console(e *cfEntity) {
 		p.masterSeen[master] = true
 		p.masters = append(p.masters, master)
 	}
-	if typ != "ipmi" {
+	switch typ {
+	case "ipmi":
+		p.ipmiConsole(e)
+	case "exec":
+		x, client, why := p.execConsole(e)
+		if x == nil {
+			p.b.skip(e.name, p.describeExec(e, client, why), e.file, e.line)
+			return
+		}
+		p.execIPMIConsole(e, x)
+	default:
 		p.b.skip(e.name, p.describe(e, typ), e.file, e.line)
-		return
 	}
+}
+
+// ipmiConsole imports a console of conserver's type ipmi.
+func (p *cfParser) ipmiConsole(e *cfEntity) {
 	host, _ := e.get("host")
 	if host == "" {
 		p.b.warnf(e.file, e.line, "console %s: type ipmi without a host; conserver ignores it", quote(e.name))
 		p.b.skip(e.name, "type ipmi without a host", e.file, e.line)
 		return
 	}
-	if err := checkName(e.name); err != nil {
-		p.b.warnf(e.file, e.line, "console %s: %v", quote(e.name), err)
-		p.b.skip(e.name, "not a solgate console name", e.file, e.line)
+	u, hasUser := e.f["username"]
+	pc := p.newConsole(e, host, "host", u, hasUser)
+	if pc == nil {
 		return
 	}
-	if err := checkBMC(host); err != nil {
-		p.b.warnf(e.file, e.line, "console %s: %v", e.name, err)
-		p.b.skip(e.name, "host "+quote(host)+" is not an address solgate can use", e.file, e.line)
-		return
-	}
-	pc := &pending{c: Console{Name: e.name, BMC: host, Privilege: "admin", File: e.file, Line: e.line}}
 	c := &pc.c
-	if u, ok := e.f["username"]; ok {
-		if err := checkUser(u.v); err != nil {
-			p.b.warnf(u.file, u.line, "console %s: %v", e.name, err)
-			p.b.skip(e.name, "IPMI user solgate cannot use", e.file, e.line)
-			return
-		}
-		c.User, c.HasUser = u.v, true
-	} else {
-		c.HasUser = true // conserver's default: the null user
-	}
 	if pw, ok := e.f["password"]; ok {
 		pc.password, pc.pwAt = pw.v, Note{File: pw.file, Line: pw.line}
 	}
@@ -476,7 +473,7 @@ func (p *cfParser) console(e *cfEntity) {
 		}
 	}
 	if cs, ok := e.f["ipmiciphersuite"]; ok {
-		c.CipherSuite = p.cipherSuite(c, cs)
+		c.CipherSuite = p.cipherSuite(c, "ipmiciphersuite", cs)
 	}
 	if pl, ok := e.f["ipmiprivlevel"]; ok {
 		switch v := strings.ToLower(pl.v); v {
@@ -489,6 +486,76 @@ func (p *cfParser) console(e *cfEntity) {
 	if w, ok := e.f["ipmiworkaround"]; ok {
 		c.Quirks = p.workarounds(e.name, w)
 	}
+	p.addConsole(e, pc)
+}
+
+// execIPMIConsole imports a console of type exec whose command runs an
+// IPMI SOL client, from what execConsole read of the command.
+func (p *cfParser) execIPMIConsole(e *cfEntity, x *execIPMI) {
+	ex := e.f["exec"] // where secrets and settings from the command are set
+	at := Note{File: ex.file, Line: ex.line}
+	pc := p.newConsole(e, x.host, x.tool+" "+map[string]string{"ipmitool": "-H", "ipmiconsole": "-h"}[x.tool],
+		cfField{v: x.user, file: ex.file, line: ex.line}, true)
+	if pc == nil {
+		return
+	}
+	c := &pc.c
+	c.Notes = append(c.Notes, x.notes...)
+	if x.lan {
+		c.Interface = "lan"
+	}
+	if x.password != "" {
+		pc.password, pc.pwAt = x.password, at
+	}
+	c.Password = x.pwFile // ipmitool -f: the file itself, not a placeholder
+	if x.kg != "" {
+		pc.kg, pc.kgAt = x.kg, at
+	}
+	if x.cipher >= 0 {
+		opt := map[string]string{"ipmitool": "ipmitool -C", "ipmiconsole": "ipmiconsole -I"}[x.tool]
+		c.CipherSuite = p.cipherSuite(c, opt, cfField{v: strconv.Itoa(x.cipher), file: ex.file, line: ex.line})
+	}
+	if x.privilege != "" {
+		c.Privilege = x.privilege
+	}
+	c.Quirks = x.quirks
+	p.addConsole(e, pc)
+}
+
+// newConsole checks a console's name, BMC address and IPMI user and starts
+// its entry; it returns nil when the console is skipped. hostWhat names
+// where the address came from; hasUser false is conserver's default, the
+// null user.
+func (p *cfParser) newConsole(e *cfEntity, host, hostWhat string, u cfField, hasUser bool) *pending {
+	if err := checkName(e.name); err != nil {
+		p.b.warnf(e.file, e.line, "console %s: %v", quote(e.name), err)
+		p.b.skip(e.name, "not a solgate console name", e.file, e.line)
+		return nil
+	}
+	if err := checkBMC(host); err != nil {
+		p.b.warnf(e.file, e.line, "console %s: %v", e.name, err)
+		p.b.skip(e.name, hostWhat+" "+quote(host)+" is not an address solgate can use", e.file, e.line)
+		return nil
+	}
+	pc := &pending{c: Console{Name: e.name, BMC: host, Privilege: "admin", File: e.file, Line: e.line}}
+	c := &pc.c
+	if hasUser {
+		if err := checkUser(u.v); err != nil {
+			p.b.warnf(u.file, u.line, "console %s: %v", e.name, err)
+			p.b.skip(e.name, "IPMI user solgate cannot use", e.file, e.line)
+			return nil
+		}
+		c.User = u.v
+	}
+	c.HasUser = true
+	return pc
+}
+
+// addConsole completes a console with what every type shares (log
+// rotation, the settings solgate does without, the access lists) and adds
+// it.
+func (p *cfParser) addConsole(e *cfEntity, pc *pending) {
+	c := &pc.c
 	if m, ok := e.f["logfilemax"]; ok {
 		if n, ok := parseLogfileMax(m.v); ok && n >= 4096 {
 			c.RotateSize = n
@@ -501,25 +568,27 @@ func (p *cfParser) console(e *cfEntity) {
 	p.b.cons = append(p.b.cons, pc)
 }
 
-func (p *cfParser) cipherSuite(c *Console, f cfField) int {
+// cipherSuite reads a cipher suite that what (ipmiciphersuite, or a
+// client's option) sets.
+func (p *cfParser) cipherSuite(c *Console, what string, f cfField) int {
 	v := f.v
 	if v == "-1" {
 		return 0
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || v[0] == '+' {
-		p.b.warnf(f.file, f.line, "console %s: ipmiciphersuite %s is not a number; the automatic choice is used", c.Name, quote(v))
+		p.b.warnf(f.file, f.line, "console %s: %s %s is not a number; the automatic choice is used", c.Name, what, quote(v))
 		return 0
 	}
 	switch n {
 	case 3, 8, 12, 17:
 		return n
 	case 0:
-		c.Notes = append(c.Notes, "ipmiciphersuite 0 (no authentication, no encryption) left out: solgate tries 17, then 3; set cipher_suite = 0 with insecure_cipher_suite_zero = true to keep it")
+		c.Notes = append(c.Notes, what+" 0 (no authentication, no encryption) left out: solgate tries 17, then 3; set cipher_suite = 0 with insecure_cipher_suite_zero = true to keep it")
 	case 1, 2, 6, 7, 11, 15, 16:
-		c.Notes = append(c.Notes, fmt.Sprintf("ipmiciphersuite %d (without both integrity and encryption) left out: solgate tries 17, then 3; an explicit weak suite needs insecure_cipher_suite = true", n))
+		c.Notes = append(c.Notes, fmt.Sprintf("%s %d (without both integrity and encryption) left out: solgate tries 17, then 3; an explicit weak suite needs insecure_cipher_suite = true", what, n))
 	default:
-		p.b.warnf(f.file, f.line, "console %s: ipmiciphersuite %d is not a suite solgate supports (1-3, 6-8, 11, 12, 15-17); the automatic choice is used", c.Name, n)
+		p.b.warnf(f.file, f.line, "console %s: %s %d is not a suite solgate supports (1-3, 6-8, 11, 12, 15-17); the automatic choice is used", c.Name, what, n)
 	}
 	return 0
 }
@@ -652,15 +721,7 @@ func (p *cfParser) describe(e *cfEntity, typ string) string {
 	get := func(k string) string { v, _ := e.get(k); return v }
 	switch typ {
 	case "exec":
-		cmd := get("exec")
-		if cmd == "" {
-			cmd = "/bin/sh -i"
-		}
-		why := ": solgate runs no commands"
-		if strings.Contains(cmd, "ipmitool") || strings.Contains(cmd, "ipmiconsole") {
-			why = ": an IPMI SOL client; add the BMC as a [[console]] by hand"
-		}
-		return "type exec " + command(cmd) + why
+		return p.describeExec(e, false, "")
 	case "host":
 		port := get("port")
 		if n, err := strconv.Atoi(port); err == nil {
@@ -686,6 +747,20 @@ func (p *cfParser) describe(e *cfEntity, typ string) string {
 	}
 	p.b.warnf(e.file, e.line, "console %s: unknown type %s; conserver ignores it", quote(e.name), quote(typ))
 	return "unknown type " + quote(typ)
+}
+
+// describeExec says what an exec console that is not imported ran: client
+// says the command runs an IPMI SOL client, and why what was not
+// translated.
+func (p *cfParser) describeExec(e *cfEntity, client bool, why string) string {
+	cmd, _ := e.get("exec")
+	if cmd == "" {
+		cmd = "/bin/sh -i"
+	}
+	if !client {
+		return "type exec " + command(cmd) + ": solgate runs no commands"
+	}
+	return "type exec " + command(cmd) + ": an IPMI client, not translated: " + why + "; add the BMC as a [[console]] by hand"
 }
 
 // decodeKG applies conserver's ipmikg escapes: \ooo octal and \c literal.

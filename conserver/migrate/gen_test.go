@@ -67,10 +67,23 @@ default rackC { username root; password "pwC"; ipmikg "\001\002kg"; }
 console odd2 { include rackA; host 10.9.9.9; ipmiworkaround ""; logfilemax 16m; }
 console shell { type exec; exec /bin/bash; }
 console ttyS0 { type device; device /dev/ttyS0; baud 115200; parity none; }
+default sol { type exec; exec "exec /usr/bin/ipmitool -I lanplus -H X -U ADMIN -P 'pw\"D' -C 3 -L Operator sol activate"; execsubst X=hs; }
 `)
+	// type exec consoles running an IPMI SOL client, the BMC put into the
+	// command by execsubst.
+	for i := 1; i <= 3+n/100; i++ {
+		name := fmt.Sprintf("sol%02d", i)
+		fmt.Fprintf(&b, "console %s { include sol; host %s-sp; }\n", name, name)
+		w[name] = want{bmc: name + "-sp", user: "ADMIN", password: `pw"D`, suite: 3, priv: "operator"}
+	}
+	b.WriteString(`console fipmi { type exec; exec "ipmiconsole --hostname=10.8.0.1 -u root -ppwE -W intel20,solpayloadsize"; }
+console notsol { type exec; exec "ipmitool -I lanplus -H x -U r -P pwF chassis power status"; }
+`)
+	w["fipmi"] = want{bmc: "10.8.0.1", user: "root", password: "pwE", priv: "admin", quirks: []string{"intel20", "solpayloadsize"}}
+
 	w["odd1"] = want{bmc: "odd1.mgmt", user: "other", password: "pwA with spaces", priv: "admin", quirks: []string{"intel20"}}
 	w["odd2"] = want{bmc: "10.9.9.9", user: "ADMIN", password: "pwA with spaces", priv: "admin"}
-	skipped = append(skipped, "shell", "ttyS0")
+	skipped = append(skipped, "shell", "ttyS0", "notsol")
 	return b.String(), w, skipped
 }
 
@@ -143,7 +156,7 @@ func TestGeneratedConserver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkGenerated(t, r, w, skipped, []string{"pwA with spaces", "pw;B", "pwC", "\x01\x02kg"})
+			checkGenerated(t, r, w, skipped, []string{"pwA with spaces", "pw;B", "pwC", "\x01\x02kg", `pw"D`, "pwE", "pwF"})
 		})
 	}
 }

@@ -27,6 +27,9 @@ func settings(c *Console) []kv {
 	if c.KG != "" {
 		out = append(out, kv{"kg_file", tomlString(c.KG)})
 	}
+	if c.Interface != "" {
+		out = append(out, kv{"interface", tomlString(c.Interface)})
+	}
 	if c.CipherSuite != 0 {
 		out = append(out, kv{"cipher_suite", strconv.Itoa(c.CipherSuite)})
 	}
@@ -235,7 +238,9 @@ func (r *Result) WriteTOML(w io.Writer) error {
 	}
 
 	b.WriteString("\n# Every console inherits these; a [[console]] entry overrides them.\n[defaults]\n")
-	fmt.Fprintf(&b, "interface = \"lanplus\"  # %s reaches BMCs through FreeIPMI's libipmiconsole: IPMI 2.0\n", tool)
+	if !l.hoisted["interface"] {
+		fmt.Fprintf(&b, "interface = \"lanplus\"  # %s reaches BMCs through FreeIPMI's libipmiconsole: IPMI 2.0\n", tool)
+	}
 	b.WriteString("escape = \"^Ec\"")
 	if r.EscapeNote != "" {
 		fmt.Fprintf(&b, "  # %s", commentText(r.EscapeNote))

@@ -87,8 +87,9 @@ type Console struct {
 
 	User        string
 	HasUser     bool   // the source names a user; "" is the null user
-	Password    string // placeholder password file, or ""
+	Password    string // placeholder password file, an existing one (ipmitool -f), or ""
 	KG          string // placeholder K_g file, or ""
+	Interface   string // "lan" (IPMI 1.5); "" is lanplus, the [defaults]
 	CipherSuite int    // 0: automatic
 	Privilege   string // user, operator or admin
 	Quirks      []string
