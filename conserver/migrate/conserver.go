@@ -661,11 +661,15 @@ func (p *cfParser) notes(e *cfEntity, c *Console) {
 }
 
 // command shows a command line without its arguments, which may hold a
-// password (ipmitool -P ...).
+// password (ipmitool -P ...), and without the value of a variable
+// assignment in front (IPMI_PASSWORD=... ipmitool -E ...).
 func command(cmd string) string {
 	f := strings.Fields(cmd)
 	if len(f) == 0 {
 		return quote(cmd)
+	}
+	if i := strings.IndexByte(f[0], '='); i >= 0 {
+		f[0] = f[0][:i+1] + "..."
 	}
 	if len(f) == 1 {
 		return quote(f[0])
