@@ -24,8 +24,11 @@ func TestImportThenCheck(t *testing.T) {
 	for _, tc := range []struct{ format, text, consoles string }{
 		{"conserver", "default * { master localhost; type ipmi; username admin; password pw1; }\n" +
 			"console node1 { host node1-bmc; }\nconsole node2 { host node2-bmc; }\nconsole node3 { host node3-bmc; password pw2; }\n" +
-			"console sh { type exec; exec /bin/sh; }\nconsole bad { type ipmi; host x; ipmiworkaround nosuch; }\n",
-			"4 node[1-3],bad"},
+			"console sh { type exec; exec /bin/sh; }\nconsole bad { type ipmi; host x; ipmiworkaround nosuch; }\n" +
+			"console node4 { type exec; exec \"ipmitool -I lan -H node4-bmc -U admin -P 'pw 3' sol activate\"; }\n" +
+			"console node5 { type exec; exec \"ipmiconsole -h node5-bmc -u admin -p pw1 -W solport\"; }\n" +
+			"console sol { type exec; exec \"ipmitool -I lanplus -H sol-bmc -P 'pw 4' sol activate | logger\"; }\n",
+			"6 node[1-5],bad"},
 		{"conman", "global ipmiopts=\"U:admin,P:pw1\"\nconsole name=\"node1\" dev=\"ipmi:node1-bmc\"\nconsole name=\"node2\" dev=\"ipmi:node2-bmc\"\n" +
 			"console name=\"node3\" dev=\"ipmi:node3-bmc\" ipmiopts=\"P:pw2\"\nconsole name=\"ts\" dev=\"ts:7001\"\nconsole name=\"bad\" dev=\"ipmi:x\" ipmiopts=\"W:nosuch\"\n",
 			"3 node[1-3]"},
@@ -44,13 +47,13 @@ func TestImportThenCheck(t *testing.T) {
 			if !strings.Contains(errb, "warning: old.conf:6: console ") || strings.Count(errb, "\n") != 1 {
 				t.Errorf("stderr should hold the one warning:\n%s", errb)
 			}
-			if strings.Contains(out, "pw1") || strings.Contains(out, "pw2") {
+			if strings.Contains(out, "pw1") || strings.Contains(out, "pw2") || strings.Contains(out, "pw 3") || strings.Contains(out, "pw 4") {
 				t.Errorf("a password is in the output:\n%s", out)
 			}
 			if !strings.Contains(out, `name = "node[1-2]"`) || !strings.Contains(out, `bmc = "{name}-bmc"`) {
 				t.Errorf("node1 and node2 are not folded:\n%s", out)
 			}
-			for _, f := range []string{"bmc.pass", "bmc-2.pass"} {
+			for _, f := range []string{"bmc.pass", "bmc-2.pass", "bmc-3.pass"} {
 				if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
 					t.Fatal(err)
 				}

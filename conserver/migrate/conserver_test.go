@@ -368,3 +368,206 @@ access * { trusted 127.0.0.1; }
 	}
 	load(t, r)
 }
+
+// TestConserverExec: type exec consoles whose command runs ipmitool sol
+// activate or ipmiconsole become [[console]] entries when the command
+// translates for certain, and are listed with the precise reason when not.
+// No password from a command line reaches the output, and the output loads.
+func TestConserverExec(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "ipmi.pw")
+	if err := os.WriteFile(pwFile, []byte("filepw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type ok struct {
+		bmc, user, priv, iface, pwFile string
+		password, kg                   bool
+		suite                          int
+		quirks                         []string
+		note                           string // a note the console must have
+	}
+	for _, tc := range []struct {
+		name, body string // body: the console block's settings after type exec
+		want       *ok    // nil: not imported
+		why        string // the reason, for a console not imported
+	}{
+		// ipmitool
+		{"it-plain", `exec "/usr/bin/ipmitool -I lanplus -H 10.0.0.2 -U root -P 'se cretQ9' -C 17 -L administrator sol activate"`,
+			&ok{bmc: "10.0.0.2", user: "root", priv: "admin", password: true, suite: 17, note: "conserver ran ipmitool (type exec); solgate speaks IPMI itself"}, ""},
+		{"it-attached", `exec "ipmitool -Ilanplus -Hit-attached-bmc -Uadmin -PSecretAtt -Luser -C3 sol activate usesolkeepalive instance=1"`,
+			&ok{bmc: "it-attached-bmc", user: "admin", priv: "user", password: true, suite: 3, note: "ipmitool sol activate usesolkeepalive: solgate keeps the SOL session up itself"}, ""},
+		{"it-exec", `exec "exec ipmitool -I lanplus -H fd00::5 -p 6230 -U \"us er\" -P 'dq\"pw' -y 0102ff -L OPERATOR -e '&' -N 3 -R 2 -v sol activate nokeepalive"`,
+			&ok{bmc: "[fd00::5]:6230", user: "us er", priv: "operator", password: true, kg: true, note: `ipmitool -e "&": ipmitool's SOL escape character; solgate's escape is its own (escape)`}, ""},
+		{"it-file", `exec "ipmitool -I lanplus -H it-file-bmc -U admin -f ` + pwFile + ` -p 623 sol activate"`,
+			&ok{bmc: "it-file-bmc", user: "admin", priv: "admin", pwFile: pwFile, note: "password_file is ipmitool's -f file: solgate reads all of it less one final newline, where ipmitool read its first line up to a tab, at most 20 bytes; keep the password alone on one line, readable by the user solgate runs as"}, ""},
+		{"it-env", `exec "ipmitool -I lanplus -H it-env-bmc -E -K sol activate"`,
+			&ok{bmc: "it-env-bmc", priv: "admin", note: "ipmitool -E read the password from IPMI_PASSWORD (or IPMITOOL_PASSWORD) in conserver's environment: put it in a password_file and set password_file here"}, ""},
+		{"it-lan", `exec "ipmitool -I lan -H it-lan-bmc -U admin -P lanpw16 -C 3 -k kgLan sol activate"`,
+			&ok{bmc: "it-lan-bmc", user: "admin", priv: "admin", iface: "lan", password: true, note: "-C and -k left out: ipmitool uses them with -I lanplus only"}, ""},
+		{"it-suite0", `exec "ipmitool -I lanplus -H it-suite0-bmc -P pwZero -C 0 sol activate"`,
+			&ok{bmc: "it-suite0-bmc", priv: "admin", password: true, note: "ipmitool -C 0 (no authentication, no encryption) left out: solgate tries 17, then 3; set cipher_suite = 0 with insecure_cipher_suite_zero = true to keep it"}, ""},
+		// execsubst: h and c, with a placeholder character used nowhere else.
+		{"sub-hc", `host sub-hc-sp; exec "ipmitool -I lanplus -H Z -U Q-admin -P pwSub sol activate"; execsubst Z=hs,Q=cs`,
+			&ok{bmc: "sub-hc-sp", user: "sub-hc-admin", priv: "admin", password: true}, ""},
+		{"sub-pad", `host sub-pad-sp; exec "ipmitool -I lanplus -H Z -U Q -P pwSub sol activate"; execsubst Z=h3s,Q=r9s; replstring r1`,
+			&ok{bmc: "sub-pad-sp", user: "r1", priv: "admin", password: true}, ""}, // padding adds blanks between words
+		// ipmiconsole
+		{"ic-short", `exec "ipmiconsole -h ic-short-bmc -u root -p icSecret -I 3 -l admin -W solpayloadsize -e '&'"`,
+			&ok{bmc: "ic-short-bmc", user: "root", priv: "admin", password: true, suite: 3, quirks: []string{"solpayloadsize"}, note: "conserver ran ipmiconsole (type exec); solgate speaks IPMI itself"}, ""},
+		{"ic-long", `exec "/usr/sbin/ipmiconsole --hostname=ic-long-bmc:6230 --username root --password=icLongPw --k-g=0x6b67 --cipher-suite-id=17 --privilege-level=OPERATOR --workaround-flags=intel20,authcap --serial-keepalive --sol-payload-instance=1 --session-timeout 20000 --dont-steal"`,
+			&ok{bmc: "ic-long-bmc:6230", user: "root", priv: "operator", password: true, kg: true, suite: 17, quirks: []string{"intel20", "authcap"}, note: "ipmiconsole --dont-steal: see solgate's steal setting (when-idle unless set)"}, ""},
+		{"ic-clustered", `exec "ipmiconsole -hic-clustered-bmc -uroot -W none"`,
+			&ok{bmc: "ic-clustered-bmc", user: "root", priv: "admin"}, ""},
+		// not translated
+		{"no-shell", `exec "ipmitool -I lanplus -H x -U root -P pw$1 sol activate"`, nil, "the command uses shell features (a $ expansion)"},
+		{"no-pipe", `exec "ipmitool -I lanplus -H x -P pwPipe sol activate | tee /tmp/log"`, nil, "the command uses shell features (a pipe or command list)"},
+		{"no-redir", `exec "ipmitool -I lanplus -H x -P pwRedir sol activate 2>/dev/null"`, nil, "the command uses shell features (a redirection)"},
+		{"no-glob", `exec "ipmitool -I lanplus -H x -f /etc/*.pw sol activate"`, nil, "the command uses shell features (a globbing pattern)"},
+		{"no-env", `exec "IPMI_PASSWORD=pwEnvAssign ipmitool -I lanplus -H x -E sol activate"`, nil, "the command uses shell features (a variable assignment before the command)"},
+		{"no-quote", `exec "ipmitool -I lanplus -H x -P 'pwUnterminated sol activate"`, nil, "does not parse as a shell command"},
+		{"no-option", `exec "ipmitool -I lanplus -H x -P pwOpt -t 0x82 sol activate"`, nil, "option -t is not one this import knows"},
+		{"no-long", `exec "ipmiconsole -h x --driver-type=LAN_2_0 -p pwLong"`, nil, "option --driver-type is not one this import knows"},
+		{"no-open", `exec "ipmitool -I open sol activate"`, nil, `-I "open" is not an IPMI-over-LAN interface (lanplus or lan)`},
+		{"no-iface", `exec "ipmitool -H x -P pwNoI sol activate"`, nil, "no -I: ipmitool's default interface depends on its version"},
+		{"no-prompt", `exec "ipmitool -I lanplus -H x -a sol activate"`, nil, "-a: ipmitool prompts for the password"},
+		{"no-pwopt", `exec "ipmitool -I lanplus -H x -U u sol activate"`, nil, "no -P, -f or -E: ipmitool prompts for the password"},
+		{"no-cmd", `exec "ipmitool -I lanplus -H x -P pwCmd sol deactivate"`, nil, `ipmitool command "sol deactivate" is not sol activate`},
+		{"no-instance", `exec "ipmitool -I lanplus -H x -P pwInst sol activate instance=2"`, nil, "sol activate instance=2: solgate always uses SOL payload instance 1"},
+		{"no-priv", `exec "ipmitool -I lanplus -H x -P pwPriv -L CALLBACK sol activate"`, nil, `-L "CALLBACK": solgate's privilege is user, operator or admin`},
+		{"no-icprompt", `exec "ipmiconsole -h x -u root -P"`, nil, "-P: ipmiconsole prompts for the password"},
+		{"no-icconf", `exec "ipmiconsole -h x --config-file /etc/my.conf"`, nil, "--config-file: the settings in that file are not read by this import"},
+		{"no-icinst", `exec "ipmiconsole -h x --sol-payload-instance=3"`, nil, "--sol-payload-instance=3: solgate always uses SOL payload instance 1"},
+		{"no-port", `port 2; exec "ipmitool -I lanplus -H 10.0.0.P -P pwPort sol activate"; execsubst P=Pd`, nil, "execsubst puts a port number (P) into the command"},
+		{"no-subst", `exec "ipmitool -I lanplus -H x -P pwSubst sol activate"; execsubst H=hx`, nil, `execsubst "H=hx" does not parse`},
+		// H also replaces the H of -H: conserver runs "-no-H-sp no-H-sp".
+		{"no-H", `host no-H-sp; exec "ipmitool -I lanplus -H H -U admin -P pwH sol activate"; execsubst H=hs`, nil,
+			`option -n is not one this import knows (execsubst replaces every "H" in the exec value, option letters and paths included)`},
+		{"no-via", `exec "/usr/bin/env ipmitool -I lanplus -H x -P pwVia sol activate"`, nil, `the command runs "env", not ipmitool or ipmiconsole itself`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			text := "console " + tc.name + " { master localhost; type exec; " + tc.body + "; }\n"
+			r := importConserver(t, text)
+			out := string(r.TOML())
+			for _, secret := range []string{"cretQ9", "SecretAtt", `dq"pw`, "\xff", "filepw", "lanpw16", "kgLan", "pwZero", "pwSub", "icSecret", "icLongPw", "6b67", "pw$1", "pwPipe", "pwRedir", "pwEnvAssign", "pwUnterminated", "pwOpt", "pwLong", "pwNoI", "pwCmd", "pwInst", "pwPriv", "pwPort", "pwSubst", "pwH", "pwVia"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("secret %q is in the output:\n%s", secret, out)
+				}
+			}
+			if len(r.Warnings) > 0 {
+				t.Errorf("warnings: %v", r.Warnings)
+			}
+			if tc.want == nil {
+				if len(r.Consoles) != 0 || len(r.Skipped) != 1 {
+					t.Fatalf("imported %+v, skipped %+v; want it not imported", r.Consoles, r.Skipped)
+				}
+				why := r.Skipped[0].Why
+				if !strings.Contains(why, ": an IPMI client, not translated: "+tc.why) || !strings.HasSuffix(why, "; add the BMC as a [[console]] by hand") {
+					t.Errorf("reason %q, want one with %q", why, tc.why)
+				}
+				return
+			}
+			if len(r.Consoles) != 1 {
+				t.Fatalf("not imported: %+v", r.Skipped)
+			}
+			c := r.Consoles[0]
+			w := tc.want
+			if c.BMC != w.bmc || c.User != w.user || !c.HasUser || c.Privilege != w.priv || c.Interface != w.iface || c.CipherSuite != w.suite ||
+				(c.Password != "" && c.Password != w.pwFile) != w.password || (w.pwFile != "" && c.Password != w.pwFile) || (c.KG != "") != w.kg || !slices.Equal(c.Quirks, w.quirks) {
+				t.Errorf("console %+v\nwant %+v", c, *w)
+			}
+			if w.note != "" && !slices.Contains(c.Notes, w.note) {
+				t.Errorf("notes lack %q: %q", w.note, c.Notes)
+			}
+			cfg := load(t, r)
+			lc, _ := cfg.Console(tc.name)
+			iface := w.iface
+			if iface == "" {
+				iface = "lanplus"
+			}
+			if lc.BMC != w.bmc || lc.Interface != iface || lc.Privilege != w.priv {
+				t.Errorf("loads as bmc %s, interface %s, privilege %s", lc.BMC, lc.Interface, lc.Privilege)
+			}
+			if w.pwFile != "" && string(lc.Password.Reveal()) != "filepw" {
+				t.Errorf("password read from -f: %q", lc.Password.Reveal())
+			}
+		})
+	}
+}
+
+// TestConserverExecShared: exec consoles share the type ipmi path: access
+// lists, the notes on settings solgate does without, logfilemax, folding
+// into hostlists and one secret file per distinct password.
+func TestConserverExecShared(t *testing.T) {
+	t.Parallel()
+	r := importConserver(t, `
+default ipmi { type exec; exec "ipmitool -I lanplus -H X -U admin -P pwShared sol activate"; execsubst X=hs; }
+default * { master localhost; rw ops; ro !eve; logfile /var/log/consoles/&; motd hi; logfilemax 1m; }
+console node1 { include ipmi; host node1-ipmi; }
+console node2 { include ipmi; host node2-ipmi; }
+console node3 { include ipmi; host node3-ipmi; }
+console other { type ipmi; host other-ipmi; username admin; password pwShared; }
+`)
+	if len(r.Consoles) != 4 || len(r.Secrets) != 1 || r.Secrets[0].Consoles != 4 {
+		t.Fatalf("consoles %+v, secrets %+v", r.Consoles, r.Secrets)
+	}
+	n1 := console(t, r, "node1")
+	for _, want := range []string{`conserver logged to "/var/log/consoles/&" (& is the console name); solgate writes LOG_DIR/NAME/*.zst, see [server] log_dir; old logs stay where they are`,
+		`motd "hi": solgate's banner shows the console's state, there is no per-console message`} {
+		if !slices.Contains(n1.Notes, want) {
+			t.Errorf("node1 notes lack %q: %q", want, n1.Notes)
+		}
+	}
+	if n1.RotateSize != 1<<20 || n1.Access.key() != (Access{Read: []string{"ops"}, Write: []string{"ops"}, Deny: []string{"eve"}}).key() {
+		t.Errorf("node1: %+v", n1)
+	}
+	out := string(r.TOML())
+	if strings.Contains(out, "pwShared") {
+		t.Error("the password is in the output")
+	}
+	if !strings.Contains(out, "name = \"node[1-3]\"\n") || !strings.Contains(out, "bmc = \"{name}-ipmi\"\n") {
+		t.Errorf("node1-3 are not folded:\n%s", out)
+	}
+	load(t, r)
+}
+
+// TestShellSplit: sh's word splitting of plain words.
+func TestShellSplit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{"a  b\tc", []string{"a", "b", "c"}, ""},
+		{`a 'b c' "d e" f\ g`, []string{"a", "b c", "d e", "f g"}, ""},
+		{`'it'\''s' "q\"\\\$\x" ''`, []string{"it's", `q"\$\x`, ""}, ""},
+		{"a\\\nb \"c\\\nd\"", []string{"ab", "cd"}, ""},
+		{`a#b 'c#' x=y`, []string{"a#b", "c#", "x=y"}, ""},
+		{"a # c", nil, "a comment"},
+		{`"$HOME"`, nil, "a $ expansion"},
+		{"a `b`", nil, "a ` command substitution"},
+		{"a && b", nil, "a pipe or command list"},
+		{"a\nb", nil, "a newline between commands"},
+		{"a > b", nil, "a redirection"},
+		{"(a)", nil, "a subshell"},
+		{"a b?", nil, "a globbing pattern"},
+		{"a ~/x", nil, "a ~ home directory"},
+		{"a{b,c}", nil, "braces"},
+		{`a 'b`, nil, "does not parse"},
+		{`a "b`, nil, "does not parse"},
+		{`a \`, nil, "does not parse"},
+	} {
+		got, err := shellSplit(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %q, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q: %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}

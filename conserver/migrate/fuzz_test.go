@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,9 @@ func FuzzConserver(f *testing.F) {
 		"break 3 { string \"\\r~.\"; }\ntask x { cmd \"a b\"; }\ngroup g { users a, !b; }\naccess * { allowed 1.2.3.4; }\n",
 		"console a\\\n b { type ipmi; host x; master localhost; logfilemax 4k; ipmiciphersuite 17; }",
 		"console a { type ipmi; host x",
+		"default s { type exec; exec \"ipmitool -I lanplus -H X -U a -P 'p w' -C 3 sol activate\"; execsubst X=h4s,Y=cs; }\nconsole n1 { include s; host n1-bmc; master localhost; }\n",
+		"console b { type exec; exec \"exec ipmiconsole --hostname=b:623 -u r -pP -W intel20 -k 0x6b\"; master localhost; }\n",
+		"console c { type exec; exec \"ipmitool -I lan -H fd00::1 -p 6230 -f /etc/pw -L user sol activate instance=1\"; master localhost; }\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -105,5 +109,32 @@ func FuzzConMan(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzImport(t, "fuzz.conf", data, ConMan)
+	})
+}
+
+// FuzzShellSplit: no panic, and for a command shellSplit accepts, the
+// words quoted again and joined split back into the same words.
+func FuzzShellSplit(f *testing.F) {
+	for _, s := range []string{
+		"ipmitool -I lanplus -H h -P 'se cret' sol activate",
+		`a "b\"c\\d\$" 'e'\''f' g\ h ''`,
+		"a\\\nb \"c\\\nd\"",
+		"a | b", "x=1 y", "'unterminated",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		words, err := shellSplit(s)
+		if err != nil {
+			return
+		}
+		q := make([]string, len(words))
+		for i, w := range words {
+			q[i] = shellQuote(w)
+		}
+		again, err := shellSplit(strings.Join(q, " "))
+		if err != nil || !slices.Equal(again, words) {
+			t.Fatalf("%q splits into %q; quoted again, into %q (%v)", s, words, again, err)
+		}
 	})
 }
