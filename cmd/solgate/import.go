@@ -20,15 +20,19 @@ conman.conf (conman.conf(5)) and prints an equivalent solgate main
 configuration file: every IPMI console with its BMC, user, cipher suite,
 privilege and workarounds, folded into hostlists (node[001-128] with
 bmc = "{name}-ipmi", or parallel lists such as 10.0.0.[1-128]); settings
-every console shares go to [defaults].
+every console shares go to [defaults]. conserver's type exec consoles that
+run "ipmitool ... sol activate" (-I lanplus or lan) or ipmiconsole are
+imported too when their command translates for certain (plain sh words,
+execsubst applied as conserver does); otherwise the comment says what could
+not be translated.
 
 Passwords and K_g keys are never printed: each distinct one becomes a
 password_file or kg_file under --secret-dir (bmc.pass, bmc-2.pass, ...),
 and a comment says which line of FILE held it, so you can create the files.
 Everything without a solgate equivalent (log file names, timestamps, break
 sequences other than the serial break, tasks, motd, client host rules,
-consoles that are not IPMI: exec, telnet, serial ports, Unix sockets) is
-listed in comments with its line. conserver's rw/ro lists become commented
+consoles that are not IPMI: other exec commands, telnet, serial ports,
+Unix sockets) is listed in comments with its line. conserver's rw/ro lists become commented
 [[access]] rules to adapt: solgate users need SSH keys.
 
 Syntax errors stop the import with FILE:LINE: what. Problems the old daemon
