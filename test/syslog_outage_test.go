@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,45 +83,13 @@ func TestSyslogReceiverOutage(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	consoles := []string{"rack1-n1", "rack1-n2", "rack1-n3"}
-	want := map[string][]string{}
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, c := range consoles {
-		w, err := store.Writer(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond) // 50 lines/s per console
-			defer tick.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				fmt.Fprintf(w, "\x1b[33m%s line %d\x1b[0m\r\n", c, i)
-				mu.Lock()
-				want[c] = append(want[c], fmt.Sprintf("%s line %d", c, i))
-				mu.Unlock()
-			}
-		}()
-	}
+	p := startPrinting(t, store, "rack1-n1", "rack1-n2", "rack1-n3")
 	time.Sleep(time.Second)
 	rs.stop()
 	time.Sleep(outage)
 	rs.start()
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-	total := 0
-	for _, ws := range want {
-		total += len(ws)
-	}
+	want, total := p.stop()
 	rs.waitLines(60*time.Second, func(ls []rsyslogLine) bool {
 		return countInput(ls, "tcp") >= total && countInput(ls, "tls") >= total && countInput(ls, "relp") >= total
 	})
@@ -137,6 +106,118 @@ func TestSyslogReceiverOutage(t *testing.T) {
 		t.Logf("%s: sent %d, reconnects %d, failed dials %d, last error %s", s.Key, s.Sent, s.Reconnects, s.DialErrors, s.LastError)
 	}
 	_ = logstore.EventGap
+}
+
+// printing consoles write numbered lines into a store, 50 a second each.
+type printing struct {
+	mu      sync.Mutex
+	want    map[string][]string // the lines written, by console, as syslog carries them
+	writers []*logstore.Writer
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func startPrinting(t *testing.T, store *logstore.Store, consoles ...string) *printing {
+	t.Helper()
+	p := &printing{want: map[string][]string{}, done: make(chan struct{})}
+	for _, c := range consoles {
+		w, err := store.Writer(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.writers = append(p.writers, w)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-p.done:
+					return
+				case <-tick.C:
+				}
+				fmt.Fprintf(w, "\x1b[33m%s line %d\x1b[0m\r\n", c, i)
+				p.mu.Lock()
+				p.want[c] = append(p.want[c], fmt.Sprintf("%s line %d", c, i))
+				p.mu.Unlock()
+			}
+		}()
+	}
+	return p
+}
+
+// stop ends the printing and returns the lines written and their number.
+func (p *printing) stop() (map[string][]string, int) {
+	close(p.done)
+	p.wg.Wait()
+	total := 0
+	for _, ws := range p.want {
+		total += len(ws)
+	}
+	return p.want, total
+}
+
+// TestSyslogReceiverStalls stops rsyslog with SIGSTOP, so that it is
+// there but takes nothing (its connections stay open, its windows fill):
+// the consoles' logs go on untouched, the RELP target's stats show the
+// lines it waits on and their growing age, and once rsyslog runs again
+// every line arrives, over RELP exactly once, and the backlog is gone.
+func TestSyslogReceiverStalls(t *testing.T) {
+	rs := newRsyslog(t)
+	store := openStore(t, t.TempDir())
+	sh := syslog.NewShipper(store, t.TempDir(), testLogger(t))
+	defer sh.Close()
+	if err := sh.Apply([]syslog.Target{
+		{Network: "relp", Address: rs.relp, Facility: 16},
+		{Network: "tcp", Address: rs.tcp, Facility: 16},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	relp := func() syslog.TargetStats {
+		for _, s := range sh.Stats() {
+			if strings.HasPrefix(s.Key, "relp") {
+				return s
+			}
+		}
+		t.Fatalf("no RELP target in %+v", sh.Stats())
+		return syslog.TargetStats{}
+	}
+	p := startPrinting(t, store, "rack2-n1", "rack2-n2")
+	time.Sleep(time.Second)
+	pid := rs.cmd.Process.Pid
+	must(t, syscall.Kill(pid, syscall.SIGSTOP))
+	defer syscall.Kill(pid, syscall.SIGCONT) // if the test ends early: rsyslog must be able to stop
+	time.Sleep(time.Second)
+	sent := relp().Sent
+	time.Sleep(3 * time.Second)
+	st := relp()
+	t.Logf("RELP with rsyslog stopped: %+v", st)
+	if st.Sent != sent || st.InFlight == 0 || st.BacklogLines == 0 || st.BacklogAge < 2*time.Second || st.BacklogConsoles != 2 || !st.Connected {
+		t.Errorf("RELP stats while rsyslog takes nothing: %+v (sent %d a few seconds before): want no more taken, lines in flight, a backlog over 2 s old, both consoles behind, still connected", st, sent)
+	}
+	must(t, syscall.Kill(pid, syscall.SIGCONT))
+	time.Sleep(time.Second)
+	want, total := p.stop()
+	for _, w := range p.writers {
+		if ws := w.Stats(); ws.Dropped != 0 || ws.Written == 0 {
+			t.Errorf("%s: log writer %+v: the stalled receiver cost console output", w.Console(), ws)
+		}
+	}
+	rs.waitLines(60*time.Second, func(ls []rsyslogLine) bool {
+		return countInput(ls, "relp") >= total && countInput(ls, "tcp") >= total
+	})
+	time.Sleep(500 * time.Millisecond) // let duplicates, if any, arrive too
+	got := rs.lines()
+	checkExactly(t, got, "relp", want)
+	checkResentAtBreaks(t, got, "tcp", want)
+	deadline := time.Now().Add(5 * time.Second)
+	for st = relp(); st.BacklogAge != 0 || st.BacklogLines != 0 || st.InFlight != 0 || st.BacklogConsoles != 0; st = relp() {
+		if time.Now().After(deadline) {
+			t.Fatalf("RELP backlog after delivery: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func envDuration(t testing.TB, name string) time.Duration {

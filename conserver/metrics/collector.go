@@ -28,7 +28,7 @@ var (
 	slSent       = desc("solgate_syslog_sent_messages_total", "Messages the syslog receiver has taken.", "target")
 	slSentBytes  = desc("solgate_syslog_sent_bytes_total", "Bytes of the messages the syslog receiver has taken (before framing).", "target")
 	slBacklog    = desc("solgate_syslog_backlog_messages", "Lines sent to the receiver and not yet taken (at most the window; lines not yet read from the log are not counted: see _backlog_consoles and _backlog_age_seconds).", "target")
-	slBacklogCon = desc("solgate_syslog_backlog_consoles", "Consoles with lines not yet shipped to the target.", "target")
+	slBacklogCon = desc("solgate_syslog_backlog_consoles", "Consoles with lines the receiver has not yet taken (not yet read from the log, or sent and not yet acknowledged).", "target")
 	slBacklogAge = desc("solgate_syslog_backlog_age_seconds", "Age of the oldest line not yet taken by the receiver (0: none waiting).", "target")
 	slReconnects = desc("solgate_syslog_reconnects_total", "Connections to the target made after the first.", "target")
 	slDialErrors = desc("solgate_syslog_dial_errors_total", "Failed connection attempts to the target.", "target")

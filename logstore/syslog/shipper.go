@@ -134,7 +134,8 @@ type TargetStats struct {
 	Sent, Bytes int64
 	// InFlight are messages sent and not yet taken.
 	InFlight int
-	// BacklogConsoles have lines on disk not yet shipped to this target;
+	// BacklogConsoles have lines the receiver has not yet taken (not yet
+	// read from the log, or sent and not yet acknowledged);
 	// BacklogLines are the lines sent and not yet taken (InFlight: lines
 	// not yet read are not counted); BacklogAge is how old the oldest line
 	// not yet taken is. They are refreshed once a second, also while the

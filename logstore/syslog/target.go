@@ -66,7 +66,9 @@ type target struct {
 	failing   int  // failed attempts since the last good connection
 	wbuf      []byte
 	timer     *time.Timer
-	statsTick <-chan time.Time // run's statsInterval ticker, also looked at while the window is full
+	statsTick <-chan time.Time  // run's statsInterval ticker, also looked at while the window is full
+	changes   *logstore.Changes // run's subscription to new frames, also taken while the window is full
+	names     []string          // Take's buffer
 
 	shipping *cstate // the console ship is reading, which may wait for the window there
 
@@ -147,6 +149,7 @@ func (t *target) run() {
 	defer t.timer.Stop()
 	changes := t.sh.store.Changes()
 	defer changes.Close()
+	t.changes = changes
 	t.init()
 	defer t.shutdown()
 	poll := time.NewTicker(pollInterval)
@@ -154,7 +157,6 @@ func (t *target) run() {
 	tick := time.NewTicker(statsInterval)
 	defer tick.Stop()
 	t.statsTick = tick.C
-	var names []string
 	for t.ctx.Err() == nil {
 		if t.conn == nil {
 			if wait := time.Until(t.nextDial); wait > 0 {
@@ -163,10 +165,7 @@ func (t *target) run() {
 				case <-t.ctx.Done():
 				case <-t.timer.C:
 				case <-changes.C():
-					names = changes.Take(names[:0])
-					for _, n := range names {
-						t.touch(n)
-					}
+					t.takeChanges()
 				case <-tick.C:
 					t.updateStats()
 				}
@@ -207,10 +206,7 @@ func (t *target) run() {
 		select {
 		case <-t.ctx.Done():
 		case <-changes.C():
-			names = changes.Take(names[:0])
-			for _, n := range names {
-				t.touch(n)
-			}
+			t.takeChanges()
 		case <-poll.C:
 			t.discover(true)
 		case <-tick.C:
@@ -257,6 +253,14 @@ func (t *target) discover(queue bool) {
 		if cs := t.console(n); cs != nil && queue {
 			t.queue(cs)
 		}
+	}
+}
+
+// takeChanges queues the consoles with new frames.
+func (t *target) takeChanges() {
+	t.names = t.changes.Take(t.names[:0])
+	for _, n := range t.names {
+		t.touch(n)
 	}
 }
 
@@ -633,8 +637,10 @@ func (t *target) waitWindow() bool {
 		case <-t.timer.C:
 		case <-t.statsTick:
 			// A receiver that takes nothing keeps us here: the backlog
-			// figures must show it, not what they were when it stopped.
+			// figures must show it, not what they were when it stopped,
+			// and the consoles that printed meanwhile count as behind.
 			t.timer.Stop()
+			t.takeChanges()
 			t.updateStats()
 		}
 	}
@@ -703,7 +709,7 @@ func (t *target) updateStats() {
 	var oldest time.Time
 	behind := 0
 	for _, cs := range t.cons {
-		if cs.behind || cs.queued || cs == t.shipping {
+		if cs.behind || cs.queued || cs == t.shipping || cs.inflight > 0 {
 			behind++
 		}
 		if !cs.oldest.IsZero() && (oldest.IsZero() || cs.oldest.Before(oldest)) {
