@@ -108,7 +108,11 @@ func TestStreamHeaders(t *testing.T) {
 		{"0000033825cdefghijklmnopqrstuvwxyz0123456789", "[33825]"},
 		{"0000033900 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234560000034125 ABCDEFG", "[33900 34125]"},
 		{"9000034350 ABCDEFGHIJKLMNOPQRSTUVWXYZ", "[]"},
-		{"000000000034425 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[34425]"},
+		{"000000000034425 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[0 34425]"},
+		// From a kill -9 run: line 30450 cut after its number, joined to
+		// the next output after the restart, 000030825 (its first digit
+		// lost).
+		{"0000030450000030825 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[30450 30825]"},
 		{"0000000000", "[0]"},
 		{"00000342750000034800 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "[34275 34800]"},
 		{"reclaimed the SOL payload from session 0x2bb59cde", "[]"},

@@ -106,10 +106,16 @@ func (p *rsyslogPeer) stop() {
 // streamHeaders returns the stream line numbers in a message: ten digits
 // with two leading zeros (the tests' offsets stay far below 10^8), a
 // multiple of the line length, followed by the line's space; and the ten
-// digits at its start (a line cut by a gap right after its number) unless
-// such a number overlaps them. A line cut
-// by a gap may run into the next line's number right after its own
-// digits, so every position is tried.
+// digits at its start (a line cut by a gap right after its number). A
+// line cut by a gap may run into the next line's number right after its
+// own digits, so every position is tried, even one that overlaps the
+// start: the continuation of 0000030450 cut after its number may be
+// 000030825 (the next line's number less its first digit, lost with the
+// rest), and 0000030450000030825 holds both. Ten digits at the start that
+// pass are always the message's own line number: a message starts where
+// a line does, or in the middle of a line whose start was lost, and no
+// ten characters of a line other than its number are ten digits
+// beginning 00.
 func streamHeaders(msg string) []int {
 	header := func(i int) (int, bool) {
 		if i+10 > len(msg) || msg[i] != '0' || msg[i+1] != '0' {
@@ -119,21 +125,15 @@ func streamHeaders(msg string) []int {
 		return off, err == nil && off%bmcsim.StreamLineLen == 0
 	}
 	var out []int
-	first := true
+	if off, ok := header(0); ok && (len(msg) == 10 || msg[10] != ' ') {
+		out = append(out, off) // cut right after its number
+	}
 	for i := 0; i+10 < len(msg); i++ {
 		if msg[i+10] != ' ' {
 			continue
 		}
 		if off, ok := header(i); ok {
 			out = append(out, off)
-			if i > 0 && i < 10 {
-				first = false // it overlaps the ten digits at the start
-			}
-		}
-	}
-	if first {
-		if off, ok := header(0); ok && (len(msg) == 10 || msg[10] != ' ') {
-			out = append([]int{off}, out...)
 		}
 	}
 	return out
