@@ -18,7 +18,7 @@ type execIPMI struct {
 	password  string // from -P or -p; "" for none
 	pwFile    string // ipmitool -f
 	kg        string // decoded
-	cipher    int    // -1: not given
+	cipher    string // -C or -I as given, "" if not (cipherSuite reads it)
 	privilege string // "" is admin, the default of both tools
 	quirks    []string
 	lan       bool // ipmitool -I lan (IPMI 1.5)
@@ -253,7 +253,7 @@ func getopt(args []string, withArg, flags string, long map[string]longOpt, set f
 
 // parseIpmitool reads ipmitool's options and its sol activate command.
 func parseIpmitool(args []string) (*execIPMI, string) {
-	x := &execIPMI{tool: "ipmitool", cipher: -1}
+	x := &execIPMI{tool: "ipmitool"}
 	var iface, port, authType, escape string
 	var pwOpts, kgOpts []string
 	var kgEnv, pwEnv, timing bool
@@ -282,11 +282,7 @@ func parseIpmitool(args []string) (*execIPMI, string) {
 		case 'a':
 			return "-a: ipmitool prompts for the password"
 		case 'C':
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || v[0] == '+' {
-				return fmt.Sprintf("-C %s is not a cipher suite number", quote(v))
-			}
-			x.cipher = n
+			x.cipher = v
 		case 'L':
 			switch strings.ToUpper(v) {
 			case "USER":
@@ -408,9 +404,9 @@ func parseIpmitool(args []string) (*execIPMI, string) {
 			return nil, "-I lan (IPMI 1.5) with a password longer than 16 bytes"
 		}
 		var ignored []string
-		if x.cipher >= 0 {
+		if x.cipher != "" {
 			ignored = append(ignored, "-C")
-			x.cipher = -1
+			x.cipher = ""
 		}
 		if len(kgOpts) > 0 {
 			ignored = append(ignored, kgOpts[0])
@@ -469,7 +465,7 @@ var ipmiconsoleLong = map[string]longOpt{
 
 // parseIpmiconsole reads FreeIPMI ipmiconsole's options.
 func parseIpmiconsole(args []string) (*execIPMI, string) {
-	x := &execIPMI{tool: "ipmiconsole", cipher: -1}
+	x := &execIPMI{tool: "ipmiconsole"}
 	var escape string
 	var keepalive, timeout, steal, debug bool
 	set := func(name string, v string) string {
@@ -494,11 +490,7 @@ func parseIpmiconsole(args []string) (*execIPMI, string) {
 		case "K":
 			return "-K: ipmiconsole prompts for the K_g"
 		case "I":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || v[0] == '+' {
-				return fmt.Sprintf("-I %s is not a cipher suite number", quote(v))
-			}
-			x.cipher = n
+			x.cipher = v
 		case "l":
 			switch p := strings.ToLower(v); p {
 			case "user", "operator", "admin":
@@ -513,17 +505,12 @@ func parseIpmiconsole(args []string) (*execIPMI, string) {
 					x.quirks = nil
 					continue
 				}
-				found := false
-				for _, k := range cmWorkarounds {
-					if strings.EqualFold(w, k.name) {
-						found = true
-						if !contains(x.quirks, k.name) {
-							x.quirks = append(x.quirks, k.name)
-						}
-					}
-				}
-				if !found {
+				name, _, ok := cmWorkaround(w)
+				if !ok {
 					return fmt.Sprintf("-W %s is not a workaround this import knows", quote(w))
+				}
+				if !contains(x.quirks, name) {
+					x.quirks = append(x.quirks, name)
 				}
 			}
 		case "e":

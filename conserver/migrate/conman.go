@@ -157,6 +157,16 @@ var cmWorkarounds = []struct {
 	{"solstatus", 0x04000000}, {"solchannelsupport", 0x08000000},
 }
 
+// cmWorkaround looks a libipmiconsole workaround name up, in any case.
+func cmWorkaround(name string) (string, uint32, bool) {
+	for _, w := range cmWorkarounds {
+		if strings.EqualFold(name, w.name) {
+			return w.name, w.bit, true
+		}
+	}
+	return "", 0, false
+}
+
 // cmParser evaluates conman.conf directive by directive, as conmand does:
 // SERVER logdir and the GLOBAL settings apply to the consoles after them.
 type cmParser struct {
@@ -735,10 +745,8 @@ func workaroundFlag(v string) (uint32, error) {
 	case "none":
 		return 0, nil
 	}
-	for _, w := range cmWorkarounds {
-		if strings.EqualFold(v, w.name) {
-			return w.bit, nil
-		}
+	if _, bit, ok := cmWorkaround(v); ok {
+		return bit, nil
 	}
 	n, err := strconv.ParseUint(v, 0, 32)
 	if err != nil {

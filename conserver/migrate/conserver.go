@@ -511,9 +511,9 @@ func (p *cfParser) execIPMIConsole(e *cfEntity, x *execIPMI) {
 	if x.kg != "" {
 		pc.kg, pc.kgAt = x.kg, at
 	}
-	if x.cipher >= 0 {
+	if x.cipher != "" {
 		opt := map[string]string{"ipmitool": "ipmitool -C", "ipmiconsole": "ipmiconsole -I"}[x.tool]
-		c.CipherSuite = p.cipherSuite(c, opt, cfField{v: strconv.Itoa(x.cipher), file: ex.file, line: ex.line})
+		c.CipherSuite = p.cipherSuite(c, opt, cfField{v: x.cipher, file: ex.file, line: ex.line})
 	}
 	if x.privilege != "" {
 		c.Privilege = x.privilege

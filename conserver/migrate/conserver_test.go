@@ -571,3 +571,21 @@ func TestShellSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestConserverExecBadSuite: a cipher suite option that is no number is
+// read by the same rules as ipmiciphersuite: the console is imported with
+// the automatic choice, and a warning names the option.
+func TestConserverExecBadSuite(t *testing.T) {
+	t.Parallel()
+	r := importConserver(t, `console bad { master localhost; type exec; exec "ipmitool -I lanplus -H bad-bmc -P pwBad -C seventeen sol activate"; }
+console ic { master localhost; type exec; exec "ipmiconsole -h ic-bmc -p pwIc -I +3"; }
+`)
+	if len(r.Consoles) != 2 || r.Consoles[0].CipherSuite != 0 || r.Consoles[1].CipherSuite != 0 {
+		t.Fatalf("consoles %+v, skipped %+v", r.Consoles, r.Skipped)
+	}
+	for _, want := range []string{`console bad: ipmitool -C "seventeen" is not a number`, `console ic: ipmiconsole -I "+3" is not a number`} {
+		if !slices.ContainsFunc(r.Warnings, func(w Note) bool { return strings.Contains(w.Text, want) }) {
+			t.Errorf("warnings %+v lack %q", r.Warnings, want)
+		}
+	}
+}
