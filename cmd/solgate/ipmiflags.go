@@ -36,6 +36,9 @@ type connFlags struct {
 	quirks       string
 	insecure     bool
 	set          map[string]bool // flags given on the command line
+	// stateDir is the state_dir of the -c configuration, once targets
+	// has read it ("" without -c).
+	stateDir string
 }
 
 const connFlagsHelp = `Credentials: the password comes from --password-file, else the environment

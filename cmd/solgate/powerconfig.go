@@ -20,6 +20,7 @@ func (f *connFlags) configTargets(hosts []string, stdin *os.File, stderr io.Writ
 	if err != nil {
 		return nil, err
 	}
+	f.stateDir = cfg.Server.StateDir
 	out := make([]power.Target, 0, len(hosts))
 	var missing []string
 	for _, h := range hosts {

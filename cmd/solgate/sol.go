@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/solgate/solgate/conserver"
-	"github.com/solgate/solgate/conserver/config"
 	"github.com/solgate/solgate/conserver/escape"
 	"github.com/solgate/solgate/ipmilan"
 	"github.com/solgate/solgate/logstore"
@@ -112,12 +111,7 @@ func runSol(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	tty := term.IsTerminal(int(os.Stdin.Fd()))
 	r := &solRunner{name: pos[0], cfg: cfg, opts: ipmilan.SOLOptions{Steal: *steal}, stdout: stdout, stderr: stderr,
-		tty: tty, reconnect: !*noReconnect, esc: esc}
-	if cf.configFile != "" {
-		if c, err := config.Load(cf.configFile); err == nil { // it loaded for targets just now
-			r.stateDir = c.Server.StateDir
-		}
-	}
+		tty: tty, reconnect: !*noReconnect, esc: esc, stateDir: cf.stateDir}
 	if *logDir != "" {
 		if err := logstore.CheckConsoleName(pos[0]); err != nil {
 			return &exitError{code: 2, msg: "sol: --log-dir: " + err.Error() + " (with an address as HOST, name the console: --bmc ADDRESS NAME)"}
