@@ -248,3 +248,30 @@ func TestServeIPMISimNewPassword(t *testing.T) {
 		t.Fatalf("sim1: %v up since %v, want its session of %v kept", st.State, st.UpSince, upSince)
 	}
 }
+
+// TestSolBesideDaemonIPMISim: solgate sol -c on a console that the
+// daemon holds on OpenIPMI's ipmi_sim names the holder as the daemon's
+// own session: ipmi_sim's answer names the owning session, which the
+// daemon's state_dir records.
+func TestSolBesideDaemonIPMISim(t *testing.T) {
+	t.Parallel()
+	needTool(t, "ipmi_sim")
+	sim, _ := startIPMISimSOL(t)
+	dir := t.TempDir()
+	cfgPath := ipmiSimConfig(t, dir, []servedConsole{{name: "sim1", bmc: sim.Addr}})
+	e := startManager(t, cfgPath)
+	waitConsole(t, e.m.Console("sim1"), conserver.Up, 30*time.Second)
+	cfg, err := config.Load(cfgPath)
+	must(t, err)
+	waitFor(t, "the session record", 5*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(cfg.Server.StateDir, "sol-sessions"))
+		return strings.Contains(string(b), "sim1 ")
+	})
+	_, errs, code := runSolgate(t, nil, "sol", "-c", cfgPath, "--no-reconnect", "sim1")
+	if code != 1 || !strings.Contains(errs, "solgate serve's own session for this console") {
+		t.Errorf("solgate sol sim1 while the daemon holds it on ipmi_sim: exit %d: %s", code, errs)
+	}
+	if st := e.m.Console("sim1").Status(); st.State != conserver.Up || st.Reconnects != 0 {
+		t.Errorf("sim1 after solgate sol tried it: %v, %d reconnects; want the daemon's session untouched", st.State, st.Reconnects)
+	}
+}

@@ -151,6 +151,14 @@ func TestGatewayOpenSSHExec(t *testing.T) {
 	if _, errOut, code := g.ssh("alice", "node9@127.0.0.1", "tail"); code != 2 || !strings.Contains(errOut, `no such console "node9"`) {
 		t.Errorf("node9: %d %q", code, errOut)
 	}
+	// The user name as OpenSSH sends it, in the wrong case: the console
+	// meant is named.
+	if _, errOut, code := g.ssh("alice", "NODE1@127.0.0.1", "tail"); code != 2 || !strings.Contains(errOut, `no such console "NODE1" (did you mean node1?`) {
+		t.Errorf("NODE1: %d %q", code, errOut)
+	}
+	if out, errOut, code := g.ssh("alice", "node1@127.0.0.1", "tail -n2"); code != 0 || strings.Count(out, "\n") != 2 {
+		t.Errorf("tail -n2: %d %q %q", code, out, errOut)
+	}
 	// "ssh consoles": the login name names no console and nothing is to
 	// run, so the consoles alice may use are listed.
 	if out, errOut, code := g.ssh("alice", "alice@127.0.0.1"); code != 0 || !strings.Contains(out, "node1") || !strings.Contains(errOut, `no such console "alice"; yours are:`) {
