@@ -73,16 +73,10 @@ func TestSyslogReceiverOutage(t *testing.T) {
 		outage = v
 	}
 	rs := newRsyslog(t)
-	store := openStore(t, t.TempDir())
-	sh := syslog.NewShipper(store, t.TempDir(), testLogger(t))
-	defer sh.Close()
-	if err := sh.Apply([]syslog.Target{
-		{Network: "tcp", Address: rs.tcp, Facility: 16},
-		{Network: "tls", Address: rs.tls, Facility: 16, CAFile: rs.caFile},
-		{Network: "relp", Address: rs.relp, Facility: 16},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	store, sh := startShipping(t,
+		syslog.Target{Network: "tcp", Address: rs.tcp, Facility: 16},
+		syslog.Target{Network: "tls", Address: rs.tls, Facility: 16, CAFile: rs.caFile},
+		syslog.Target{Network: "relp", Address: rs.relp, Facility: 16})
 	p := startPrinting(t, store, "rack1-n1", "rack1-n2", "rack1-n3")
 	time.Sleep(time.Second)
 	rs.stop()
@@ -106,6 +100,19 @@ func TestSyslogReceiverOutage(t *testing.T) {
 		t.Logf("%s: sent %d, reconnects %d, failed dials %d, last error %s", s.Key, s.Sent, s.Reconnects, s.DialErrors, s.LastError)
 	}
 	_ = logstore.EventGap
+}
+
+// startShipping opens a store and a shipper to targets, closed at the
+// test's end.
+func startShipping(t *testing.T, targets ...syslog.Target) (*logstore.Store, *syslog.Shipper) {
+	t.Helper()
+	store := openStore(t, t.TempDir())
+	sh := syslog.NewShipper(store, t.TempDir(), testLogger(t))
+	t.Cleanup(func() { sh.Close() })
+	if err := sh.Apply(targets); err != nil {
+		t.Fatal(err)
+	}
+	return store, sh
 }
 
 // printing consoles write numbered lines into a store, 50 a second each.
@@ -165,15 +172,9 @@ func (p *printing) stop() (map[string][]string, int) {
 // every line arrives, over RELP exactly once, and the backlog is gone.
 func TestSyslogReceiverStalls(t *testing.T) {
 	rs := newRsyslog(t)
-	store := openStore(t, t.TempDir())
-	sh := syslog.NewShipper(store, t.TempDir(), testLogger(t))
-	defer sh.Close()
-	if err := sh.Apply([]syslog.Target{
-		{Network: "relp", Address: rs.relp, Facility: 16},
-		{Network: "tcp", Address: rs.tcp, Facility: 16},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	store, sh := startShipping(t,
+		syslog.Target{Network: "relp", Address: rs.relp, Facility: 16},
+		syslog.Target{Network: "tcp", Address: rs.tcp, Facility: 16})
 	relp := func() syslog.TargetStats {
 		for _, s := range sh.Stats() {
 			if strings.HasPrefix(s.Key, "relp") {
