@@ -211,19 +211,28 @@ esac
 	}
 }
 
+// ipmiSimConsoleUp runs a console manager with one console, sim1, on an
+// ipmi_sim BMC, and waits until it is up; it returns the manager, the
+// configuration's folder and file.
+func ipmiSimConsoleUp(t *testing.T) (*managerEnv, string, string) {
+	t.Helper()
+	needTool(t, "ipmi_sim")
+	sim, _ := startIPMISimSOL(t)
+	dir := t.TempDir()
+	cfgPath := ipmiSimConfig(t, dir, []servedConsole{{name: "sim1", bmc: sim.Addr}})
+	e := startManager(t, cfgPath)
+	waitConsole(t, e.m.Console("sim1"), conserver.Up, 30*time.Second)
+	return e, dir, cfgPath
+}
+
 // TestServeIPMISimNewPassword: a new BMC password saved while a console
 // on OpenIPMI's ipmi_sim is up keeps its SOL session, and the check with
 // a short-lived session reports what ipmi_sim says of it: refused, then,
 // with the right one back, taken.
 func TestServeIPMISimNewPassword(t *testing.T) {
 	t.Parallel()
-	needTool(t, "ipmi_sim")
-	sim, _ := startIPMISimSOL(t)
-	dir := t.TempDir()
-	cfgPath := ipmiSimConfig(t, dir, []servedConsole{{name: "sim1", bmc: sim.Addr}})
-	e := startManager(t, cfgPath)
+	e, dir, cfgPath := ipmiSimConsoleUp(t)
 	c := e.m.Console("sim1")
-	waitConsole(t, c, conserver.Up, 30*time.Second)
 	upSince := c.Status().UpSince
 	apply := func(pw string) {
 		t.Helper()
@@ -255,12 +264,7 @@ func TestServeIPMISimNewPassword(t *testing.T) {
 // daemon's state_dir records.
 func TestSolBesideDaemonIPMISim(t *testing.T) {
 	t.Parallel()
-	needTool(t, "ipmi_sim")
-	sim, _ := startIPMISimSOL(t)
-	dir := t.TempDir()
-	cfgPath := ipmiSimConfig(t, dir, []servedConsole{{name: "sim1", bmc: sim.Addr}})
-	e := startManager(t, cfgPath)
-	waitConsole(t, e.m.Console("sim1"), conserver.Up, 30*time.Second)
+	e, _, cfgPath := ipmiSimConsoleUp(t)
 	cfg, err := config.Load(cfgPath)
 	must(t, err)
 	waitFor(t, "the session record", 5*time.Second, func() bool {
